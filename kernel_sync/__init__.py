@@ -1,0 +1,1 @@
+"""Kernel FIB sync over netlink (a later issue)."""

@@ -1,0 +1,1 @@
+"""RFC 4456 route reflection as an export step (a later issue)."""
