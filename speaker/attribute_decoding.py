@@ -2,7 +2,7 @@
 
 One table, ``_SPECS``, gives each attribute type its required flags, its decoder and what a
 malformation costs (BIRD's ``bgp_attr_table`` in Python): treat-as-withdraw, attribute-discard,
-or a session reset for MP_REACH/MP_UNREACH. Decoders raise the private ``_Malformed`` with the
+or a session reset for MP_REACH/MP_UNREACH. Decoders raise the private ``_MalformedError`` with the
 RFC 4271 subcode; the loop turns it into an ``UpdateProblem`` or a ``MessageError``.
 
 Data flow: ``update_message.decode_update`` passes the attribute field of an UPDATE body and the
@@ -59,14 +59,14 @@ _MP_REACH = 2
 _MP_UNREACH = 3
 
 
-class _Malformed(Exception):
+class _MalformedError(Exception):
     def __init__(self, subcode: int, reason: str) -> None:
         super().__init__(reason)
         self.subcode = subcode
         self.reason = reason
 
 
-class _Ignore(Exception):
+class _IgnoredError(Exception):
     """The attribute is dropped without it being an error (e.g. LOCAL_PREF from eBGP)."""
 
 
@@ -92,12 +92,14 @@ DecodedAttributes = tuple[
 
 # Decoders test lengths inline and call these only to build the error: one call less per
 # attribute on the path every UPDATE takes.
-def _bad_length(what: str, length: int, want: int) -> _Malformed:
-    return _Malformed(UpdateSubcode.ATTRIBUTE_LENGTH_ERROR, f"{what} length {length}, expected {want}")
+def _bad_length(what: str, length: int, want: int) -> _MalformedError:
+    return _MalformedError(
+        UpdateSubcode.ATTRIBUTE_LENGTH_ERROR, f"{what} length {length}, expected {want}"
+    )
 
 
-def _bad_multiple(what: str, length: int, unit: int) -> _Malformed:
-    return _Malformed(
+def _bad_multiple(what: str, length: int, unit: int) -> _MalformedError:
+    return _MalformedError(
         UpdateSubcode.ATTRIBUTE_LENGTH_ERROR,
         f"{what} length {length} is not a non-zero multiple of {unit}",
     )
@@ -108,7 +110,9 @@ def _origin(data: bytes, start: int, end: int, _: Negotiated) -> object:
         raise _bad_length("ORIGIN", end - start, 1)
     value = data[start]
     if value > 2:
-        raise _Malformed(UpdateSubcode.INVALID_ORIGIN_ATTRIBUTE, f"undefined ORIGIN value {value}")
+        raise _MalformedError(
+            UpdateSubcode.INVALID_ORIGIN_ATTRIBUTE, f"undefined ORIGIN value {value}"
+        )
     return value
 
 
@@ -126,7 +130,7 @@ def _unpacker(count: int, four_octet: bool) -> Callable[[bytes, int], tuple[int,
 
 
 def parse_as_path(data: bytes, start: int, end: int, four_octet: bool) -> AsPath:
-    """AS_PATH or AS4_PATH segments; raises ``_Malformed`` (3/11) on any inconsistency."""
+    """AS_PATH or AS4_PATH segments; raises ``_MalformedError`` (3/11) on any inconsistency."""
     width = 4 if four_octet else 2
     # The usual path is one AS_SEQUENCE filling the attribute: one check, one C unpack.
     if end - start >= 2 + width and data[start] == _SEQUENCE:
@@ -138,15 +142,19 @@ def parse_as_path(data: bytes, start: int, end: int, four_octet: bool) -> AsPath
     pos = start
     while pos < end:
         if pos + 2 > end:
-            raise _Malformed(UpdateSubcode.MALFORMED_AS_PATH, "segment header overruns AS_PATH")
+            raise _MalformedError(
+                UpdateSubcode.MALFORMED_AS_PATH, "segment header overruns AS_PATH"
+            )
         seg_type, count = data[pos], data[pos + 1]
         if not 1 <= seg_type <= 4:
-            raise _Malformed(UpdateSubcode.MALFORMED_AS_PATH, f"unknown segment type {seg_type}")
+            raise _MalformedError(
+                UpdateSubcode.MALFORMED_AS_PATH, f"unknown segment type {seg_type}"
+            )
         if count == 0:
-            raise _Malformed(UpdateSubcode.MALFORMED_AS_PATH, "segment of length 0")
+            raise _MalformedError(UpdateSubcode.MALFORMED_AS_PATH, "segment of length 0")
         nxt = pos + 2 + count * width
         if nxt > end:
-            raise _Malformed(UpdateSubcode.MALFORMED_AS_PATH, "segment overruns AS_PATH")
+            raise _MalformedError(UpdateSubcode.MALFORMED_AS_PATH, "segment overruns AS_PATH")
         segments.append((seg_type, struct.unpack_from(f">{count}{fmt}", data, pos + 2)))
         pos = nxt
     return tuple(segments)
@@ -164,7 +172,7 @@ def _as_path(data: bytes, start: int, end: int, neg: Negotiated) -> object:
 
 def _local_pref(data: bytes, start: int, end: int, neg: Negotiated) -> object:
     if not neg.ibgp:
-        raise _Ignore  # RFC 7606 7.5: LOCAL_PREF from an external peer is discarded
+        raise _IgnoredError  # RFC 7606 7.5: LOCAL_PREF from an external peer is discarded
     if end - start != 4:
         raise _bad_length("LOCAL_PREF", end - start, 4)
     return _U32.unpack_from(data, start)[0]
@@ -189,7 +197,7 @@ def _ibgp_only(decoder: Decoder) -> Decoder:
     # RFC 7606 7.5, 7.9, 7.10: from an external peer the attribute is simply discarded.
     def decode(data: bytes, start: int, end: int, neg: Negotiated) -> object:
         if not neg.ibgp:
-            raise _Ignore
+            raise _IgnoredError
         return decoder(data, start, end, neg)
 
     return decode
@@ -235,18 +243,19 @@ def _large(data: bytes, start: int, end: int, _: Negotiated) -> object:
 
 def _as4_path(data: bytes, start: int, end: int, neg: Negotiated) -> object:
     if neg.asn4:
-        raise _Ignore  # RFC 6793 4.1: a NEW speaker ignores AS4_PATH from a NEW speaker
+        raise _IgnoredError  # RFC 6793 4.1: a NEW speaker ignores AS4_PATH from a NEW speaker
     path = parse_as_path(data, start, end, True)
     # RFC 6793 section 6: confederation segments in AS4_PATH are dropped, the rest is kept.
     return tuple(
-        s for s in path
+        s
+        for s in path
         if s[0] not in (AsPathSegmentType.AS_CONFED_SEQUENCE, AsPathSegmentType.AS_CONFED_SET)
     )
 
 
 def _as4_aggregator(data: bytes, start: int, end: int, neg: Negotiated) -> object:
     if neg.asn4:
-        raise _Ignore
+        raise _IgnoredError
     if end - start != 8:
         raise _bad_length("AS4_AGGREGATOR", end - start, 8)
     return struct.unpack_from(">II", data, start)
@@ -255,8 +264,9 @@ def _as4_aggregator(data: bytes, start: int, end: int, neg: Negotiated) -> objec
 def _mp(min_len: int, what: str) -> Decoder:
     def decode(_data: bytes, start: int, end: int, _: Negotiated) -> object:
         if end - start < min_len:
-            raise _Malformed(
-                UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, f"{what} length {end - start} is below {min_len}"
+            raise _MalformedError(
+                UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR,
+                f"{what} length {end - start} is below {min_len}",
             )
         return (start, end)
 
@@ -273,23 +283,49 @@ def _ipv6_ext_communities(data: bytes, start: int, end: int, _: Negotiated) -> o
 _UNKNOWN_I = _F.index("unknown")
 
 _SPECS: dict[int, _Spec] = {
-    AttrType.ORIGIN: _Spec(_WELL_KNOWN, ORIGIN_I, _origin, _TAW, UpdateSubcode.ATTRIBUTE_LENGTH_ERROR),
-    AttrType.AS_PATH: _Spec(_WELL_KNOWN, AS_PATH_I, _as_path, _TAW, UpdateSubcode.MALFORMED_AS_PATH),
-    AttrType.NEXT_HOP: _Spec(_WELL_KNOWN, NEXT_HOP_I, _next_hop, _TAW, UpdateSubcode.ATTRIBUTE_LENGTH_ERROR),
+    AttrType.ORIGIN: _Spec(
+        _WELL_KNOWN, ORIGIN_I, _origin, _TAW, UpdateSubcode.ATTRIBUTE_LENGTH_ERROR
+    ),
+    AttrType.AS_PATH: _Spec(
+        _WELL_KNOWN, AS_PATH_I, _as_path, _TAW, UpdateSubcode.MALFORMED_AS_PATH
+    ),
+    AttrType.NEXT_HOP: _Spec(
+        _WELL_KNOWN, NEXT_HOP_I, _next_hop, _TAW, UpdateSubcode.ATTRIBUTE_LENGTH_ERROR
+    ),
     AttrType.MULTI_EXIT_DISC: _Spec(_OPTIONAL, _F.index("med"), _u32("MULTI_EXIT_DISC"), _TAW, 5),
     AttrType.LOCAL_PREF: _Spec(_WELL_KNOWN, _F.index("local_pref"), _local_pref, _TAW, 5),
-    AttrType.ATOMIC_AGGREGATE: _Spec(_WELL_KNOWN, _F.index("atomic_aggregate"), _atomic, _DISCARD, 5),
-    AttrType.AGGREGATOR: _Spec(_OPTIONAL_TRANSITIVE, _F.index("aggregator"), _aggregator, _DISCARD, 5),
-    AttrType.COMMUNITIES: _Spec(_OPTIONAL_TRANSITIVE, _F.index("communities"), _u32_list("COMMUNITIES"), _TAW, 5),
-    AttrType.ORIGINATOR_ID: _Spec(_OPTIONAL, _F.index("originator_id"), _ibgp_only(_u32("ORIGINATOR_ID")), _TAW, 5),
-    AttrType.CLUSTER_LIST: _Spec(_OPTIONAL, _F.index("cluster_list"), _ibgp_only(_u32_list("CLUSTER_LIST")), _TAW, 5),
+    AttrType.ATOMIC_AGGREGATE: _Spec(
+        _WELL_KNOWN, _F.index("atomic_aggregate"), _atomic, _DISCARD, 5
+    ),
+    AttrType.AGGREGATOR: _Spec(
+        _OPTIONAL_TRANSITIVE, _F.index("aggregator"), _aggregator, _DISCARD, 5
+    ),
+    AttrType.COMMUNITIES: _Spec(
+        _OPTIONAL_TRANSITIVE, _F.index("communities"), _u32_list("COMMUNITIES"), _TAW, 5
+    ),
+    AttrType.ORIGINATOR_ID: _Spec(
+        _OPTIONAL, _F.index("originator_id"), _ibgp_only(_u32("ORIGINATOR_ID")), _TAW, 5
+    ),
+    AttrType.CLUSTER_LIST: _Spec(
+        _OPTIONAL, _F.index("cluster_list"), _ibgp_only(_u32_list("CLUSTER_LIST")), _TAW, 5
+    ),
     AttrType.MP_REACH_NLRI: _Spec(_OPTIONAL, -1 - _MP_REACH, _mp(5, "MP_REACH_NLRI"), _RESET, 9),
-    AttrType.MP_UNREACH_NLRI: _Spec(_OPTIONAL, -1 - _MP_UNREACH, _mp(3, "MP_UNREACH_NLRI"), _RESET, 9),
-    AttrType.EXTENDED_COMMUNITIES: _Spec(_OPTIONAL_TRANSITIVE, _F.index("extended_communities"), _ext_communities, _TAW, 5),
+    AttrType.MP_UNREACH_NLRI: _Spec(
+        _OPTIONAL, -1 - _MP_UNREACH, _mp(3, "MP_UNREACH_NLRI"), _RESET, 9
+    ),
+    AttrType.EXTENDED_COMMUNITIES: _Spec(
+        _OPTIONAL_TRANSITIVE, _F.index("extended_communities"), _ext_communities, _TAW, 5
+    ),
     AttrType.AS4_PATH: _Spec(_OPTIONAL_TRANSITIVE, -1 - _AS4_PATH, _as4_path, _DISCARD, 11),
-    AttrType.AS4_AGGREGATOR: _Spec(_OPTIONAL_TRANSITIVE, -1 - _AS4_AGGREGATOR, _as4_aggregator, _DISCARD, 5),
-    AttrType.IPV6_EXTENDED_COMMUNITIES: _Spec(_OPTIONAL_TRANSITIVE, _UNKNOWN_I, _ipv6_ext_communities, _TAW, 5),
-    AttrType.LARGE_COMMUNITY: _Spec(_OPTIONAL_TRANSITIVE, _F.index("large_communities"), _large, _TAW, 5),
+    AttrType.AS4_AGGREGATOR: _Spec(
+        _OPTIONAL_TRANSITIVE, -1 - _AS4_AGGREGATOR, _as4_aggregator, _DISCARD, 5
+    ),
+    AttrType.IPV6_EXTENDED_COMMUNITIES: _Spec(
+        _OPTIONAL_TRANSITIVE, _UNKNOWN_I, _ipv6_ext_communities, _TAW, 5
+    ),
+    AttrType.LARGE_COMMUNITY: _Spec(
+        _OPTIONAL_TRANSITIVE, _F.index("large_communities"), _large, _TAW, 5
+    ),
     AttrType.OTC: _Spec(_OPTIONAL_TRANSITIVE, _F.index("otc"), _u32("OTC"), _TAW, 5),
 }
 
@@ -297,15 +333,24 @@ _SPECS: dict[int, _Spec] = {
 # Fixed-size attributes in their canonical encoding (exact flags, one-octet length) are read
 # without a decoder call: header bytes -> (field, unpacker, value length, presence bit). Any
 # other encoding of them takes the general path, which also reports the errors.
-def _fast(code: AttrType, flags: int, fmt: str, field: str) -> tuple[bytes, tuple[int, Callable[[bytes, int], tuple[object, ...]], int, int]]:
+def _fast(
+    code: AttrType, flags: int, fmt: str, field: str
+) -> tuple[bytes, tuple[int, Callable[[bytes, int], tuple[object, ...]], int, int]]:
     unpacker = struct.Struct(fmt)
-    return bytes((flags, code, unpacker.size)), (_F.index(field), unpacker.unpack_from, unpacker.size, 1 << code)
+    return bytes((flags, code, unpacker.size)), (
+        _F.index(field),
+        unpacker.unpack_from,
+        unpacker.size,
+        1 << code,
+    )
 
 
-_FAST_EBGP = dict([
-    _fast(AttrType.NEXT_HOP, _WELL_KNOWN, ">4s", "next_hop"),
-    _fast(AttrType.MULTI_EXIT_DISC, _OPTIONAL, ">I", "med"),
-])
+_FAST_EBGP = dict(
+    [
+        _fast(AttrType.NEXT_HOP, _WELL_KNOWN, ">4s", "next_hop"),
+        _fast(AttrType.MULTI_EXIT_DISC, _OPTIONAL, ">I", "med"),
+    ]
+)
 # LOCAL_PREF only counts from internal peers (RFC 7606 7.5).
 _FAST_IBGP = {**_FAST_EBGP, **dict([_fast(AttrType.LOCAL_PREF, _WELL_KNOWN, ">I", "local_pref")])}
 
@@ -341,32 +386,55 @@ def decode_attributes(data: bytes, start: int, end: int, neg: Negotiated) -> Dec
         head = 4 if flags & _EXT_LEN else 3
         if end - pos < head:
             # RFC 7606 section 4: too few octets left for an attribute header.
-            problems.append(UpdateProblem(_TAW, 0, UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
-                                          "attribute header overruns the attribute field"))
+            problems.append(
+                UpdateProblem(
+                    _TAW,
+                    0,
+                    UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
+                    "attribute header overruns the attribute field",
+                )
+            )
             break
         code = data[pos + 1]
         length = _U16.unpack_from(data, pos + 2)[0] if head == 4 else data[pos + 2]
         vstart = pos + head
         vend = vstart + length
         if vend > end:
-            problems.append(UpdateProblem(_TAW, code, UpdateSubcode.ATTRIBUTE_LENGTH_ERROR,
-                                          "attribute overruns the attribute field"))
+            problems.append(
+                UpdateProblem(
+                    _TAW,
+                    code,
+                    UpdateSubcode.ATTRIBUTE_LENGTH_ERROR,
+                    "attribute overruns the attribute field",
+                )
+            )
             break
         bit = 1 << code
         if present & bit:
-            if code == _MP_REACH_CODE or code == _MP_UNREACH_CODE:
-                raise _reset(UpdateSubcode.MALFORMED_ATTRIBUTE_LIST, b"", f"attribute {code} appears twice")
+            if code in (_MP_REACH_CODE, _MP_UNREACH_CODE):
+                raise _reset(
+                    UpdateSubcode.MALFORMED_ATTRIBUTE_LIST, b"", f"attribute {code} appears twice"
+                )
             # RFC 7606 3g: keep the first copy of any other attribute.
-            problems.append(UpdateProblem(_DISCARD, code, UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
-                                          "repeated attribute dropped"))
+            problems.append(
+                UpdateProblem(
+                    _DISCARD,
+                    code,
+                    UpdateSubcode.MALFORMED_ATTRIBUTE_LIST,
+                    "repeated attribute dropped",
+                )
+            )
             pos = vend
             continue
         present |= bit
         spec = specs.get(code)
         if spec is None:
             if not flags & _OPTIONAL:
-                raise _reset(UpdateSubcode.UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE, data[pos:vend],
-                             f"unrecognized well-known attribute {code}")
+                raise _reset(
+                    UpdateSubcode.UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE,
+                    data[pos:vend],
+                    f"unrecognized well-known attribute {code}",
+                )
             if flags & _TRANSITIVE:
                 if unknown is None:
                     unknown = []
@@ -376,13 +444,15 @@ def decode_attributes(data: bytes, start: int, end: int, neg: Negotiated) -> Dec
         want_flags, field, decode, action, malformed_subcode = spec
         try:
             if flags & 0xC0 != want_flags:
-                raise _Malformed(UpdateSubcode.ATTRIBUTE_FLAGS_ERROR,
-                                 f"flags {flags:#04x} conflict with the attribute type")
+                raise _MalformedError(
+                    UpdateSubcode.ATTRIBUTE_FLAGS_ERROR,
+                    f"flags {flags:#04x} conflict with the attribute type",
+                )
             value = decode(data, vstart, vend, neg)
-        except _Ignore:
+        except _IgnoredError:
             pos = vend
             continue
-        except _Malformed as err:
+        except _MalformedError as err:
             if action is None:
                 # MP_REACH/MP_UNREACH: RFC 4760 section 7 names Optional Attribute Error for a
                 # malformed value; a flags conflict keeps its own subcode.
@@ -459,8 +529,14 @@ def _merge_as4(values: list[object], extra: list[object], problems: list[UpdateP
     as4: AsPath = as4_path  # type: ignore[assignment]
     missing = as_path_length(as_path) - as_path_length(as4)
     if missing < 0:
-        problems.append(UpdateProblem(_DISCARD, AttrType.AS4_PATH, UpdateSubcode.MALFORMED_AS_PATH,
-                                      "AS4_PATH longer than AS_PATH, ignored"))
+        problems.append(
+            UpdateProblem(
+                _DISCARD,
+                AttrType.AS4_PATH,
+                UpdateSubcode.MALFORMED_AS_PATH,
+                "AS4_PATH longer than AS_PATH, ignored",
+            )
+        )
         return
     values[AS_PATH_I] = _join(_leading(as_path, missing), as4)
 

@@ -56,8 +56,10 @@ class FourOctetAsCapability:
 
 @dataclass(frozen=True, slots=True)
 class GracefulRestartCapability:
-    """RFC 4724: restart flags (``GracefulRestartFlag``), restart time in seconds, and for each
-    family (afi, safi, flags) where flags carries ``GracefulRestartFamilyFlag.FORWARDING_STATE``.
+    """RFC 4724 graceful restart.
+
+    Restart flags (``GracefulRestartFlag``), restart time in seconds, and for each family
+    (afi, safi, flags) where flags carries ``GracefulRestartFamilyFlag.FORWARDING_STATE``.
     """
 
     restart_flags: int = 0
@@ -150,7 +152,9 @@ def _decode_multiprotocol(value: bytes) -> Capability:
     return MultiprotocolCapability(afi, safi)
 
 
-def _no_value(code: CapabilityCode, make: Callable[[], Capability]) -> Callable[[bytes], Capability]:
+def _no_value(
+    code: CapabilityCode, make: Callable[[], Capability]
+) -> Callable[[bytes], Capability]:
     def decode(value: bytes) -> Capability:
         _need_len(code, value, 0)
         return make()

@@ -28,7 +28,9 @@ class MessageError(CodecError):
         self.subcode = subcode
         self.data = data
         self.reason = reason
-        super().__init__(f"{error_name(code, subcode)}: {reason}" if reason else error_name(code, subcode))
+        super().__init__(
+            f"{error_name(code, subcode)}: {reason}" if reason else error_name(code, subcode)
+        )
 
 
 class EncodeError(CodecError):

@@ -40,7 +40,9 @@ class Notification:
     data: bytes = b""
 
     @classmethod
-    def shutdown(cls, text: str, subcode: int = CeaseSubcode.ADMINISTRATIVE_SHUTDOWN) -> Notification:
+    def shutdown(
+        cls, text: str, subcode: int = CeaseSubcode.ADMINISTRATIVE_SHUTDOWN
+    ) -> Notification:
         """A Cease with an RFC 9003 shutdown communication, cut to 255 octets of UTF-8."""
         raw = text.encode("utf-8")[:MAX_SHUTDOWN_TEXT]
         # Never cut inside a character: drop a trailing partial sequence.

@@ -36,7 +36,10 @@ _MIN_LEN = {
 _ALWAYS_SMALL = (MessageType.OPEN, MessageType.KEEPALIVE)
 # (minimum, maximum) per type; maximum 0 means the session's negotiated maximum.
 _BOUNDS = {
-    int(t): (low, HEADER_LEN if t == MessageType.KEEPALIVE else MAX_MESSAGE_LEN if t in _ALWAYS_SMALL else 0)
+    int(t): (
+        low,
+        HEADER_LEN if t == MessageType.KEEPALIVE else MAX_MESSAGE_LEN if t in _ALWAYS_SMALL else 0,
+    )
     for t, low in _MIN_LEN.items()
 }
 
@@ -56,7 +59,7 @@ def check_header(header: bytes, max_len: int) -> tuple[int, int]:
             "marker is not all ones",
         )
     length, mtype = _LEN_TYPE.unpack_from(header, 16)
-    minimum = _MIN_LEN.get(mtype)  # type: ignore[call-overload]
+    minimum = _MIN_LEN.get(mtype)
     if minimum is None:
         raise MessageError(
             ErrorCode.MESSAGE_HEADER,
@@ -114,7 +117,11 @@ class MessageReader:
         while end - pos >= HEADER_LEN:
             marker, length, mtype = unpack(data, pos)
             bounds = _BOUNDS.get(mtype)
-            if marker != MARKER or bounds is None or not bounds[0] <= length <= (bounds[1] or max_len):
+            if (
+                marker != MARKER
+                or bounds is None
+                or not bounds[0] <= length <= (bounds[1] or max_len)
+            ):
                 check_header(data[pos : pos + HEADER_LEN], max_len)  # raises the exact error
             if end - pos < length:
                 break

@@ -41,8 +41,12 @@ def decode_message(message_type: int, body: bytes, neg: Negotiated) -> Message:
     """Decode one message body; ``message_type`` was checked by the framing."""
     decoder = _DECODERS.get(message_type)
     if decoder is None:
-        raise MessageError(ErrorCode.MESSAGE_HEADER, 3, bytes((message_type & 0xFF,)),
-                           f"unknown message type {message_type}")
+        raise MessageError(
+            ErrorCode.MESSAGE_HEADER,
+            3,
+            bytes((message_type & 0xFF,)),
+            f"unknown message type {message_type}",
+        )
     try:
         return decoder(body, neg)
     except CodecError:
@@ -50,8 +54,12 @@ def decode_message(message_type: int, body: bytes, neg: Negotiated) -> Message:
     except (IndexError, ValueError, KeyError, TypeError, OverflowError) as exc:
         # Every decoder checks lengths before reading; reaching here is a decoder bug, and the
         # session still gets a NOTIFICATION rather than a crash.
-        raise MessageError(ErrorCode.MESSAGE_HEADER, 0, b"",
-                           f"undecodable message type {message_type}: {exc!r} (Myna bug)") from exc
+        raise MessageError(
+            ErrorCode.MESSAGE_HEADER,
+            0,
+            b"",
+            f"undecodable message type {message_type}: {exc!r} (Myna bug)",
+        ) from exc
 
 
 def decode_wire(wire: bytes, neg: Negotiated) -> Message:
@@ -59,7 +67,11 @@ def decode_wire(wire: bytes, neg: Negotiated) -> Message:
     reader = MessageReader(neg.max_message_len)
     messages = reader.feed(wire)
     if len(messages) != 1 or reader.buffered:
-        raise MessageError(ErrorCode.MESSAGE_HEADER, 2, b"",
-                           f"expected one whole message, got {len(messages)} and {reader.buffered} octets")
+        raise MessageError(
+            ErrorCode.MESSAGE_HEADER,
+            2,
+            b"",
+            f"expected one whole message, got {len(messages)} and {reader.buffered} octets",
+        )
     message_type, body = messages[0]
     return decode_message(message_type, body, neg)

@@ -103,11 +103,13 @@ def negotiate(sent: Open, received: Open, local_as: int, peer_as: int) -> Negoti
         families=frozenset(families),
         # We receive path ids where we said "receive" and the peer said "send".
         add_path_receive=frozenset(
-            _add_path(ours, AddPathDirection.RECEIVE) & _add_path(theirs, AddPathDirection.SEND)
+            _add_path(ours, AddPathDirection.RECEIVE)
+            & _add_path(theirs, AddPathDirection.SEND)
             & families
         ),
         add_path_send=frozenset(
-            _add_path(ours, AddPathDirection.SEND) & _add_path(theirs, AddPathDirection.RECEIVE)
+            _add_path(ours, AddPathDirection.SEND)
+            & _add_path(theirs, AddPathDirection.RECEIVE)
             & families
         ),
         extended_message=any(isinstance(c, ExtendedMessageCapability) for c in ours)

@@ -18,6 +18,7 @@ from speaker.capabilities import (
     encode_capability,
 )
 from speaker.codec_errors import EncodeError, MessageError
+from speaker.framing import frame
 from speaker.wire_codes import (
     AS_TRANS,
     BGP_VERSION,
@@ -26,7 +27,6 @@ from speaker.wire_codes import (
     OpenSubcode,
     OptionalParameterType,
 )
-from speaker.framing import frame
 
 _HEAD = struct.Struct(">BHHIB")
 
@@ -76,7 +76,9 @@ def _parameters(body: bytes) -> list[tuple[int, bytes]]:
     params_len = body[9]
     pos = 10
     # RFC 9072: a non-zero length followed by type 255 announces the extended form.
-    extended = params_len != 0 and len(body) > 10 and body[10] == OptionalParameterType.EXTENDED_LENGTH
+    extended = (
+        params_len != 0 and len(body) > 10 and body[10] == OptionalParameterType.EXTENDED_LENGTH
+    )
     if extended:
         if len(body) < 13:
             raise _malformed("extended optional parameters length is truncated")

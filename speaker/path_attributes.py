@@ -77,7 +77,8 @@ def _tlv(flags: int, code: int, value: bytes) -> bytes:
 
 def _segments_wire(path: AsPath, four_octet: bool) -> bytes:
     parts = []
-    for seg_type, asns in path:
+    for seg_type, path_asns in path:
+        asns = path_asns
         if not four_octet and any(a > 0xFFFF for a in asns):
             asns = tuple(a if a <= 0xFFFF else AS_TRANS for a in asns)
         # A segment holds at most 255 ASes; longer ones are split into several.
@@ -147,7 +148,7 @@ def _enc_aggregator(a: PathAttributes, asn4: bool) -> bytes:
 
 def _enc_u32_list(field: int, flags: int, code: AttrType) -> Encoder:
     def encode(a: PathAttributes, _: bool) -> bytes:
-        values = a[field]
+        values: tuple[int, ...] = a[field]  # type: ignore[assignment]
         return _tlv(flags, code, struct.pack(f">{len(values)}I", *values)) if values else b""
 
     return encode
@@ -157,7 +158,11 @@ def _enc_ext_communities(a: PathAttributes, _: bool) -> bytes:
     values = a.extended_communities
     if not values:
         return b""
-    return _tlv(_OPTIONAL_TRANSITIVE, AttrType.EXTENDED_COMMUNITIES, struct.pack(f">{len(values)}Q", *values))
+    return _tlv(
+        _OPTIONAL_TRANSITIVE,
+        AttrType.EXTENDED_COMMUNITIES,
+        struct.pack(f">{len(values)}Q", *values),
+    )
 
 
 def _enc_as4_path(a: PathAttributes, asn4: bool) -> bytes:
@@ -166,8 +171,7 @@ def _enc_as4_path(a: PathAttributes, asn4: bool) -> bytes:
     if asn4 or all(asn <= 0xFFFF for _, asns in a.as_path for asn in asns):
         return b""
     path = tuple(
-        s for s in a.as_path
-        if s[0] in (AsPathSegmentType.AS_SEQUENCE, AsPathSegmentType.AS_SET)
+        s for s in a.as_path if s[0] in (AsPathSegmentType.AS_SEQUENCE, AsPathSegmentType.AS_SET)
     )
     return _tlv(_OPTIONAL_TRANSITIVE, AttrType.AS4_PATH, _segments_wire(path, True))
 
@@ -183,11 +187,15 @@ def _enc_large(a: PathAttributes, _: bool) -> bytes:
     if not values:
         return b""
     flat = [v for triple in values for v in triple]
-    return _tlv(_OPTIONAL_TRANSITIVE, AttrType.LARGE_COMMUNITY, struct.pack(f">{len(flat)}I", *flat))
+    return _tlv(
+        _OPTIONAL_TRANSITIVE, AttrType.LARGE_COMMUNITY, struct.pack(f">{len(flat)}I", *flat)
+    )
 
 
 def _enc_unknown(a: PathAttributes, _: bool) -> bytes:
-    return b"".join(_tlv(flags, code, value) for flags, code, value in sorted(a.unknown, key=lambda u: u[1]))
+    return b"".join(
+        _tlv(flags, code, value) for flags, code, value in sorted(a.unknown, key=lambda u: u[1])
+    )
 
 
 _F = PathAttributes._fields
@@ -205,12 +213,18 @@ _ENCODERS: tuple[tuple[int, Encoder], ...] = (
     (_F.index("local_pref"), _enc_u32(_F.index("local_pref"), _WELL_KNOWN, AttrType.LOCAL_PREF)),
     (_F.index("atomic_aggregate"), _enc_atomic),
     (_F.index("aggregator"), _enc_aggregator),
-    (_F.index("communities"),
-     _enc_u32_list(_F.index("communities"), _OPTIONAL_TRANSITIVE, AttrType.COMMUNITIES)),
-    (_F.index("originator_id"),
-     _enc_u32(_F.index("originator_id"), _OPTIONAL, AttrType.ORIGINATOR_ID)),
-    (_F.index("cluster_list"),
-     _enc_u32_list(_F.index("cluster_list"), _OPTIONAL, AttrType.CLUSTER_LIST)),
+    (
+        _F.index("communities"),
+        _enc_u32_list(_F.index("communities"), _OPTIONAL_TRANSITIVE, AttrType.COMMUNITIES),
+    ),
+    (
+        _F.index("originator_id"),
+        _enc_u32(_F.index("originator_id"), _OPTIONAL, AttrType.ORIGINATOR_ID),
+    ),
+    (
+        _F.index("cluster_list"),
+        _enc_u32_list(_F.index("cluster_list"), _OPTIONAL, AttrType.CLUSTER_LIST),
+    ),
     (_F.index("extended_communities"), _enc_ext_communities),
     (_F.index("as_path"), _enc_as4_path),
     (_F.index("aggregator"), _enc_as4_aggregator),

@@ -123,20 +123,28 @@ def _mp_reach(
     afi, safi, nh_len = _MP_HEAD.unpack_from(data, start)
     family = Family.lookup(afi, safi)
     if family is None or family not in neg.families:
-        problems.append(UpdateProblem(UpdateAction.ATTRIBUTE_DISCARD, AttrType.MP_REACH_NLRI,
-                                      UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR,
-                                      f"AFI {afi} SAFI {safi} was not negotiated"))
+        problems.append(
+            UpdateProblem(
+                UpdateAction.ATTRIBUTE_DISCARD,
+                AttrType.MP_REACH_NLRI,
+                UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR,
+                f"AFI {afi} SAFI {safi} was not negotiated",
+            )
+        )
         return None
     nlri_start = start + 4 + nh_len + 1  # next hop, then one reserved octet
     if nlri_start > end or not _next_hop_ok(family, nh_len, neg):
-        raise _reset(UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR,
-                     f"MP_REACH_NLRI next hop length {nh_len} is not valid for {family.name}",
-                     data[pos:end])
+        raise _reset(
+            UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR,
+            f"MP_REACH_NLRI next hop length {nh_len} is not valid for {family.name}",
+            data[pos:end],
+        )
     try:
         prefixes, ids = _prefixes(data, nlri_start, end, family, family in neg.add_path_receive)
     except NlriError as exc:
-        raise _reset(UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, f"MP_REACH_NLRI: {exc}",
-                     data[pos:end]) from None
+        raise _reset(
+            UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, f"MP_REACH_NLRI: {exc}", data[pos:end]
+        ) from None
     return family, data[start + 4 : start + 4 + nh_len], prefixes, ids
 
 
@@ -147,30 +155,44 @@ def _mp_unreach(
     afi, safi = struct.unpack_from(">HB", data, start)
     family = Family.lookup(afi, safi)
     if family is None or family not in neg.families:
-        problems.append(UpdateProblem(UpdateAction.ATTRIBUTE_DISCARD, AttrType.MP_UNREACH_NLRI,
-                                      UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR,
-                                      f"AFI {afi} SAFI {safi} was not negotiated"))
+        problems.append(
+            UpdateProblem(
+                UpdateAction.ATTRIBUTE_DISCARD,
+                AttrType.MP_UNREACH_NLRI,
+                UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR,
+                f"AFI {afi} SAFI {safi} was not negotiated",
+            )
+        )
         return None
     try:
         prefixes, ids = _prefixes(data, start + 3, end, family, family in neg.add_path_receive)
     except NlriError as exc:
-        raise _reset(UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, f"MP_UNREACH_NLRI: {exc}",
-                     data[pos:end]) from None
+        raise _reset(
+            UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, f"MP_UNREACH_NLRI: {exc}", data[pos:end]
+        ) from None
     return Unreach(family, prefixes, ids)
 
 
 def decode_update(body: bytes, neg: Negotiated) -> Update:
-    """Decode an UPDATE body (header removed). Raises ``MessageError`` when the session must reset."""
+    """Decode an UPDATE body (header removed).
+
+    Raises ``MessageError`` when the session must be reset; every other malformation is in the
+    returned ``Update.problems``.
+    """
     size = len(body)
     if size < 4:
         raise _reset(UpdateSubcode.MALFORMED_ATTRIBUTE_LIST, "UPDATE shorter than 4 octets")
     wlen = (body[0] << 8) | body[1]
     astart = 4 + wlen
     if astart > size:
-        raise _reset(UpdateSubcode.MALFORMED_ATTRIBUTE_LIST, "withdrawn routes length overruns the UPDATE")
+        raise _reset(
+            UpdateSubcode.MALFORMED_ATTRIBUTE_LIST, "withdrawn routes length overruns the UPDATE"
+        )
     aend = astart + ((body[astart - 2] << 8) | body[astart - 1])
     if aend > size:
-        raise _reset(UpdateSubcode.MALFORMED_ATTRIBUTE_LIST, "path attribute length overruns the UPDATE")
+        raise _reset(
+            UpdateSubcode.MALFORMED_ATTRIBUTE_LIST, "path attribute length overruns the UPDATE"
+        )
     if size == 4:
         return _EOR[_V4]
     add_path = _V4 in neg.add_path_receive
@@ -192,21 +214,29 @@ def decode_update(body: bytes, neg: Negotiated) -> Update:
         raise _reset(UpdateSubcode.INVALID_NETWORK_FIELD, str(exc)) from None
     if astart == aend:
         if classic:
-            missing = UpdateProblem(UpdateAction.TREAT_AS_WITHDRAW, AttrType.ORIGIN,
-                                    UpdateSubcode.MISSING_WELL_KNOWN_ATTRIBUTE,
-                                    "NLRI without path attributes")
+            missing = UpdateProblem(
+                UpdateAction.TREAT_AS_WITHDRAW,
+                AttrType.ORIGIN,
+                UpdateSubcode.MISSING_WELL_KNOWN_ATTRIBUTE,
+                "NLRI without path attributes",
+            )
             unreach.append(Unreach(_V4, classic, classic_ids))
             return Update((), tuple(unreach), None, (missing,))
         return Update((), tuple(unreach))
 
-    values, present, mp_where, mp_unreach_where, problems = decode_attributes(body, astart, aend, neg)
+    values, present, mp_where, mp_unreach_where, problems = decode_attributes(
+        body, astart, aend, neg
+    )
     mp = _mp_reach(body, mp_where, neg, problems) if mp_where else None
     if mp_unreach_where:
         gone = _mp_unreach(body, mp_unreach_where, neg, problems)
         if gone is not None:
             if not gone.prefixes and not (unreach or classic or mp):
-                return _EOR[gone.family] if not problems else Update(end_of_rib=gone.family,
-                                                                    problems=tuple(problems))
+                return (
+                    _EOR[gone.family]
+                    if not problems
+                    else Update(end_of_rib=gone.family, problems=tuple(problems))
+                )
             unreach.append(gone)
 
     reachable = bool(classic) or (mp is not None and bool(mp[2]))
@@ -233,32 +263,50 @@ def decode_update(body: bytes, neg: Negotiated) -> Update:
     if mp is not None and mp[2]:
         values[NEXT_HOP_I] = mp[1]
         reach += (_new(Reach, (mp[0], intern(_new(PathAttributes, values)), mp[2], mp[3])),)
-    return _new(Update, (reach, tuple(unreach) if unreach else (), None,
-                         tuple(problems) if problems else ()))
+    return _new(
+        Update,
+        (reach, tuple(unreach) if unreach else (), None, tuple(problems) if problems else ()),
+    )
 
 
 def _check_mandatory(
-    present: int, classic: bool, values: list[object], neg: Negotiated,
+    present: int,
+    classic: bool,
+    values: list[object],
+    neg: Negotiated,
     problems: list[UpdateProblem],
 ) -> None:
     """RFC 7606 3d missing well-known attributes, and the eBGP first-AS rule (RFC 4271 6.3)."""
     want = _NEEDED_CLASSIC if classic else _NEEDED_MP
     if present & want == want and (neg.ibgp or not neg.peer_as):
         return
-    required = (AttrType.ORIGIN, AttrType.AS_PATH, AttrType.NEXT_HOP) if classic else (
-        AttrType.ORIGIN, AttrType.AS_PATH)
-    for code in required:
-        if not present & (1 << code):
-            problems.append(UpdateProblem(UpdateAction.TREAT_AS_WITHDRAW, code,
-                                          UpdateSubcode.MISSING_WELL_KNOWN_ATTRIBUTE,
-                                          f"missing well-known attribute {AttrType(code).name}"))
+    required = (
+        (AttrType.ORIGIN, AttrType.AS_PATH, AttrType.NEXT_HOP)
+        if classic
+        else (AttrType.ORIGIN, AttrType.AS_PATH)
+    )
+    problems.extend(
+        UpdateProblem(
+            UpdateAction.TREAT_AS_WITHDRAW,
+            code,
+            UpdateSubcode.MISSING_WELL_KNOWN_ATTRIBUTE,
+            f"missing well-known attribute {AttrType(code).name}",
+        )
+        for code in required
+        if not present & (1 << code)
+    )
     if not neg.ibgp and neg.peer_as and present & (1 << AttrType.AS_PATH):
         path = values[AS_PATH_I]
         first = path[0] if path else None  # type: ignore[index]
         if first is None or first[0] != AsPathSegmentType.AS_SEQUENCE or first[1][0] != neg.peer_as:
-            problems.append(UpdateProblem(UpdateAction.TREAT_AS_WITHDRAW, AttrType.AS_PATH,
-                                          UpdateSubcode.MALFORMED_AS_PATH,
-                                          f"AS_PATH from an external peer does not start with its AS {neg.peer_as}"))
+            problems.append(
+                UpdateProblem(
+                    UpdateAction.TREAT_AS_WITHDRAW,
+                    AttrType.AS_PATH,
+                    UpdateSubcode.MALFORMED_AS_PATH,
+                    f"AS_PATH from an external peer does not start with its AS {neg.peer_as}",
+                )
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,8 +319,9 @@ def _tlv_head(code: int, length: int) -> bytes:
     return struct.pack(">BBB", _MP_FLAGS, code, length)
 
 
-def _entries(family: Family, prefixes: Sequence[int], path_ids: Sequence[int] | None,
-             add_path: bool) -> list[bytes]:
+def _entries(
+    family: Family, prefixes: Sequence[int], path_ids: Sequence[int] | None, add_path: bool
+) -> list[bytes]:
     bits = ADDRESS_BITS[family]
     if add_path:
         ids = path_ids if path_ids is not None else [0] * len(prefixes)
@@ -328,8 +377,16 @@ def encode_announcements(
         if fixed + len(chunks[0]) > neg.max_message_len:
             chunks = _pack(entries, limit - len(block))  # raises: not even one prefix fits
         return [
-            b"".join((MARKER, _LEN_TYPE.pack(fixed + len(chunk), MessageType.UPDATE), b"\x00\x00",
-                      head, block, chunk))
+            b"".join(
+                (
+                    MARKER,
+                    _LEN_TYPE.pack(fixed + len(chunk), MessageType.UPDATE),
+                    b"\x00\x00",
+                    head,
+                    block,
+                    chunk,
+                )
+            )
             for chunk in chunks
         ]
     block = ATTRIBUTES.wire(attrs, neg.asn4, False)
@@ -350,8 +407,10 @@ def encode_withdrawals(
     entries = _entries(family, prefixes, path_ids, family in neg.add_path_send)
     limit = neg.max_message_len - HEADER_LEN - 4
     if family is _V4:
-        return [frame(MessageType.UPDATE, _U16.pack(len(c)) + c + b"\x00\x00")
-                for c in _pack(entries, limit)]
+        return [
+            frame(MessageType.UPDATE, _U16.pack(len(c)) + c + b"\x00\x00")
+            for c in _pack(entries, limit)
+        ]
     mp_head = struct.pack(">HB", family.afi, family.safi)
     out = []
     for chunk in _pack(entries, limit - 4 - len(mp_head)):
@@ -383,8 +442,9 @@ def encode_update(update: Update, neg: Negotiated) -> bytes:
     mp_attrs: list[bytes] = []
     block = b""
     for gone in update.unreach:
-        entries = b"".join(_entries(gone.family, gone.prefixes, gone.path_ids,
-                                    gone.family in neg.add_path_send))
+        entries = b"".join(
+            _entries(gone.family, gone.prefixes, gone.path_ids, gone.family in neg.add_path_send)
+        )
         if gone.family is _V4:
             withdrawn += entries
         else:
@@ -392,7 +452,9 @@ def encode_update(update: Update, neg: Negotiated) -> bytes:
             mp_attrs.append(_tlv_head(AttrType.MP_UNREACH_NLRI, len(value)) + value)
     classic = [r for r in update.reach if _classic(r.family, r.attributes)]
     for r in update.reach:
-        entries = b"".join(_entries(r.family, r.prefixes, r.path_ids, r.family in neg.add_path_send))
+        entries = b"".join(
+            _entries(r.family, r.prefixes, r.path_ids, r.family in neg.add_path_send)
+        )
         if classic and r is classic[0]:
             nlri = entries
             block = ATTRIBUTES.wire(r.attributes, neg.asn4, True)
@@ -407,6 +469,7 @@ def encode_update(update: Update, neg: Negotiated) -> bytes:
     attributes = b"".join(mp_attrs) + block
     body = _U16.pack(len(withdrawn)) + withdrawn + _U16.pack(len(attributes)) + attributes + nlri
     if HEADER_LEN + len(body) > neg.max_message_len:
-        raise EncodeError(f"UPDATE of {HEADER_LEN + len(body)} octets exceeds {neg.max_message_len}")
+        raise EncodeError(
+            f"UPDATE of {HEADER_LEN + len(body)} octets exceeds {neg.max_message_len}"
+        )
     return frame(MessageType.UPDATE, body)
-

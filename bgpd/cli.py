@@ -1,0 +1,78 @@
+"""The ``myna`` command line: one entry point, one subcommand per job.
+
+Data flow: argv -> argparse -> the subcommand's function, which prints to stdout and returns
+the exit status. Later issues add ``run``, ``check``, ``show`` and ``lab``; today it offers
+``version`` and ``decode``, which turns a BGP message in hex (as tcpdump or a log shows it)
+into the values Myna's codec reads from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+from speaker.codec_errors import CodecError, MessageError
+from speaker.messages import decode_wire
+from speaker.negotiated import Negotiated
+from speaker.wire_codes import Family, error_name
+
+
+def _version() -> str:
+    try:
+        return version("myna")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _decode(args: argparse.Namespace) -> int:
+    text = "".join(args.hex).replace(":", "").replace(" ", "")
+    try:
+        wire = bytes.fromhex(text)
+    except ValueError:
+        print("myna decode: the message is not hex (your input)", file=sys.stderr)
+        return 2
+    add_path = frozenset(Family) if args.add_path else frozenset()
+    neg = Negotiated(
+        asn4=not args.two_octet_as,
+        add_path_receive=add_path,
+        extended_message=len(wire) > 4096,
+    )
+    try:
+        print(decode_wire(wire, neg))
+    except MessageError as exc:
+        print(
+            f"the peer's message is malformed: {error_name(exc.code, exc.subcode)}: {exc.reason}"
+            f" (NOTIFICATION data {exc.data.hex() or 'empty'})"
+        )
+        return 1
+    except CodecError as exc:
+        print(f"cannot decode: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="myna", description="Myna, a BGP daemon for Calico.")
+    parser.add_argument("--version", action="version", version=f"myna {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("version", help="print the version")
+    decode = sub.add_parser("decode", help="decode one BGP message given in hex")
+    decode.add_argument("hex", nargs="+", help="the whole message, marker included")
+    decode.add_argument("--two-octet-as", action="store_true", help="session without RFC 6793")
+    decode.add_argument("--add-path", action="store_true", help="NLRI carry path identifiers")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    if args.command == "version":
+        print(f"myna {_version()}")
+        return 0
+    return _decode(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
