@@ -19,11 +19,18 @@ earlier round (ExaBGP's encode likewise includes building its objects).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime
 import gc
+import importlib.metadata
 import ipaddress
 import json
+import os
+import platform
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bench.exabgp_codec import OracleSession, exa_decode_bodies, exa_encode_routes
@@ -200,15 +207,55 @@ def table(rows: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def machine() -> dict[str, str]:
+    """What the figures were measured on."""
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "python": platform.python_version(),
+        "exabgp": importlib.metadata.version("exabgp"),
+        "kernel": platform.release(),
+    }
+
+
+def save(rows: dict[str, dict[str, float]], directory: Path) -> Path:
+    """Write the table and the JSON, dated and with the machine, into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+    info = machine()
+    text = (
+        f"# Codec benchmark, {stamp}\n\n"
+        f"Command: `.venv/bin/python -m bench.codec_bench --save bench/results`\n\n"
+        + "".join(f"- {k}: {v}\n" for k, v in info.items())
+        + "\n"
+        + table(rows)
+        + "\n"
+    )
+    (directory / f"{stamp}-codec.md").write_text(text)
+    (directory / f"{stamp}-codec.json").write_text(
+        json.dumps({"date": stamp, "machine": info, "rows": rows}, indent=2) + "\n"
+    )
+    return directory / f"{stamp}-codec.md"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every input size")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per row; the best counts")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per row; the best counts")
+    parser.add_argument("--save", type=Path, help="also write dated results into this directory")
     args = parser.parse_args(argv)
     rows = run(args.scale, args.repeat)
     print(json.dumps(rows, indent=2) if args.json else table(rows))
+    if args.save:
+        print(f"saved {save(rows, args.save)}", file=sys.stderr)
     return 0
 
 

@@ -347,6 +347,8 @@ def _fast(
 
 _FAST_EBGP = dict(
     [
+        # ORIGIN's value is range-checked once after the walk (see decode_attributes).
+        _fast(AttrType.ORIGIN, _WELL_KNOWN, ">B", "origin"),
         _fast(AttrType.NEXT_HOP, _WELL_KNOWN, ">4s", "next_hop"),
         _fast(AttrType.MULTI_EXIT_DISC, _OPTIONAL, ">I", "med"),
     ]
@@ -477,6 +479,16 @@ def decode_attributes(data: bytes, start: int, end: int, neg: Negotiated) -> Dec
             # MP_REACH/MP_UNREACH keep where the attribute starts, for the NOTIFICATION data.
             extra[-1 - field] = (pos, vstart, vend) if action is None else value
         pos = vend
+    if values[ORIGIN_I] > 2:  # type: ignore[operator]
+        # Only the fast path stores an undefined ORIGIN; its decoder would have refused it.
+        problems.append(
+            UpdateProblem(
+                _TAW,
+                AttrType.ORIGIN,
+                UpdateSubcode.INVALID_ORIGIN_ATTRIBUTE,
+                f"undefined ORIGIN value {values[ORIGIN_I]}",
+            )
+        )
     if unknown is not None:
         values[_UNKNOWN_I] = tuple(unknown)
     if extra is None:

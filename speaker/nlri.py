@@ -148,6 +148,14 @@ def _encoder(bits: int) -> Callable[[int], bytes]:
 _ENCODE = {32: _encoder(32), 128: _encoder(128)}
 
 
+def encoded_prefix(prefix: int, bits: int) -> bytes:
+    """One prefix's wire bytes."""
+    plen = prefix & 0xFF
+    nbytes = (plen + 7) >> 3
+    network = prefix >> (8 + bits - 8 * nbytes)
+    return ((plen << (8 * nbytes)) | network).to_bytes(nbytes + 1, "big")
+
+
 def encoded_prefixes(prefixes: Sequence[int], bits: int) -> list[bytes]:
     """Each prefix's wire bytes (length octet plus the significant octets)."""
     if not prefixes:

@@ -112,8 +112,20 @@ def _enc_origin(a: PathAttributes, _: bool) -> bytes:
     return _ORIGIN_WIRE[a.origin]
 
 
+_EMPTY_AS_PATH = bytes((_WELL_KNOWN, AttrType.AS_PATH, 0))
+
+
 def _enc_as_path(a: PathAttributes, asn4: bool) -> bytes:
-    return _tlv(_WELL_KNOWN, AttrType.AS_PATH, _segments_wire(a.as_path, asn4))
+    path = a.as_path
+    if not path:
+        return _EMPTY_AS_PATH
+    if asn4 and len(path) == 1 and len(path[0][1]) <= 63:
+        # One segment that fits a one-octet length: the shape of nearly every path.
+        seg_type, asns = path[0]
+        count = len(asns)
+        pack = _SEGMENT_PACKERS.get((count, True)) or _segment_packer(count, True)
+        return bytes((_WELL_KNOWN, AttrType.AS_PATH, 2 + 4 * count)) + pack(seg_type, count, *asns)
+    return _tlv(_WELL_KNOWN, AttrType.AS_PATH, _segments_wire(path, asn4))
 
 
 def _enc_next_hop(a: PathAttributes, _: bool) -> bytes:
@@ -306,9 +318,7 @@ class AttributeTable:
 
     def wire(self, attrs: PathAttributes, asn4: bool, with_next_hop: bool) -> bytes:
         """The encoded attribute block, from cache when this set was encoded before."""
-        entry = self._sets.get(attrs)
-        if entry is None:
-            entry = self._sets[attrs] = [attrs, None, None, None, None]
+        entry = self._sets.setdefault(attrs, [attrs, None, None, None, None])
         slot = 1 + 2 * asn4 + with_next_hop
         cached = entry[slot]
         if cached is None:

@@ -28,6 +28,7 @@ from speaker.nlri import (
     NlriError,
     decode_prefixes,
     decode_prefixes_add_path,
+    encoded_prefix,
     encoded_prefixes,
     encoded_prefixes_add_path,
 )
@@ -367,7 +368,10 @@ def encode_announcements(
     if not prefixes:
         return []
     add_path = family in neg.add_path_send
-    entries = _entries(family, prefixes, path_ids, add_path)
+    if len(prefixes) == 1 and not add_path:
+        entries = [encoded_prefix(prefixes[0], ADDRESS_BITS[family])]
+    else:
+        entries = _entries(family, prefixes, path_ids, add_path)
     limit = neg.max_message_len - HEADER_LEN - 4
     if family is _V4 and len(attrs.next_hop) == 4:
         block = ATTRIBUTES.wire(attrs, neg.asn4, True)
