@@ -238,24 +238,21 @@ def _large(data: bytes, start: int, end: int, _: Negotiated) -> object:
     if end == start or (end - start) % 12:
         raise _bad_multiple("LARGE_COMMUNITY", end - start, 12)
     flat = struct.unpack_from(f">{(end - start) // 4}I", data, start)
-    return tuple(zip(flat[0::3], flat[1::3], flat[2::3], strict=True))
+    # RFC 8092 section 3: redundant values are removed silently, first occurrence kept.
+    return tuple(dict.fromkeys(zip(flat[0::3], flat[1::3], flat[2::3], strict=True)))
 
 
 def _as4_path(data: bytes, start: int, end: int, neg: Negotiated) -> object:
     if neg.asn4:
-        raise _IgnoredError  # RFC 6793 4.1: a NEW speaker ignores AS4_PATH from a NEW speaker
-    path = parse_as_path(data, start, end, True)
-    # RFC 6793 section 6: confederation segments in AS4_PATH are dropped, the rest is kept.
-    return tuple(
-        s
-        for s in path
-        if s[0] not in (AsPathSegmentType.AS_CONFED_SEQUENCE, AsPathSegmentType.AS_CONFED_SET)
-    )
+        # RFC 6793 4.1: a NEW speaker discards AS4_PATH from a NEW speaker (and logs it).
+        raise _MalformedError(UpdateSubcode.UNSPECIFIC, "AS4_PATH between 4-octet speakers")
+    # Confederation segments are dropped (and reported) when the paths are merged.
+    return parse_as_path(data, start, end, True)
 
 
 def _as4_aggregator(data: bytes, start: int, end: int, neg: Negotiated) -> object:
     if neg.asn4:
-        raise _IgnoredError
+        raise _MalformedError(UpdateSubcode.UNSPECIFIC, "AS4_AGGREGATOR between 4-octet speakers")
     if end - start != 8:
         raise _bad_length("AS4_AGGREGATOR", end - start, 8)
     return struct.unpack_from(">II", data, start)
@@ -408,6 +405,7 @@ def decode_attributes(data: bytes, start: int, end: int, neg: Negotiated) -> Dec
                     code,
                     UpdateSubcode.ATTRIBUTE_LENGTH_ERROR,
                     "attribute overruns the attribute field",
+                    data[pos:end],
                 )
             )
             break
@@ -462,9 +460,8 @@ def decode_attributes(data: bytes, start: int, end: int, neg: Negotiated) -> Dec
                 if subcode != UpdateSubcode.ATTRIBUTE_FLAGS_ERROR:
                     subcode = malformed_subcode
                 raise _reset(subcode, data[pos:vend], err.reason) from None
-            problems.append(UpdateProblem(action, code, err.subcode, err.reason))
-            if action == _DISCARD:
-                present &= ~bit
+            # The presence bit stays set: a later copy is a repeat and dropped (RFC 7606 3g).
+            problems.append(UpdateProblem(action, code, err.subcode, err.reason, data[pos:vend]))
             pos = vend
             continue
         if field == _UNKNOWN_I:
@@ -487,6 +484,7 @@ def decode_attributes(data: bytes, start: int, end: int, neg: Negotiated) -> Dec
                 AttrType.ORIGIN,
                 UpdateSubcode.INVALID_ORIGIN_ATTRIBUTE,
                 f"undefined ORIGIN value {values[ORIGIN_I]}",
+                bytes((_WELL_KNOWN, AttrType.ORIGIN, 1, values[ORIGIN_I])),  # type: ignore[arg-type]
             )
         )
     if unknown is not None:
@@ -505,23 +503,29 @@ def decode_attributes(data: bytes, start: int, end: int, neg: Negotiated) -> Dec
 
 
 def _leading(path: AsPath, count: int) -> AsPath:
-    """The first ``count`` ASes of ``path`` in RFC 6793 counting, confed segments kept."""
+    """The first ``count`` ASes of ``path`` in RFC 6793 counting.
+
+    Confederation segments that lead the path or sit next to a taken segment are taken too
+    (RFC 6793 4.2.3).
+    """
     out = []
     for seg_type, asns in path:
+        if seg_type in _CONFED:
+            out.append((seg_type, asns))
+            continue
         if count <= 0:
-            if seg_type in (AsPathSegmentType.AS_CONFED_SEQUENCE, AsPathSegmentType.AS_CONFED_SET):
-                continue
             break
         if seg_type == AsPathSegmentType.AS_SEQUENCE:
             take = asns[:count]
             out.append((seg_type, take))
             count -= len(take)
-        elif seg_type == AsPathSegmentType.AS_SET:
-            out.append((seg_type, asns))
-            count -= 1
         else:
             out.append((seg_type, asns))
+            count -= 1
     return tuple(out)
+
+
+_CONFED = (AsPathSegmentType.AS_CONFED_SEQUENCE, AsPathSegmentType.AS_CONFED_SET)
 
 
 def _merge_as4(values: list[object], extra: list[object], problems: list[UpdateProblem]) -> None:
@@ -538,7 +542,17 @@ def _merge_as4(values: list[object], extra: list[object], problems: list[UpdateP
     if as4_path is None:
         return
     as_path: AsPath = values[AS_PATH_I]  # type: ignore[assignment]
-    as4: AsPath = as4_path  # type: ignore[assignment]
+    as4: AsPath = tuple(s for s in as4_path if s[0] not in _CONFED)  # type: ignore[attr-defined]
+    if len(as4) != len(as4_path):  # type: ignore[arg-type]
+        # RFC 6793 section 6: drop the confederation segments, keep the rest, log it.
+        problems.append(
+            UpdateProblem(
+                _DISCARD,
+                AttrType.AS4_PATH,
+                UpdateSubcode.MALFORMED_AS_PATH,
+                "confederation segments in AS4_PATH dropped",
+            )
+        )
     missing = as_path_length(as_path) - as_path_length(as4)
     if missing < 0:
         problems.append(

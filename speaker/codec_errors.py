@@ -47,14 +47,16 @@ class UpdateAction(IntEnum):
 class UpdateProblem(NamedTuple):
     """One malformation found in an UPDATE and what was done about it.
 
-    ``subcode`` is the UPDATE Message Error subcode RFC 4271 would have sent; it is kept so the
-    log line says exactly what was wrong even though no NOTIFICATION goes out.
+    ``subcode`` and ``data`` are the UPDATE Message Error RFC 4271 would have sent; they are kept
+    so the log line says exactly what was wrong even though no NOTIFICATION goes out, and so
+    that RFC 7606 section 5.2 can still send it when the UPDATE has nothing to withdraw.
     """
 
     action: UpdateAction
     attr_type: int
     subcode: int
     reason: str
+    data: bytes = b""  # what the NOTIFICATION would carry: usually the whole attribute
 
     def describe(self) -> str:
         """One line for the log."""

@@ -94,16 +94,25 @@ def decode_notification(body: bytes) -> Notification:
 
 
 def decode_route_refresh(body: bytes) -> RouteRefresh:
-    """Decode a ROUTE-REFRESH body; a length other than 4 is error 7/1 (RFC 7313 section 5)."""
-    if len(body) != 4:
+    """Decode a ROUTE-REFRESH body.
+
+    RFC 7313 section 5: a body other than 4 octets is error 7/1 with the whole message as data,
+    except that a message with an unknown subtype is to be ignored, so it decodes (its extra
+    octets dropped) and the session ignores it by its subtype.
+    """
+    subtype = body[2] if len(body) >= 3 else RouteRefreshSubtype.NORMAL
+    if len(body) != 4 and (len(body) < 4 or subtype in _KNOWN_SUBTYPES):
         raise MessageError(
             ErrorCode.ROUTE_REFRESH,
             RouteRefreshSubcode.INVALID_MESSAGE_LENGTH,
             frame(MessageType.ROUTE_REFRESH, body),
             f"ROUTE-REFRESH body is {len(body)} octets, expected 4",
         )
-    afi, subtype, safi = struct.unpack(">HBB", body)
+    afi, subtype, safi = struct.unpack_from(">HBB", body)
     return RouteRefresh(afi, safi, subtype)
+
+
+_KNOWN_SUBTYPES = frozenset(int(s) for s in RouteRefreshSubtype)
 
 
 def encode_keepalive() -> bytes:

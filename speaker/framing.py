@@ -24,13 +24,14 @@ from speaker.wire_codes import (
 _LEN_TYPE = struct.Struct(">HB")
 _HEADER = struct.Struct(">16sHB")
 
-# RFC 4271 section 6.1 minimum lengths (KEEPALIVE is exact); RFC 2918 ROUTE-REFRESH is 23.
+# RFC 4271 section 6.1 minimum lengths (KEEPALIVE is exact). A short ROUTE-REFRESH passes the
+# header check: RFC 7313 wants it answered with 7/1 carrying the message, not with 1/2.
 _MIN_LEN = {
     MessageType.OPEN: 29,
     MessageType.UPDATE: 23,
     MessageType.NOTIFICATION: 21,
     MessageType.KEEPALIVE: 19,
-    MessageType.ROUTE_REFRESH: 23,
+    MessageType.ROUTE_REFRESH: 19,
 }
 # RFC 8654: OPEN and KEEPALIVE stay within 4096 octets even with extended messages.
 _ALWAYS_SMALL = (MessageType.OPEN, MessageType.KEEPALIVE)

@@ -195,7 +195,8 @@ def _enc_as4_aggregator(a: PathAttributes, asn4: bool) -> bytes:
 
 
 def _enc_large(a: PathAttributes, _: bool) -> bytes:
-    values = a.large_communities
+    # RFC 8092 section 3: duplicate values MUST NOT be transmitted.
+    values = tuple(dict.fromkeys(a.large_communities))
     if not values:
         return b""
     flat = [v for triple in values for v in triple]
@@ -246,42 +247,56 @@ _ENCODERS: tuple[tuple[int, Encoder], ...] = (
 )
 
 
-# The encoders each context needs: AS4_* only towards a 2-octet speaker, NEXT_HOP only with
-# classic IPv4 NLRI. Chosen once here instead of tested per attribute set.
+# An encoding context is three bits: the peer speaks 4-octet AS numbers, the next hop goes in a
+# NEXT_HOP attribute (classic IPv4 NLRI), the peer is internal.
+ASN4 = 1
+WITH_NEXT_HOP = 2
+INTERNAL = 4
+_IBGP_ONLY = {_F.index("local_pref"), _F.index("originator_id"), _F.index("cluster_list")}
+
+
+def encoding_context(asn4: bool, with_next_hop: bool, ibgp: bool) -> int:
+    """The context bits for an encode."""
+    return ASN4 * asn4 | WITH_NEXT_HOP * with_next_hop | INTERNAL * ibgp
+
+
+def _wanted(field: int, enc: Encoder, ctx: int) -> bool:
+    if ctx & ASN4 and enc in (_enc_as4_path, _enc_as4_aggregator):
+        return False  # RFC 6793 4.1: AS4_* only towards a 2-octet speaker
+    if not ctx & WITH_NEXT_HOP and enc is _enc_next_hop:
+        return False  # RFC 4760: the next hop travels in MP_REACH_NLRI
+    # RFC 4271 5.1.5 and RFC 4456: LOCAL_PREF, ORIGINATOR_ID, CLUSTER_LIST stay inside the AS.
+    return bool(ctx & INTERNAL) or field not in _IBGP_ONLY
+
+
+# The encoders each context needs, chosen once here instead of tested per attribute set. The
+# default of an absent field is a singleton (None, False, (), b""): an identity test skips it.
 _DEFAULTS = PathAttributes()
-_BY_CONTEXT = {
-    (asn4, with_nh): tuple(
-        # The default of an absent field is a singleton (None, False, (), b""): an identity
-        # test skips the encoder.
+_BY_CONTEXT = tuple(
+    tuple(
         (field, _DEFAULTS[field] if field >= 0 else _MISSING, enc)
         for field, enc in _ENCODERS
-        if not (asn4 and enc in (_enc_as4_path, _enc_as4_aggregator))
-        and not (not with_nh and enc is _enc_next_hop)
+        if _wanted(field, enc, ctx)
     )
-    for asn4 in (False, True)
-    for with_nh in (False, True)
-}
-
-
+    for ctx in range(8)
+)
 _FIRST_RARE = _F.index("atomic_aggregate")
 _RARE_ABSENT = _DEFAULTS[_FIRST_RARE:]
-_COMMON = {
-    key: tuple(e for e in encoders if e[0] < _FIRST_RARE) for key, encoders in _BY_CONTEXT.items()
-}
+_COMMON = tuple(tuple(e for e in encoders if e[0] < _FIRST_RARE) for encoders in _BY_CONTEXT)
 
 
-def encode_attributes(attrs: PathAttributes, asn4: bool, with_next_hop: bool) -> bytes:
-    """The attribute block for ``attrs`` (MP_REACH/MP_UNREACH are added per UPDATE).
+def encode_attributes(attrs: PathAttributes, ctx: int) -> bytes:
+    """The attribute block for ``attrs`` in context ``ctx`` (see ``encoding_context``).
 
-    ``with_next_hop`` puts a 4-octet next hop in a NEXT_HOP attribute (classic IPv4 NLRI);
-    otherwise the next hop travels in MP_REACH_NLRI.
+    MP_REACH/MP_UNREACH are not part of it: ``update_message`` adds them per UPDATE.
     """
+    asn4 = bool(ctx & ASN4)
     # Most sets carry none of the attributes from ATOMIC_AGGREGATE on: one C-level comparison
     # then limits the walk to the five common encoders.
     if attrs[_FIRST_RARE:] == _RARE_ABSENT and (asn4 or not attrs.as_path):
-        encoders = _COMMON[asn4, with_next_hop]
+        encoders = _COMMON[ctx]
     else:
-        encoders = _BY_CONTEXT[asn4, with_next_hop]
+        encoders = _BY_CONTEXT[ctx]
     parts = []
     try:
         for field, absent, encode in encoders:
@@ -293,19 +308,23 @@ def encode_attributes(attrs: PathAttributes, asn4: bool, with_next_hop: bool) ->
     return b"".join(parts)
 
 
+def _entry(attrs: PathAttributes) -> list[object]:
+    # [canonical set, then the encoded block for each of the 8 contexts, built on demand]
+    return [attrs, None, None, None, None, None, None, None, None]
+
+
 class AttributeTable:
     """Interns attribute sets and caches their encoded blocks.
 
     ``intern`` returns the one shared object equal to its argument. ``wire`` returns the encoded
-    block for a set in one of four contexts (2/4-octet AS, with or without NEXT_HOP), built at
-    most once. ``sweep`` drops sets no route refers to any more; the RIB's owner calls it now and
-    then, so the table never outgrows the routes.
+    block for a set in one of eight contexts (see ``encoding_context``), built at most once.
+    ``sweep`` drops sets no route refers to any more; the RIB's owner calls it now and then, so
+    the table never outgrows the routes.
     """
 
     __slots__ = ("_sets",)
 
     def __init__(self) -> None:
-        # set -> [canonical set, wire(2-octet, no NH), wire(2, NH), wire(4, no NH), wire(4, NH)]
         self._sets: dict[PathAttributes, list[object]] = {}
 
     def __len__(self) -> int:
@@ -314,15 +333,14 @@ class AttributeTable:
     def intern(self, attrs: PathAttributes) -> PathAttributes:
         """The shared object equal to ``attrs``."""
         # setdefault hashes the set once whether it is new or not.
-        return self._sets.setdefault(attrs, [attrs, None, None, None, None])[0]  # type: ignore[return-value]
+        return self._sets.setdefault(attrs, _entry(attrs))[0]  # type: ignore[return-value]
 
-    def wire(self, attrs: PathAttributes, asn4: bool, with_next_hop: bool) -> bytes:
+    def wire(self, attrs: PathAttributes, ctx: int) -> bytes:
         """The encoded attribute block, from cache when this set was encoded before."""
-        entry = self._sets.setdefault(attrs, [attrs, None, None, None, None])
-        slot = 1 + 2 * asn4 + with_next_hop
-        cached = entry[slot]
+        entry = self._sets.setdefault(attrs, _entry(attrs))
+        cached = entry[1 + ctx]
         if cached is None:
-            cached = entry[slot] = encode_attributes(attrs, asn4, with_next_hop)
+            cached = entry[1 + ctx] = encode_attributes(attrs, ctx)
         return cached  # type: ignore[return-value]
 
     def sweep(self) -> int:

@@ -32,7 +32,13 @@ from speaker.nlri import (
     encoded_prefixes,
     encoded_prefixes_add_path,
 )
-from speaker.path_attributes import ATTRIBUTES, PathAttributes
+from speaker.path_attributes import (
+    ASN4,
+    ATTRIBUTES,
+    INTERNAL,
+    WITH_NEXT_HOP,
+    PathAttributes,
+)
 from speaker.wire_codes import (
     ADDRESS_BITS,
     HEADER_LEN,
@@ -220,6 +226,7 @@ def decode_update(body: bytes, neg: Negotiated) -> Update:
                 AttrType.ORIGIN,
                 UpdateSubcode.MISSING_WELL_KNOWN_ATTRIBUTE,
                 "NLRI without path attributes",
+                bytes((AttrType.ORIGIN,)),
             )
             unreach.append(Unreach(_V4, classic, classic_ids))
             return Update((), tuple(unreach), None, (missing,))
@@ -243,12 +250,28 @@ def decode_update(body: bytes, neg: Negotiated) -> Update:
     reachable = bool(classic) or (mp is not None and bool(mp[2]))
     if reachable and (present & _NEEDED_CLASSIC != _NEEDED_CLASSIC or not neg.ibgp):
         _check_mandatory(present, bool(classic), values, neg, problems)
+    if classic:
+        next_hop: bytes = values[NEXT_HOP_I]  # type: ignore[assignment]
+        if next_hop and (next_hop[0] == 0 or next_hop[0] >= 224):
+            # RFC 4271 6.3: a NEXT_HOP that is not a unicast host address (0/8, multicast,
+            # class E, broadcast) is syntactically incorrect; RFC 7606 3e: treat-as-withdraw.
+            problems.append(
+                UpdateProblem(
+                    UpdateAction.TREAT_AS_WITHDRAW,
+                    AttrType.NEXT_HOP,
+                    UpdateSubcode.INVALID_NEXT_HOP_ATTRIBUTE,
+                    f"NEXT_HOP {'.'.join(map(str, next_hop))} is not a unicast host address",
+                    bytes((0x40, AttrType.NEXT_HOP, 4)) + next_hop,
+                )
+            )
     if problems and any(p.action == UpdateAction.TREAT_AS_WITHDRAW for p in problems):
         if not reachable and present & ~(1 << AttrType.MP_UNREACH_NLRI):
             # RFC 7606 5.2: attributes but no reachable NLRI leave nothing to withdraw, so any
             # error stronger than attribute-discard resets the session.
             first = next(p for p in problems if p.action == UpdateAction.TREAT_AS_WITHDRAW)
-            raise _reset(first.subcode, f"{first.reason} in an UPDATE without reachable NLRI")
+            raise _reset(
+                first.subcode, f"{first.reason} in an UPDATE without reachable NLRI", first.data
+            )
         if classic:
             unreach.append(Unreach(_V4, classic, classic_ids))
         if mp is not None and mp[2]:
@@ -292,6 +315,7 @@ def _check_mandatory(
             code,
             UpdateSubcode.MISSING_WELL_KNOWN_ATTRIBUTE,
             f"missing well-known attribute {AttrType(code).name}",
+            bytes((code,)),
         )
         for code in required
         if not present & (1 << code)
@@ -353,6 +377,14 @@ def _pack(entries: list[bytes], room: int) -> list[bytes]:
     return out
 
 
+def _context(neg: Negotiated, with_next_hop: bool) -> int:
+    return (
+        (ASN4 if neg.asn4 else 0)
+        | (WITH_NEXT_HOP if with_next_hop else 0)
+        | (INTERNAL if neg.ibgp else 0)
+    )
+
+
 def _classic(family: Family, attrs: PathAttributes) -> bool:
     return family is _V4 and len(attrs.next_hop) == 4
 
@@ -374,7 +406,7 @@ def encode_announcements(
         entries = _entries(family, prefixes, path_ids, add_path)
     limit = neg.max_message_len - HEADER_LEN - 4
     if family is _V4 and len(attrs.next_hop) == 4:
-        block = ATTRIBUTES.wire(attrs, neg.asn4, True)
+        block = ATTRIBUTES.wire(attrs, _context(neg, True))
         head = _U16.pack(len(block))
         fixed = HEADER_LEN + 4 + len(block)
         chunks = entries if len(entries) == 1 else _pack(entries, limit - len(block))
@@ -393,7 +425,7 @@ def encode_announcements(
             )
             for chunk in chunks
         ]
-    block = ATTRIBUTES.wire(attrs, neg.asn4, False)
+    block = ATTRIBUTES.wire(attrs, _context(neg, False))
     nh = attrs.next_hop
     mp_head = _MP_HEAD.pack(family.afi, family.safi, len(nh)) + nh + b"\x00"
     out = []
@@ -461,13 +493,13 @@ def encode_update(update: Update, neg: Negotiated) -> bytes:
         )
         if classic and r is classic[0]:
             nlri = entries
-            block = ATTRIBUTES.wire(r.attributes, neg.asn4, True)
+            block = ATTRIBUTES.wire(r.attributes, _context(neg, True))
             continue
         nh = r.attributes.next_hop
         value = _MP_HEAD.pack(r.family.afi, r.family.safi, len(nh)) + nh + b"\x00" + entries
         mp_attrs.insert(0, _tlv_head(AttrType.MP_REACH_NLRI, len(value)) + value)
         if not classic:
-            block = ATTRIBUTES.wire(r.attributes, neg.asn4, False)
+            block = ATTRIBUTES.wire(r.attributes, _context(neg, False))
     if len(classic) > 1 or len(mp_attrs) > 2:
         raise EncodeError("an UPDATE holds one NLRI field, one MP_REACH and one MP_UNREACH")
     attributes = b"".join(mp_attrs) + block

@@ -100,7 +100,8 @@ def path_attributes(
         originator_id=st.none() | u32,
         cluster_list=st.lists(u32, max_size=4).map(tuple),
         extended_communities=st.lists(st.integers(0, (1 << 64) - 1), max_size=4).map(tuple),
-        large_communities=st.lists(st.tuples(u32, u32, u32), max_size=3).map(tuple),
+        # RFC 8092: duplicates are removed on receipt, so canonical sets have none.
+        large_communities=st.lists(st.tuples(u32, u32, u32), max_size=3, unique=True).map(tuple),
         otc=st.none() | u32,
         unknown=unknown_attributes,
     )

@@ -6,6 +6,21 @@ plain values and get back wire bytes that ExaBGP built (``exa_encode_*``). Nothi
 Myna, and Myna never imports this: ExaBGP is a test oracle and benchmark baseline only, never a
 runtime dependency. ``bench/exabgp_codec.py`` reuses the session and conversion helpers.
 
+The oracle is three modules; this one is the entry point every user imports, and it
+re-exports the other two, so ``from exabgp_oracle import ...`` reaches every public name:
+
+* ``exabgp_oracle_session``: ``OracleSession``, ``negotiated_for`` and the family and IP
+  helpers both directions share;
+* this module: decoding (``exa_decode``, ``split_message``, ``unpack_message``) and the
+  conversion of ExaBGP's decoded objects into the neutral form (``neutral_update``,
+  ``neutral_attributes``, ``merge_updates``);
+* ``exabgp_oracle_encode``: the ``exa_encode_*`` functions and the neutral form -> ExaBGP
+  object builders (``exabgp_attributes``, ``nlris_for``).
+
+``bench/exabgp_codec.py`` loads this file by path, without tests/ on ``sys.path``; the two
+sibling modules are then loaded the same way, under the same top-level names (see
+``_load_sibling``).
+
 Sessions
     ``OracleSession`` describes what both ends negotiated. ``negotiated_for`` builds ExaBGP's
     ``Negotiated`` from two synthetic OPENs, the way ``exabgp/configuration/check.py`` does, and
@@ -56,8 +71,9 @@ what ExaBGP says, so a cross-check has to allow for these):
 * Capability 71 (Long-Lived Graceful Restart) is unknown to ExaBGP: it decodes as
   ``{"code": 71, "data": bytes}`` and ``exa_encode_open`` refuses the ``families`` form
   (pass ``data`` instead). Unknown capabilities are encoded through ``_RawCapability``, a
-  small ``Capability`` subclass here, because ExaBGP's own ``UnknownCapability.extract()``
-  returns nothing, so ExaBGP alone drops them from an OPEN it sends.
+  small ``Capability`` subclass in ``exabgp_oracle_encode``, because ExaBGP's own
+  ``UnknownCapability.extract()`` returns nothing, so ExaBGP alone drops them from an OPEN
+  it sends.
 * OPEN capabilities are held by ExaBGP in a dict keyed by code: several capabilities with
   one code are merged (MP entries accumulate; for ADD-PATH, extended next hop and graceful
   restart the entries accumulate; for an unknown code the last value wins) and reported
@@ -116,73 +132,84 @@ what ExaBGP says, so a cross-check has to allow for these):
   attributes on the MP_UNREACH message as well.
 * OPENs are decoded but not validated (ExaBGP's ``Negotiated.validate`` is not run).
 
-Importing this module calls ``exabgp.logger.log.disable()``, which silences ExaBGP's logger
-for the whole process.
+Importing this module (through ``exabgp_oracle_session``) calls
+``exabgp.logger.log.disable()``, which silences ExaBGP's logger for the whole process.
 """
 
 from __future__ import annotations
 
-import functools
-import ipaddress
+import importlib
+import importlib.util
 import struct
-from dataclasses import dataclass
+import sys
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from exabgp.bgp.message import KeepAlive, Message, Notification, Notify, Open, Update
 from exabgp.bgp.message.action import Action
 from exabgp.bgp.message.direction import Direction
-from exabgp.bgp.message.open import ASN, HoldTime, RouterID, Version
-from exabgp.bgp.message.open.capability import Capabilities, Capability, Negotiated
-from exabgp.bgp.message.open.capability.addpath import AddPath
-from exabgp.bgp.message.open.capability.asn4 import ASN4
-from exabgp.bgp.message.open.capability.extended import ExtendedMessage
-from exabgp.bgp.message.open.capability.graceful import Graceful
-from exabgp.bgp.message.open.capability.hostname import HostName
-from exabgp.bgp.message.open.capability.mp import MultiProtocol
-from exabgp.bgp.message.open.capability.negotiated import RequirePath
-from exabgp.bgp.message.open.capability.nexthop import NextHop as NextHopCapability
-from exabgp.bgp.message.open.capability.refresh import EnhancedRouteRefresh
-from exabgp.bgp.message.open.capability.refresh import RouteRefresh as RouteRefreshCapability
+from exabgp.bgp.message.open.capability import Capability, Negotiated
 from exabgp.bgp.message.refresh import RouteRefresh
-from exabgp.bgp.message.update.attribute import (
-    CONFED_SEQUENCE,
-    CONFED_SET,
-    MED,
-    SEQUENCE,
-    SET,
-    Aggregator,
-    ASPath,
-    AtomicAggregate,
-    Attribute,
-    Attributes,
-    ClusterID,
-    ClusterList,
-    Communities,
-    ExtendedCommunities,
-    GenericAttribute,
-    LargeCommunities,
-    LocalPreference,
-    NextHop,
-    Origin,
-    OriginatorID,
-)
-from exabgp.bgp.message.update.attribute.community import (
-    Community,
-    ExtendedCommunity,
-    LargeCommunity,
-)
+from exabgp.bgp.message.update.attribute import Attribute, Attributes
 from exabgp.bgp.message.update.eor import EOR
 from exabgp.bgp.message.update.nlri.cidr import CIDR
-from exabgp.bgp.message.update.nlri.inet import INET
 from exabgp.bgp.message.update.nlri.qualifier import PathInfo
-from exabgp.bgp.neighbor import Neighbor
-from exabgp.logger import log
-from exabgp.protocol.family import AFI, SAFI
-from exabgp.protocol.ip import IP, IPv4, NoNextHop
+from exabgp.protocol.ip import NoNextHop
 
-log.disable()
 
-Neutral = dict[str, Any]
+def _load_sibling(name: str) -> ModuleType:
+    """tests/<name>.py under its top-level name, also when tests/ is not on ``sys.path``.
+
+    Under pytest tests/ is on ``sys.path`` and a plain import finds it; ``bench/exabgp_codec.py``
+    loads this file by path, and then the sibling is loaded by path too, under the same name,
+    so the ``from ... import`` lines below find it in ``sys.modules``.
+    """
+    loaded = sys.modules.get(name)
+    if loaded is not None:
+        return loaded
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+    path = Path(__file__).resolve().with_name(f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}") from None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+# The session module first: the encoder imports from it.
+_load_sibling("exabgp_oracle_session")
+_load_sibling("exabgp_oracle_encode")
+
+from exabgp_oracle_encode import (  # noqa: E402
+    exa_encode_keepalive,
+    exa_encode_notification,
+    exa_encode_open,
+    exa_encode_route_refresh,
+    exa_encode_update,
+    exabgp_attributes,
+    nlris_for,
+)
+from exabgp_oracle_session import (  # noqa: E402
+    Neutral,
+    OracleSession,
+    _ip_text,
+    exabgp_family,
+    family_name,
+    fresh_negotiated,
+    negotiated_for,
+    reset_attribute_cache,
+)
 
 __all__ = [
     "Neutral",
@@ -211,26 +238,7 @@ __all__ = [
 HEADER_LEN = 19
 MARKER = b"\xff" * 16
 OPEN_MAX_LEN = 4096  # the size a reader allows before the OPENs have negotiated anything
-ROUTER_ID_LOCAL = "198.18.0.1"
-ROUTER_ID_PEER = "198.18.0.2"
-HOLD_TIME = 180
 
-_FAMILIES: dict[str, tuple[int, int]] = {
-    "ipv4-unicast": (1, 1),
-    "ipv6-unicast": (2, 1),
-    "ipv4-multicast": (1, 2),
-    "ipv6-multicast": (2, 2),
-}
-_FAMILY_NAMES = {pair: name for name, pair in _FAMILIES.items()}
-
-_SEGMENTS: dict[int, type[list[Any]]] = {
-    SET.ID: SET,
-    SEQUENCE.ID: SEQUENCE,
-    CONFED_SEQUENCE.ID: CONFED_SEQUENCE,
-    CONFED_SET.ID: CONFED_SET,
-}
-
-_OTC = 35  # RFC 9234, unknown to ExaBGP 5
 _FLAG_EXTENDED_LENGTH = 0x10
 _TREAT_AS_WITHDRAW = Attribute.CODE.INTERNAL_TREAT_AS_WITHDRAW
 _INTERNAL = frozenset(
@@ -255,43 +263,6 @@ class OracleDecodeError(Exception):
         self.data = data
 
 
-@dataclass(frozen=True)
-class OracleSession:
-    """What both ends negotiated, in plain values; see the module docstring."""
-
-    local_as: int
-    peer_as: int
-    asn4: bool = True
-    add_path: tuple[str, ...] = ()
-    extended_message: bool = False
-    families: tuple[str, ...] = ("ipv4-unicast", "ipv6-unicast")
-    ext_nexthop_ipv4_over_ipv6: bool = False
-
-
-# ----------------------------------------------------------------------------- families and IPs
-
-
-def exabgp_family(name: str) -> tuple[AFI, SAFI]:
-    """ExaBGP's (AFI, SAFI) for a neutral family name such as ``"ipv6-unicast"``."""
-    try:
-        afi, safi = _FAMILIES[name]
-    except KeyError:
-        raise ValueError(f"unsupported family {name!r}") from None
-    return AFI.create(afi), SAFI.create(safi)
-
-
-def family_name(afi: int, safi: int) -> str:
-    """``"ipv4-unicast"`` style name of an (AFI, SAFI) pair, ExaBGP's names for the others."""
-    known = _FAMILY_NAMES.get((int(afi), int(safi)))
-    if known is not None:
-        return known
-    return f"{AFI.create(int(afi))}-{SAFI.create(int(safi))}"
-
-
-def _ip_text(value: object) -> str:
-    return str(ipaddress.ip_address(str(value)))
-
-
 def _prefix_text(cidr: CIDR) -> str:
     return f"{_ip_text(cidr.top())}/{cidr.mask}"
 
@@ -305,70 +276,6 @@ def _path_id(path_info: PathInfo) -> int | None:
 def _sort_key(entry: tuple[str, str, int | None]) -> tuple[str, str, int]:
     family, prefix, path_id = entry
     return family, prefix, -1 if path_id is None else path_id
-
-
-# ----------------------------------------------------------------------------- sessions
-
-
-def _capabilities(session: OracleSession, asn: int) -> Capabilities:
-    caps = Capabilities()
-    mp = MultiProtocol()
-    mp.extend(exabgp_family(name) for name in session.families)
-    caps[Capability.CODE.MULTIPROTOCOL] = mp
-    if session.asn4:
-        caps[Capability.CODE.FOUR_BYTES_ASN] = ASN4(asn)
-    elif asn > ASN.MAX:
-        raise ValueError(f"AS {asn} needs a four-octet AS session")
-    if session.add_path:
-        caps[Capability.CODE.ADD_PATH] = AddPath(
-            [exabgp_family(name) for name in session.add_path], RequirePath.BOTH
-        )
-    if session.ext_nexthop_ipv4_over_ipv6:
-        caps[Capability.CODE.NEXTHOP] = NextHopCapability([(AFI.ipv4, SAFI.unicast, AFI.ipv6)])
-    if session.extended_message:
-        caps[Capability.CODE.EXTENDED_MESSAGE] = ExtendedMessage()
-    return caps
-
-
-def fresh_negotiated(session: OracleSession) -> Negotiated:
-    """A new ExaBGP ``Negotiated`` for ``session``, from two synthetic OPENs (check.py style)."""
-    neighbor = Neighbor()
-    neighbor["local-as"] = ASN(session.local_as)
-    neighbor["peer-as"] = ASN(session.peer_as)
-    neighbor["router-id"] = RouterID(ROUTER_ID_LOCAL)
-    neighbor["capability"]["asn4"] = session.asn4
-    neighbor["capability"]["extended-message"] = session.extended_message
-    neighbor["capability"]["add-path"] = 3 if session.add_path else 0
-    sent = Open(
-        Version(4),
-        ASN(session.local_as),
-        HoldTime(HOLD_TIME),
-        RouterID(ROUTER_ID_LOCAL),
-        _capabilities(session, session.local_as),
-    )
-    received = Open(
-        Version(4),
-        ASN(session.peer_as),
-        HoldTime(HOLD_TIME),
-        RouterID(ROUTER_ID_PEER),
-        _capabilities(session, session.peer_as),
-    )
-    negotiated = Negotiated(neighbor)
-    negotiated.sent(sent)
-    negotiated.received(received)
-    return negotiated
-
-
-@functools.cache
-def negotiated_for(session: OracleSession) -> Negotiated:
-    """The cached ExaBGP ``Negotiated`` for ``session`` (one per distinct session value)."""
-    return fresh_negotiated(session)
-
-
-def reset_attribute_cache(negotiated: Negotiated) -> None:
-    """Forget the last attribute blob ExaBGP parsed on this session."""
-    negotiated.cached_attributes = None
-    negotiated.cached_wire = b""
 
 
 # ----------------------------------------------------------------------------- decoding
@@ -673,199 +580,3 @@ def merge_updates(decoded: list[Neutral]) -> Neutral:
 
 
 # ----------------------------------------------------------------------------- encoding
-
-
-def exa_encode_keepalive() -> bytes:
-    """A KEEPALIVE as ExaBGP writes it."""
-    return bytes(KeepAlive().message())
-
-
-def exa_encode_notification(code: int, subcode: int, data: bytes) -> bytes:
-    """A NOTIFICATION as ExaBGP writes it (``Notify`` with raw bytes is sent as given)."""
-    return bytes(Notify(code, subcode, bytes(data)).message())
-
-
-def exa_encode_route_refresh(afi: int, safi: int, subtype: int) -> bytes:
-    """A ROUTE-REFRESH (RFC 2918, subtype per RFC 7313) as ExaBGP writes it."""
-    return bytes(RouteRefresh(afi, safi, subtype).message())
-
-
-class _RawCapability(Capability):
-    """A capability value passed through as given: ExaBGP's UnknownCapability packs nothing."""
-
-    def __init__(self, code: int) -> None:
-        self.ID = code
-        self.values: list[bytes] = []
-
-    def extract(self) -> list[bytes]:
-        return list(self.values)
-
-    def __str__(self) -> str:
-        return f"Raw capability {self.ID}"
-
-
-_MERGEABLE = frozenset({1, 5, 64, 69})
-
-
-def _add_capability(caps: Capabilities, cap: Neutral) -> None:
-    code = int(cap["code"])
-    if code == 71 and "data" not in cap:
-        raise ValueError("ExaBGP 5 cannot encode Long-Lived Graceful Restart (71); pass data")
-    existing = caps.get(code)
-    if existing is not None and code not in _MERGEABLE and "data" not in cap:
-        raise ValueError(f"ExaBGP holds one capability {code} per OPEN")
-    if "data" in cap:
-        raw = existing if isinstance(existing, _RawCapability) else _RawCapability(code)
-        raw.values.append(bytes(cap["data"]))
-        caps[code] = raw
-    elif code == 1:
-        mp = existing if existing is not None else MultiProtocol()
-        mp.append((AFI.create(cap["afi"]), SAFI.create(cap["safi"])))
-        caps[code] = mp
-    elif code == 2:
-        caps[code] = RouteRefreshCapability()
-    elif code == 70:
-        caps[code] = EnhancedRouteRefresh()
-    elif code == 6:
-        caps[code] = ExtendedMessage()
-    elif code == 65:
-        caps[code] = ASN4(cap["asn"])
-    elif code == 64:
-        if existing is not None:
-            raise ValueError("ExaBGP holds one graceful restart capability per OPEN")
-        caps[code] = Graceful().set(
-            int(cap["restart_flags"]),
-            int(cap["restart_time"]),
-            [(AFI.create(a), SAFI.create(s), int(f)) for a, s, f in cap["families"]],
-        )
-    elif code == 69:
-        addpath = existing if existing is not None else AddPath()
-        for afi, safi, send_receive in cap["families"]:
-            addpath.add_path(AFI.create(afi), SAFI.create(safi), int(send_receive))
-        caps[code] = addpath
-    elif code == 5:
-        nexthop = existing if existing is not None else NextHopCapability()
-        for afi, safi, nhafi in cap["entries"]:
-            nexthop.add_nexthop(AFI.create(afi), SAFI.create(safi), AFI.create(nhafi))
-        caps[code] = nexthop
-    elif code == 73:
-        caps[code] = HostName(cap["hostname"], cap["domain"])
-    else:
-        raise ValueError(f"capability {code} needs a data field")
-
-
-def exa_encode_open(neutral: Neutral) -> bytes:
-    """An OPEN built by ExaBGP from the neutral form (see the module docstring for limits)."""
-    caps = Capabilities()
-    previous: int | None = None
-    for cap in neutral["capabilities"]:
-        code = int(cap["code"])
-        if code in caps and code != previous:
-            raise ValueError(f"capability {code} reappears out of order: ExaBGP keys them by code")
-        _add_capability(caps, cap)
-        previous = code
-    asn = int(neutral["asn"])
-    if asn > ASN.MAX:
-        raise ValueError("the OPEN's My AS field is two octets (use AS_TRANS and capability 65)")
-    message = Open(
-        Version(int(neutral.get("version", 4))),
-        ASN(asn),
-        HoldTime(int(neutral["hold_time"])),
-        RouterID(str(neutral["router_id"])),
-        caps,
-    )
-    return bytes(message.message())
-
-
-def _next_hop_ip(text: str) -> Any:
-    """An ExaBGP IP for a next hop; ``"global,linklocal"`` packs to the 32 octets."""
-    if "," in text:
-        first, second = (ipaddress.ip_address(part.strip()) for part in text.split(","))
-        return IP.create(str(first), first.packed + second.packed)
-    return IP.create(_ip_text(text))
-
-
-def _inet(family: str, prefix: str, path_id: int | None, action: int) -> INET:
-    afi, safi = exabgp_family(family)
-    interface = ipaddress.ip_interface(prefix)
-    nlri = INET(afi, safi, action)
-    nlri.cidr = CIDR(interface.ip.packed, interface.network.prefixlen)
-    if path_id is not None:
-        nlri.path_info = PathInfo(packed=struct.pack("!L", path_id))
-    return nlri
-
-
-def exabgp_attributes(neutral_attrs: Neutral) -> Attributes:
-    """ExaBGP attribute objects for a neutral ``attributes`` dict (NEXT_HOP not included)."""
-    attributes = Attributes()
-    for key, value in neutral_attrs.items():
-        if key == "origin":
-            attributes.add(Origin(int(value)))
-        elif key == "as_path":
-            attributes.add(
-                ASPath([_SEGMENTS[int(kind)]([ASN(asn) for asn in asns]) for kind, asns in value])
-            )
-        elif key == "med":
-            attributes.add(MED(int(value)))
-        elif key == "local_pref":
-            attributes.add(LocalPreference(int(value)))
-        elif key == "atomic_aggregate":
-            if value:
-                attributes.add(AtomicAggregate())
-        elif key == "aggregator":
-            asn, speaker = value
-            attributes.add(Aggregator(ASN(asn), IPv4(_ip_text(speaker))))
-        elif key == "communities":
-            attributes.add(Communities([Community(struct.pack("!L", c)) for c in value]))
-        elif key == "originator_id":
-            attributes.add(OriginatorID(_ip_text(value)))
-        elif key == "cluster_list":
-            attributes.add(ClusterList([ClusterID(_ip_text(c)) for c in value]))
-        elif key == "extended_communities":
-            attributes.add(
-                ExtendedCommunities([ExtendedCommunity(c.to_bytes(8, "big")) for c in value])
-            )
-        elif key == "large_communities":
-            attributes.add(
-                LargeCommunities([LargeCommunity(struct.pack("!LLL", *c)) for c in value])
-            )
-        elif key == "otc":
-            attributes.add(GenericAttribute(_OTC, 0xC0, struct.pack("!L", int(value))))
-        elif key == "unknown":
-            for flags, code, data in value:
-                attributes.add(GenericAttribute(int(code), int(flags), bytes(data)))
-        else:
-            raise ValueError(f"unknown neutral attribute {key!r}")
-    return attributes
-
-
-def nlris_for(neutral: Neutral, attributes: Attributes) -> list[INET]:
-    """ExaBGP NLRI objects for a neutral UPDATE; adds NEXT_HOP to ``attributes`` when native."""
-    nlris = [
-        _inet(family, prefix, path_id, Action.WITHDRAW)
-        for family, prefix, path_id in neutral.get("withdrawn", [])
-    ]
-    next_hops: dict[str, str] = neutral.get("next_hop", {})
-    hops = {family: _next_hop_ip(text) for family, text in next_hops.items()}
-    for family, prefix, path_id in neutral.get("announced", []):
-        if family not in hops:
-            raise ValueError(f"announcement in {family} without a next hop")
-        nlri = _inet(family, prefix, path_id, Action.ANNOUNCE)
-        nlri.nexthop = hops[family]
-        nlris.append(nlri)
-    ipv4 = hops.get("ipv4-unicast")
-    if ipv4 is not None and ipv4.ipv4():
-        attributes.add(NextHop(_ip_text(ipv4)))
-    return nlris
-
-
-def exa_encode_update(neutral: Neutral, session: OracleSession) -> list[bytes]:
-    """Whole UPDATE messages built by ExaBGP from the neutral form, split to the message size."""
-    negotiated = negotiated_for(session)
-    eor = neutral.get("eor")
-    if eor is not None:
-        afi, safi = exabgp_family(eor)
-        return [bytes(EOR(afi, safi).message())]
-    attributes = exabgp_attributes(neutral.get("attributes", {}))
-    nlris = nlris_for(neutral, attributes)
-    return [bytes(wire) for wire in Update(nlris, attributes).messages(negotiated)]

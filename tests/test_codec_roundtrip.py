@@ -20,7 +20,7 @@ from speaker.messages import decode_wire
 from speaker.negotiated import Negotiated
 from speaker.nlri import prefix_from_text
 from speaker.open_message import Open, encode_open
-from speaker.path_attributes import ATTRIBUTES, PathAttributes
+from speaker.path_attributes import ASN4, ATTRIBUTES, INTERNAL, WITH_NEXT_HOP, PathAttributes
 from speaker.update_message import (
     Update,
     encode_announcements,
@@ -154,8 +154,10 @@ def test_withdrawals_roundtrip_both_families() -> None:
 def test_attribute_set_encoded_once_and_shared() -> None:
     attrs = ATTRS._replace(med=4242)
     first = encode_announcements(V4, attrs, blocks(3000), NEG)
-    block = ATTRIBUTES.wire(attrs, True, True)
-    assert ATTRIBUTES.wire(attrs, True, True) is block  # cached, not re-encoded
+    block = ATTRIBUTES.wire(attrs, ASN4 | WITH_NEXT_HOP | INTERNAL)
+    assert (
+        ATTRIBUTES.wire(attrs, ASN4 | WITH_NEXT_HOP | INTERNAL) is block
+    )  # cached, not re-encoded
     assert all(block in m for m in first)
     # Equal sets decoded from different UPDATEs are one object.
     a = decode_wire(first[0], NEG).reach[0].attributes  # type: ignore[union-attr]

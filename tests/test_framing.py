@@ -47,7 +47,6 @@ def header(length: int, mtype: int, marker: bytes = b"\xff" * 16) -> bytes:
         (header(28, 1) + bytes(9), 2, b"\x00\x1c"),  # OPEN below 29
         (header(22, 2) + bytes(3), 2, b"\x00\x16"),  # UPDATE below 23
         (header(20, 3) + bytes(1), 2, b"\x00\x14"),  # NOTIFICATION below 21
-        (header(22, 5) + bytes(3), 2, b"\x00\x16"),  # ROUTE-REFRESH below 23
         (header(4097, 2), 2, b"\x10\x01"),  # above 4096 without extended messages
         (header(19, 6), 3, b"\x06"),
         (header(19, 0), 3, b"\x00"),
@@ -59,7 +58,6 @@ def header(length: int, mtype: int, marker: bytes = b"\xff" * 16) -> bytes:
         "open-short",
         "update-short",
         "notification-short",
-        "route-refresh-short",
         "too-long",
         "type-6",
         "type-0",
