@@ -1,0 +1,325 @@
+"""The thin asyncio shell around one peer's FSM: sockets, timers, logging, back-pressure.
+
+Data flow: ``BgpConnection`` (an asyncio Protocol: measured 2.5x faster than streams here)
+hands every TCP happening of one connection to its ``PeerSession``, which passes it to the
+sans-I/O ``PeerFsm`` with ``loop.time()`` and carries out the actions that come back: writes,
+connects, closes, one ``call_at`` for the FSM's next deadline, and log lines. Decoded UPDATEs
+and session up/down go to a ``SessionSink`` (the RIB, later; a counter in the first daemon).
+When the sink says it is full the connection stops reading; when a peer stops reading and our
+write buffer passes its high-water mark, the FSM's Send Hold Timer runs (RFC 9687).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from speaker import socket_options
+from speaker.control_messages import encode_notification
+from speaker.session_events import (
+    Action,
+    Close,
+    Connect,
+    NotificationReceived,
+    RouteRefreshReceived,
+    Send,
+    SendNotification,
+    SessionDown,
+    SessionSettings,
+    SessionUp,
+    State,
+    StateChange,
+    UpdatesReceived,
+)
+from speaker.session_fsm import PeerFsm
+from speaker.update_message import Update
+
+LOG = logging.getLogger("myna.session")
+
+
+@dataclass(frozen=True, slots=True)
+class TransportSettings:
+    """How to reach one peer: where, from where, and how the packets are protected.
+
+    ``ttl_security`` is GTSM's hop count (0: off); otherwise ``ttl`` is what we send with
+    (BIRD's multihop default, 64, since Calico's iBGP peers are "multihop").
+    """
+
+    address: str
+    port: int = 179
+    source_address: str | None = None
+    password: str | None = None
+    ttl_security: int = 0
+    ttl: int = 64
+    write_high_water: int = 4 << 20
+    write_low_water: int = 1 << 20
+
+
+class SessionSink(Protocol):
+    """Where a session's results go (the RIB task, later)."""
+
+    def session_up(self, session: PeerSession, up: SessionUp) -> None:
+        """The session is Established."""
+
+    def session_down(self, session: PeerSession, down: SessionDown) -> None:
+        """The Established session ended."""
+
+    def updates(self, session: PeerSession, updates: tuple[Update, ...]) -> bool:
+        """UPDATEs arrived; return False to stop reading until ``session.resume_reading()``."""
+
+    def route_refresh(self, session: PeerSession, refresh: RouteRefreshReceived) -> None:
+        """The peer asked for our routes again."""
+
+
+class PeerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Every line names the peer it is about."""
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
+        """Prefix the message with the peer's name."""
+        return f"[{self.extra['peer'] if self.extra else '?'}] {msg}", kwargs
+
+
+class BgpConnection(asyncio.Protocol):
+    """One TCP connection; everything it sees goes to its session."""
+
+    def __init__(self, session: PeerSession, conn_id: int) -> None:
+        self.session = session
+        self.conn_id = conn_id
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Register with the session (its FSM sends our OPEN)."""
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        settings = self.session.transport_settings
+        transport.set_write_buffer_limits(settings.write_high_water, settings.write_low_water)
+        self.session.connected(self)
+
+    def data_received(self, data: bytes) -> None:
+        """Bytes from the peer, straight to the FSM."""
+        self.session.data(self.conn_id, data)
+
+    def pause_writing(self) -> None:
+        """The peer is not keeping up with our writes."""
+        self.session.write_blocked(self.conn_id, True)
+
+    def resume_writing(self) -> None:
+        """The peer caught up."""
+        self.session.write_blocked(self.conn_id, False)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The connection is gone (closed by either side, or reset)."""
+        self.session.lost(self.conn_id, str(exc) if exc else "closed by the peer")
+
+
+class PeerSession:
+    """One configured peer: its FSM, its connections and its timer."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: SessionSettings,
+        transport_settings: TransportSettings,
+        sink: SessionSink,
+    ) -> None:
+        self.name = name
+        self.fsm = PeerFsm(settings)
+        self.transport_settings = transport_settings
+        self.sink = sink
+        self.log = PeerLog(LOG, {"peer": name})
+        self.connections: dict[int, BgpConnection] = {}
+        self.established_conn: int | None = None
+        self.inbound_expected: dict[int, bool] = {}
+        self.messages_sent = 0
+        self._connecting: dict[int, asyncio.Task[None]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop()
+
+    @property
+    def state(self) -> State:
+        """The FSM's state."""
+        return self.fsm.state
+
+    # -- control -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Begin connecting (or listening only, for a passive peer)."""
+        self._apply(self.fsm.start(self._loop.time()))
+
+    def stop(self, text: str = "") -> None:
+        """Cease the session with an RFC 9003 shutdown text and stay Idle."""
+        self._apply(self.fsm.stop(self._loop.time(), text))
+
+    def close(self) -> None:
+        """Stop and release everything: timers, connect attempts, sockets."""
+        self.stop("Myna is shutting down")
+        for task in list(self._connecting.values()):
+            task.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def send(self, data: bytes) -> bool:
+        """Write encoded messages on the Established connection; False when there is none."""
+        conn = self.connections.get(self.established_conn or 0)
+        if conn is None or conn.transport is None:
+            return False
+        conn.transport.write(data)
+        return True
+
+    def resume_reading(self) -> None:
+        """The sink has room again."""
+        for conn in self.connections.values():
+            if conn.transport is not None and not conn.transport.is_reading():
+                conn.transport.resume_reading()
+                self.fsm.reading_paused(self._loop.time(), conn.conn_id, False)
+        self._reschedule()
+
+    # -- from the connections ------------------------------------------------------------------
+
+    def adopt_incoming(self, sock_transport: asyncio.Transport, protocol: BgpConnection) -> None:
+        """The listener matched an incoming connection to this peer."""
+        sock = sock_transport.get_extra_info("socket")
+        if sock is not None and self.transport_settings.ttl_security:
+            socket_options.set_gtsm(sock, self.transport_settings.ttl_security)
+        elif sock is not None:
+            socket_options.set_ttl(sock, self.transport_settings.ttl)
+
+    def new_incoming_id(self) -> int:
+        """An id for a connection the listener is about to hand over."""
+        conn_id = self.fsm.new_connection_id()
+        self.inbound_expected[conn_id] = True
+        return conn_id
+
+    def connected(self, conn: BgpConnection) -> None:
+        """A connection (ours or the peer's) is up."""
+        self.connections[conn.conn_id] = conn
+        inbound = self.inbound_expected.pop(conn.conn_id, False)
+        self._apply(self.fsm.connection_made(self._loop.time(), conn.conn_id, inbound))
+
+    def data(self, conn_id: int, data: bytes) -> None:
+        """Bytes arrived on a connection."""
+        self._apply(self.fsm.data_received(self._loop.time(), conn_id, data))
+
+    def write_blocked(self, conn_id: int, blocked: bool) -> None:
+        """A connection's write buffer crossed its high-water (or low-water) mark."""
+        if blocked:
+            queued = self._queued(conn_id)
+            self.log.warning("the peer is not reading: %d octets wait to be sent", queued)
+        self._apply(self.fsm.write_blocked(self._loop.time(), conn_id, blocked))
+
+    def lost(self, conn_id: int, reason: str) -> None:
+        """A connection closed."""
+        if self.connections.pop(conn_id, None) is None:
+            return
+        self._apply(self.fsm.connection_failed(self._loop.time(), conn_id, reason))
+
+    def _queued(self, conn_id: int) -> int:
+        conn = self.connections.get(conn_id)
+        if conn is None or conn.transport is None:
+            return 0
+        return conn.transport.get_write_buffer_size()
+
+    # -- carrying out the FSM's actions ------------------------------------------------------------
+
+    def _apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            match action:
+                case UpdatesReceived(conn_id, updates):
+                    if not self.sink.updates(self, updates):
+                        self._pause_reading(conn_id)
+                case Send(conn_id, data):
+                    self._write(conn_id, data)
+                case Connect(conn_id):
+                    self._connecting[conn_id] = self._loop.create_task(self._connect(conn_id))
+                case SendNotification(conn_id, notification, reason):
+                    self.log.warning(
+                        "sending NOTIFICATION %s (%s)", notification.describe(), reason
+                    )
+                    self._write(conn_id, encode_notification(notification))
+                case Close(conn_id):
+                    self._close(conn_id)
+                case StateChange(old, new, reason):
+                    down = new == State.IDLE and old != State.IDLE
+                    level = logging.WARNING if down else logging.INFO
+                    self.log.log(level, "%s -> %s: %s", old.label, new.label, reason)
+                case NotificationReceived(_, notification):
+                    self.log.warning("received NOTIFICATION %s", notification.describe())
+                case SessionUp():
+                    self.established_conn = action.conn
+                    self.sink.session_up(self, action)
+                case SessionDown():
+                    self.established_conn = None
+                    self.sink.session_down(self, action)
+                case RouteRefreshReceived():
+                    self.sink.route_refresh(self, action)
+        self._reschedule()
+
+    def _write(self, conn_id: int, data: bytes) -> None:
+        conn = self.connections.get(conn_id)
+        if conn is not None and conn.transport is not None and not conn.transport.is_closing():
+            conn.transport.write(data)
+            self.messages_sent += 1
+
+    def _close(self, conn_id: int) -> None:
+        task = self._connecting.pop(conn_id, None)
+        if task is not None:
+            task.cancel()
+        conn = self.connections.pop(conn_id, None)
+        if conn is not None and conn.transport is not None:
+            conn.transport.close()  # flushes what was written first (the NOTIFICATION)
+
+    def _pause_reading(self, conn_id: int) -> None:
+        conn = self.connections.get(conn_id)
+        if conn is not None and conn.transport is not None and conn.transport.is_reading():
+            conn.transport.pause_reading()
+            self.fsm.reading_paused(self._loop.time(), conn_id, True)
+
+    def _reschedule(self) -> None:
+        deadline = self.fsm.next_deadline()
+        if self._timer is not None:
+            if deadline is not None and self._timer.when() == deadline:
+                return
+            self._timer.cancel()
+            self._timer = None
+        if deadline is not None:
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._apply(self.fsm.timers_expired(self._loop.time()))
+
+    async def _connect(self, conn_id: int) -> None:
+        settings = self.transport_settings
+        family = socket.AF_INET6 if ":" in settings.address else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            socket_options.tune(sock)
+            if settings.password:
+                socket_options.set_md5_key(sock, settings.address, settings.password)
+            if settings.ttl_security:
+                socket_options.set_gtsm(sock, settings.ttl_security)
+            else:
+                socket_options.set_ttl(sock, settings.ttl)
+            if settings.source_address:
+                sock.bind((settings.source_address, 0))
+            await asyncio.wait_for(
+                self._loop.sock_connect(sock, (settings.address, settings.port)),
+                self.fsm.settings.connect_retry,
+            )
+            await self._loop.create_connection(lambda: BgpConnection(self, conn_id), sock=sock)
+        except asyncio.CancelledError:
+            sock.close()
+            raise
+        except (OSError, TimeoutError) as exc:
+            sock.close()
+            reason = str(exc) or type(exc).__name__
+            self._connecting.pop(conn_id, None)
+            self._apply(self.fsm.connection_failed(self._loop.time(), conn_id, reason))
+            return
+        self._connecting.pop(conn_id, None)
