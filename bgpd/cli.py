@@ -1,9 +1,9 @@
 """The ``myna`` command line: one entry point, one subcommand per job.
 
 Data flow: argv -> argparse -> the subcommand's function, which prints to stdout and returns
-the exit status. Later issues add ``run``, ``check``, ``show`` and ``lab``; today it offers
-``version`` and ``decode``, which turns a BGP message in hex (as tcpdump or a log shows it)
-into the values Myna's codec reads from it.
+the exit status. ``run -c FILE`` starts the daemon (``bgpd.daemon``), ``check -c FILE``
+validates a config and prints it, ``decode`` turns a BGP message in hex (as tcpdump or a log
+shows it) into the values Myna's codec reads from it; later issues add ``show`` and ``lab``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,12 @@ from __future__ import annotations
 import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
+import yaml
+
+from bgpd.config import ConfigError, DaemonConfig, load_config
+from bgpd.daemon import run
 from speaker.codec_errors import CodecError, MessageError
 from speaker.messages import decode_wire
 from speaker.negotiated import Negotiated
@@ -62,7 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
     decode.add_argument("hex", nargs="+", help="the whole message, marker included")
     decode.add_argument("--two-octet-as", action="store_true", help="session without RFC 6793")
     decode.add_argument("--add-path", action="store_true", help="NLRI carry path identifiers")
+    for name, text in (("run", "run the daemon"), ("check", "validate a config file")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("-c", "--config", type=Path, required=True, help="the YAML config file")
     return parser
+
+
+def _load(path: Path) -> DaemonConfig | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"myna: invalid config (nothing started):\n{exc}", file=sys.stderr)
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,6 +87,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "version":
         print(f"myna {_version()}")
         return 0
+    if args.command in ("run", "check"):
+        config = _load(args.config)
+        if config is None:
+            return 2
+        if args.command == "check":
+            print(yaml.safe_dump(config.model_dump(mode="json", by_alias=True), sort_keys=False))
+            return 0
+        try:
+            return run(config)
+        except (OSError, ConfigError) as exc:
+            print(f"myna: {exc}", file=sys.stderr)
+            return 1
     return _decode(args)
 
 

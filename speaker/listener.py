@@ -18,19 +18,11 @@ from collections.abc import Iterable
 
 from speaker import socket_options
 from speaker.control_messages import Notification, encode_notification
-from speaker.transport import BgpConnection, PeerSession
+from speaker.transport import BgpConnection, PeerSession, canonical
 from speaker.wire_codes import CeaseSubcode, ErrorCode
 
 LOG = logging.getLogger("myna.listener")
 _REJECTED = encode_notification(Notification(ErrorCode.CEASE, CeaseSubcode.CONNECTION_REJECTED))
-
-
-def canonical(address: str) -> str:
-    """One spelling per address: v4-mapped IPv6 as IPv4, IPv6 compressed."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return str(ip.ipv4_mapped)
-    return str(ip)
 
 
 class _Incoming(asyncio.Protocol):
@@ -117,6 +109,10 @@ class Listener:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 if family == socket.AF_INET6:
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                # The kernel answers SYNs with the listener's TTL, before any peer is known: a
+                # GTSM peer (RFC 5082) drops a SYN-ACK below 255, and 255 harms no other peer.
+                # Each accepted socket then gets its own peer's TTL.
+                socket_options.set_ttl(sock, socket_options.GTSM_TTL)
                 sock.bind((address, self.port))
                 sock.listen(128)
                 sock.setblocking(False)

@@ -97,6 +97,7 @@ class PeerFsm:
         self.error_wait = settings.error_wait_min
         self.established_at: float | None = None
         self.last_error = ""
+        self.connect_attempts = 0
         self._idle_state = State.IDLE  # the state while no connection has sent an OPEN
         self._timers: dict[tuple[Timer, int], float] = {}
         self._next_id = 1
@@ -353,6 +354,7 @@ class PeerFsm:
             self._out.append(Close(self.pending_connect))
         self.pending_connect = self._next_id
         self._next_id += 1
+        self.connect_attempts += 1
         self._out.append(Connect(self.pending_connect))
         self._idle_state = State.CONNECT
         self._arm(Timer.CONNECT_RETRY, self.settings.connect_retry)

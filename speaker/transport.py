@@ -12,6 +12,7 @@ write buffer passes its high-water mark, the FSM's Send Hold Timer runs (RFC 968
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
 from collections.abc import MutableMapping
@@ -73,6 +74,17 @@ class SessionSink(Protocol):
 
     def route_refresh(self, session: PeerSession, refresh: RouteRefreshReceived) -> None:
         """The peer asked for our routes again."""
+
+    def state_changed(self, session: PeerSession, change: StateChange) -> None:
+        """The FSM moved (for status output)."""
+
+
+def canonical(address: str) -> str:
+    """One spelling per address: v4-mapped IPv6 as IPv4, IPv6 compressed."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
 
 
 class PeerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -171,6 +183,14 @@ class PeerSession:
         conn.transport.write(data)
         return True
 
+    def local_address(self) -> str | None:
+        """Our address on the Established connection (the next hop we announce)."""
+        conn = self.connections.get(self.established_conn or 0)
+        if conn is None or conn.transport is None:
+            return None
+        sockname = conn.transport.get_extra_info("sockname")
+        return canonical(sockname[0]) if sockname else None
+
     def resume_reading(self) -> None:
         """The sink has room again."""
         for conn in self.connections.values():
@@ -247,6 +267,7 @@ class PeerSession:
                     down = new == State.IDLE and old != State.IDLE
                     level = logging.WARNING if down else logging.INFO
                     self.log.log(level, "%s -> %s: %s", old.label, new.label, reason)
+                    self.sink.state_changed(self, action)
                 case NotificationReceived(_, notification):
                     self.log.warning("received NOTIFICATION %s", notification.describe())
                 case SessionUp():

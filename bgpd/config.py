@@ -1,0 +1,216 @@
+"""The daemon's YAML configuration, validated by pydantic before anything starts.
+
+Data flow: ``load_config(path)`` reads the file, validates it into ``DaemonConfig`` and raises
+``ConfigError`` with one line per problem (where, what is wrong, what is expected) otherwise;
+``bgpd.daemon`` turns the models into ``SessionSettings`` and ``TransportSettings`` for each
+peer. This is the first, minimal schema; the daemon issue grows it into Calico's objects.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+Asn = Annotated[int, Field(ge=1, le=0xFFFFFFFF)]
+HoldTime = Annotated[int, Field(ge=0, le=65535)]
+
+
+class ConfigError(Exception):
+    """The configuration file is wrong (the config's fault): each line names one problem."""
+
+
+def _ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 or IPv6 address") from None
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Timers(_Model):
+    """Session timers; the defaults are Calico's BIRD settings."""
+
+    hold_time: HoldTime = 240
+    keepalive_time: Annotated[int, Field(ge=1)] | None = None
+    connect_delay: Annotated[float, Field(ge=0)] = 2.0
+    connect_retry: Annotated[float, Field(gt=0)] = 5.0
+    error_wait: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = (5.0, 30.0)
+    send_hold_time: Annotated[float, Field(gt=0)] | None = None
+
+    @field_validator("hold_time")
+    @classmethod
+    def _hold(cls, value: int) -> int:
+        if value in (1, 2):
+            raise ValueError("hold time must be 0 or at least 3 seconds (RFC 4271)")
+        return value
+
+
+class Peer(_Model):
+    """One BGP neighbour."""
+
+    address: str
+    asn: Asn = Field(alias="as")
+    port: Annotated[int, Field(ge=1, le=65535)] = 179
+    passive: bool = False
+    source_address: str | None = None
+    password: str | None = None
+    password_file: Path | None = None
+    password_env: str | None = None
+    ttl_security: Annotated[int, Field(ge=0, le=254)] = 0
+    multihop: Annotated[int, Field(ge=1, le=255)] = 64
+    graceful_restart: bool = True
+    restart_time: Annotated[int, Field(ge=0, le=4095)] = 120
+    timers: Timers | None = None
+
+    _normal_address = field_validator("address")(lambda cls, v: _ip(v))
+
+    @field_validator("source_address")
+    @classmethod
+    def _source(cls, value: str | None) -> str | None:
+        return None if value is None else _ip(value)
+
+    @model_validator(mode="after")
+    def _one_password(self) -> Peer:
+        given = [n for n in ("password", "password_file", "password_env") if getattr(self, n)]
+        if len(given) > 1:
+            raise ValueError(f"give at most one of password, password_file, password_env: {given}")
+        return self
+
+    def secret(self) -> str | None:
+        """The TCP-MD5 password, read from where the config says (never logged)."""
+        if self.password_file is not None:
+            try:
+                return self.password_file.read_text().strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"peer {self.address}: cannot read password_file {self.password_file}: "
+                    f"{exc.strerror}"
+                ) from exc
+        if self.password_env is not None:
+            value = os.environ.get(self.password_env)
+            if value is None:
+                raise ConfigError(
+                    f"peer {self.address}: password_env {self.password_env} is not set"
+                )
+            return value
+        return self.password
+
+    @property
+    def ipv6(self) -> bool:
+        """The session runs over IPv6 (and carries IPv6 unicast)."""
+        return ":" in self.address
+
+
+class Listen(_Model):
+    """Where the BGP port is opened."""
+
+    addresses: tuple[str, ...] = ("0.0.0.0", "::")
+    port: Annotated[int, Field(ge=0, le=65535)] = 179
+
+    @field_validator("addresses")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_ip(a) for a in value)
+
+
+class DaemonConfig(_Model):
+    """The whole file."""
+
+    router_id: str
+    local_as: Asn
+    listen: Listen = Listen()
+    timers: Timers = Timers()
+    peers: tuple[Peer, ...] = ()
+    announce: tuple[str, ...] = ()
+    status_file: Path | None = None
+    log_level: str = "info"
+
+    @field_validator("router_id")
+    @classmethod
+    def _router_id(cls, value: str) -> str:
+        try:
+            ipaddress.IPv4Address(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a dotted-quad router id") from None
+        if value == "0.0.0.0":
+            raise ValueError("router id 0.0.0.0 is not allowed (RFC 6286)")
+        return value
+
+    @field_validator("announce")
+    @classmethod
+    def _announce(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        out = []
+        for text in value:
+            try:
+                out.append(str(ipaddress.ip_network(text)))
+            except ValueError:
+                raise ValueError(f"{text!r} is not a prefix (host bits set?)") from None
+        return tuple(out)
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.lower() not in ("debug", "info", "warning", "error"):
+            raise ValueError("log_level is one of debug, info, warning, error")
+        return value.lower()
+
+    @model_validator(mode="after")
+    def _unique_peers(self) -> DaemonConfig:
+        seen: set[str] = set()
+        for peer in self.peers:
+            if peer.address in seen:
+                raise ValueError(f"peer {peer.address} is listed twice")
+            seen.add(peer.address)
+        return self
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def parse_config(text: str, source: str = "<config>") -> DaemonConfig:
+    """Validate YAML text; raises ``ConfigError`` listing every problem."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{source}{where}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of settings at the top level")
+    try:
+        return DaemonConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors(include_url=False):
+            where = _where(err["loc"])
+            # Never echo what was given for a password.
+            shown = err["type"] != "missing" and "password" not in where
+            lines.append(
+                f"{source}: {where}: {err['msg']}" + (f" (got {err['input']!r})" if shown else "")
+            )
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load_config(path: Path) -> DaemonConfig:
+    """Read and validate the file at ``path``."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
+    return parse_config(text, str(path))

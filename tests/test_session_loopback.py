@@ -1,0 +1,201 @@
+"""Real TCP on loopback: two Myna daemons in one event loop, 127.0.0.1 and 127.0.0.2.
+
+Covers what the in-memory FSM tests cannot: sockets, the listener matching peers by source
+address, TCP-MD5 keys (same key up, wrong key never up), GTSM, refusing strangers with Cease
+6/5, and the hold timer noticing a peer that stops answering. Every wait polls a condition
+with a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from bgpd.config import parse_config
+from bgpd.daemon import Daemon
+from speaker.session_events import State
+
+A, B = "127.0.0.1", "127.0.0.2"
+pytestmark = pytest.mark.asyncio
+
+
+def free_port(address: str) -> int:
+    """A TCP port nobody listens on at ``address`` right now."""
+    with socket.socket() as sock:
+        sock.bind((address, 0))
+        return int(sock.getsockname()[1])
+
+
+def config(me: str, port: int, peer: str, peer_port: int, **peer_extra: Any) -> Any:
+    """A daemon at ``me`` with one iBGP peer; short timers so tests are quick."""
+    extra = "".join(f"\n    {k}: {v}" for k, v in peer_extra.items())
+    return parse_config(
+        f"""
+router_id: {"198.18.0.1" if me == A else "198.18.0.2"}
+local_as: 64512
+listen: {{addresses: ["{me}"], port: {port}}}
+timers: {{hold_time: 3, connect_delay: 0.1, connect_retry: 0.5, error_wait: [0.2, 1]}}
+announce: ["{"198.19.1.0/26" if me == A else "198.19.2.0/26"}"]
+peers:
+  - address: {peer}
+    as: 64512
+    port: {peer_port}
+    source_address: {me}{extra}
+"""
+    )
+
+
+async def wait_for(what: str, condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``condition`` until true; fail naming ``what`` after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+@asynccontextmanager
+async def daemons(
+    a_extra: dict[str, Any] | None = None, b_extra: dict[str, Any] | None = None
+) -> AsyncIterator[tuple[Daemon, Daemon]]:
+    """Daemon A (active) and B (passive) peering over loopback; both closed afterwards."""
+    port_a, port_b = free_port(A), free_port(B)
+    a = Daemon(config(A, port_a, B, port_b, **(a_extra or {})))
+    b = Daemon(config(B, port_b, A, port_a, passive="true", **(b_extra or {})))
+    started: list[Daemon] = []
+    try:
+        for daemon in (b, a):
+            await daemon.start()
+            started.append(daemon)
+        yield a, b
+    finally:
+        for daemon in started:
+            await daemon.close()
+
+
+def routes(daemon: Daemon, peer: str) -> set[str]:
+    """The prefixes ``daemon`` holds from ``peer`` (as the status file would show)."""
+    status: dict[str, Any] = daemon.sink.status()
+    peers: dict[str, Any] = status["peers"]
+    return {p for prefixes in peers[peer]["routes"].values() for p in prefixes}
+
+
+async def test_sessions_come_up_and_exchange_routes() -> None:
+    async with daemons() as (a, b):
+        await wait_for(
+            "both Established",
+            lambda: (
+                a.session(B).state == State.ESTABLISHED and b.session(A).state == State.ESTABLISHED
+            ),
+        )
+        await wait_for("routes exchanged", lambda: routes(a, B) == {"198.19.2.0/26"})
+        assert routes(b, A) == {"198.19.1.0/26"}
+        # The passive side never connected: exactly one connection each.
+        assert len(a.session(B).connections) == 1 and len(b.session(A).connections) == 1
+
+
+async def test_md5_same_key_comes_up() -> None:
+    async with daemons({"password": "s3cret"}, {"password": "s3cret"}) as (a, b):
+        await wait_for(
+            "Established with MD5",
+            lambda: (
+                a.session(B).state == State.ESTABLISHED and b.session(A).state == State.ESTABLISHED
+            ),
+        )
+        await wait_for("routes over the signed session", lambda: routes(a, B) == {"198.19.2.0/26"})
+
+
+async def test_md5_wrong_key_never_comes_up() -> None:
+    async with daemons({"password": "right"}, {"password": "wrong"}) as (a, b):
+        # Give A several connect attempts: the kernel drops every unsigned/mis-signed SYN.
+        await wait_for("three connect attempts", lambda: a.session(B).fsm.connect_attempts >= 3)
+        assert a.session(B).state != State.ESTABLISHED
+        assert b.session(A).state != State.ESTABLISHED
+        assert not b.session(A).connections
+
+
+async def test_md5_one_side_only_never_comes_up() -> None:
+    async with daemons({"password": "only-a"}, {}) as (a, b):
+        await wait_for("three connect attempts", lambda: a.session(B).fsm.connect_attempts >= 3)
+        assert b.session(A).state != State.ESTABLISHED
+
+
+async def test_gtsm_both_sides_comes_up() -> None:
+    async with daemons({"ttl_security": 1}, {"ttl_security": 1}) as (a, b):
+        await wait_for(
+            "Established with GTSM",
+            lambda: (
+                a.session(B).state == State.ESTABLISHED and b.session(A).state == State.ESTABLISHED
+            ),
+        )
+        conn = a.session(B).connections[a.session(B).established_conn or 0]
+        assert conn.transport is not None
+        sock = conn.transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_IP, socket.IP_TTL) == 255
+        assert sock.getsockopt(socket.IPPROTO_IP, 21) == 255  # IP_MINTTL
+
+
+async def test_gtsm_receiver_drops_low_ttl_sender() -> None:
+    # B requires TTL 255; A sends with TTL 64 (the multihop default). The handshake completes
+    # on B's listener, but from then on B's socket drops A's segments: A's OPEN never arrives
+    # at B, A's hold timer ends each attempt, and the session never comes up.
+    async with daemons({}, {"ttl_security": 1}) as (a, b):
+        await wait_for("three connect attempts", lambda: a.session(B).fsm.connect_attempts >= 3)
+        assert a.session(B).state != State.ESTABLISHED
+        assert b.session(A).state not in (State.OPEN_CONFIRM, State.ESTABLISHED)
+
+
+async def test_stranger_is_refused_with_cease_6_5_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with daemons() as (a, _b):
+        port = a.listener.bound_port
+        loop = asyncio.get_running_loop()
+        for _ in range(3):
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.bind(("127.0.0.3", 0))
+            await loop.sock_connect(sock, (A, port))
+            data = b""
+            while len(data) < 21:
+                chunk = await asyncio.wait_for(loop.sock_recv(sock, 64), 5)
+                if not chunk:
+                    break
+                data += chunk
+            sock.close()
+            assert data[:16] == b"\xff" * 16
+            length, kind, code, subcode = struct.unpack(">HBBB", data[16:21])
+            assert (length, kind, code, subcode) == (21, 3, 6, 5)
+        refused = [r for r in caplog.records if "127.0.0.3" in r.getMessage()]
+        assert len(refused) == 1
+
+
+async def test_hold_timer_notices_a_silent_peer_and_session_returns() -> None:
+    async with daemons() as (a, b):
+        await wait_for("Established", lambda: a.session(B).state == State.ESTABLISHED)
+        # Freeze B: it stops reading and stops sending (as a SIGSTOPped process would).
+        conn = b.session(A).connections[b.session(A).established_conn or 0]
+        assert conn.transport is not None
+        conn.transport.pause_reading()
+        for timer in list(b.session(A).fsm._timers):
+            b.session(A).fsm._timers.pop(timer)
+        b.session(A)._reschedule()
+        await wait_for(
+            "A's hold timer (3 s) expires",
+            lambda: "hold timer expired" in a.session(B).fsm.last_error,
+            timeout=8,
+        )
+        await wait_for(
+            "the session comes back",
+            lambda: (
+                a.session(B).state == State.ESTABLISHED and b.session(A).state == State.ESTABLISHED
+            ),
+            timeout=20,
+        )
