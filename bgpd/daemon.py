@@ -43,6 +43,7 @@ from speaker.update_message import Update, encode_announcements, encode_end_of_r
 from speaker.wire_codes import Family, GracefulRestartFamilyFlag
 
 LOG = logging.getLogger("myna.daemon")
+_STATUS_DELAY = 0.05  # seconds
 FORWARDING_PRESERVED = int(GracefulRestartFamilyFlag.FORWARDING_STATE)
 
 
@@ -108,6 +109,7 @@ class ReceivedRoutes:
         self.sessions: list[PeerSession] = []
         self.received: dict[str, dict[Family, set[int]]] = {}
         self.announce: dict[Family, list[int]] = {}
+        self._status_pending: asyncio.TimerHandle | None = None
         for text in config.announce:
             self.announce.setdefault(prefix_family(text), []).append(prefix_from_text(text))
 
@@ -165,7 +167,7 @@ class ReceivedRoutes:
                     update.end_of_rib.name.lower(),
                     len(table.get(update.end_of_rib, ())),
                 )
-                self.write_status()
+        self.status_changed()
         return True
 
     def route_refresh(self, session: PeerSession, refresh: RouteRefreshReceived) -> None:
@@ -187,6 +189,7 @@ class ReceivedRoutes:
                 s.name: {
                     "state": s.state.label,
                     "last_error": s.fsm.last_error,
+                    "connect_attempts": s.fsm.connect_attempts,
                     "routes": {
                         f.name.lower(): sorted(prefix_text(p, f) for p in prefixes)
                         for f, prefixes in self.received.get(s.name, {}).items()
@@ -196,8 +199,18 @@ class ReceivedRoutes:
             },
         }
 
+    def status_changed(self) -> None:
+        """Write the status file soon: one write for a burst of UPDATEs, not one per chunk."""
+        if self.config.status_file is None or self._status_pending is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._status_pending = loop.call_later(_STATUS_DELAY, self.write_status)
+
     def write_status(self) -> None:
         """Write the status file atomically (readers never see half a file)."""
+        if self._status_pending is not None:
+            self._status_pending.cancel()
+            self._status_pending = None
         path = self.config.status_file
         if path is None:
             return

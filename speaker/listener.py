@@ -15,6 +15,7 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Iterable
+from typing import cast
 
 from speaker import socket_options
 from speaker.control_messages import Notification, encode_notification
@@ -33,7 +34,7 @@ class _Incoming(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Match the connection to a peer or refuse it."""
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         peername = transport.get_extra_info("peername")
         address = canonical(peername[0]) if peername else "?"
         session = self.listener.sessions.get(address)

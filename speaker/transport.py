@@ -17,7 +17,7 @@ import logging
 import socket
 from collections.abc import MutableMapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from speaker import socket_options
 from speaker.control_messages import encode_notification
@@ -105,10 +105,9 @@ class BgpConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Register with the session (its FSM sends our OPEN)."""
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         settings = self.session.transport_settings
-        transport.set_write_buffer_limits(settings.write_high_water, settings.write_low_water)
+        self.transport.set_write_buffer_limits(settings.write_high_water, settings.write_low_water)
         self.session.connected(self)
 
     def data_received(self, data: bytes) -> None:
@@ -255,6 +254,11 @@ class PeerSession:
                 case Send(conn_id, data):
                     self._write(conn_id, data)
                 case Connect(conn_id):
+                    self.log.debug(
+                        "connecting to port %d (attempt %d)",
+                        self.transport_settings.port,
+                        self.fsm.connect_attempts,
+                    )
                     self._connecting[conn_id] = self._loop.create_task(self._connect(conn_id))
                 case SendNotification(conn_id, notification, reason):
                     self.log.warning(

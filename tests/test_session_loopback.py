@@ -9,20 +9,31 @@ with a deadline.
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import struct
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+import uvloop
 
 from bgpd.config import parse_config
 from bgpd.daemon import Daemon
 from speaker.session_events import State
 
 A, B = "127.0.0.1", "127.0.0.2"
-pytestmark = pytest.mark.asyncio
+
+
+def on_uvloop(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    """Run an async test on uvloop, as the daemon runs."""
+
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> None:
+        uvloop.run(test(*args, **kwargs))
+
+    return run
 
 
 def free_port(address: str) -> int:
@@ -87,6 +98,7 @@ def routes(daemon: Daemon, peer: str) -> set[str]:
     return {p for prefixes in peers[peer]["routes"].values() for p in prefixes}
 
 
+@on_uvloop
 async def test_sessions_come_up_and_exchange_routes() -> None:
     async with daemons() as (a, b):
         await wait_for(
@@ -101,6 +113,7 @@ async def test_sessions_come_up_and_exchange_routes() -> None:
         assert len(a.session(B).connections) == 1 and len(b.session(A).connections) == 1
 
 
+@on_uvloop
 async def test_md5_same_key_comes_up() -> None:
     async with daemons({"password": "s3cret"}, {"password": "s3cret"}) as (a, b):
         await wait_for(
@@ -112,6 +125,7 @@ async def test_md5_same_key_comes_up() -> None:
         await wait_for("routes over the signed session", lambda: routes(a, B) == {"198.19.2.0/26"})
 
 
+@on_uvloop
 async def test_md5_wrong_key_never_comes_up() -> None:
     async with daemons({"password": "right"}, {"password": "wrong"}) as (a, b):
         # Give A several connect attempts: the kernel drops every unsigned/mis-signed SYN.
@@ -121,12 +135,14 @@ async def test_md5_wrong_key_never_comes_up() -> None:
         assert not b.session(A).connections
 
 
+@on_uvloop
 async def test_md5_one_side_only_never_comes_up() -> None:
     async with daemons({"password": "only-a"}, {}) as (a, b):
         await wait_for("three connect attempts", lambda: a.session(B).fsm.connect_attempts >= 3)
         assert b.session(A).state != State.ESTABLISHED
 
 
+@on_uvloop
 async def test_gtsm_both_sides_comes_up() -> None:
     async with daemons({"ttl_security": 1}, {"ttl_security": 1}) as (a, b):
         await wait_for(
@@ -142,6 +158,7 @@ async def test_gtsm_both_sides_comes_up() -> None:
         assert sock.getsockopt(socket.IPPROTO_IP, 21) == 255  # IP_MINTTL
 
 
+@on_uvloop
 async def test_gtsm_receiver_drops_low_ttl_sender() -> None:
     # B requires TTL 255; A sends with TTL 64 (the multihop default). The handshake completes
     # on B's listener, but from then on B's socket drops A's segments: A's OPEN never arrives
@@ -152,6 +169,7 @@ async def test_gtsm_receiver_drops_low_ttl_sender() -> None:
         assert b.session(A).state not in (State.OPEN_CONFIRM, State.ESTABLISHED)
 
 
+@on_uvloop
 async def test_stranger_is_refused_with_cease_6_5_logged_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -177,6 +195,7 @@ async def test_stranger_is_refused_with_cease_6_5_logged_once(
         assert len(refused) == 1
 
 
+@on_uvloop
 async def test_hold_timer_notices_a_silent_peer_and_session_returns() -> None:
     async with daemons() as (a, b):
         await wait_for("Established", lambda: a.session(B).state == State.ESTABLISHED)
