@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -66,7 +66,8 @@ class Peer(_Model):
     address: str
     asn: Asn = Field(alias="as")
     port: Annotated[int, Field(ge=1, le=65535)] = 179
-    passive: bool = False
+    # "auto": Calico's mesh rule, passive towards a peer whose address sorts higher as text
+    passive: bool | Literal["auto"] = False
     source_address: str | None = None
     password: str | None = None
     password_file: Path | None = None
@@ -170,6 +171,24 @@ class DaemonConfig(_Model):
         return value.lower()
 
     @model_validator(mode="after")
+    def _auto_passive_needs_our_address(self) -> DaemonConfig:
+        for peer in self.peers:
+            if peer.passive == "auto" and peer.ipv6 and peer.source_address is None:
+                raise ValueError(
+                    f"peer {peer.address}: passive auto compares our address with the peer's; "
+                    "give the IPv6 source_address"
+                )
+        return self
+
+    def is_passive(self, peer: Peer) -> bool:
+        """Whether we wait for ``peer`` to connect (resolving Calico's "auto" rule)."""
+        if peer.passive != "auto":
+            return peer.passive
+        ours = peer.source_address or self.router_id
+        # confd's mesh template compares the two addresses as strings, not as numbers.
+        return peer.address > ours
+
+    @model_validator(mode="after")
     def _unique_peers(self) -> DaemonConfig:
         seen: set[str] = set()
         for peer in self.peers:
@@ -189,8 +208,9 @@ def parse_config(text: str, source: str = "<config>") -> DaemonConfig:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{source}{where}: not valid YAML: {exc}") from None
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{source}{where}: not valid YAML: {problem}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of settings at the top level")
     try:

@@ -78,7 +78,7 @@ def session_settings(config: DaemonConfig, peer: Peer) -> SessionSettings:
         router_id=_router_id_int(config.router_id),
         peer_as=peer.asn,
         capabilities=capabilities_for(peer, config.local_as),
-        passive=peer.passive,
+        passive=config.is_passive(peer),
         hold_time=timers.hold_time,
         keepalive_time=timers.keepalive_time,
         connect_delay=timers.connect_delay,
