@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from rib.calico_policy import filter_from_crd
+
 Asn = Annotated[int, Field(ge=1, le=0xFFFFFFFF)]
 HoldTime = Annotated[int, Field(ge=0, le=65535)]
 
@@ -60,6 +62,14 @@ class Timers(_Model):
         return value
 
 
+class PrefixLimitModel(_Model):
+    """A maximum number of prefixes per family from one peer."""
+
+    limit: Annotated[int, Field(ge=0, le=0xFFFFFFFF)]
+    action: Literal["warn", "cease"] = "cease"
+    restart_after: Annotated[float, Field(gt=0)] | None = 60.0  # after a cease; None: stay down
+
+
 class Peer(_Model):
     """One BGP neighbour."""
 
@@ -76,6 +86,12 @@ class Peer(_Model):
     multihop: Annotated[int, Field(ge=1, le=255)] = 64
     graceful_restart: bool = True
     restart_time: Annotated[int, Field(ge=0, le=4095)] = 120
+    next_hop_mode: Literal["auto", "self", "keep"] = "auto"
+    # RFC 7911; Calico runs BIRD with "add paths on" (receive and send)
+    add_paths: Literal["off", "rx", "tx", "on"] = "on"
+    filters: tuple[str, ...] = ()  # names from the top-level filters (Calico BGPFilter specs)
+    allow_own_as: Annotated[int, Field(ge=0, le=10)] = 0  # Calico numAllowedLocalASNumbers
+    max_prefixes: PrefixLimitModel | None = None
     timers: Timers | None = None
 
     _normal_address = field_validator("address")(lambda cls, v: _ip(v))
@@ -117,6 +133,33 @@ class Peer(_Model):
         return ":" in self.address
 
 
+class IpPoolModel(_Model):
+    """A Calico IP pool (what Calico's default export and kernel policies read)."""
+
+    cidr: str
+    ipip_mode: Literal["Never", "Always", "CrossSubnet"] = "Never"
+    vxlan_mode: Literal["Never", "Always", "CrossSubnet"] = "Never"
+    disable_bgp_export: bool = False
+
+    _network = field_validator("cidr")(lambda cls, v: _network(v))
+
+
+class PrefixAdvertisementModel(_Model):
+    """Calico's prefixAdvertisements: communities added to routes inside ``cidr``."""
+
+    cidr: str
+    communities: tuple[str, ...]
+
+    _network = field_validator("cidr")(lambda cls, v: _network(v))
+
+
+def _network(text: str) -> str:
+    try:
+        return str(ipaddress.ip_network(text))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a prefix (host bits set?)") from None
+
+
 class Listen(_Model):
     """Where the BGP port is opened."""
 
@@ -138,7 +181,18 @@ class DaemonConfig(_Model):
     timers: Timers = Timers()
     peers: tuple[Peer, ...] = ()
     announce: tuple[str, ...] = ()
+    # Calico's view of the cluster: with pools given, Calico's default export policy applies
+    # (only pool and own-block routes, never more-specifics of our own blocks).
+    ip_pools: tuple[IpPoolModel, ...] = ()
+    blocks: tuple[str, ...] = ()  # this node's IPAM blocks (the kernel issue learns them)
+    prefix_advertisements: tuple[PrefixAdvertisementModel, ...] = ()
+    communities: dict[str, str] = {}  # named communities for prefix advertisements
+    service_cidrs: tuple[str, ...] = ()
+    filters: dict[str, dict[str, Any]] = {}  # name -> Calico BGPFilter spec
     status_file: Path | None = None
+    # RFC 4724 selection deferral: after a start, wait this long at most for End-of-RIB from
+    # the graceful-restart peers that are up before choosing routes (0: do not wait).
+    selection_deferral: Annotated[float, Field(ge=0)] = 30.0
     log_level: str = "info"
 
     @field_validator("router_id")
@@ -187,6 +241,29 @@ class DaemonConfig(_Model):
         ours = peer.source_address or self.router_id
         # confd's mesh template compares the two addresses as strings, not as numbers.
         return peer.address > ours
+
+    @field_validator("blocks", "service_cidrs")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_network(v) for v in value)
+
+    @field_validator("filters")
+    @classmethod
+    def _filters(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, spec in value.items():
+            try:
+                filter_from_crd(name, spec)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"filter {name}: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _known_filters(self) -> DaemonConfig:
+        for peer in self.peers:
+            unknown = [f for f in peer.filters if f not in self.filters]
+            if unknown:
+                raise ValueError(f"peer {peer.address}: no filter named {', '.join(unknown)}")
+        return self
 
     @model_validator(mode="after")
     def _unique_peers(self) -> DaemonConfig:

@@ -1,11 +1,11 @@
-"""The first ``myna run``: sessions up on a uvloop event loop, routes received counted.
+"""``myna run``: the daemon's parts wired together on a uvloop event loop.
 
-Data flow: ``run(config)`` builds one ``PeerSession`` per configured peer and one ``Listener``
-for them all, starts them, and waits for SIGTERM/SIGINT, on which every session is ceased with
-a shutdown text. Until the RIB exists, ``ReceivedRoutes`` is the sessions' sink: it keeps the
-prefixes each peer announced (a proto-Adj-RIB-In, for logs, status and tests), announces the
-configured ``announce`` prefixes with next hop self, and writes a JSON status file on every
-state change when one is configured (the control socket replaces it in the daemon issue).
+Data flow: ``Daemon`` builds one ``PeerSession`` per configured peer, one ``Listener`` for them
+all, and the ``Rib`` task that every session feeds (the sessions' sink); the configured
+``announce`` prefixes enter the RIB as this node's own routes. ``run`` waits for SIGTERM or
+SIGINT, on which every session is ceased with a shutdown text. ``StatusFile`` writes a JSON
+status (sessions, routes per peer) after changes when the config names a file; the control
+socket of the daemon issue supersedes it.
 """
 
 from __future__ import annotations
@@ -17,11 +17,34 @@ import json
 import logging
 import os
 import signal
+from collections.abc import Callable
 
 import uvloop
 
 from bgpd.config import DaemonConfig, Peer
+from rib.adj_rib_in import split_key
+from rib.adj_rib_out import ExportPolicy, ExportSettings, NextHopMode
+from rib.calico_policy import (
+    CalicoPolicyInputs,
+    EncapMode,
+    IpPool,
+    PrefixAdvertisement,
+    compile_export,
+    compile_import,
+    filter_from_crd,
+)
+from rib.policy import (
+    Direction,
+    LimitAction,
+    PeerContext,
+    PrefixLimit,
+    as_rib_policy,
+    compile_filters,
+)
+from rib.rib_task import ImportPolicy, Rib, RibSession
+from rib.route import Origin
 from speaker.capabilities import (
+    AddPathCapability,
     Capability,
     FourOctetAsCapability,
     GracefulRestartCapability,
@@ -29,21 +52,21 @@ from speaker.capabilities import (
     RouteRefreshCapability,
 )
 from speaker.listener import Listener
+from speaker.negotiated import Negotiated
 from speaker.nlri import prefix_family, prefix_from_text, prefix_text
-from speaker.path_attributes import PathAttributes
-from speaker.session_events import (
-    RouteRefreshReceived,
-    SessionDown,
-    SessionSettings,
-    SessionUp,
-    StateChange,
-)
+from speaker.path_attributes import ATTRIBUTES, PathAttributes
+from speaker.session_events import SessionSettings
 from speaker.transport import PeerSession, TransportSettings
-from speaker.update_message import Update, encode_announcements, encode_end_of_rib
-from speaker.wire_codes import Family, GracefulRestartFamilyFlag
+from speaker.wire_codes import (
+    AddPathDirection,
+    Family,
+    GracefulRestartFamilyFlag,
+    GracefulRestartFlag,
+)
 
 LOG = logging.getLogger("myna.daemon")
 _STATUS_DELAY = 0.05  # seconds
+STATUS_ROUTE_LIMIT = 10_000  # the status file lists a peer's routes up to this many
 FORWARDING_PRESERVED = int(GracefulRestartFamilyFlag.FORWARDING_STATE)
 
 
@@ -51,7 +74,7 @@ def _router_id_int(text: str) -> int:
     return int(ipaddress.IPv4Address(text))
 
 
-def capabilities_for(peer: Peer, local_as: int) -> tuple[Capability, ...]:
+def capabilities_for(peer: Peer, local_as: int, restarting: bool) -> tuple[Capability, ...]:
     """What we offer a peer: its address family, route refresh, 4-octet AS, GR."""
     family = Family.IPV6_UNICAST if peer.ipv6 else Family.IPV4_UNICAST
     caps: list[Capability] = [
@@ -59,12 +82,18 @@ def capabilities_for(peer: Peer, local_as: int) -> tuple[Capability, ...]:
         RouteRefreshCapability(),
         FourOctetAsCapability(local_as),
     ]
+    if peer.add_paths != "off":
+        direction = {"rx": AddPathDirection.RECEIVE, "tx": AddPathDirection.SEND}.get(
+            peer.add_paths, AddPathDirection.BOTH
+        )
+        caps.append(AddPathCapability(((family.afi, family.safi, int(direction)),)))
     if peer.graceful_restart:
-        # Forwarding state is preserved across our restarts (the kernel keeps the routes);
-        # the Restart State flag arrives with the RIB issue's restart handling.
+        # Forwarding state is preserved across our restarts: the kernel keeps the routes. Like
+        # Calico's "bird -R", every start counts as a restart until selection deferral ends.
+        flags = GracefulRestartFlag.RESTART_STATE if restarting else 0
         caps.append(
             GracefulRestartCapability(
-                0, peer.restart_time, ((family.afi, family.safi, FORWARDING_PRESERVED),)
+                int(flags), peer.restart_time, ((family.afi, family.safi, FORWARDING_PRESERVED),)
             )
         )
     return tuple(caps)
@@ -77,7 +106,7 @@ def session_settings(config: DaemonConfig, peer: Peer) -> SessionSettings:
         local_as=config.local_as,
         router_id=_router_id_int(config.router_id),
         peer_as=peer.asn,
-        capabilities=capabilities_for(peer, config.local_as),
+        capabilities=capabilities_for(peer, config.local_as, config.selection_deferral > 0),
         passive=config.is_passive(peer),
         hold_time=timers.hold_time,
         keepalive_time=timers.keepalive_time,
@@ -101,117 +130,117 @@ def transport_settings(peer: Peer) -> TransportSettings:
     )
 
 
-class ReceivedRoutes:
-    """The sessions' sink until the RIB exists (see the module docstring)."""
+def calico_inputs(config: DaemonConfig) -> CalicoPolicyInputs:
+    """What Calico's default policies read, from the config."""
+    return CalicoPolicyInputs(
+        pools=tuple(
+            IpPool(p.cidr, p.disable_bgp_export, EncapMode(p.ipip_mode), EncapMode(p.vxlan_mode))
+            for p in config.ip_pools
+        ),
+        own_blocks=config.blocks,
+        prefix_advertisements=tuple(
+            PrefixAdvertisement(a.cidr, a.communities) for a in config.prefix_advertisements
+        ),
+        communities=tuple(config.communities.items()),
+        service_cidrs=config.service_cidrs,
+    )
+
+
+class Policies:
+    """Import and export policies per peer, compiled once per distinct set of inputs.
+
+    Peers with the same session type and filters share one export function, which keeps them
+    in one update group (the group key compares the function).
+    """
 
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
-        self.sessions: list[PeerSession] = []
-        self.received: dict[str, dict[Family, set[int]]] = {}
-        self.announce: dict[Family, list[int]] = {}
-        self._status_pending: asyncio.TimerHandle | None = None
-        for text in config.announce:
-            self.announce.setdefault(prefix_family(text), []).append(prefix_from_text(text))
-
-    # -- SessionSink ---------------------------------------------------------------------------
-
-    def session_up(self, session: PeerSession, up: SessionUp) -> None:
-        """Log it, and send our prefixes and an End-of-RIB for each family."""
-        families = sorted(up.negotiated.families)
-        session.log.info(
-            "session up: AS %d, hold %d s, families %s",
-            up.received_open.real_asn,
-            session.fsm.established.hold_time if session.fsm.established else 0,
-            ", ".join(f.name.lower() for f in families),
+        self.inputs = calico_inputs(config)
+        self.filters = {name: filter_from_crd(name, spec) for name, spec in config.filters.items()}
+        self._exports: dict[tuple[bool, tuple[str, ...]], ExportPolicy] = {}
+        own = {ipaddress.ip_address(config.router_id).packed}
+        own.update(
+            ipaddress.ip_address(p.source_address).packed for p in config.peers if p.source_address
         )
-        self.received[session.name] = {}
-        local = session.local_address()
-        out: list[bytes] = []
-        for family in families:
-            prefixes = self.announce.get(family, [])
-            if prefixes and local is not None:
-                attrs = PathAttributes(
-                    as_path=() if up.negotiated.ibgp else ((2, (self.config.local_as,)),),
-                    next_hop=ipaddress.ip_address(local).packed,
-                    local_pref=100 if up.negotiated.ibgp else None,
-                )
-                out += encode_announcements(family, attrs, prefixes, up.negotiated)
-            out.append(encode_end_of_rib(family))
-        session.send(b"".join(out))
-        self.write_status()
+        self.own_addresses = frozenset(own)
 
-    def session_down(self, session: PeerSession, down: SessionDown) -> None:
-        """Forget what the peer announced (graceful restart keeps it once the RIB exists)."""
-        routes = sum(len(p) for p in self.received.pop(session.name, {}).values())
-        session.log.warning(
-            "session down (%s): %d routes dropped%s",
-            down.reason,
-            routes,
-            ", graceful restart possible" if down.graceful else "",
+    def _context(self, peer: Peer) -> PeerContext:
+        return PeerContext(ibgp=peer.asn == self.config.local_as, local_as=self.config.local_as)
+
+    def export(self, peer: Peer) -> ExportPolicy:
+        """The peer's export policy: its filters, then Calico's defaults when pools are set."""
+        key = (peer.asn == self.config.local_as, peer.filters)
+        policy = self._exports.get(key)
+        if policy is None:
+            filters = [self.filters[name] for name in peer.filters]
+            if self.config.ip_pools:
+                check = compile_export(self.inputs, self._context(peer), filters)
+            else:
+                check = compile_filters(filters, Direction.EXPORT, self._context(peer))
+            policy = self._exports[key] = as_rib_policy(check)
+        return policy
+
+    def import_(self, peer: Peer) -> ImportPolicy:
+        """The peer's import policy: loop and own-next-hop checks, filters, own blocks."""
+        filters = [self.filters[name] for name in peer.filters]
+        check = compile_import(
+            self.inputs,
+            self._context(peer),
+            filters,
+            allow_own_as=peer.allow_own_as,
+            own_addresses=self.own_addresses,
         )
-        self.write_status()
+        return as_rib_policy(check)
 
-    def updates(self, session: PeerSession, updates: tuple[Update, ...]) -> bool:
-        """Apply announcements and withdrawals; log RFC 7606 outcomes."""
-        table = self.received.setdefault(session.name, {})
-        for update in updates:
-            for gone in update.unreach:
-                table.setdefault(gone.family, set()).difference_update(gone.prefixes)
-            for reach in update.reach:
-                table.setdefault(reach.family, set()).update(reach.prefixes)
-            for problem in update.problems:
-                session.log.warning("malformed UPDATE from the peer: %s", problem.describe())
-            if update.end_of_rib is not None:
-                session.log.info(
-                    "End-of-RIB %s: %d routes",
-                    update.end_of_rib.name.lower(),
-                    len(table.get(update.end_of_rib, ())),
-                )
-        self.status_changed()
-        return True
 
-    def route_refresh(self, session: PeerSession, refresh: RouteRefreshReceived) -> None:
-        """Nothing to resend beyond ``announce`` yet; log it."""
-        session.log.info("route refresh requested: %s", refresh.refresh)
+class StatusFile:
+    """The JSON status file: sessions and the routes each peer gave us (for tests and ops)."""
 
-    def state_changed(self, session: PeerSession, change: StateChange) -> None:
-        """Keep the status file current."""
-        self.write_status()
-
-    # -- status ----------------------------------------------------------------------------------
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self._pending: asyncio.TimerHandle | None = None
 
     def status(self) -> dict[str, object]:
         """What the status file holds."""
+        rib = self.daemon.rib
+        peers: dict[str, object] = {}
+        for session in self.daemon.sessions:
+            peer = rib.peers[session.name]
+            routes = {
+                family.name.lower(): sorted(
+                    prefix_text(split_key(key)[0], family) for key, _ in peer.adj_in.items(family)
+                )
+                for family in peer.adj_in.tables
+                if peer.adj_in.count(family) <= STATUS_ROUTE_LIMIT
+            }
+            peers[session.name] = {
+                "state": session.state.label,
+                "last_error": session.fsm.last_error,
+                "connect_attempts": session.fsm.connect_attempts,
+                "route_count": len(peer.adj_in),
+                "routes": routes,
+            }
         return {
-            "router_id": self.config.router_id,
+            "router_id": self.daemon.config.router_id,
             "pid": os.getpid(),
-            "peers": {
-                s.name: {
-                    "state": s.state.label,
-                    "last_error": s.fsm.last_error,
-                    "connect_attempts": s.fsm.connect_attempts,
-                    "routes": {
-                        f.name.lower(): sorted(prefix_text(p, f) for p in prefixes)
-                        for f, prefixes in self.received.get(s.name, {}).items()
-                    },
-                }
-                for s in self.sessions
-            },
+            "loc_rib": len(rib.loc),
+            "selection_deferred": rib.loc.deferring,
+            "peers": peers,
         }
 
-    def status_changed(self) -> None:
-        """Write the status file soon: one write for a burst of UPDATEs, not one per chunk."""
-        if self.config.status_file is None or self._status_pending is not None:
+    def changed(self) -> None:
+        """Write the file soon: one write for a burst of changes."""
+        if self.daemon.config.status_file is None or self._pending is not None:
             return
         loop = asyncio.get_running_loop()
-        self._status_pending = loop.call_later(_STATUS_DELAY, self.write_status)
+        self._pending = loop.call_later(_STATUS_DELAY, self.write)
 
-    def write_status(self) -> None:
+    def write(self) -> None:
         """Write the status file atomically (readers never see half a file)."""
-        if self._status_pending is not None:
-            self._status_pending.cancel()
-            self._status_pending = None
-        path = self.config.status_file
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        path = self.daemon.config.status_file
         if path is None:
             return
         tmp = path.with_name(path.name + ".tmp")
@@ -220,27 +249,66 @@ class ReceivedRoutes:
 
 
 class Daemon:
-    """The running daemon: the listener, one session per peer, and their sink."""
+    """The running daemon: the listener, one session per peer, the RIB they feed."""
 
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
-        self.sink = ReceivedRoutes(config)
+        self.rib = Rib(
+            config.local_as,
+            _router_id_int(config.router_id),
+            selection_deferral=config.selection_deferral,
+            manage_gc=True,
+        )
         self.listener = Listener(config.listen.addresses, config.listen.port)
+        self.sessions: list[PeerSession] = []
+        self.policies = Policies(config)
+        self.status = StatusFile(self)
+        self.rib.status_hook = self.status.changed
+        self.rib.deferral_done_hook = self._restart_over
 
     def session(self, address: str) -> PeerSession:
         """The session of the peer at ``address``."""
-        return next(s for s in self.sink.sessions if s.name == address)
+        return next(s for s in self.sessions if s.name == address)
+
+    def _export(self, peer: Peer) -> Callable[[RibSession, Negotiated], ExportSettings]:
+        export_policy = self.policies.export(peer)
+
+        def settings(session: RibSession, _negotiated: Negotiated) -> ExportSettings:
+            local = session.local_address()
+            packed = ipaddress.ip_address(local).packed if local else b""
+            return ExportSettings(
+                local_as=self.config.local_as,
+                next_hop_v4=packed if len(packed) == 4 else b"",
+                next_hop_v6=packed if len(packed) == 16 else b"",
+                next_hop_mode=NextHopMode(peer.next_hop_mode),
+                policy=export_policy,
+            )
+
+        return settings
+
+    def _restart_over(self) -> None:
+        """OPENs from now on say we are no longer restarting (no R flag)."""
+        for session, peer in zip(self.sessions, self.config.peers, strict=True):
+            session.fsm.capabilities = capabilities_for(peer, self.config.local_as, False)
 
     async def start(self) -> None:
-        """Listen, then start every session."""
+        """Listen, start the RIB and every session, originate the configured prefixes."""
         for peer in self.config.peers:
             session = PeerSession(
                 peer.address,
                 session_settings(self.config, peer),
                 transport_settings(peer),
-                self.sink,
+                self.rib,
             )
-            self.sink.sessions.append(session)
+            self.sessions.append(session)
+            limit = None
+            if peer.max_prefixes is not None:
+                limit = PrefixLimit(
+                    peer.max_prefixes.limit,
+                    LimitAction(peer.max_prefixes.action),
+                    peer.max_prefixes.restart_after,
+                )
+            self.rib.add_peer(session, self._export(peer), self.policies.import_(peer), limit=limit)
             self.listener.add(session)
         await self.listener.start()
         LOG.info(
@@ -249,19 +317,27 @@ class Daemon:
             ", ".join(self.config.listen.addresses),
             self.config.router_id,
             self.config.local_as,
-            len(self.sink.sessions),
+            len(self.sessions),
         )
-        for session in self.sink.sessions:
+        self.rib.start()
+        announce: dict[Family, list[int]] = {}
+        for text in self.config.announce:
+            announce.setdefault(prefix_family(text), []).append(prefix_from_text(text))
+        own = ATTRIBUTES.intern(PathAttributes())  # next hop self, set per update group
+        for family, prefixes in announce.items():
+            self.rib.originate(family, prefixes, own, Origin.STATIC)
+        for session in self.sessions:
             session.start()
-        self.sink.write_status()
+        self.status.write()
 
     async def close(self) -> None:
-        """Cease every session with a shutdown text and stop listening."""
-        for session in self.sink.sessions:
+        """Cease every session with a shutdown text, stop listening and the RIB."""
+        for session in self.sessions:
             session.close()
         await asyncio.sleep(0)  # let the Cease NOTIFICATIONs reach the sockets
         await self.listener.close()
-        self.sink.write_status()
+        await self.rib.close()
+        self.status.write()
         LOG.info("Myna stopped")
 
 

@@ -143,9 +143,14 @@ class PeerFsm:
         event = Event.MANUAL_START_PASSIVE if self.settings.passive else Event.MANUAL_START
         return self._run(now, event, None, None)
 
-    def stop(self, now: float, text: str = "") -> list[Action]:
-        """ManualStop: a Cease with ``text`` (RFC 9003) on every connection, then Idle."""
-        return self._run(now, Event.MANUAL_STOP, None, text)
+    def stop(
+        self, now: float, text: str = "", notification: Notification | None = None
+    ) -> list[Action]:
+        """ManualStop: a Cease with ``text`` (RFC 9003) on every connection, then Idle.
+
+        ``notification`` replaces that Cease (e.g. 6/1 when the peer sent too many prefixes).
+        """
+        return self._run(now, Event.MANUAL_STOP, None, (text, notification))
 
     def connection_made(self, now: float, conn_id: int, inbound: bool) -> list[Action]:
         """A TCP connection is up: ours (``Connect`` action's id) or the peer's."""
@@ -568,20 +573,21 @@ class PeerFsm:
         self._fail(conn, reason, notified=True)
 
     def _manual_stop(self, _event: Event, _conn: Connection | None, payload: object) -> None:
-        text = str(payload or "")
+        text, notification = cast(tuple[str, Notification | None], payload)
+        reason = text or "stopped by the operator"
         for conn in list(self.connections.values()):
             was_up = conn.state == State.ESTABLISHED
-            self._notify(conn, Notification.shutdown(text), "stopped by the operator")
+            self._notify(conn, notification or Notification.shutdown(text), reason)
             self._drop(conn)
             if was_up:
-                self._out.append(SessionDown("stopped by the operator", False))
+                self._out.append(SessionDown(reason, False))
         if self.pending_connect is not None:
             self._out.append(Close(self.pending_connect))
             self.pending_connect = None
         self._timers.clear()
         self.established_at = None
         self._idle_state = State.IDLE
-        self._reason = "stopped by the operator"
+        self._reason = reason
 
 
 Handler = Callable[[PeerFsm, Event, Connection | None, object], None]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from speaker import socket_options
-from speaker.control_messages import encode_notification
+from speaker.control_messages import Notification, encode_notification
 from speaker.session_events import (
     Action,
     Close,
@@ -148,6 +148,7 @@ class PeerSession:
         self.messages_sent = 0
         self._connecting: dict[int, asyncio.Task[None]] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._restart: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
 
     @property
@@ -165,9 +166,17 @@ class PeerSession:
         """Cease the session with an RFC 9003 shutdown text and stay Idle."""
         self._apply(self.fsm.stop(self._loop.time(), text))
 
+    def cease(self, notification: Notification, reason: str, restart_after: float | None) -> None:
+        """End the session with ``notification``; start again after ``restart_after`` s."""
+        self._apply(self.fsm.stop(self._loop.time(), reason, notification))
+        if restart_after is not None:
+            self._restart = self._loop.call_later(restart_after, self.start)
+
     def close(self) -> None:
         """Stop and release everything: timers, connect attempts, sockets."""
         self.stop("Myna is shutting down")
+        if self._restart is not None:
+            self._restart.cancel()
         for task in list(self._connecting.values()):
             task.cancel()
         if self._timer is not None:

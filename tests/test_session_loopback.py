@@ -93,7 +93,7 @@ async def daemons(
 
 def routes(daemon: Daemon, peer: str) -> set[str]:
     """The prefixes ``daemon`` holds from ``peer`` (as the status file would show)."""
-    status: dict[str, Any] = daemon.sink.status()
+    status: dict[str, Any] = daemon.status.status()
     peers: dict[str, Any] = status["peers"]
     return {p for prefixes in peers[peer]["routes"].values() for p in prefixes}
 

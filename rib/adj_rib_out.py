@@ -1,0 +1,279 @@
+"""Adj-RIB-Out by update group: one export decision and one encoding per group, N writes.
+
+Data flow: peers whose sessions negotiated the same things and share export settings form an
+``UpdateGroup`` (the key is the session's ``Negotiated`` plus ``ExportSettings``). The RIB task
+hands each group the Loc-RIB's ``Change`` batches; the group runs the export rules once per
+change (iBGP split horizon, the export policy, next hop, AS_PATH and LOCAL_PREF rewriting),
+diffs against what it advertised, encodes the difference once (one UPDATE run per attribute
+set, packed full) and writes the same bytes to every member. A peer that joins a group that
+already advertises gets the group's table encoded for it alone, then End-of-RIB; a route refresh
+is answered the same way (RFC 2918, with BoRR/EoRR for RFC 7313 peers).
+
+Routes go to every member, including the peer a route came from: a BGP peer drops its own
+route on receipt (AS_PATH loop for eBGP, ORIGINATOR_ID for reflected iBGP), and sending it keeps
+fan-out at one encoding per group (BIRD filters per peer instead and encodes per peer).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from rib.loc_rib import Change
+from rib.route import Origin, Route
+from rib.shards import SHARD_OF, SPREAD, new_shards, shard_items
+from speaker.negotiated import Negotiated
+from speaker.path_attributes import ATTRIBUTES, PathAttributes
+from speaker.update_message import encode_announcements, encode_end_of_rib, encode_withdrawals
+from speaker.wire_codes import Family
+
+
+class NextHopMode(enum.Enum):
+    """Calico's ``nextHopMode``: Auto is BIRD's default (self towards eBGP, kept for iBGP)."""
+
+    AUTO = "auto"
+    SELF = "self"
+    KEEP = "keep"
+
+
+# (family, prefix, route) -> accepted attributes (possibly rewritten, interned) or None
+ExportPolicy = Callable[[Family, int, Route], PathAttributes | None]
+
+
+def accept_all(_family: Family, _prefix: int, route: Route) -> PathAttributes | None:
+    """The export policy of a group configured without one."""
+    return route.attrs
+
+
+@dataclass(frozen=True, slots=True)
+class ExportSettings:
+    """What, besides the negotiated session, decides the bytes a group sends."""
+
+    local_as: int
+    next_hop_v4: bytes  # our address towards the group (next hop self), 4 octets or empty
+    next_hop_v6: bytes  # 16 octets (or 32 with a link-local) or empty
+    next_hop_mode: NextHopMode = NextHopMode.AUTO
+    policy: ExportPolicy = accept_all
+    reflect: Callable[[Route], bool] | None = None  # RFC 4456 (reflector issue): iBGP to iBGP
+    add_path_limit: int = 16  # ADD-PATH: at most this many paths of the ECMP set per prefix
+
+
+class Member(Protocol):
+    """A peer session as a group sees it."""
+
+    @property
+    def name(self) -> str:
+        """The peer's name."""
+
+    def send(self, data: bytes) -> bool:
+        """Write encoded messages; False when the session is not up."""
+
+
+class PathIds:
+    """Stable ADD-PATH identifiers we send: one per (source, received path id), shared."""
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[int, int], int] = {}
+
+    def of(self, route: Route) -> int:
+        """The identifier of ``route``'s path."""
+        key = (route.source.serial, route.path_id)
+        path_id = self._ids.get(key)
+        if path_id is None:
+            path_id = self._ids[key] = len(self._ids) + 1
+        return path_id
+
+
+PATH_IDS = PathIds()
+
+
+class UpdateGroup:
+    """Members sharing one export and encoding (see the module docstring)."""
+
+    def __init__(self, negotiated: Negotiated, settings: ExportSettings) -> None:
+        self.negotiated = negotiated
+        self.settings = settings
+        self.members: list[Member] = []
+        # family -> prefix -> attributes advertised (sharded); for ADD-PATH families, in
+        # advertised_paths, prefix -> our path id -> attributes
+        self.advertised: dict[Family, list[dict[int, PathAttributes]]] = {}
+        self.advertised_paths: dict[Family, list[dict[int, dict[int, PathAttributes]]]] = {}
+        # (id(attrs), id(source), family) -> (attrs, source, rewritten): holding the key objects
+        # keeps their ids from being reused by other objects.
+        self._rewrites: dict[tuple[int, int, int], tuple[object, object, PathAttributes]] = {}
+        self.encodings = 0  # UPDATE batches encoded (one per flush, whatever the member count)
+
+    # -- the export rules --------------------------------------------------------------------
+
+    def _export(self, family: Family, prefix: int, route: Route) -> PathAttributes | None:
+        source = route.source
+        settings = self.settings
+        # RFC 4271 9.2: iBGP-learned routes are not passed to iBGP peers (unless reflected).
+        if (
+            self.negotiated.ibgp
+            and source.origin == Origin.BGP
+            and source.ibgp
+            and (settings.reflect is None or not settings.reflect(route))
+        ):
+            return None
+        attrs = settings.policy(family, prefix, route)
+        if attrs is None:
+            return None
+        key = (id(attrs), id(source), family)
+        hit = self._rewrites.get(key)
+        if hit is None:
+            hit = self._rewrites[key] = (attrs, source, self._rewrite(family, attrs, route))
+        return hit[2]
+
+    def _rewrite(self, family: Family, attrs: PathAttributes, route: Route) -> PathAttributes:
+        """Next hop, AS_PATH and LOCAL_PREF as the session type wants them."""
+        settings = self.settings
+        ibgp = self.negotiated.ibgp
+        local = route.source.origin != Origin.BGP
+        mode = settings.next_hop_mode
+        self_next_hop = (
+            mode == NextHopMode.SELF
+            or local
+            or not attrs.next_hop
+            or (mode == NextHopMode.AUTO and not ibgp)
+        )
+        changes: dict[str, object] = {}
+        if self_next_hop:
+            ours = settings.next_hop_v4 if family == Family.IPV4_UNICAST else settings.next_hop_v6
+            changes["next_hop"] = ours
+        if not ibgp:
+            # RFC 4271 5.1.2: prepend our AS towards an external peer; MED and LOCAL_PREF
+            # from inside the AS stay inside (5.1.4, 5.1.5).
+            path = attrs.as_path
+            if path and path[0][0] == 2 and len(path[0][1]) < 255:
+                changes["as_path"] = ((2, (settings.local_as, *path[0][1])), *path[1:])
+            else:
+                changes["as_path"] = ((2, (settings.local_as,)), *path)
+            if not local:
+                changes["med"] = None
+            changes["local_pref"] = None
+        elif attrs.local_pref is None:
+            changes["local_pref"] = 100
+        if not changes:
+            return attrs
+        return ATTRIBUTES.intern(attrs._replace(**changes))  # type: ignore[arg-type]
+
+    def _wanted_paths(
+        self, family: Family, prefix: int, routes: Sequence[Route]
+    ) -> dict[int, PathAttributes]:
+        """ADD-PATH: our path id -> attributes for each path of the ECMP set we export."""
+        out: dict[int, PathAttributes] = {}
+        for route in routes[: self.settings.add_path_limit]:
+            attrs = self._export(family, prefix, route)
+            if attrs is not None:
+                out[PATH_IDS.of(route)] = attrs
+        return out
+
+    # -- changes -----------------------------------------------------------------------------
+
+    def apply(self, changes: Iterable[Change]) -> bytes:
+        """Update what is advertised for ``changes``; the UPDATEs to send (maybe empty)."""
+        announce: dict[Family, dict[PathAttributes, list[int]]] = {}
+        withdraw: dict[Family, list[int]] = {}
+        for change in changes:
+            family = change.family
+            if family not in self.negotiated.families:
+                continue
+            prefix = change.prefix
+            if family in self.negotiated.add_path_send:
+                self._apply_paths(family, prefix, change.new_ecmp, announce, withdraw)
+                continue
+            shards = self.advertised.get(family)
+            if shards is None:
+                shards = self.advertised[family] = new_shards()
+            route = change.new_best
+            attrs = None if route is None else self._export(family, prefix, route)
+            table = shards[SHARD_OF[prefix % SPREAD]]
+            if attrs is None:
+                if table.pop(prefix, None) is not None:
+                    withdraw.setdefault(family, []).append(prefix)
+            elif table.get(prefix) is not attrs:
+                table[prefix] = attrs
+                announce.setdefault(family, {}).setdefault(attrs, []).append(prefix)
+        return self._encode(announce, withdraw)
+
+    def _apply_paths(
+        self,
+        family: Family,
+        prefix: int,
+        routes: Sequence[Route],
+        announce: dict[Family, dict[PathAttributes, list[int]]],
+        withdraw: dict[Family, list[int]],
+    ) -> None:
+        """ADD-PATH (RFC 7911): each path of the ECMP set under its own stable path id."""
+        shards = self.advertised_paths.get(family)
+        if shards is None:
+            shards = self.advertised_paths[family] = new_shards()
+        table = shards[SHARD_OF[prefix % SPREAD]]
+        old = table.get(prefix, {})
+        wanted = self._wanted_paths(family, prefix, routes)
+        for path_id in old.keys() - wanted.keys():
+            withdraw.setdefault(family, []).append((path_id << 136) | prefix)
+        for path_id, attrs in wanted.items():
+            if old.get(path_id) is not attrs:
+                announce.setdefault(family, {}).setdefault(attrs, []).append(
+                    (path_id << 136) | prefix
+                )
+        if wanted:
+            table[prefix] = wanted
+        else:
+            table.pop(prefix, None)
+
+    def _encode(
+        self,
+        announce: dict[Family, dict[PathAttributes, list[int]]],
+        withdraw: dict[Family, list[int]],
+    ) -> bytes:
+        if not announce and not withdraw:
+            return b""
+        neg = self.negotiated
+        out: list[bytes] = []
+        mask = (1 << 136) - 1
+        for family, keys in withdraw.items():
+            if family in neg.add_path_send:
+                out += encode_withdrawals(
+                    family, [k & mask for k in keys], neg, [k >> 136 for k in keys]
+                )
+            else:
+                out += encode_withdrawals(family, keys, neg)
+        for family, by_attrs in announce.items():
+            add_path = family in neg.add_path_send
+            for attrs, keys in by_attrs.items():
+                if add_path:
+                    out += encode_announcements(
+                        family, attrs, [k & mask for k in keys], neg, [k >> 136 for k in keys]
+                    )
+                else:
+                    out += encode_announcements(family, attrs, keys, neg)
+        self.encodings += 1
+        return b"".join(out)
+
+    # -- members -------------------------------------------------------------------------------
+
+    def publish(self, data: bytes) -> None:
+        """The same bytes to every member."""
+        if data:
+            for member in self.members:
+                member.send(data)
+
+    def table_for_new_member(self) -> bytes:
+        """The whole advertised table and an End-of-RIB per family, for one member."""
+        announce: dict[Family, dict[PathAttributes, list[int]]] = {}
+        for family, shards in self.advertised.items():
+            by_attrs = announce.setdefault(family, {})
+            for key, attrs in shard_items(shards):
+                by_attrs.setdefault(attrs, []).append(key)
+        for family, path_shards in self.advertised_paths.items():
+            by_attrs = announce.setdefault(family, {})
+            for prefix, paths in shard_items(path_shards):
+                for path_id, attrs in paths.items():
+                    by_attrs.setdefault(attrs, []).append((path_id << 136) | prefix)
+        data = self._encode(announce, {})
+        return data + b"".join(encode_end_of_rib(f) for f in sorted(self.negotiated.families))

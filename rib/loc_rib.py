@@ -1,0 +1,159 @@
+"""The Loc-RIB: every candidate route per prefix, the best of them and its ECMP set.
+
+Data flow: the RIB task calls ``apply`` for each route that entered, changed or left an
+Adj-RIB-In (or the node's own routes); the decision process (``rib/decision.py``) picks the
+best and the multipath set; when either changed, ``apply`` returns a ``Change`` that the task
+publishes to the subscribers (Adj-RIB-Out update groups, kernel sync, control API) in batches.
+
+Memory is the point of the layout: a prefix with a single candidate (the common case: one
+node announces each Calico block) maps straight to its interned ``Route``, so the entry costs
+one dict slot; only prefixes with several candidates hold an ``Entry``.
+
+While the daemon restarts (RFC 4724 selection deferral) changes are collected but not
+published; ``end_deferral`` then publishes the whole table at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import NamedTuple
+
+from rib.decision import DecisionOptions, select
+from rib.route import Route, Source
+from rib.shards import SHARD_OF, SPREAD, new_shards, shard_items, shard_len
+from speaker.wire_codes import Family
+
+NO_ROUTES: tuple[Route, ...] = ()
+
+
+class Entry:
+    """A prefix with several candidates."""
+
+    __slots__ = ("best", "candidates", "ecmp")
+
+    def __init__(self, candidates: list[Route], best: Route | None, ecmp: tuple[Route, ...]):
+        self.candidates = candidates
+        self.best = best
+        self.ecmp = ecmp
+
+
+class Change(NamedTuple):
+    """The best route or ECMP set of one prefix changed (None / () when there is none)."""
+
+    family: Family
+    prefix: int
+    old_best: Route | None
+    old_ecmp: tuple[Route, ...]
+    new_best: Route | None
+    new_ecmp: tuple[Route, ...]
+
+
+def _selection(slot: Route | Entry | None) -> tuple[Route | None, tuple[Route, ...]]:
+    if slot is None:
+        return None, NO_ROUTES
+    if isinstance(slot, Entry):
+        return slot.best, slot.ecmp
+    return slot, (slot,)
+
+
+class LocRib:
+    """Per-family tables of prefix -> Route | Entry (see the module docstring)."""
+
+    def __init__(self, options: DecisionOptions | None = None) -> None:
+        self.options = options or DecisionOptions()
+        self.tables: dict[Family, list[dict[int, Route | Entry]]] = {}
+        self.deferring = False
+
+    def _slot(self, family: Family, prefix: int) -> Route | Entry | None:
+        shards = self.tables.get(family)
+        return None if shards is None else shards[SHARD_OF[prefix % SPREAD]].get(prefix)
+
+    def __len__(self) -> int:
+        return sum(shard_len(t) for t in self.tables.values())
+
+    def lookup(self, family: Family, prefix: int) -> tuple[Route | None, tuple[Route, ...]]:
+        """(best, ECMP set) of one prefix."""
+        return _selection(self._slot(family, prefix))
+
+    def candidates(self, family: Family, prefix: int) -> list[Route]:
+        """Every candidate of one prefix."""
+        slot = self._slot(family, prefix)
+        if slot is None:
+            return []
+        return list(slot.candidates) if isinstance(slot, Entry) else [slot]
+
+    def best_routes(self, family: Family) -> Iterator[tuple[int, Route, tuple[Route, ...]]]:
+        """(prefix, best, ECMP set) of every prefix that has a best route."""
+        for prefix, slot in shard_items(self.tables.get(family, [])):
+            best, ecmp = _selection(slot)
+            if best is not None:
+                yield prefix, best, ecmp
+
+    def apply(
+        self, family: Family, prefix: int, source: Source, path_id: int, route: Route | None
+    ) -> Change | None:
+        """Replace the candidate from (``source``, ``path_id``) with ``route`` (None: remove it).
+
+        Returns the change of best route or ECMP set, or None when the selection is the same
+        (or while deferring).
+        """
+        shards = self.tables.get(family)
+        if shards is None:
+            shards = self.tables[family] = new_shards()
+        table = shards[SHARD_OF[prefix % SPREAD]]
+        slot = table.get(prefix)
+        # The fast paths: a prefix's first candidate, and its only candidate replaced/removed.
+        if slot is None:
+            if route is None:
+                return None
+            table[prefix] = route
+            return None if self.deferring else Change(family, prefix, None, (), route, (route,))
+        new_best: Route | None
+        new_ecmp: tuple[Route, ...]
+        old_best: Route | None
+        old_ecmp: tuple[Route, ...]
+        if not isinstance(slot, Entry):
+            if slot.source is source and slot.path_id == path_id:
+                if route is None:
+                    del table[prefix]
+                    new_best, new_ecmp = None, NO_ROUTES
+                else:
+                    if route is slot:
+                        return None
+                    table[prefix] = route
+                    new_best, new_ecmp = route, (route,)
+                if self.deferring:
+                    return None
+                return Change(family, prefix, slot, (slot,), new_best, new_ecmp)
+            if route is None:
+                return None  # withdrawing something we never had
+            candidates = [slot, route]
+            old_best, old_ecmp = slot, (slot,)
+        else:
+            old_best, old_ecmp = slot.best, slot.ecmp
+            candidates = [
+                c for c in slot.candidates if not (c.source is source and c.path_id == path_id)
+            ]
+            if route is not None:
+                candidates.append(route)
+        if not candidates:
+            del table[prefix]
+            new_best, new_ecmp = None, NO_ROUTES
+        elif len(candidates) == 1:
+            table[prefix] = candidates[0]
+            new_best, new_ecmp = candidates[0], (candidates[0],)
+        else:
+            new_best, new_ecmp = select(candidates, self.options)
+            table[prefix] = Entry(candidates, new_best, new_ecmp)
+        if self.deferring or (new_best is old_best and new_ecmp == old_ecmp):
+            return None
+        return Change(family, prefix, old_best, old_ecmp, new_best, new_ecmp)
+
+    def end_deferral(self) -> list[Change]:
+        """Selection deferral is over: every current selection, as changes from nothing."""
+        self.deferring = False
+        return [
+            Change(family, prefix, None, NO_ROUTES, best, ecmp)
+            for family in self.tables
+            for prefix, best, ecmp in self.best_routes(family)
+        ]

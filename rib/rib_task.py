@@ -1,0 +1,579 @@
+"""The one task that owns the RIB: Adj-RIBs-In, Loc-RIB, update groups, graceful restart.
+
+Data flow: peer sessions (``speaker.transport.PeerSession``) use a ``Rib`` as their sink: their
+calls only append to the RIB's inbox and wake its task, so a session never waits on the RIB
+(OpenBGPD's session engine / decision engine split). The task (``run``) takes the inbox in
+order: a session up joins its update group and gets the table; UPDATEs pass import policy into
+the peer's ``AdjRibIn`` and the ``LocRib``; every change of a best route or ECMP set goes, in
+batches, to the update groups (which write UPDATEs to their members) and to the subscribers
+(kernel sync, control API). Big inputs are cut into slices of at most ``SLICE_SECONDS`` of work
+between which the task yields, so KEEPALIVEs and other sessions are never held up; when the
+inbox holds more than ``INBOX_HIGH`` prefixes, sessions stop reading until it drains.
+
+Graceful restart (RFC 4724): a GR peer's routes go stale when its session drops and are swept
+at its End-of-RIB or when its restart time runs out; a second drop deletes the stale ones at
+once. After our own restart, best-path selection waits for End-of-RIB from every GR peer that
+is up, or for the selection deferral timer, but never for a peer that is down (calico#7144).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, cast
+
+from rib.adj_rib_in import AdjRibIn, split_key
+from rib.adj_rib_out import ExportSettings, UpdateGroup
+from rib.decision import DecisionOptions
+from rib.gc_schedule import GcSchedule
+from rib.loc_rib import Change, LocRib
+from rib.policy import LimitDecision, PrefixLimit
+from rib.route import ROUTES, Origin, Route, Source, Stale
+from rib.shards import SHARD_OF, SPREAD, shard_items
+from speaker.capabilities import GracefulRestartCapability
+from speaker.control_messages import Notification
+from speaker.negotiated import Negotiated
+from speaker.path_attributes import PathAttributes
+from speaker.session_events import RouteRefreshReceived, SessionDown, SessionUp, StateChange
+from speaker.update_message import Update
+from speaker.wire_codes import Family, GracefulRestartFlag
+
+LOG = logging.getLogger("myna.rib")
+SLICE_SECONDS = 0.003  # Loc-RIB work before its changes are published and the loop yields
+CHECK_EVERY = 128  # prefixes between two looks at the clock
+INBOX_HIGH = 200_000  # prefixes queued before sessions stop reading
+INBOX_LOW = 50_000
+
+# (family, prefix, route) -> attributes to keep (maybe rewritten, interned) or None to drop
+ImportPolicy = Callable[[Family, int, Route], PathAttributes | None]
+Subscriber = Callable[[list[Change]], None]
+
+
+class _Addressed(Protocol):
+    @property
+    def address(self) -> str:
+        """The peer's address."""
+
+
+class RibSession(Protocol):
+    """What the RIB needs of a peer session (``speaker.transport.PeerSession`` has it)."""
+
+    @property
+    def name(self) -> str:
+        """The peer's name (its address)."""
+
+    @property
+    def log(self) -> logging.LoggerAdapter[logging.Logger]:
+        """The peer's logger."""
+
+    @property
+    def transport_settings(self) -> _Addressed:
+        """Where the peer is."""
+
+    def send(self, data: bytes) -> bool:
+        """Write encoded messages on the Established connection."""
+
+    def local_address(self) -> str | None:
+        """Our address towards the peer."""
+
+    def resume_reading(self) -> None:
+        """Read from the peer again (after back-pressure)."""
+
+    def cease(self, notification: Notification, reason: str, restart_after: float | None) -> None:
+        """End the session with this NOTIFICATION (restarting after a delay, or not)."""
+
+
+def accept_import(_family: Family, _prefix: int, route: Route) -> PathAttributes | None:
+    """The import policy of a peer configured without one."""
+    return route.attrs
+
+
+@dataclass
+class PeerRib:
+    """The RIB's state for one configured peer."""
+
+    session: RibSession
+    export: Callable[[RibSession, Negotiated], ExportSettings]
+    import_policy: ImportPolicy = accept_import
+    source: Source | None = None
+    adj_in: AdjRibIn = field(default_factory=AdjRibIn)
+    group: UpdateGroup | None = None
+    up: bool = False
+    graceful: bool = False  # the current session negotiated GR with the peer
+    restart_time: int = 0  # the peer's, from its OPEN
+    eor: set[Family] = field(default_factory=set)
+    families: frozenset[Family] = frozenset()
+    restarting: bool = False  # the peer's OPEN carried the Restart State flag
+    limit: PrefixLimit | None = None
+    stale_timer: asyncio.TimerHandle | None = None
+
+
+Handler = Callable[["Rib", "RibSession | None", object], Coroutine[Any, Any, None]]
+
+
+class Rib:
+    """The RIB and its task (see the module docstring)."""
+
+    def __init__(
+        self,
+        local_as: int,
+        router_id: int,
+        options: DecisionOptions | None = None,
+        selection_deferral: float = 0.0,
+        manage_gc: bool = False,
+    ) -> None:
+        self.local_as = local_as
+        self.router_id = router_id
+        self.loc = LocRib(options)
+        self.peers: dict[str, PeerRib] = {}
+        self.groups: dict[tuple[Negotiated, ExportSettings], UpdateGroup] = {}
+        self.subscribers: list[Subscriber] = []
+        self.local_sources: dict[Origin, Source] = {}
+        self._serials = 0
+        self._inbox: deque[tuple[str, RibSession | None, object]] = deque()
+        self._queued = 0
+        self._paused: set[RibSession] = set()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.selection_deferral = selection_deferral
+        self.loc.deferring = selection_deferral > 0
+        self._deferral_timer: asyncio.TimerHandle | None = None
+        self.prefixes_processed = 0
+        self.status_hook: Callable[[], None] | None = None  # called when status may differ
+        self.deferral_done_hook: Callable[[], None] | None = None
+        # The daemon hands full garbage collections to the RIB's idle spells (gc_schedule).
+        self.gc = GcSchedule() if manage_gc else None
+        self.longest_slice = 0.0  # seconds of wall time between two yields, at most
+        self.longest_slice_cpu = 0.0  # the same in CPU time (what the RIB itself spent)
+
+    # -- set-up --------------------------------------------------------------------------------
+
+    def add_peer(
+        self,
+        session: RibSession,
+        export: Callable[[RibSession, Negotiated], ExportSettings],
+        import_policy: ImportPolicy = accept_import,
+        limit: PrefixLimit | None = None,
+    ) -> None:
+        """Serve a peer: ``export`` builds its export settings when its session comes up."""
+        self.peers[session.name] = PeerRib(session, export, import_policy, limit=limit)
+
+    def _new_source(self, **fields: object) -> Source:
+        self._serials += 1
+        return Source(serial=self._serials, **fields)  # type: ignore[arg-type]
+
+    def start(self) -> None:
+        """Start the task (and the selection deferral timer, when restarting)."""
+        loop = asyncio.get_running_loop()
+        if self.gc is not None:
+            self.gc.start()
+        self._task = loop.create_task(self.run(), name="rib")
+        if self.loc.deferring:
+            self._deferral_timer = loop.call_later(
+                self.selection_deferral, self._post, "deferral-timeout", None, None
+            )
+
+    async def close(self) -> None:
+        """Stop the task."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for peer in self.peers.values():
+            if peer.stale_timer is not None:
+                peer.stale_timer.cancel()
+        if self._deferral_timer is not None:
+            self._deferral_timer.cancel()
+        if self.gc is not None:
+            self.gc.stop()
+
+    # -- the sink the sessions call (never blocks, never does RIB work) --------------------------
+
+    def _post(self, kind: str, session: RibSession | None, payload: object) -> None:
+        self._inbox.append((kind, session, payload))
+        self._wake.set()
+
+    def session_up(self, session: RibSession, up: SessionUp) -> None:
+        """Queue: the session is Established."""
+        self._post("up", session, up)
+
+    def session_down(self, session: RibSession, down: SessionDown) -> None:
+        """Queue: the session ended."""
+        self._post("down", session, down)
+
+    def updates(self, session: RibSession, updates: tuple[Update, ...]) -> bool:
+        """Queue UPDATEs; False asks the session to stop reading until the inbox drains."""
+        self._post("updates", session, updates)
+        for update in updates:
+            for reach in update.reach:
+                self._queued += len(reach.prefixes)
+            for gone in update.unreach:
+                self._queued += len(gone.prefixes)
+        if self._queued > INBOX_HIGH:
+            self._paused.add(session)
+            return False
+        return True
+
+    def route_refresh(self, session: RibSession, refresh: RouteRefreshReceived) -> None:
+        """Queue: the peer asked for our routes again."""
+        self._post("refresh", session, refresh)
+
+    def state_changed(self, session: RibSession, change: StateChange) -> None:
+        """Tell the status output (the RIB itself has nothing to do)."""
+        if self.status_hook is not None:
+            self.status_hook()
+
+    # -- the node's own routes ---------------------------------------------------------------------
+
+    def originate(
+        self, family: Family, prefixes: list[int], attrs: PathAttributes | None, origin: Origin
+    ) -> None:
+        """Queue: announce (``attrs``) or withdraw (None) routes of this node."""
+        self._post("local", None, (family, prefixes, attrs, origin))
+
+    # -- the task --------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Take the inbox in order, forever."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._inbox:
+                kind, session, payload = self._inbox.popleft()
+                await self._HANDLERS[kind](self, session, payload)
+                if self.gc is not None:
+                    self.gc.busy()
+            self._queued = 0
+            self._resume_sessions()
+            if self.status_hook is not None:
+                self.status_hook()
+
+    def _resume_sessions(self) -> None:
+        if self._paused and self._queued < INBOX_LOW:
+            paused, self._paused = self._paused, set()
+            for session in paused:
+                session.resume_reading()
+
+    async def _slices(self, work: list[tuple[Family, int, Source, int, Route | None]]) -> None:
+        """Apply Loc-RIB changes, publishing and yielding every ``SLICE_SECONDS``."""
+        apply = self.loc.apply
+        changes: list[Change] = []
+        start = time.perf_counter()
+        cpu = time.thread_time()
+        for i, (family, prefix, source, path_id, route) in enumerate(work):
+            change = apply(family, prefix, source, path_id, route)
+            if change is not None:
+                changes.append(change)
+            if i % CHECK_EVERY == CHECK_EVERY - 1 and time.perf_counter() - start > SLICE_SECONDS:
+                self._publish(changes)
+                changes = []
+                self._slice_done(start, cpu)
+                await asyncio.sleep(0)
+                start = time.perf_counter()
+                cpu = time.thread_time()
+        self._publish(changes)
+        self._slice_done(start, cpu)
+        self.prefixes_processed += len(work)
+
+    def _slice_done(self, start: float, cpu: float) -> None:
+        # Wall time includes whatever else the machine ran meanwhile; CPU time is ours alone.
+        self.longest_slice = max(self.longest_slice, time.perf_counter() - start)
+        self.longest_slice_cpu = max(self.longest_slice_cpu, time.thread_time() - cpu)
+
+    def _publish(self, changes: list[Change]) -> None:
+        if not changes:
+            return
+        for group in self.groups.values():
+            group.publish(group.apply(changes))
+        for subscriber in self.subscribers:
+            subscriber(changes)
+
+    # -- handlers ------------------------------------------------------------------------------
+
+    async def _on_updates(self, session: RibSession | None, payload: object) -> None:
+        assert session is not None
+        peer = self.peers.get(session.name)
+        if peer is None or peer.source is None or not peer.up:
+            return
+        updates: tuple[Update, ...] = payload  # type: ignore[assignment]
+        source = peer.source
+        policy = peer.import_policy
+        intern = ROUTES.intern
+        work: list[tuple[Family, int, Source, int, Route | None]] = []
+        for update in updates:
+            for problem in update.problems:
+                session.log.warning("malformed UPDATE from the peer: %s", problem.describe())
+            for gone in update.unreach:
+                shards = peer.adj_in.shards(gone.family)
+                ids = gone.path_ids or (0,) * len(gone.prefixes)
+                for prefix, path_id in zip(gone.prefixes, ids, strict=True):
+                    key = (path_id << 136) | prefix if path_id else prefix
+                    if shards[SHARD_OF[key % SPREAD]].pop(key, None) is not None:
+                        work.append((gone.family, prefix, source, path_id, None))
+            for reach in update.reach:
+                family = reach.family
+                shards = peer.adj_in.shards(family)
+                ids = reach.path_ids or (0,) * len(reach.prefixes)
+                plain = intern(source, reach.attributes)
+                for prefix, path_id in zip(reach.prefixes, ids, strict=True):
+                    route = plain if not path_id else intern(source, reach.attributes, path_id)
+                    attrs = policy(family, prefix, route)
+                    key = (path_id << 136) | prefix if path_id else prefix
+                    if attrs is None:
+                        # Rejected by import policy: gone, if it was there before.
+                        if shards[SHARD_OF[key % SPREAD]].pop(key, None) is not None:
+                            work.append((family, prefix, source, path_id, None))
+                        continue
+                    if attrs is not route.attrs:
+                        route = intern(source, attrs, path_id)
+                    shards[SHARD_OF[key % SPREAD]][key] = route
+                    work.append((family, prefix, source, path_id, route))
+            if update.end_of_rib is not None:
+                await self._slices(work)
+                work = []
+                self._end_of_rib(peer, update.end_of_rib)
+        await self._slices(work)
+        if peer.limit is not None:
+            self._check_limit(peer, {u.family for up in updates for u in up.reach})
+
+    def _check_limit(self, peer: PeerRib, families: set[Family]) -> None:
+        assert peer.limit is not None
+        for family in families:
+            count = peer.adj_in.count(family)
+            outcome = peer.limit.check(count, family)
+            if outcome.decision == LimitDecision.WARN:
+                peer.session.log.warning(
+                    "%d %s prefixes exceed the limit of %d", count, family.name, peer.limit.limit
+                )
+            elif outcome.decision == LimitDecision.CEASE:
+                reason = (
+                    f"{count} {family.name} prefixes exceed the limit of {peer.limit.limit}"
+                )
+                peer.session.log.error("%s: ending the session", reason)
+                note = Notification(outcome.code, outcome.subcode, outcome.data)
+                peer.session.cease(note, reason, outcome.restart_after)
+                return
+
+    def _end_of_rib(self, peer: PeerRib, family: Family) -> None:
+        peer.eor.add(family)
+        stale = peer.adj_in.stale_keys(family)
+        if stale:
+            peer.session.log.info(
+                "End-of-RIB %s: %d stale routes not refreshed, removed", family.name, len(stale)
+            )
+            self._post("sweep", peer.session, (family, stale))
+        self._check_deferral()
+
+    async def _on_sweep(self, session: RibSession | None, payload: object) -> None:
+        assert session is not None
+        peer = self.peers[session.name]
+        family, keys = cast(tuple[Family, list[int]], payload)
+        shards = peer.adj_in.shards(family)
+        work: list[tuple[Family, int, Source, int, Route | None]] = []
+        for key in keys:
+            table = shards[SHARD_OF[key % SPREAD]]
+            route = table.get(key)
+            if route is not None and route.stale:
+                del table[key]
+                prefix, path_id = split_key(key)
+                work.append((family, prefix, route.source, path_id, None))
+        await self._slices(work)
+
+    async def _on_up(self, session: RibSession | None, payload: object) -> None:
+        assert session is not None
+        up: SessionUp = payload  # type: ignore[assignment]
+        peer = self.peers.get(session.name)
+        if peer is None:
+            return
+        received = up.received_open
+        address = int(ipaddress.ip_address(session.transport_settings.address))
+        old = peer.source
+        if (
+            old is None
+            or old.router_id != received.bgp_id
+            or old.asn != received.real_asn
+            or old.ibgp != up.negotiated.ibgp
+        ):
+            if old is not None:
+                await self._flush(peer, stale_only=False)
+            peer.source = self._new_source(
+                name=session.name,
+                address=address,
+                router_id=received.bgp_id,
+                asn=received.real_asn,
+                ibgp=up.negotiated.ibgp,
+            )
+        gr = next(
+            (c for c in received.capabilities if isinstance(c, GracefulRestartCapability)), None
+        )
+        peer.graceful = gr is not None and any(
+            isinstance(c, GracefulRestartCapability) for c in up.sent_open.capabilities
+        )
+        peer.restart_time = gr.restart_time if gr is not None else 0
+        peer.restarting = gr is not None and bool(
+            gr.restart_flags & GracefulRestartFlag.RESTART_STATE
+        )
+        peer.up = True
+        peer.eor = set()
+        peer.families = up.negotiated.families
+        if peer.stale_timer is not None:
+            peer.stale_timer.cancel()
+            peer.stale_timer = None
+        settings = peer.export(session, up.negotiated)
+        key = (up.negotiated, settings)
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = UpdateGroup(up.negotiated, settings)
+            if not self.loc.deferring:
+                group.apply(self._whole_table())
+        group.members.append(session)
+        peer.group = group
+        if not self.loc.deferring:
+            session.send(group.table_for_new_member())
+        self._check_deferral()
+
+    def _whole_table(self) -> list[Change]:
+        return [
+            Change(family, prefix, None, (), best, ecmp)
+            for family in list(self.loc.tables)
+            for prefix, best, ecmp in self.loc.best_routes(family)
+        ]
+
+    async def _on_down(self, session: RibSession | None, payload: object) -> None:
+        assert session is not None
+        down: SessionDown = payload  # type: ignore[assignment]
+        peer = self.peers.get(session.name)
+        if peer is None or not peer.up:
+            return
+        peer.up = False
+        self._leave_group(peer)
+        already_stale = any(peer.adj_in.stale_keys(f) for f in list(peer.adj_in.tables))
+        if down.graceful and peer.graceful and peer.restart_time and not already_stale:
+            # RFC 4724 4.2: keep the routes, stale, for the peer's restart time.
+            count = await self._mark_stale(peer)
+            session.log.info(
+                "graceful restart: %d routes kept as stale for up to %d s",
+                count,
+                peer.restart_time,
+            )
+            loop = asyncio.get_running_loop()
+            peer.stale_timer = loop.call_later(
+                peer.restart_time, self._post, "restart-timeout", session, None
+            )
+        else:
+            # Not graceful, or a second restart before End-of-RIB: everything goes at once.
+            await self._flush(peer, stale_only=False)
+        self._check_deferral()
+
+    def _leave_group(self, peer: PeerRib) -> None:
+        group = peer.group
+        peer.group = None
+        if group is None:
+            return
+        if peer.session in group.members:
+            group.members.remove(peer.session)
+        if not group.members:
+            for key, value in list(self.groups.items()):
+                if value is group:
+                    del self.groups[key]
+
+    async def _mark_stale(self, peer: PeerRib) -> int:
+        count = peer.adj_in.mark_stale(Stale.STALE)
+        work: list[tuple[Family, int, Source, int, Route | None]] = []
+        for family in peer.adj_in.tables:
+            for key, route in peer.adj_in.items(family):
+                prefix, path_id = split_key(key)
+                work.append((family, prefix, route.source, path_id, route))
+        await self._slices(work)
+        return count
+
+    async def _flush(self, peer: PeerRib, stale_only: bool) -> None:
+        work: list[tuple[Family, int, Source, int, Route | None]] = []
+        for family, shards in peer.adj_in.tables.items():
+            for key, route in shard_items(shards):
+                if stale_only and not route.stale:
+                    continue
+                del shards[SHARD_OF[key % SPREAD]][key]
+                prefix, path_id = split_key(key)
+                work.append((family, prefix, route.source, path_id, None))
+        await self._slices(work)
+
+    async def _on_restart_timeout(self, session: RibSession | None, payload: object) -> None:
+        assert session is not None
+        peer = self.peers[session.name]
+        peer.stale_timer = None
+        session.log.warning(
+            "graceful restart: the peer did not return within %d s, stale routes removed",
+            peer.restart_time,
+        )
+        await self._flush(peer, stale_only=True)
+
+    async def _on_refresh(self, session: RibSession | None, payload: object) -> None:
+        assert session is not None
+        peer = self.peers.get(session.name)
+        if peer is None or peer.group is None or self.loc.deferring:
+            return
+        session.send(peer.group.table_for_new_member())
+
+    async def _on_local(self, _session: RibSession | None, payload: object) -> None:
+        family, prefixes, attrs, origin = cast(
+            tuple[Family, list[int], PathAttributes | None, Origin], payload
+        )
+        source = self.local_sources.get(origin)
+        if source is None:
+            source = self.local_sources[origin] = self._new_source(
+                name=origin.name.lower(), origin=origin, router_id=self.router_id
+            )
+        route = None if attrs is None else ROUTES.intern(source, attrs)
+        await self._slices([(family, prefix, source, 0, route) for prefix in prefixes])
+
+    # -- selection deferral (we are the restarting side) ------------------------------------------
+
+    def _check_deferral(self) -> None:
+        if not self.loc.deferring:
+            return
+        # A peer that restarts too (R flag) defers its own End-of-RIB until it has ours: waiting
+        # for it would stall both sides until the deferral timer (calico#7144 after a rollout).
+        waiting = [
+            p
+            for p in self.peers.values()
+            if p.up and p.graceful and not p.restarting and not p.eor >= p.families
+        ]
+        if not waiting and any(p.up for p in self.peers.values()):
+            self._post("deferral-done", None, "End-of-RIB from every peer that is up")
+
+    async def _on_deferral_end(self, _session: RibSession | None, payload: object) -> None:
+        if not self.loc.deferring:
+            return
+        LOG.info("best-path selection starts: %s", payload or "selection deferral timer expired")
+        if self._deferral_timer is not None:
+            self._deferral_timer.cancel()
+            self._deferral_timer = None
+        changes = self.loc.end_deferral()
+        if self.deferral_done_hook is not None:
+            self.deferral_done_hook()
+        for group in self.groups.values():
+            group.apply(changes)
+            data = group.table_for_new_member()
+            for member in group.members:
+                member.send(data)
+        for subscriber in self.subscribers:
+            subscriber(changes)
+
+    _HANDLERS: ClassVar[dict[str, Handler]] = {
+        "updates": _on_updates,
+        "up": _on_up,
+        "down": _on_down,
+        "sweep": _on_sweep,
+        "refresh": _on_refresh,
+        "local": _on_local,
+        "restart-timeout": _on_restart_timeout,
+        "deferral-done": _on_deferral_end,
+        "deferral-timeout": _on_deferral_end,
+    }

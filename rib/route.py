@@ -1,0 +1,107 @@
+"""What a route is inside the RIB: where it came from (``Source``) and what it says (``Route``).
+
+Data flow: the RIB task makes one ``Source`` per peer session (and one for the node's own
+routes: kernel, static, config) when the session comes up, from the OPEN and the config; every
+route from that session points at it. A ``Route`` is (source, interned attribute set, ADD-PATH
+path id, staleness); ``ROUTES.intern`` shares one object among all prefixes that carry the same
+four, so a peer announcing 1,000,000 prefixes with one attribute set costs one ``Route``. The
+Adj-RIB-In and the Loc-RIB map prefix ints to these objects; the decision process
+(``rib/decision.py``) compares them; the Adj-RIB-Out reads their attributes.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import NamedTuple
+
+from speaker.path_attributes import PathAttributes
+
+
+class Stale(IntEnum):
+    """Graceful-restart staleness; the decision process prefers smaller values."""
+
+    FRESH = 0
+    STALE = 1  # RFC 4724: the peer restarts; kept until End-of-RIB or the restart time
+    LLGR_STALE = 2  # RFC 9494: long-lived stale, least preferred of all
+
+
+class Origin(IntEnum):
+    """Where a Source's routes come from (Calico's BGPFilter ``source`` matches on it)."""
+
+    BGP = 0  # a BGP peer
+    KERNEL = 1  # learned from the kernel (Felix's blackhole block routes and the like)
+    STATIC = 2  # configured in Myna (announce, prefix advertisements)
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class Source:
+    """One origin of routes: a peer session, or this node itself.
+
+    Compared by identity: a peer whose session restarts gets a new ``Source`` (its old routes
+    keep pointing at the old one while they are stale). ``router_id`` and ``address`` are what
+    the decision process's tie-breakers read (RFC 4271 9.1.2.2 f, g); ``igp_cost`` is the cost
+    to reach this source's next hops (step e), 0 for directly connected peers as in Calico.
+    """
+
+    name: str  # the peer's address, or "kernel" / "static"
+    origin: Origin = Origin.BGP
+    address: int = 0  # the peer's address as an int (IPv6 ones too)
+    router_id: int = 0
+    asn: int = 0
+    ibgp: bool = True
+    rr_client: bool = False  # RFC 4456: this peer is a route-reflector client of ours
+    igp_cost: int = 0
+    interface: str | None = None  # kernel routes: the device they point at
+    serial: int = field(default=0, compare=False)  # creation order, for stable sorting
+
+    @property
+    def ebgp(self) -> bool:
+        """Learned over an external session."""
+        return self.origin == Origin.BGP and not self.ibgp
+
+
+class Route(NamedTuple):
+    """One path to a prefix. Interned: build them with ``ROUTES.intern``."""
+
+    source: Source
+    attrs: PathAttributes  # interned by speaker.path_attributes.ATTRIBUTES
+    path_id: int = 0  # ADD-PATH identifier as received (0 without ADD-PATH)
+    stale: Stale = Stale.FRESH
+
+
+class RouteTable:
+    """The intern table of ``Route`` objects (see the module docstring)."""
+
+    __slots__ = ("_routes",)
+
+    def __init__(self) -> None:
+        self._routes: dict[tuple[int, int, int, int], Route] = {}
+
+    def intern(
+        self, source: Source, attrs: PathAttributes, path_id: int = 0, stale: Stale = Stale.FRESH
+    ) -> Route:
+        """The shared ``Route`` for these four (``attrs`` must already be interned)."""
+        key = (id(source), id(attrs), path_id, stale)
+        route = self._routes.get(key)
+        if route is None:
+            route = self._routes[key] = Route(source, attrs, path_id, stale)
+        return route
+
+    def __len__(self) -> int:
+        return len(self._routes)
+
+    def sweep(self) -> int:
+        """Forget routes no RIB refers to any more; returns how many were dropped."""
+        dropped = 0
+        for key in list(self._routes):
+            route = self._routes[key]
+            # Referenced only by the table, this local and getrefcount's own argument.
+            if sys.getrefcount(route) <= 3:
+                del self._routes[key]
+                dropped += 1
+        return dropped
+
+
+ROUTES = RouteTable()
