@@ -220,10 +220,19 @@ class StatusFile:
                 "route_count": len(peer.adj_in),
                 "routes": routes,
             }
+        ecmp: dict[str, list[str]] = {}
+        if len(rib.loc) <= STATUS_ROUTE_LIMIT:
+            for family in list(rib.loc.tables):
+                for prefix, _, paths in rib.loc.best_routes(family):
+                    if len(paths) > 1:
+                        ecmp[prefix_text(prefix, family)] = sorted(
+                            str(ipaddress.ip_address(r.attrs.next_hop[:16])) for r in paths
+                        )
         return {
             "router_id": self.daemon.config.router_id,
             "pid": os.getpid(),
             "loc_rib": len(rib.loc),
+            "ecmp": ecmp,
             "selection_deferred": rib.loc.deferring,
             "peers": peers,
         }
