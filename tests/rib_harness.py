@@ -23,6 +23,7 @@ from speaker.capabilities import (
     GracefulRestartCapability,
     MultiprotocolCapability,
 )
+from speaker.control_messages import Notification
 from speaker.framing import MessageReader
 from speaker.messages import decode_message, decode_wire
 from speaker.negotiated import Negotiated, negotiate
@@ -51,6 +52,7 @@ class FakeSession:
     local: str = "198.18.0.1"
     sent: list[bytes] = field(default_factory=list)
     resumed: int = 0
+    ceased: list[tuple[Notification, str, float | None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.transport_settings = Settings(self.name)
@@ -62,6 +64,10 @@ class FakeSession:
         if data:
             self.sent.append(data)
         return True
+
+    def cease(self, notification: Notification, reason: str, restart_after: float | None) -> None:
+        """Record how the RIB ended the session."""
+        self.ceased.append((notification, reason, restart_after))
 
     def resume_reading(self) -> None:
         """Count resumes (back-pressure)."""

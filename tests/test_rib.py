@@ -27,9 +27,11 @@ from rib_harness import (
 )
 
 from rib.loc_rib import Change
+from rib.policy import LimitAction, PrefixLimit
 from rib.rib_task import Rib
 from rib.route import Origin, Stale
 from speaker.capabilities import GracefulRestartCapability
+from speaker.control_messages import Notification
 from speaker.nlri import prefix_from_text
 from speaker.path_attributes import PathAttributes
 from speaker.update_message import Unreach, Update
@@ -330,3 +332,22 @@ def test_a_million_prefixes_never_block_the_loop_for_20_ms(count: int) -> None:
     # other processes' turns, so its bound is looser.
     assert longest_cpu < 0.020
     assert worst_gap < 0.250
+
+
+@on_uvloop
+async def test_prefix_limit_ceases_with_6_1_and_its_data() -> None:
+    rib = Rib(LOCAL_AS, int(ipaddress.IPv4Address("198.18.0.1")))
+    a = FakeSession("198.18.0.2")
+    rib.add_peer(a, export_settings, limit=PrefixLimit(2, LimitAction.CEASE, restart_after=30))
+    rib.start()
+    rib.session_up(a, up_event(a, "198.18.0.2"))
+    rib.updates(a, announce(a, [block(1), block(2)], "198.18.0.2"))
+    await settle(rib)
+    assert a.ceased == []
+    rib.updates(a, announce(a, [block(3)], "198.18.0.2"))
+    await settle(rib)
+    (notification, reason, restart_after) = a.ceased[0]
+    # RFC 4486: AFI 1, SAFI 1, the limit as 4 octets.
+    assert notification == Notification(6, 1, bytes.fromhex("000101" + "00000002"))
+    assert restart_after == 30 and "exceed the limit of 2" in reason
+    await rib.close()

@@ -21,7 +21,9 @@ import uvloop
 
 from bgpd.config import parse_config
 from bgpd.daemon import Daemon
+from speaker.nlri import prefix_from_text
 from speaker.session_events import State
+from speaker.wire_codes import Family
 
 A, B = "127.0.0.1", "127.0.0.2"
 
@@ -43,16 +45,19 @@ def free_port(address: str) -> int:
         return int(sock.getsockname()[1])
 
 
-def config(me: str, port: int, peer: str, peer_port: int, **peer_extra: Any) -> Any:
+def config(
+    me: str, port: int, peer: str, peer_port: int, top: str = "", **peer_extra: Any
+) -> Any:
     """A daemon at ``me`` with one iBGP peer; short timers so tests are quick."""
     extra = "".join(f"\n    {k}: {v}" for k, v in peer_extra.items())
+    announce = top or f"announce: [\"{'198.19.1.0/26' if me == A else '198.19.2.0/26'}\"]"
     return parse_config(
         f"""
 router_id: {"198.18.0.1" if me == A else "198.18.0.2"}
 local_as: 64512
 listen: {{addresses: ["{me}"], port: {port}}}
 timers: {{hold_time: 3, connect_delay: 0.1, connect_retry: 0.5, error_wait: [0.2, 1]}}
-announce: ["{"198.19.1.0/26" if me == A else "198.19.2.0/26"}"]
+{announce}
 peers:
   - address: {peer}
     as: 64512
@@ -74,11 +79,13 @@ async def wait_for(what: str, condition: Callable[[], bool], timeout: float = 10
 
 @asynccontextmanager
 async def daemons(
-    a_extra: dict[str, Any] | None = None, b_extra: dict[str, Any] | None = None
+    a_extra: dict[str, Any] | None = None,
+    b_extra: dict[str, Any] | None = None,
+    a_top: str = "",
 ) -> AsyncIterator[tuple[Daemon, Daemon]]:
     """Daemon A (active) and B (passive) peering over loopback; both closed afterwards."""
     port_a, port_b = free_port(A), free_port(B)
-    a = Daemon(config(A, port_a, B, port_b, **(a_extra or {})))
+    a = Daemon(config(A, port_a, B, port_b, a_top, **(a_extra or {})))
     b = Daemon(config(B, port_b, A, port_a, passive="true", **(b_extra or {})))
     started: list[Daemon] = []
     try:
@@ -218,3 +225,26 @@ async def test_hold_timer_notices_a_silent_peer_and_session_returns() -> None:
             ),
             timeout=20,
         )
+
+
+CALICO_NODE = """
+announce: ["198.19.1.0/26", "198.19.1.5/32", "198.18.200.0/24", "198.19.9.0/26"]
+ip_pools:
+  - {cidr: 198.19.0.0/16, ipip_mode: Always}
+  - {cidr: 198.19.9.0/24, disable_bgp_export: true}
+blocks: ["198.19.1.0/26"]
+communities: {calico-block: "64512:100"}
+prefix_advertisements: [{cidr: 198.19.1.0/26, communities: [calico-block, "64512:7"]}]
+"""
+
+
+@on_uvloop
+async def test_calico_default_export_policy() -> None:
+    # Exported: our own block, exactly, with its prefix-advertisement communities. Not exported:
+    # a workload /32 inside our block, a prefix outside every pool, a pool with export disabled.
+    async with daemons(a_top=CALICO_NODE) as (a, b):
+        await wait_for("the block at B", lambda: routes(b, A) == {"198.19.1.0/26"})
+        (best, _) = b.rib.loc.lookup(Family.IPV4_UNICAST, prefix_from_text("198.19.1.0/26"))
+        assert best is not None
+        assert set(best.attrs.communities) == {64512 << 16 | 100, 64512 << 16 | 7}
+        assert len(a.rib.loc) == 4  # all four are ours, in our own Loc-RIB
