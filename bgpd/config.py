@@ -86,6 +86,8 @@ class Peer(_Model):
     multihop: Annotated[int, Field(ge=1, le=255)] = 64
     graceful_restart: bool = True
     restart_time: Annotated[int, Field(ge=0, le=4095)] = 120
+    # RFC 9494: keep a lost peer's routes, least preferred, this long after its restart time
+    long_lived_stale_time: Annotated[int, Field(ge=0, le=0xFFFFFF)] = 0
     next_hop_mode: Literal["auto", "self", "keep"] = "auto"
     # RFC 7911; Calico runs BIRD with "add paths on" (receive and send)
     add_paths: Literal["off", "rx", "tx", "on"] = "on"

@@ -41,21 +41,21 @@ from rib.policy import (
     as_rib_policy,
     compile_filters,
 )
-from rib.rib_task import ImportPolicy, Rib, RibSession
+from rib.rib_task import ImportPolicy, Rib, RibSession, llgr_stale_time
 from rib.route import Origin
 from speaker.capabilities import (
     AddPathCapability,
     Capability,
     FourOctetAsCapability,
     GracefulRestartCapability,
+    LongLivedGracefulRestartCapability,
     MultiprotocolCapability,
     RouteRefreshCapability,
 )
 from speaker.listener import Listener
-from speaker.negotiated import Negotiated
 from speaker.nlri import prefix_family, prefix_from_text, prefix_text
 from speaker.path_attributes import ATTRIBUTES, PathAttributes
-from speaker.session_events import SessionSettings
+from speaker.session_events import SessionSettings, SessionUp
 from speaker.transport import PeerSession, TransportSettings
 from speaker.wire_codes import (
     AddPathDirection,
@@ -82,6 +82,12 @@ def capabilities_for(peer: Peer, local_as: int, restarting: bool) -> tuple[Capab
         RouteRefreshCapability(),
         FourOctetAsCapability(local_as),
     ]
+    if peer.long_lived_stale_time:
+        caps.append(
+            LongLivedGracefulRestartCapability(
+                ((family.afi, family.safi, FORWARDING_PRESERVED, peer.long_lived_stale_time),)
+            )
+        )
     if peer.add_paths != "off":
         direction = {"rx": AddPathDirection.RECEIVE, "tx": AddPathDirection.SEND}.get(
             peer.add_paths, AddPathDirection.BOTH
@@ -279,10 +285,10 @@ class Daemon:
         """The session of the peer at ``address``."""
         return next(s for s in self.sessions if s.name == address)
 
-    def _export(self, peer: Peer) -> Callable[[RibSession, Negotiated], ExportSettings]:
+    def _export(self, peer: Peer) -> Callable[[RibSession, SessionUp], ExportSettings]:
         export_policy = self.policies.export(peer)
 
-        def settings(session: RibSession, _negotiated: Negotiated) -> ExportSettings:
+        def settings(session: RibSession, up: SessionUp) -> ExportSettings:
             local = session.local_address()
             packed = ipaddress.ip_address(local).packed if local else b""
             return ExportSettings(
@@ -291,6 +297,7 @@ class Daemon:
                 next_hop_v6=packed if len(packed) == 16 else b"",
                 next_hop_mode=NextHopMode(peer.next_hop_mode),
                 policy=export_policy,
+                llgr=llgr_stale_time(up.sent_open, up.received_open) > 0,
             )
 
         return settings

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from rib.loc_rib import Change
-from rib.route import Origin, Route
+from rib.route import Origin, Route, Stale
 from rib.shards import SHARD_OF, SPREAD, new_shards, shard_items
 from speaker.negotiated import Negotiated
 from speaker.path_attributes import ATTRIBUTES, PathAttributes
@@ -58,6 +58,7 @@ class ExportSettings:
     policy: ExportPolicy = accept_all
     reflect: Callable[[Route], bool] | None = None  # RFC 4456 (reflector issue): iBGP to iBGP
     add_path_limit: int = 16  # ADD-PATH: at most this many paths of the ECMP set per prefix
+    llgr: bool = False  # the peer speaks RFC 9494: LLGR_STALE routes may go to it
 
 
 class Member(Protocol):
@@ -118,6 +119,8 @@ class UpdateGroup:
             and (settings.reflect is None or not settings.reflect(route))
         ):
             return None
+        if route.stale == Stale.LLGR_STALE and not settings.llgr:
+            return None  # RFC 9494 4.5: not to a peer that does not know LLGR_STALE
         attrs = settings.policy(family, prefix, route)
         if attrs is None:
             return None

@@ -36,13 +36,14 @@ from rib.loc_rib import Change, LocRib
 from rib.policy import LimitDecision, PrefixLimit
 from rib.route import ROUTES, Origin, Route, Source, Stale
 from rib.shards import SHARD_OF, SPREAD, shard_items
-from speaker.capabilities import GracefulRestartCapability
+from speaker.capabilities import GracefulRestartCapability, LongLivedGracefulRestartCapability
 from speaker.control_messages import Notification
 from speaker.negotiated import Negotiated
-from speaker.path_attributes import PathAttributes
+from speaker.open_message import Open
+from speaker.path_attributes import ATTRIBUTES, PathAttributes
 from speaker.session_events import RouteRefreshReceived, SessionDown, SessionUp, StateChange
 from speaker.update_message import Update
-from speaker.wire_codes import Family, GracefulRestartFlag
+from speaker.wire_codes import Family, GracefulRestartFlag, WellKnownCommunity
 
 LOG = logging.getLogger("myna.rib")
 SLICE_SECONDS = 0.003  # Loc-RIB work before its changes are published and the loop yields
@@ -89,6 +90,16 @@ class RibSession(Protocol):
         """End the session with this NOTIFICATION (restarting after a delay, or not)."""
 
 
+def llgr_stale_time(sent: Open, received: Open) -> int:
+    """The long-lived stale time (RFC 9494) when both OPENs carry LLGR; 0 otherwise."""
+    ours = [c for c in sent.capabilities if isinstance(c, LongLivedGracefulRestartCapability)]
+    theirs = [c for c in received.capabilities if isinstance(c, LongLivedGracefulRestartCapability)]
+    if not ours or not theirs:
+        return 0
+    times = [stale for _, _, _, stale in theirs[0].families]
+    return min(times) if times else 0
+
+
 def accept_import(_family: Family, _prefix: int, route: Route) -> PathAttributes | None:
     """The import policy of a peer configured without one."""
     return route.attrs
@@ -99,7 +110,7 @@ class PeerRib:
     """The RIB's state for one configured peer."""
 
     session: RibSession
-    export: Callable[[RibSession, Negotiated], ExportSettings]
+    export: Callable[[RibSession, SessionUp], ExportSettings]
     import_policy: ImportPolicy = accept_import
     source: Source | None = None
     adj_in: AdjRibIn = field(default_factory=AdjRibIn)
@@ -111,6 +122,7 @@ class PeerRib:
     families: frozenset[Family] = frozenset()
     restarting: bool = False  # the peer's OPEN carried the Restart State flag
     limit: PrefixLimit | None = None
+    llgr_time: int = 0  # RFC 9494 long-lived stale time both sides agreed on (0: none)
     stale_timer: asyncio.TimerHandle | None = None
 
 
@@ -157,7 +169,7 @@ class Rib:
     def add_peer(
         self,
         session: RibSession,
-        export: Callable[[RibSession, Negotiated], ExportSettings],
+        export: Callable[[RibSession, SessionUp], ExportSettings],
         import_policy: ImportPolicy = accept_import,
         limit: PrefixLimit | None = None,
     ) -> None:
@@ -352,9 +364,7 @@ class Rib:
                     "%d %s prefixes exceed the limit of %d", count, family.name, peer.limit.limit
                 )
             elif outcome.decision == LimitDecision.CEASE:
-                reason = (
-                    f"{count} {family.name} prefixes exceed the limit of {peer.limit.limit}"
-                )
+                reason = f"{count} {family.name} prefixes exceed the limit of {peer.limit.limit}"
                 peer.session.log.error("%s: ending the session", reason)
                 note = Notification(outcome.code, outcome.subcode, outcome.data)
                 peer.session.cease(note, reason, outcome.restart_after)
@@ -416,6 +426,7 @@ class Rib:
             isinstance(c, GracefulRestartCapability) for c in up.sent_open.capabilities
         )
         peer.restart_time = gr.restart_time if gr is not None else 0
+        peer.llgr_time = llgr_stale_time(up.sent_open, received)
         peer.restarting = gr is not None and bool(
             gr.restart_flags & GracefulRestartFlag.RESTART_STATE
         )
@@ -425,7 +436,7 @@ class Rib:
         if peer.stale_timer is not None:
             peer.stale_timer.cancel()
             peer.stale_timer = None
-        settings = peer.export(session, up.negotiated)
+        settings = peer.export(session, up)
         key = (up.negotiated, settings)
         group = self.groups.get(key)
         if group is None:
@@ -454,7 +465,14 @@ class Rib:
         peer.up = False
         self._leave_group(peer)
         already_stale = any(peer.adj_in.stale_keys(f) for f in list(peer.adj_in.tables))
-        if down.graceful and peer.graceful and peer.restart_time and not already_stale:
+        if (
+            down.graceful
+            and peer.llgr_time
+            and not already_stale
+            and not (peer.graceful and peer.restart_time)
+        ):
+            await self._to_long_lived(peer)  # RFC 9494: LLGR without (or with a 0 s) GR
+        elif down.graceful and peer.graceful and peer.restart_time and not already_stale:
             # RFC 4724 4.2: keep the routes, stale, for the peer's restart time.
             count = await self._mark_stale(peer)
             session.log.info(
@@ -508,10 +526,57 @@ class Rib:
         assert session is not None
         peer = self.peers[session.name]
         peer.stale_timer = None
+        if peer.llgr_time and any(peer.adj_in.stale_keys(f) for f in list(peer.adj_in.tables)):
+            await self._to_long_lived(peer)
+            return
         session.log.warning(
-            "graceful restart: the peer did not return within %d s, stale routes removed",
-            peer.restart_time,
+            "graceful restart: the peer did not return in time, stale routes removed"
         )
+        await self._flush(peer, stale_only=True)
+
+    async def _to_long_lived(self, peer: PeerRib) -> None:
+        """RFC 9494 4.2: stale routes become long-lived stale (tagged LLGR_STALE).
+
+        They stay for the agreed stale time; routes tagged NO_LLGR are removed instead.
+        """
+        work: list[tuple[Family, int, Source, int, Route | None]] = []
+        retagged: dict[int, tuple[PathAttributes, PathAttributes]] = {}
+        for family, shards in peer.adj_in.tables.items():
+            for key, route in shard_items(shards):
+                prefix, path_id = split_key(key)
+                table = shards[SHARD_OF[key % SPREAD]]
+                if WellKnownCommunity.NO_LLGR in route.attrs.communities:
+                    del table[key]
+                    work.append((family, prefix, route.source, path_id, None))
+                    continue
+                pair = retagged.get(id(route.attrs))
+                if pair is None:
+                    tagged = ATTRIBUTES.intern(
+                        route.attrs._replace(
+                            communities=(*route.attrs.communities, WellKnownCommunity.LLGR_STALE)
+                        )
+                    )
+                    pair = retagged[id(route.attrs)] = (route.attrs, tagged)
+                new = ROUTES.intern(route.source, pair[1], route.path_id, Stale.LLGR_STALE)
+                table[key] = new
+                # The candidate is replaced by (source, path id), whatever its attributes.
+                work.append((family, prefix, route.source, path_id, new))
+        await self._slices(work)
+        peer.session.log.warning(
+            "long-lived graceful restart: %d routes kept as LLGR_STALE for up to %d s",
+            len(work),
+            peer.llgr_time,
+        )
+        loop = asyncio.get_running_loop()
+        peer.stale_timer = loop.call_later(
+            peer.llgr_time, self._post, "llgr-timeout", peer.session, None
+        )
+
+    async def _on_llgr_timeout(self, session: RibSession | None, payload: object) -> None:
+        assert session is not None
+        peer = self.peers[session.name]
+        peer.stale_timer = None
+        session.log.warning("long-lived stale time over: stale routes removed")
         await self._flush(peer, stale_only=True)
 
     async def _on_refresh(self, session: RibSession | None, payload: object) -> None:
@@ -574,6 +639,7 @@ class Rib:
         "refresh": _on_refresh,
         "local": _on_local,
         "restart-timeout": _on_restart_timeout,
+        "llgr-timeout": _on_llgr_timeout,
         "deferral-done": _on_deferral_end,
         "deferral-timeout": _on_deferral_end,
     }

@@ -30,7 +30,7 @@ from rib.loc_rib import Change
 from rib.policy import LimitAction, PrefixLimit
 from rib.rib_task import Rib
 from rib.route import Origin, Stale
-from speaker.capabilities import GracefulRestartCapability
+from speaker.capabilities import GracefulRestartCapability, LongLivedGracefulRestartCapability
 from speaker.control_messages import Notification
 from speaker.nlri import prefix_from_text
 from speaker.path_attributes import PathAttributes
@@ -350,4 +350,35 @@ async def test_prefix_limit_ceases_with_6_1_and_its_data() -> None:
     # RFC 4486: AFI 1, SAFI 1, the limit as 4 octets.
     assert notification == Notification(6, 1, bytes.fromhex("000101" + "00000002"))
     assert restart_after == 30 and "exceed the limit of 2" in reason
+    await rib.close()
+
+
+@on_uvloop
+async def test_long_lived_graceful_restart() -> None:
+    rib, (a, e) = new_rib("198.18.0.2", "198.18.0.9")
+    caps = (
+        *capabilities(),
+        GracefulRestartCapability(0, 1, ((1, 1, 0x80),)),  # restart time 1 s
+        LongLivedGracefulRestartCapability(((1, 1, 0x80, 3600),)),
+    )
+    rib.session_up(a, up_event(a, "198.18.0.2", ours=caps, theirs=caps))
+    rib.session_up(e, up_event(e, "198.18.0.9", asn=64999))  # no LLGR: gets no LLGR_STALE
+    rib.updates(a, announce(a, [block(1)], "198.18.0.2"))
+    rib.updates(a, announce(a, [block(2)], "198.18.0.2", communities=(0xFFFF0007,)))  # NO_LLGR
+    await settle(rib)
+    assert set(e.table()) == {block(1), block(2)}
+    rib.session_down(a, down(graceful=True))
+    await settle(rib)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        best, _ = rib.loc.lookup(V4, block(1))
+        if best is not None and best.stale == Stale.LLGR_STALE:
+            break
+        await asyncio.sleep(0.05)
+    await settle(rib)
+    best, _ = rib.loc.lookup(V4, block(1))
+    assert best is not None and best.stale == Stale.LLGR_STALE
+    assert 0xFFFF0006 in best.attrs.communities  # LLGR_STALE
+    assert rib.loc.lookup(V4, block(2)) == (None, ())  # NO_LLGR: removed, not kept
+    assert e.table() == {}  # withdrawn towards the peer that does not speak LLGR
     await rib.close()
