@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from bgpd.config import ConfigError, parse_config
+from bgpd.config import ConfigError, load_config, parse_config
 from bgpd.daemon import session_settings, transport_settings
 
 GOOD = """
@@ -71,3 +73,10 @@ def test_a_password_never_appears_in_an_error() -> None:
         parse_config(text)
     assert "s3cr3t" not in str(caught.value)
     assert "peers.0.password" in str(caught.value)
+
+
+def test_the_example_configs_are_valid() -> None:
+    examples = sorted((Path(__file__).parent.parent / "examples").glob("*.yaml"))
+    assert examples
+    for path in examples:
+        load_config(path)
