@@ -19,14 +19,10 @@ earlier round (ExaBGP's encode likewise includes building its objects).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import datetime
 import gc
 import importlib.metadata
 import ipaddress
 import json
-import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -34,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.exabgp_codec import OracleSession, exa_decode_bodies, exa_encode_routes
+from bench.results_file import machine, save
 from speaker.framing import MessageReader
 from speaker.messages import decode_message
 from speaker.negotiated import Negotiated
@@ -207,43 +204,6 @@ def table(rows: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def machine() -> dict[str, str]:
-    """What the figures were measured on."""
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu": cpu,
-        "cores": str(os.cpu_count()),
-        "python": platform.python_version(),
-        "exabgp": importlib.metadata.version("exabgp"),
-        "kernel": platform.release(),
-    }
-
-
-def save(rows: dict[str, dict[str, float]], directory: Path) -> Path:
-    """Write the table and the JSON, dated and with the machine, into ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
-    info = machine()
-    text = (
-        f"# Codec benchmark, {stamp}\n\n"
-        f"Command: `.venv/bin/python -m bench.codec_bench --save bench/results`\n\n"
-        + "".join(f"- {k}: {v}\n" for k, v in info.items())
-        + "\n"
-        + table(rows)
-        + "\n"
-    )
-    (directory / f"{stamp}-codec.md").write_text(text)
-    (directory / f"{stamp}-codec.json").write_text(
-        json.dumps({"date": stamp, "machine": info, "rows": rows}, indent=2) + "\n"
-    )
-    return directory / f"{stamp}-codec.md"
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -255,7 +215,16 @@ def main(argv: list[str] | None = None) -> int:
     rows = run(args.scale, args.repeat)
     print(json.dumps(rows, indent=2) if args.json else table(rows))
     if args.save:
-        print(f"saved {save(rows, args.save)}", file=sys.stderr)
+        path = save(
+            "codec",
+            "Codec benchmark",
+            ".venv/bin/python -m bench.codec_bench --save bench/results",
+            table(rows),
+            {"rows": rows},
+            args.save,
+            machine(exabgp=importlib.metadata.version("exabgp")),
+        )
+        print(f"saved {path}", file=sys.stderr)
     return 0
 
 

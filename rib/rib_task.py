@@ -259,6 +259,7 @@ class Rib:
             while self._inbox:
                 kind, session, payload = self._inbox.popleft()
                 await self._HANDLERS[kind](self, session, payload)
+                del payload, session  # let the UPDATEs go while the task waits
                 if self.gc is not None:
                     self.gc.busy()
             self._queued = 0

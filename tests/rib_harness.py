@@ -44,7 +44,7 @@ class Settings:
     address: str
 
 
-@dataclass
+@dataclass(eq=False)  # hashable by identity, as the RIB's set of paused sessions needs
 class FakeSession:
     """A peer session as the RIB sees it, recording what it is sent."""
 
