@@ -114,8 +114,10 @@ async def test_sessions_come_up_and_exchange_routes() -> None:
                 a.session(B).state == State.ESTABLISHED and b.session(A).state == State.ESTABLISHED
             ),
         )
-        await wait_for("routes exchanged", lambda: routes(a, B) == {"198.19.2.0/26"})
-        assert routes(b, A) == {"198.19.1.0/26"}
+        await wait_for(
+            "routes exchanged",
+            lambda: routes(a, B) == {"198.19.2.0/26"} and routes(b, A) == {"198.19.1.0/26"},
+        )
         # The passive side never connected: exactly one connection each.
         assert len(a.session(B).connections) == 1 and len(b.session(A).connections) == 1
 
