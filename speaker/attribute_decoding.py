@@ -8,14 +8,16 @@ RFC 4271 subcode; the loop turns it into an ``UpdateProblem`` or a ``MessageErro
 Data flow: ``update_message.decode_update`` passes the attribute field of an UPDATE body and the
 session's ``Negotiated``; ``decode_attributes`` returns a ``DecodedAttributes`` with the field
 values of a ``PathAttributes`` (not yet interned, the next hop still to be chosen), the raw
-MP_REACH/MP_UNREACH payload positions, and the problems found.
+MP_REACH/MP_UNREACH payload positions, and the problems found. For the commonest UPDATE of all
+(one IPv4 prefix, the usual attributes in their usual encoding) ``decode_update`` skips the walk
+and reads the whole body with the layouts in ``COMMON_SHAPES_AS4`` / ``COMMON_SHAPES_AS2``.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from speaker.codec_errors import MessageError, UpdateAction, UpdateProblem
 from speaker.negotiated import Negotiated
@@ -352,6 +354,102 @@ _FAST_EBGP = dict(
 )
 # LOCAL_PREF only counts from internal peers (RFC 7606 7.5).
 _FAST_IBGP = {**_FAST_EBGP, **dict([_fast(AttrType.LOCAL_PREF, _WELL_KNOWN, ">I", "local_pref")])}
+
+
+# The attribute field of nearly every UPDATE: ORIGIN, one AS_SEQUENCE (or an empty AS_PATH),
+# NEXT_HOP, then MED and/or LOCAL_PREF or neither, in type order, each with its canonical flags
+# and one-octet length. ``update_message.decode_update`` reads an UPDATE of such a field, no
+# withdrawn routes and one IPv4 prefix with two C unpacks instead of the attribute walk.
+#
+# The first 13 octets of the body are the key: they hold the withdrawn and attribute lengths,
+# ORIGIN (header and value), the AS_PATH header and the segment header, so one dict lookup
+# both finds the shape and checks all that. A key gives (attribute field end, ORIGIN, shapes
+# by the type code of the last attribute), which sets MED-only and LOCAL_PREF-only apart.
+# The headers of NEXT_HOP, MED and LOCAL_PREF, the tail of the field, are then read as small
+# ints, which are shared objects, so comparing them with the shape's is one identity check each.
+#
+# A shape is (tail header unpacker, where the tail starts, its header octets, value unpackers,
+# ASN count, MED index, LOCAL_PREF index, value layout). ``value unpackers[n]`` reads the
+# ``count`` ASNs, NEXT_HOP (so at index ``count``), MED and LOCAL_PREF as present, then the
+# prefix of n address octets that ends the UPDATE: its length and address (an int for n = 4,
+# bytes otherwise); ``common_unpacker`` builds it on first use, as most are never needed. MED
+# and LOCAL_PREF indices are 0 when absent.
+Unpacker = Callable[[bytes, int], tuple[Any, ...]]
+CommonShape = tuple[
+    Callable[[bytes, int], tuple[int, ...]],
+    int,
+    tuple[int, ...],
+    list[Unpacker | None],
+    int,
+    int,
+    int,
+    str,
+]
+COMMON_KEY_LEN = 13
+_H_ORIGIN = (_WELL_KNOWN, AttrType.ORIGIN, 1)
+_H_NEXT_HOP = bytes((_WELL_KNOWN, AttrType.NEXT_HOP, 4))
+# (MED present, LOCAL_PREF present) -> the tail's headers, their unpacker and their octets as
+# plain ints (the very objects unpack returns).
+_TAILS = {
+    (med, local_pref): (
+        heads,
+        struct.Struct(">" + "BBB4x" * len(heads)).unpack_from,
+        tuple(int(octet) for head in heads for octet in head),
+    )
+    for med in (False, True)
+    for local_pref in (False, True)
+    for heads in [
+        [(_WELL_KNOWN, AttrType.NEXT_HOP, 4)]
+        + [(_OPTIONAL, AttrType.MULTI_EXIT_DISC, 4)] * med
+        + [(_WELL_KNOWN, AttrType.LOCAL_PREF, 4)] * local_pref
+    ]
+}
+
+
+def common_unpacker(shape: CommonShape, nbytes: int) -> Unpacker:
+    """``shape``'s value unpacker for a prefix of ``nbytes`` address octets, built once."""
+    prefix = "BI" if nbytes == 4 else f"B{nbytes}s"
+    unpack = shape[3][nbytes] = struct.Struct(shape[7] + prefix).unpack_from
+    return unpack
+
+
+def _common_shapes(four_octet: bool) -> dict[bytes, tuple[int, int, dict[int, CommonShape]]]:
+    width, code = (4, "I") if four_octet else (2, "H")
+    shapes: dict[bytes, tuple[int, int, dict[int, CommonShape]]] = {}
+    # Up to 63 ASes (0: an empty AS_PATH), which a one-octet length always holds; the rare
+    # longer path is walked.
+    for count in range(64):
+        path_len = 2 + width * count if count else 0
+        path_head = bytes((_WELL_KNOWN, AttrType.AS_PATH, path_len))
+        if count:
+            path_head += bytes((_SEQUENCE, count))
+        tail_at = 8 + len(path_head) + width * count  # UPDATE lengths, ORIGIN, AS_PATH
+        by_length: dict[int, dict[int, CommonShape]] = {}
+        for (med, local_pref), (heads, unpack_heads, want) in _TAILS.items():
+            values = f">4x{len(path_head)}x{count}{code}3x4s" + "3xI" * (med + local_pref)
+            length = tail_at - 4 + 7 * len(heads)
+            by_length.setdefault(length, {})[heads[-1][1]] = (
+                unpack_heads,
+                tail_at,
+                want,
+                [None] * 5,
+                count,
+                count + 1 if med else 0,
+                count + 1 + med if local_pref else 0,
+                values,
+            )
+        for length, by_last in by_length.items():
+            for origin in range(3):  # any other value is an error the walk reports
+                # No withdrawn routes, the attribute length, ORIGIN, the AS_PATH header; after
+                # an empty AS_PATH the key reaches into the NEXT_HOP header.
+                key = bytes((0, 0, length >> 8, length & 0xFF, *_H_ORIGIN, origin))
+                key = (key + path_head + _H_NEXT_HOP)[:COMMON_KEY_LEN]
+                shapes[key] = (4 + length, origin, by_last)
+    return shapes
+
+
+COMMON_SHAPES_AS4 = _common_shapes(True)
+COMMON_SHAPES_AS2 = _common_shapes(False)
 
 
 def _reset(subcode: int, data: bytes, reason: str) -> MessageError:

@@ -45,6 +45,10 @@ _BOUNDS = {
 }
 
 
+_UPDATE = int(MessageType.UPDATE)
+_UPDATE_MIN = _MIN_LEN[MessageType.UPDATE]
+
+
 def frame(message_type: MessageType, body: bytes) -> bytes:
     """Prefix a body with marker, length and type."""
     return MARKER + _LEN_TYPE.pack(HEADER_LEN + len(body), message_type) + body
@@ -115,18 +119,19 @@ class MessageReader:
         end = len(data)
         max_len = self.max_message_len
         unpack = _HEADER.unpack_from
+        append = out.append
         while end - pos >= HEADER_LEN:
             marker, length, mtype = unpack(data, pos)
-            bounds = _BOUNDS.get(mtype)
-            if (
-                marker != MARKER
-                or bounds is None
-                or not bounds[0] <= length <= (bounds[1] or max_len)
-            ):
+            if mtype == _UPDATE:  # nearly every message: checked without the table
+                ok = _UPDATE_MIN <= length <= max_len
+            else:
+                bounds = _BOUNDS.get(mtype)
+                ok = bounds is not None and bounds[0] <= length <= (bounds[1] or max_len)
+            if marker != MARKER or not ok:
                 check_header(data[pos : pos + HEADER_LEN], max_len)  # raises the exact error
             if end - pos < length:
                 break
-            out.append((mtype, data[pos + HEADER_LEN : pos + length]))
+            append((mtype, data[pos + HEADER_LEN : pos + length]))
             pos += length
         self._buf = bytearray(data[pos:]) if pos < end else bytearray()
         return out

@@ -9,7 +9,8 @@ Data flow: ``attribute_decoding`` builds sets from received UPDATEs and interns 
 ``ATTRIBUTES`` (an ``AttributeTable``), so equal sets are one shared object; the RIB keeps only
 references. On the way out ``update_message`` asks ``ATTRIBUTES.wire(...)`` for the encoded
 attribute block, which is built once per set and per encoding context and then reused for every
-UPDATE and every peer (the table-driven ``_ENCODERS`` list does the building, in type order).
+UPDATE and every peer (the table-driven ``_ENCODERS`` list does the building, in type order;
+the usual sets are written by one precompiled ``struct`` pack each, see ``_COMMON_PACKERS``).
 """
 
 from __future__ import annotations
@@ -281,8 +282,70 @@ _BY_CONTEXT = tuple(
     for ctx in range(8)
 )
 _FIRST_RARE = _F.index("atomic_aggregate")
+assert _FIRST_RARE == 5  # _common_block unpacks the fields before it by a literal slice
 _RARE_ABSENT = _DEFAULTS[_FIRST_RARE:]
 _COMMON = tuple(tuple(e for e in encoders if e[0] < _FIRST_RARE) for encoders in _BY_CONTEXT)
+
+
+# The common sets (nothing from ATOMIC_AGGREGATE on, at most one AS_PATH segment of at most
+# 63 ASes, 4-octet peer) are written by one struct.pack each: ORIGIN, AS_PATH, then NEXT_HOP, MED
+# and LOCAL_PREF, each header and value, where an absent attribute is packed as "0s0s" (its
+# header and b"" take no room). _COMMON_PACKERS[count][absent] serves a segment of ``count``
+# ASes (64 for an empty AS_PATH), ``absent`` being 1 for MED, 2 for LOCAL_PREF, 4 for NEXT_HOP.
+_H_ORIGIN = bytes((_WELL_KNOWN, AttrType.ORIGIN, 1))
+_H_NEXT_HOP = bytes((_WELL_KNOWN, AttrType.NEXT_HOP, 4))
+_H_MED = bytes((_OPTIONAL, AttrType.MULTI_EXIT_DISC, 4))
+_H_LOCAL_PREF = bytes((_WELL_KNOWN, AttrType.LOCAL_PREF, 4))
+_H_AS_PATH = tuple(bytes((_WELL_KNOWN, AttrType.AS_PATH, 2 + 4 * n)) for n in range(64))
+_NO_PATH = 64
+
+
+def _common_packer(count: int, absent: int) -> Callable[..., bytes]:
+    path = "3s" if count == _NO_PATH else f"3sBB{count}I"
+    nh = "0s0s" if absent & 4 else "3s4s"
+    med = "0s0s" if absent & 1 else "3sI"
+    local_pref = "0s0s" if absent & 2 else "3sI"
+    return struct.Struct(f">3sB{path}{nh}{med}{local_pref}").pack
+
+
+_COMMON_PACKERS = tuple(
+    tuple(_common_packer(count, absent) for absent in range(8)) for count in range(65)
+)
+
+
+def _common_block(attrs: PathAttributes, ctx: int) -> bytes | None:
+    """The block of a common set (see _COMMON_PACKERS), or None for any other set.
+
+    None too when packing fails: the general encoder then says why.
+    """
+    origin, path, next_hop, med, local_pref = attrs[:5]  # the fields before _FIRST_RARE
+    absent = 0
+    nh_value: object = next_hop
+    med_value: object = med
+    lp_value: object = local_pref
+    if med is None:
+        absent, med_value = 1, b""
+    if local_pref is None or not ctx & INTERNAL:
+        absent, lp_value = absent | 2, b""
+    try:
+        if not ctx & WITH_NEXT_HOP or len(next_hop) != 4:
+            absent, nh_value = absent | 4, b""
+        if not path:
+            return _COMMON_PACKERS[_NO_PATH][absent](
+                _H_ORIGIN, origin, _EMPTY_AS_PATH, _H_NEXT_HOP, nh_value, _H_MED, med_value,
+                _H_LOCAL_PREF, lp_value,
+            )  # fmt: skip
+        if len(path) == 1:
+            seg_type, asns = path[0]
+            count = len(asns)
+            if count < _NO_PATH:
+                return _COMMON_PACKERS[count][absent](
+                    _H_ORIGIN, origin, _H_AS_PATH[count], seg_type, count, *asns, _H_NEXT_HOP,
+                    nh_value, _H_MED, med_value, _H_LOCAL_PREF, lp_value,
+                )  # fmt: skip
+    except (struct.error, OverflowError, TypeError, ValueError):
+        pass
+    return None
 
 
 def encode_attributes(attrs: PathAttributes, ctx: int) -> bytes:
@@ -290,6 +353,10 @@ def encode_attributes(attrs: PathAttributes, ctx: int) -> bytes:
 
     MP_REACH/MP_UNREACH are not part of it: ``update_message`` adds them per UPDATE.
     """
+    if ctx & ASN4 and attrs[_FIRST_RARE:] == _RARE_ABSENT:
+        block = _common_block(attrs, ctx)
+        if block is not None:
+            return block
     asn4 = bool(ctx & ASN4)
     # Most sets carry none of the attributes from ATOMIC_AGGREGATE on: one C-level comparison
     # then limits the walk to the five common encoders.
@@ -308,11 +375,6 @@ def encode_attributes(attrs: PathAttributes, ctx: int) -> bytes:
     return b"".join(parts)
 
 
-def _entry(attrs: PathAttributes) -> list[object]:
-    # [canonical set, then the encoded block for each of the 8 contexts, built on demand]
-    return [attrs, None, None, None, None, None, None, None, None]
-
-
 class AttributeTable:
     """Interns attribute sets and caches their encoded blocks.
 
@@ -324,6 +386,9 @@ class AttributeTable:
 
     __slots__ = ("_sets",)
 
+    # An entry is [canonical set, then the encoded block for each of the 8 contexts, built on
+    # demand]. intern and wire spell a new one out: a helper call would cost more than the list.
+
     def __init__(self) -> None:
         self._sets: dict[PathAttributes, list[object]] = {}
 
@@ -333,11 +398,15 @@ class AttributeTable:
     def intern(self, attrs: PathAttributes) -> PathAttributes:
         """The shared object equal to ``attrs``."""
         # setdefault hashes the set once whether it is new or not.
-        return self._sets.setdefault(attrs, _entry(attrs))[0]  # type: ignore[return-value]
+        return self._sets.setdefault(  # type: ignore[return-value]
+            attrs, [attrs, None, None, None, None, None, None, None, None]
+        )[0]
 
     def wire(self, attrs: PathAttributes, ctx: int) -> bytes:
         """The encoded attribute block, from cache when this set was encoded before."""
-        entry = self._sets.setdefault(attrs, _entry(attrs))
+        entry = self._sets.setdefault(
+            attrs, [attrs, None, None, None, None, None, None, None, None]
+        )
         cached = entry[1 + ctx]
         if cached is None:
             cached = entry[1 + ctx] = encode_attributes(attrs, ctx)

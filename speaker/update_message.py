@@ -6,7 +6,8 @@ treat-as-withdraw UPDATE comes out with its announced prefixes moved to ``unreac
 
 Data flow in: ``messages.decode_message`` -> ``decode_update(body, negotiated)``, which cuts the
 body, lets ``attribute_decoding`` read the attributes and ``nlri`` the prefixes, interns the
-attribute set, and returns the ``Update`` the RIB applies.
+attribute set, and returns the ``Update`` the RIB applies. An UPDATE of one IPv4 prefix with the
+usual attributes takes a shortcut that gives the very same ``Update`` (see decode_update).
 
 Data flow out: the Adj-RIB-Out calls ``encode_announcements`` / ``encode_withdrawals`` with one
 attribute set and many prefixes; they fill each message up to the negotiated maximum and reuse
@@ -20,7 +21,15 @@ import struct
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from speaker.attribute_decoding import AS_PATH_I, NEXT_HOP_I, decode_attributes
+from speaker.attribute_decoding import (
+    AS_PATH_I,
+    COMMON_KEY_LEN,
+    COMMON_SHAPES_AS2,
+    COMMON_SHAPES_AS4,
+    NEXT_HOP_I,
+    common_unpacker,
+    decode_attributes,
+)
 from speaker.codec_errors import EncodeError, MessageError, UpdateAction, UpdateProblem
 from speaker.framing import frame
 from speaker.negotiated import Negotiated
@@ -43,6 +52,7 @@ from speaker.wire_codes import (
     ADDRESS_BITS,
     HEADER_LEN,
     MARKER,
+    MAX_MESSAGE_LEN,
     AsPathSegmentType,
     AttrFlag,
     AttrType,
@@ -54,6 +64,15 @@ from speaker.wire_codes import (
 
 _U16 = struct.Struct(">H")
 _LEN_TYPE = struct.Struct(">HB")
+# Marker, length, type, withdrawn routes length, attribute length; then, in _SINGLE_HOST[n], an
+# n-octet attribute block and a prefix of 4 address octets (28 octets besides the block).
+_SINGLE_HEAD = struct.Struct(">16sHBHH")
+_SINGLE_HOST = tuple(struct.Struct(f">16sHBHH{n}sBI").pack for n in range(256))
+_UPDATE = int(MessageType.UPDATE)
+_SEQUENCE = int(AsPathSegmentType.AS_SEQUENCE)
+# decode_update builds common sets field by field in this order, the rest at these defaults.
+assert PathAttributes._fields[:5] == ("origin", "as_path", "next_hop", "med", "local_pref")
+assert PathAttributes()[5:] == (False, None, (), None, (), (), (), None, ())
 _new = tuple.__new__
 _V4_MASKS = [(((1 << plen) - 1) << (32 - plen)) << 8 for plen in range(33)]
 _MP_HEAD = struct.Struct(">HBB")
@@ -186,6 +205,65 @@ def decode_update(body: bytes, neg: Negotiated) -> Update:
     Raises ``MessageError`` when the session must be reset; every other malformation is in the
     returned ``Update.problems``.
     """
+    # The UPDATE of route churn (no withdrawn routes, an attribute field of a common shape, one
+    # IPv4 prefix; see attribute_decoding.COMMON_SHAPES_AS4) is read here with two C unpacks,
+    # a few comparisons and no attribute walk. Whenever the general decoder could find anything
+    # to report (a header that differs, a NEXT_HOP that is not unicast, an eBGP path not
+    # starting with the peer's AS, a prefix length that disagrees with its octets) it decodes
+    # the message instead.
+    try:
+        entry = (COMMON_SHAPES_AS4 if neg.asn4 else COMMON_SHAPES_AS2).get(body[:COMMON_KEY_LEN])
+    except (TypeError, ValueError):  # an unhashable bytes-like body: the general decoder's call
+        entry = None
+    if entry is None:
+        return _decode_update(body, neg)
+    aend, origin, by_last = entry
+    nbytes = len(body) - aend - 1
+    if not 0 <= nbytes <= 4 or _V4 in neg.add_path_receive:
+        return _decode_update(body, neg)
+    shape = by_last.get(body[aend - 6])
+    if shape is None:
+        return _decode_update(body, neg)
+    heads, tail_at, want, unpackers, count, med_i, lp_i, _ = shape
+    t = (unpackers[nbytes] or common_unpacker(shape, nbytes))(body, 4)
+    plen = t[-2]
+    next_hop = t[count]
+    if not (
+        heads(body, tail_at) == want
+        and nbytes == (plen + 7) >> 3
+        and 0 < next_hop[0] < 224
+        and (neg.ibgp or not neg.peer_as or (count and t[0] == neg.peer_as))
+    ):
+        return _decode_update(body, neg)
+    raw = t[-1] if nbytes == 4 else int.from_bytes(t[-1], "big") << (32 - 8 * nbytes)
+    attrs = _new(
+        PathAttributes,
+        (
+            origin,
+            ((_SEQUENCE, t[:count]),) if count else (),
+            next_hop,
+            t[med_i] if med_i else None,
+            # RFC 7606 7.5: LOCAL_PREF from an external peer is ignored.
+            t[lp_i] if lp_i and neg.ibgp else None,
+            # The other fields at their defaults, spelled out: a literal tuple is built faster
+            # than one spliced from a constant.
+            False,
+            None,
+            (),
+            None,
+            (),
+            (),
+            (),
+            None,
+            (),
+        ),
+    )
+    prefix = ((raw << 8) & _V4_MASKS[plen]) | plen
+    reach = _new(Reach, (_V4, ATTRIBUTES.intern(attrs), (prefix,), None))
+    return _new(Update, ((reach,), (), None, ()))
+
+
+def _decode_update(body: bytes, neg: Negotiated) -> Update:
     size = len(body)
     if size < 4:
         raise _reset(UpdateSubcode.MALFORMED_ATTRIBUTE_LIST, "UPDATE shorter than 4 octets")
@@ -397,6 +475,31 @@ def encode_announcements(
     path_ids: Sequence[int] | None = None,
 ) -> list[bytes]:
     """Whole UPDATE messages announcing ``prefixes`` with ``attrs``, each filled up to the max."""
+    if len(prefixes) == 1 and family is _V4 and _V4 not in neg.add_path_send:
+        # One IPv4 prefix (the UPDATE of route churn): no chunking, and for a block of less than
+        # 256 octets and a prefix of 4 address octets one pack writes the whole message.
+        prefix = prefixes[0]
+        # A plain int holding a 32-bit network and a length of at most 32; anything else is left
+        # to encoded_prefix, errors included.
+        if (
+            prefix.__class__ is int
+            and 0 <= prefix < 1 << 40
+            and (plen := prefix & 0xFF) <= 32
+            and len(attrs.next_hop) == 4
+        ):
+            ctx = (ASN4 if neg.asn4 else 0) | WITH_NEXT_HOP | (INTERNAL if neg.ibgp else 0)
+            block = ATTRIBUTES.wire(attrs, ctx)
+            size = len(block)
+            if plen > 24 and size < 256:
+                pack = _SINGLE_HOST[size]
+                return [pack(MARKER, size + 28, _UPDATE, 0, size, block, plen, prefix >> 8)]
+            nbytes = (plen + 7) >> 3
+            entry = ((plen << (8 * nbytes)) | (prefix >> (40 - 8 * nbytes))).to_bytes(
+                nbytes + 1, "big"
+            )
+            size += HEADER_LEN + 5 + nbytes
+            if size <= MAX_MESSAGE_LEN or size <= neg.max_message_len:
+                return [_SINGLE_HEAD.pack(MARKER, size, _UPDATE, 0, len(block)) + block + entry]
     if not prefixes:
         return []
     add_path = family in neg.add_path_send
