@@ -31,25 +31,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import datetime
 import functools
 import gc
 import importlib.metadata
 import ipaddress
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from pyroute2 import IPRoute
 
+from bench.results_file import machine, save
 from kernel_sync.namespaces import call_in_namespace
 from kernel_sync.netlink_codes import RouteProtocol, RouteType
 from kernel_sync.netlink_socket import dump_routes
@@ -269,42 +266,6 @@ def table(rows: Rows) -> str:
     return "\n".join(lines)
 
 
-def machine() -> dict[str, str]:
-    """What the figures were measured on."""
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu": cpu,
-        "cores": str(os.cpu_count()),
-        "python": platform.python_version(),
-        "pyroute2": importlib.metadata.version("pyroute2"),
-        "kernel": platform.release(),
-    }
-
-
-def save(rows: Rows, directory: Path, command: str) -> Path:
-    """Write the table and the JSON, dated and with the machine, into ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
-    info = machine()
-    text = (
-        f"# Kernel route programming benchmark, {stamp}\n\n"
-        f"Command: `{command}`\n\n"
-        + "".join(f"- {k}: {v}\n" for k, v in info.items())
-        + "\n"
-        + table(rows)
-        + "\n"
-    )
-    (directory / f"{stamp}-kernel.md").write_text(text)
-    result: dict[str, Any] = {"date": stamp, "machine": info, "command": command, "rows": rows}
-    (directory / f"{stamp}-kernel.json").write_text(json.dumps(result, indent=2) + "\n")
-    return directory / f"{stamp}-kernel.md"
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -323,7 +284,17 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(rows, indent=2) if args.json else table(rows))
     if args.save:
         command = ".venv/bin/python -m bench.kernel_bench " + " ".join(argv or sys.argv[1:])
-        print(f"saved {save(rows, args.save, command.strip())}", file=sys.stderr)
+        info = machine(pyroute2=importlib.metadata.version("pyroute2"))
+        path = save(
+            "kernel",
+            "Kernel route programming benchmark",
+            command.strip(),
+            table(rows),
+            {"rows": rows},
+            args.save,
+            info,
+        )
+        print(f"saved {path}", file=sys.stderr)
     return 0
 
 
