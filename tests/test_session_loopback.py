@@ -207,7 +207,11 @@ async def test_stranger_is_refused_with_cease_6_5_logged_once(
 @on_uvloop
 async def test_hold_timer_notices_a_silent_peer_and_session_returns() -> None:
     async with daemons() as (a, b):
-        await wait_for("Established", lambda: a.session(B).state == State.ESTABLISHED)
+        await wait_for(
+            "both Established",
+            lambda: a.session(B).state == State.ESTABLISHED
+            and b.session(A).state == State.ESTABLISHED,
+        )
         # Freeze B: it stops reading and stops sending (as a SIGSTOPped process would).
         conn = b.session(A).connections[b.session(A).established_conn or 0]
         assert conn.transport is not None
