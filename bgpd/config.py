@@ -91,6 +91,8 @@ class Peer(_Model):
     next_hop_mode: Literal["auto", "self", "keep"] = "auto"
     # RFC 7911; Calico runs BIRD with "add paths on" (receive and send)
     add_paths: Literal["off", "rx", "tx", "on"] = "on"
+    add_paths_send: Literal["ecmp", "all"] = "ecmp"  # which paths go out under ADD-PATH
+    add_paths_limit: Annotated[int, Field(ge=1, le=255)] = 16  # at most this many per prefix
     filters: tuple[str, ...] = ()  # names from the top-level filters (Calico BGPFilter specs)
     allow_own_as: Annotated[int, Field(ge=0, le=10)] = 0  # Calico numAllowedLocalASNumbers
     max_prefixes: PrefixLimitModel | None = None

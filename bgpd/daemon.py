@@ -298,6 +298,8 @@ class Daemon:
                 next_hop_mode=NextHopMode(peer.next_hop_mode),
                 policy=export_policy,
                 llgr=llgr_stale_time(up.sent_open, up.received_open) > 0,
+                add_path_limit=peer.add_paths_limit,
+                add_path_all=peer.add_paths_send == "all",
             )
 
         return settings

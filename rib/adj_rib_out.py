@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from rib.decision import DecisionOptions, rank
 from rib.loc_rib import Change
 from rib.route import Origin, Route, Stale
 from rib.shards import SHARD_OF, SPREAD, new_shards, shard_items
@@ -57,7 +58,8 @@ class ExportSettings:
     next_hop_mode: NextHopMode = NextHopMode.AUTO
     policy: ExportPolicy = accept_all
     reflect: Callable[[Route], bool] | None = None  # RFC 4456 (reflector issue): iBGP to iBGP
-    add_path_limit: int = 16  # ADD-PATH: at most this many paths of the ECMP set per prefix
+    add_path_limit: int = 16  # ADD-PATH: at most this many paths per prefix
+    add_path_all: bool = False  # ADD-PATH: every candidate, best first (else the ECMP set)
     llgr: bool = False  # the peer speaks RFC 9494: LLGR_STALE routes may go to it
 
 
@@ -105,6 +107,9 @@ class UpdateGroup:
         # keeps their ids from being reused by other objects.
         self._rewrites: dict[tuple[int, int, int], tuple[object, object, PathAttributes]] = {}
         self.encodings = 0  # UPDATE batches encoded (one per flush, whatever the member count)
+        # Set by the RIB: every candidate of a prefix, for ADD-PATH "all paths" groups.
+        self.candidates: Callable[[Family, int], list[Route]] | None = None
+        self.options = DecisionOptions()
 
     # -- the export rules --------------------------------------------------------------------
 
@@ -186,7 +191,10 @@ class UpdateGroup:
                 continue
             prefix = change.prefix
             if family in self.negotiated.add_path_send:
-                self._apply_paths(family, prefix, change.new_ecmp, announce, withdraw)
+                routes: Sequence[Route] = change.new_ecmp
+                if self.settings.add_path_all and self.candidates is not None:
+                    routes = rank(self.candidates(family, prefix), self.options)
+                self._apply_paths(family, prefix, routes, announce, withdraw)
                 continue
             shards = self.advertised.get(family)
             if shards is None:

@@ -2,8 +2,9 @@
 
 Data flow: the RIB task calls ``apply`` for each route that entered, changed or left an
 Adj-RIB-In (or the node's own routes); the decision process (``rib/decision.py``) picks the
-best and the multipath set; when either changed, ``apply`` returns a ``Change`` that the task
-publishes to the subscribers (Adj-RIB-Out update groups, kernel sync, control API) in batches.
+best and the multipath set; when the candidates changed, ``apply`` returns a ``Change`` that the
+task publishes to the subscribers (Adj-RIB-Out update groups, kernel sync, control API) in
+batches.
 
 Memory is the point of the layout: a prefix with a single candidate (the common case: one
 node announces each Calico block) maps straight to its interned ``Route``, so the entry costs
@@ -145,8 +146,10 @@ class LocRib:
         else:
             new_best, new_ecmp = select(candidates, self.options)
             table[prefix] = Entry(candidates, new_best, new_ecmp)
-        if self.deferring or (new_best is old_best and new_ecmp == old_ecmp):
+        if self.deferring:
             return None
+        # Published even when the selection stayed: a candidate behind the best changed, which
+        # ADD-PATH "all paths" groups advertise (the others find nothing to do).
         return Change(family, prefix, old_best, old_ecmp, new_best, new_ecmp)
 
     def end_deferral(self) -> list[Change]:

@@ -442,6 +442,8 @@ class Rib:
         group = self.groups.get(key)
         if group is None:
             group = self.groups[key] = UpdateGroup(up.negotiated, settings)
+            group.candidates = self.loc.candidates
+            group.options = self.loc.options
             if not self.loc.deferring:
                 group.apply(self._whole_table())
         group.members.append(session)

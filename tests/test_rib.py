@@ -9,6 +9,7 @@ import functools
 import ipaddress
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from rib_harness import (
     up_event,
 )
 
+from rib.adj_rib_out import ExportSettings
 from rib.loc_rib import Change
 from rib.policy import LimitAction, PrefixLimit
 from rib.rib_task import Rib
@@ -381,4 +383,46 @@ async def test_long_lived_graceful_restart() -> None:
     assert 0xFFFF0006 in best.attrs.communities  # LLGR_STALE
     assert rib.loc.lookup(V4, block(2)) == (None, ())  # NO_LLGR: removed, not kept
     assert e.table() == {}  # withdrawn towards the peer that does not speak LLGR
+    await rib.close()
+
+
+@on_uvloop
+async def test_add_path_all_paths_sends_every_candidate_best_first() -> None:
+    def all_paths(session: object, up: object) -> ExportSettings:
+        return replace(export_settings(session, up), add_path_all=True, add_path_limit=2)  # type: ignore[arg-type]
+
+    rib = Rib(LOCAL_AS, int(ipaddress.IPv4Address("198.18.0.1")))
+    peers = [FakeSession(f"198.18.0.{n}") for n in (2, 3, 4, 5)]
+    for peer in peers[:3]:
+        rib.add_peer(peer, export_settings)
+    rib.add_peer(peers[3], all_paths)
+    rib.start()
+    a, b, c, d = peers
+    add_path = capabilities(add_path=3)
+    rib.session_up(d, up_event(d, "198.18.0.5", ours=add_path, theirs=add_path))
+    for peer, n, pref in ((a, 2, 300), (b, 3, 200), (c, 4, 100)):
+        rib.session_up(peer, up_event(peer, f"198.18.0.{n}", asn=64999))
+        rib.updates(
+            peer,
+            announce(peer, [block(7)], f"198.18.0.{n}", as_path=((2, (64999,)),), med=pref),
+        )
+    await settle(rib)
+    def paths_held() -> list[int]:
+        """The next hops of the paths D holds now (ADD-PATH: by path id)."""
+        current: dict[int, int] = {}
+        for update in d.updates_received():
+            for gone in update.unreach:
+                for path_id in gone.path_ids or ():
+                    current.pop(path_id, None)
+            for reach in update.reach:
+                for path_id in reach.path_ids or ():
+                    current[path_id] = reach.attributes.next_hop[-1]
+        return sorted(current.values())
+
+    # Different MEDs from one neighbour AS: one best, no ECMP; "all paths" still sends the
+    # candidates, best first, up to the limit of 2: the MED 100 and MED 200 paths.
+    assert paths_held() == [3, 4]
+    rib.updates(c, (Update(unreach=(Unreach(V4, (block(7),)),)),))
+    await settle(rib)
+    assert paths_held() == [2, 3]  # the MED 300 path moved up into the two
     await rib.close()
