@@ -164,6 +164,15 @@ def _network(text: str) -> str:
         raise ValueError(f"{text!r} is not a prefix (host bits set?)") from None
 
 
+class KernelModel(_Model):
+    """Writing the best BGP routes into the kernel (BIRD's kernel protocol)."""
+
+    program: bool = False
+    table: Annotated[int, Field(ge=1, le=0xFFFFFFFF)] = 254
+    protocol: Annotated[int, Field(ge=1, le=255)] = 12  # "bird": what Felix and calicoctl expect
+    metric: Annotated[int, Field(ge=0, le=0xFFFFFFFF)] = 32
+
+
 class Listen(_Model):
     """Where the BGP port is opened."""
 
@@ -193,6 +202,7 @@ class DaemonConfig(_Model):
     communities: dict[str, str] = {}  # named communities for prefix advertisements
     service_cidrs: tuple[str, ...] = ()
     filters: dict[str, dict[str, Any]] = {}  # name -> Calico BGPFilter spec
+    kernel: KernelModel = KernelModel()
     status_file: Path | None = None
     # RFC 4724 selection deferral: after a start, wait this long at most for End-of-RIB from
     # the graceful-restart peers that are up before choosing routes (0: do not wait).

@@ -22,6 +22,8 @@ from collections.abc import Callable
 import uvloop
 
 from bgpd.config import DaemonConfig, Peer
+from kernel_sync.fib_programmer import FibProgrammer, FibSettings, KernelPolicy, program_all
+from kernel_sync.route_writer import RouteWriter
 from rib.adj_rib_in import split_key
 from rib.adj_rib_out import ExportPolicy, ExportSettings, NextHopMode
 from rib.calico_policy import (
@@ -31,6 +33,7 @@ from rib.calico_policy import (
     PrefixAdvertisement,
     compile_export,
     compile_import,
+    compile_kernel_programming,
     filter_from_crd,
 )
 from rib.policy import (
@@ -42,7 +45,7 @@ from rib.policy import (
     compile_filters,
 )
 from rib.rib_task import ImportPolicy, Rib, RibSession, llgr_stale_time
-from rib.route import Origin
+from rib.route import Origin, Route
 from speaker.capabilities import (
     AddPathCapability,
     Capability,
@@ -277,6 +280,7 @@ class Daemon:
         self.listener = Listener(config.listen.addresses, config.listen.port)
         self.sessions: list[PeerSession] = []
         self.policies = Policies(config)
+        self.writer: RouteWriter | None = None
         self.status = StatusFile(self)
         self.rib.status_hook = self.status.changed
         self.rib.deferral_done_hook = self._restart_over
@@ -338,6 +342,8 @@ class Daemon:
             len(self.sessions),
         )
         self.rib.start()
+        if self.config.kernel.program:
+            self._start_kernel()
         announce: dict[Family, list[int]] = {}
         for text in self.config.announce:
             announce.setdefault(prefix_family(text), []).append(prefix_from_text(text))
@@ -348,6 +354,23 @@ class Daemon:
             session.start()
         self.status.write()
 
+    def _start_kernel(self) -> None:
+        kernel = self.config.kernel
+        policy: KernelPolicy = program_all
+        if self.config.ip_pools:
+            check = compile_kernel_programming(self.policies.inputs)
+
+            def calico(prefix: int, family: Family, route: Route) -> tuple[bool, str | None]:
+                verdict = check(prefix, family, route)
+                return verdict.accept, verdict.tunnel
+
+            policy = calico
+        self.writer = RouteWriter()
+        fib = FibProgrammer(
+            self.writer, FibSettings(kernel.table, kernel.protocol, kernel.metric), policy
+        )
+        self.rib.subscribers.append(fib.on_changes)
+
     async def close(self) -> None:
         """Cease every session with a shutdown text, stop listening and the RIB."""
         for session in self.sessions:
@@ -355,6 +378,8 @@ class Daemon:
         await asyncio.sleep(0)  # let the Cease NOTIFICATIONs reach the sockets
         await self.listener.close()
         await self.rib.close()
+        if self.writer is not None:
+            self.writer.close()  # our routes stay in the kernel (BIRD's "persist")
         self.status.write()
         LOG.info("Myna stopped")
 
