@@ -55,6 +55,7 @@ _EVENT_STATES = {
 # Runs under ExaBGP as its API process, in the namespace.
 _API_HELPER = '''\
 """ExaBGP API helper: ExaBGP's messages to a file, and commands from a FIFO to ExaBGP."""
+import os
 import sys
 import threading
 
@@ -62,11 +63,12 @@ events_path, fifo_path = sys.argv[1], sys.argv[2]
 
 
 def forward_commands():
-    while True:
-        with open(fifo_path) as fifo:  # blocks until a writer opens the FIFO
-            for line in fifo:
-                sys.stdout.write(line)
-                sys.stdout.flush()
+    # Opened read-write, the FIFO always has a writer (us), so it never reaches end of file
+    # between commands: reopening it after each one lost a command written in that gap.
+    with os.fdopen(os.open(fifo_path, os.O_RDWR), "r") as fifo:
+        for line in fifo:
+            sys.stdout.write(line)
+            sys.stdout.flush()
 
 
 threading.Thread(target=forward_commands, daemon=True).start()
@@ -199,7 +201,7 @@ class ExaBgpPeer(PeerDaemon):
 
         def write() -> bool:
             # O_NONBLOCK: fail with ENXIO instead of blocking while the helper has not opened
-            # the FIFO yet (or is reopening it after the previous command).
+            # the FIFO yet.
             try:
                 fd = os.open(self.fifo_path, os.O_WRONLY | os.O_NONBLOCK)
             except OSError as error:
