@@ -168,6 +168,7 @@ class KernelModel(_Model):
     """Writing the best BGP routes into the kernel (BIRD's kernel protocol)."""
 
     program: bool = False
+    learn: bool = False  # announce Felix's block blackholes (protocol 80) found in the kernel
     table: Annotated[int, Field(ge=1, le=0xFFFFFFFF)] = 254
     protocol: Annotated[int, Field(ge=1, le=255)] = 12  # "bird": what Felix and calicoctl expect
     metric: Annotated[int, Field(ge=0, le=0xFFFFFFFF)] = 32

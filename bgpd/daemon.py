@@ -23,6 +23,7 @@ import uvloop
 
 from bgpd.config import DaemonConfig, Peer
 from kernel_sync.fib_programmer import FibProgrammer, FibSettings, KernelPolicy, program_all
+from kernel_sync.kernel_learner import KernelLearner
 from kernel_sync.route_writer import RouteWriter
 from rib.adj_rib_in import split_key
 from rib.adj_rib_out import ExportPolicy, ExportSettings, NextHopMode
@@ -281,6 +282,7 @@ class Daemon:
         self.sessions: list[PeerSession] = []
         self.policies = Policies(config)
         self.writer: RouteWriter | None = None
+        self.learner: KernelLearner | None = None
         self.status = StatusFile(self)
         self.rib.status_hook = self.status.changed
         self.rib.deferral_done_hook = self._restart_over
@@ -344,6 +346,9 @@ class Daemon:
         self.rib.start()
         if self.config.kernel.program:
             self._start_kernel()
+        if self.config.kernel.learn:
+            self.learner = KernelLearner(self.rib.originate)
+            await self.learner.start()
         announce: dict[Family, list[int]] = {}
         for text in self.config.announce:
             announce.setdefault(prefix_family(text), []).append(prefix_from_text(text))
@@ -378,6 +383,8 @@ class Daemon:
         await asyncio.sleep(0)  # let the Cease NOTIFICATIONs reach the sockets
         await self.listener.close()
         await self.rib.close()
+        if self.learner is not None:
+            self.learner.close()
         if self.writer is not None:
             self.writer.close()  # our routes stay in the kernel (BIRD's "persist")
         self.status.write()

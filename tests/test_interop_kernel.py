@@ -80,3 +80,26 @@ def test_routes_go_into_the_kernel_and_leave_it(topology: Topology) -> None:
         ),
     )
     assert routes(m, "proto", "80")["198.19.9.0/26"]["type"] == "blackhole"
+
+
+class LearningMyna(MynaPeer):
+    """Myna announcing Felix's block blackholes from its kernel."""
+
+    def config(self) -> dict[str, Any]:
+        """The bed's config plus ``kernel: {learn: true}``."""
+        return {**super().config(), "kernel": {"learn": True}}
+
+
+def test_blocks_are_learned_from_the_kernel(topology: Topology) -> None:
+    m, b = topology.add_host("myna"), topology.add_host("bird")
+    # One block before Myna starts (found by the first dump), one after (a notification).
+    m.run("ip", "route", "add", "blackhole", "198.19.1.0/26", "proto", "80")
+    m.run("ip", "route", "add", "blackhole", "198.19.3.0/26", "proto", "static")  # not Felix's
+    myna = LearningMyna(m, m.ipv4, AS, [Neighbor(b.ipv4, AS)]).start()
+    bird = Bird2Peer(b, b.ipv4, AS, [Neighbor(m.ipv4, AS)]).start()
+    myna.wait_established(b.ipv4)
+    bird.wait_prefixes(m.ipv4, ["198.19.1.0/26"], exact=True)
+    m.run("ip", "route", "add", "blackhole", "198.19.2.0/26", "proto", "80")
+    bird.wait_prefixes(m.ipv4, ["198.19.1.0/26", "198.19.2.0/26"], exact=True)
+    m.run("ip", "route", "del", "blackhole", "198.19.1.0/26", "proto", "80")
+    bird.wait_prefixes(m.ipv4, ["198.19.2.0/26"], exact=True)
