@@ -24,6 +24,7 @@ import uvloop
 from bgpd.config import DaemonConfig, Peer
 from kernel_sync.fib_programmer import FibProgrammer, FibSettings, KernelPolicy, program_all
 from kernel_sync.kernel_learner import KernelLearner
+from kernel_sync.netlink_socket import dump_routes
 from kernel_sync.route_writer import RouteWriter
 from rib.adj_rib_in import split_key
 from rib.adj_rib_out import ExportPolicy, ExportSettings, NextHopMode
@@ -283,6 +284,7 @@ class Daemon:
         self.policies = Policies(config)
         self.writer: RouteWriter | None = None
         self.learner: KernelLearner | None = None
+        self.fib: FibProgrammer | None = None
         self.status = StatusFile(self)
         self.rib.status_hook = self.status.changed
         self.rib.deferral_done_hook = self._restart_over
@@ -314,6 +316,9 @@ class Daemon:
         """OPENs from now on say we are no longer restarting (no R flag)."""
         for session, peer in zip(self.sessions, self.config.peers, strict=True):
             session.fsm.capabilities = capabilities_for(peer, self.config.local_as, False)
+        if self.fib is not None:
+            # After the RIB has published its selection (it does so right after this hook).
+            asyncio.get_running_loop().call_soon(self.fib.remove_leftovers)
 
     async def start(self) -> None:
         """Listen, start the RIB and every session, originate the configured prefixes."""
@@ -345,7 +350,7 @@ class Daemon:
         )
         self.rib.start()
         if self.config.kernel.program:
-            self._start_kernel()
+            await self._start_kernel()
         if self.config.kernel.learn:
             self.learner = KernelLearner(self.rib.originate)
             await self.learner.start()
@@ -359,7 +364,7 @@ class Daemon:
             session.start()
         self.status.write()
 
-    def _start_kernel(self) -> None:
+    async def _start_kernel(self) -> None:
         kernel = self.config.kernel
         policy: KernelPolicy = program_all
         if self.config.ip_pools:
@@ -374,10 +379,18 @@ class Daemon:
         fib = FibProgrammer(
             self.writer, FibSettings(kernel.table, kernel.protocol, kernel.metric), policy
         )
+        fib.adopt(await dump_routes(table=kernel.table, protocol=kernel.protocol))
+        self.fib = fib
         self.rib.subscribers.append(fib.on_changes)
+        if not self.rib.loc.deferring:
+            # No selection deferral to wait for: give the peers a minute to announce again.
+            asyncio.get_running_loop().call_later(60, fib.remove_leftovers)
 
     async def close(self) -> None:
         """Cease every session with a shutdown text, stop listening and the RIB."""
+        if self.fib is not None:
+            # Persist (BIRD's "persist"): the sessions ending must not empty the kernel.
+            self.rib.subscribers.remove(self.fib.on_changes)
         for session in self.sessions:
             session.close()
         await asyncio.sleep(0)  # let the Cease NOTIFICATIONs reach the sockets

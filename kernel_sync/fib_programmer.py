@@ -9,8 +9,10 @@ batch per turn of the event loop through ``RouteWriter``, whose acknowledgements
 asynchronously; failures are logged and counted. Routes of this node's own (kernel-learned or
 static) are never written: they are already in the kernel, owned by Felix or the operator.
 
-Routes stay in the kernel when Myna stops (BIRD's ``persist``). Not done yet (issue 5): adopting
-our routes after a restart, resync after ENOBUFS, periodic reconcile, learning from the kernel.
+Routes stay in the kernel when Myna stops (BIRD's ``persist``); at the next start ``adopt``
+takes them over, so an unchanged route is never deleted and re-added, and ``remove_leftovers``
+deletes the ones no peer announced again. Not done yet: retrying refused writes and a periodic
+reconcile against the kernel.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class FibProgrammer:
         self.policy = policy
         self.ifindex = ifindex
         self.installed: dict[tuple[Family, int], KernelRoute] = {}
+        self.adopted: set[tuple[Family, int]] = set()  # from an earlier run, not yet reselected
         self.errors = 0
         self._queue: dict[tuple[Family, int], RouteChange] = {}
         self._flush_scheduled = False
@@ -112,12 +115,67 @@ class FibProgrammer:
             return base._replace(gateway=hops[0].gateway, oif=hops[0].oif, flags=hops[0].flags)
         return base._replace(multipath=tuple(hops))
 
+    def adopt(self, routes: list[KernelRoute]) -> None:
+        """Take over our routes left in the kernel by an earlier run (BIRD's ``persist``).
+
+        They count as installed, so a route the RIB selects again unchanged is not rewritten
+        (no delete, no re-add: nothing flaps); ``remove_leftovers`` later deletes the ones the
+        RIB did not select again.
+        """
+        settings = self.settings
+        for route in routes:
+            if route.protocol == settings.protocol and route.table == settings.table:
+                family = (
+                    Family.IPV4_UNICAST if route.family == socket.AF_INET else Family.IPV6_UNICAST
+                )
+                self.installed[(family, route.prefix)] = route
+                self.adopted.add((family, route.prefix))
+        LOG.info("adopted %d routes left in the kernel by an earlier run", len(self.adopted))
+
+    def remove_leftovers(self) -> None:
+        """Delete adopted routes that the RIB has not selected again (after End-of-RIB)."""
+        for key in self.adopted:
+            route = self.installed.pop(key, None)
+            if route is not None:
+                self._queue[key] = RouteChange(RouteOp.DEL, route)
+        LOG.info("removing %d routes no peer announced again", len(self._queue))
+        self.adopted.clear()
+        self._schedule()
+
+    @staticmethod
+    def _same(want: KernelRoute, have: KernelRoute | None) -> bool:
+        """Whether the kernel's route already is what we want (it fills in devices itself)."""
+        if have is None:
+            return False
+        if want == have:
+            return True
+        if (want.type, want.priority, want.protocol, want.table) != (
+            have.type,
+            have.priority,
+            have.protocol,
+            have.table,
+        ):
+            return False
+        if want.multipath or have.multipath:
+            return sorted(
+                (h.gateway, h.flags & NextHopFlag.ONLINK) for h in want.multipath
+            ) == sorted((h.gateway, h.flags & NextHopFlag.ONLINK) for h in have.multipath)
+        return (
+            want.gateway == have.gateway
+            and (not want.oif or want.oif == have.oif)
+            and want.flags & NextHopFlag.ONLINK == have.flags & NextHopFlag.ONLINK
+        )
+
     def on_changes(self, changes: list[Change]) -> None:
         """RIB subscriber: queue what the kernel must change."""
         for change in changes:
             key = (change.family, change.prefix)
             want = self.desired(change)
             have = self.installed.get(key)
+            if want is not None and key in self.adopted and self._same(want, have):
+                self.adopted.discard(key)  # selected again, unchanged: left as it is
+                continue
+            self.adopted.discard(key)
             if want == have:
                 continue
             if want is None:
@@ -127,6 +185,9 @@ class FibProgrammer:
             else:
                 self.installed[key] = want
                 self._queue[key] = RouteChange(RouteOp.REPLACE, want)
+        self._schedule()
+
+    def _schedule(self) -> None:
         if self._queue and not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)

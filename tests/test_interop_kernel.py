@@ -103,3 +103,36 @@ def test_blocks_are_learned_from_the_kernel(topology: Topology) -> None:
     bird.wait_prefixes(m.ipv4, ["198.19.1.0/26", "198.19.2.0/26"], exact=True)
     m.run("ip", "route", "del", "blackhole", "198.19.1.0/26", "proto", "80")
     bird.wait_prefixes(m.ipv4, ["198.19.2.0/26"], exact=True)
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_restart_without_flaps(topology: Topology, how: str) -> None:
+    m, b = topology.add_host("myna"), topology.add_host("bird")
+    myna = KernelMyna(m, m.ipv4, AS, [Neighbor(b.ipv4, AS)]).start()
+    Bird2Peer(b, b.ipv4, AS, [Neighbor(m.ipv4, AS)], ["198.19.2.0/26"]).start()
+    wait_for(
+        lambda: routes(m, "proto", "bird"),
+        timeout=30,
+        what="the block in the kernel",
+        until=lambda got: "198.19.2.0/26" in got,
+    )
+    monitor = m.workdir / "monitor.log"
+    m.popen("ip", "-ts", "monitor", "route", log=monitor)
+    if how == "SIGTERM":
+        myna.stop()
+    else:
+        myna.kill()
+    assert "198.19.2.0/26" in routes(m, "proto", "bird")  # persist: left in the kernel
+    # A route of ours that no peer will announce again: removed after the restart.
+    m.run("ip", "route", "add", "198.19.77.0/26", "via", b.ipv4, "proto", "bird", "metric", "32")
+    myna.start()
+    myna.wait_established(b.ipv4)
+    wait_for(
+        lambda: routes(m, "proto", "bird"),
+        timeout=60,
+        what="the leftover route removed after the restart",
+        until=lambda got: "198.19.77.0/26" not in got and "198.19.2.0/26" in got,
+    )
+    # The unchanged block was adopted: never deleted nor written again.
+    assert "198.19.2.0/26" not in monitor.read_text(), monitor.read_text()
+    assert "198.19.77.0/26" in monitor.read_text()  # the monitor did see the leftover go
