@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kernel_sync.netlink_codes import NextHopFlag, RouteProtocol, RouteTable
-from kernel_sync.route_messages import KernelRoute, NextHop, RouteChange, RouteOp
+from kernel_sync.route_messages import KernelRoute, NextHop, RouteChange, RouteOp, family_of
 from kernel_sync.route_writer import BatchResult, RouteWriter
 from rib.loc_rib import Change
 from rib.route import Origin, Route
@@ -125,11 +125,8 @@ class FibProgrammer:
         settings = self.settings
         for route in routes:
             if route.protocol == settings.protocol and route.table == settings.table:
-                family = (
-                    Family.IPV4_UNICAST if route.family == socket.AF_INET else Family.IPV6_UNICAST
-                )
-                self.installed[(family, route.prefix)] = route
-                self.adopted.add((family, route.prefix))
+                self.installed[(family_of(route), route.prefix)] = route
+                self.adopted.add((family_of(route), route.prefix))
         LOG.info("adopted %d routes left in the kernel by an earlier run", len(self.adopted))
 
     def remove_leftovers(self) -> None:
@@ -208,7 +205,7 @@ class FibProgrammer:
         for failure in future.result().failures():
             self.errors += 1
             route = failure.change.route
-            family = Family.IPV4_UNICAST if route.family == socket.AF_INET else Family.IPV6_UNICAST
+            family = family_of(route)
             LOG.warning(
                 "kernel refused %s of %s: %s (%s)",
                 failure.change.op.name,

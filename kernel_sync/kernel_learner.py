@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from kernel_sync.netlink_codes import MessageType, RouteProtocol, RouteTable, RouteType
 from kernel_sync.netlink_messages import Header
 from kernel_sync.netlink_socket import Monitor, dump_routes
-from kernel_sync.route_messages import KernelRoute
+from kernel_sync.route_messages import KernelRoute, family_of
 from rib.route import Origin
 from speaker.path_attributes import ATTRIBUTES, PathAttributes
 from speaker.wire_codes import Family
@@ -45,10 +44,6 @@ class LearnFilter:
             and route.table == self.table
             and route.protocol != RouteProtocol.BIRD
         )
-
-
-def _family(route: KernelRoute) -> Family:
-    return Family.IPV4_UNICAST if route.family == socket.AF_INET else Family.IPV6_UNICAST
 
 
 class KernelLearner:
@@ -79,7 +74,7 @@ class KernelLearner:
     async def resync(self) -> None:
         """Dump the table and make the learned set equal to what the filter selects in it."""
         routes = await dump_routes(table=self.learn.table)
-        now = {(_family(r), r.prefix) for r in routes if self.learn.selects(r)}
+        now = {(family_of(r), r.prefix) for r in routes if self.learn.selects(r)}
         for family in (Family.IPV4_UNICAST, Family.IPV6_UNICAST):
             gone = [p for f, p in self.learned - now if f == family]
             new = [p for f, p in now - self.learned if f == family]
@@ -93,7 +88,7 @@ class KernelLearner:
     def _on_message(self, header: Header, value: object) -> None:
         if not isinstance(value, KernelRoute) or not self.learn.selects(value):
             return
-        key = (_family(value), value.prefix)
+        key = (family_of(value), value.prefix)
         if header.type == MessageType.NEWROUTE and key not in self.learned:
             self.learned.add(key)
             self.originate(key[0], [key[1]], self._attrs, Origin.KERNEL)

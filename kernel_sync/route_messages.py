@@ -57,6 +57,7 @@ from kernel_sync.netlink_messages import (
     decode_done,
     decode_link,
 )
+from speaker.wire_codes import Family
 
 AF_INET = int(socket.AF_INET)
 AF_INET6 = int(socket.AF_INET6)
@@ -95,6 +96,11 @@ class KernelRoute(NamedTuple):
     oif: int = 0
     flags: int = 0
     multipath: tuple[NextHop, ...] = ()
+
+
+def family_of(route: KernelRoute) -> Family:
+    """The RIB's address family of a kernel route."""
+    return Family.IPV4_UNICAST if route.family == socket.AF_INET else Family.IPV6_UNICAST
 
 
 class RouteOp(IntEnum):

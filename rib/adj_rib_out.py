@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from rib.adj_rib_in import rib_key, split_key
 from rib.decision import DecisionOptions, rank
 from rib.loc_rib import Change
 from rib.route import Origin, Route, Stale
@@ -90,6 +91,12 @@ class PathIds:
 
 
 PATH_IDS = PathIds()
+
+
+def _split(keys: list[int]) -> tuple[list[int], list[int]]:
+    """ADD-PATH table keys -> (prefixes, path ids), index-aligned for the encoder."""
+    pairs = [split_key(k) for k in keys]
+    return [p for p, _ in pairs], [i for _, i in pairs]
 
 
 class UpdateGroup:
@@ -226,11 +233,11 @@ class UpdateGroup:
         old = table.get(prefix, {})
         wanted = self._wanted_paths(family, prefix, routes)
         for path_id in old.keys() - wanted.keys():
-            withdraw.setdefault(family, []).append((path_id << 136) | prefix)
+            withdraw.setdefault(family, []).append(rib_key(prefix, path_id))
         for path_id, attrs in wanted.items():
             if old.get(path_id) is not attrs:
                 announce.setdefault(family, {}).setdefault(attrs, []).append(
-                    (path_id << 136) | prefix
+                    rib_key(prefix, path_id)
                 )
         if wanted:
             table[prefix] = wanted
@@ -246,21 +253,18 @@ class UpdateGroup:
             return b""
         neg = self.negotiated
         out: list[bytes] = []
-        mask = (1 << 136) - 1
         for family, keys in withdraw.items():
             if family in neg.add_path_send:
-                out += encode_withdrawals(
-                    family, [k & mask for k in keys], neg, [k >> 136 for k in keys]
-                )
+                prefixes, ids = _split(keys)
+                out += encode_withdrawals(family, prefixes, neg, ids)
             else:
                 out += encode_withdrawals(family, keys, neg)
         for family, by_attrs in announce.items():
             add_path = family in neg.add_path_send
             for attrs, keys in by_attrs.items():
                 if add_path:
-                    out += encode_announcements(
-                        family, attrs, [k & mask for k in keys], neg, [k >> 136 for k in keys]
-                    )
+                    prefixes, ids = _split(keys)
+                    out += encode_announcements(family, attrs, prefixes, neg, ids)
                 else:
                     out += encode_announcements(family, attrs, keys, neg)
         self.encodings += 1
@@ -285,6 +289,6 @@ class UpdateGroup:
             by_attrs = announce.setdefault(family, {})
             for prefix, paths in shard_items(path_shards):
                 for path_id, attrs in paths.items():
-                    by_attrs.setdefault(attrs, []).append((path_id << 136) | prefix)
+                    by_attrs.setdefault(attrs, []).append(rib_key(prefix, path_id))
         data = self._encode(announce, {})
         return data + b"".join(encode_end_of_rib(f) for f in sorted(self.negotiated.families))

@@ -155,6 +155,10 @@ class LocRib:
     def end_deferral(self) -> list[Change]:
         """Selection deferral is over: every current selection, as changes from nothing."""
         self.deferring = False
+        return self.whole_table()
+
+    def whole_table(self) -> list[Change]:
+        """Every current selection as a change from nothing (for a new update group)."""
         return [
             Change(family, prefix, None, NO_ROUTES, best, ecmp)
             for family in self.tables

@@ -28,7 +28,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, cast
 
-from rib.adj_rib_in import AdjRibIn, split_key
+from rib.adj_rib_in import PATH_ID_SHIFT, AdjRibIn, split_key
 from rib.adj_rib_out import ExportSettings, UpdateGroup
 from rib.decision import DecisionOptions
 from rib.gc_schedule import GcSchedule
@@ -326,7 +326,7 @@ class Rib:
                 shards = peer.adj_in.shards(gone.family)
                 ids = gone.path_ids or (0,) * len(gone.prefixes)
                 for prefix, path_id in zip(gone.prefixes, ids, strict=True):
-                    key = (path_id << 136) | prefix if path_id else prefix
+                    key = (path_id << PATH_ID_SHIFT) | prefix if path_id else prefix
                     if shards[SHARD_OF[key % SPREAD]].pop(key, None) is not None:
                         work.append((gone.family, prefix, source, path_id, None))
             for reach in update.reach:
@@ -337,7 +337,7 @@ class Rib:
                 for prefix, path_id in zip(reach.prefixes, ids, strict=True):
                     route = plain if not path_id else intern(source, reach.attributes, path_id)
                     attrs = policy(family, prefix, route)
-                    key = (path_id << 136) | prefix if path_id else prefix
+                    key = (path_id << PATH_ID_SHIFT) | prefix if path_id else prefix
                     if attrs is None:
                         # Rejected by import policy: gone, if it was there before.
                         if shards[SHARD_OF[key % SPREAD]].pop(key, None) is not None:
@@ -445,19 +445,12 @@ class Rib:
             group.candidates = self.loc.candidates
             group.options = self.loc.options
             if not self.loc.deferring:
-                group.apply(self._whole_table())
+                group.apply(self.loc.whole_table())
         group.members.append(session)
         peer.group = group
         if not self.loc.deferring:
             session.send(group.table_for_new_member())
         self._check_deferral()
-
-    def _whole_table(self) -> list[Change]:
-        return [
-            Change(family, prefix, None, (), best, ecmp)
-            for family in list(self.loc.tables)
-            for prefix, best, ecmp in self.loc.best_routes(family)
-        ]
 
     async def _on_down(self, session: RibSession | None, payload: object) -> None:
         assert session is not None

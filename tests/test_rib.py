@@ -5,12 +5,9 @@ graceful restart on both sides, back-pressure and responsiveness under a big inp
 from __future__ import annotations
 
 import asyncio
-import functools
 import ipaddress
 import time
-from collections.abc import Callable, Coroutine
 from dataclasses import replace
-from typing import Any
 
 import pytest
 import uvloop
@@ -26,6 +23,7 @@ from rib_harness import (
     settle,
     up_event,
 )
+from uvloop_runner import on_uvloop
 
 from rib.adj_rib_out import ExportSettings
 from rib.loc_rib import Change
@@ -37,16 +35,6 @@ from speaker.control_messages import Notification
 from speaker.nlri import prefix_from_text
 from speaker.path_attributes import PathAttributes
 from speaker.update_message import Unreach, Update
-
-
-def on_uvloop(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
-    """Run an async test on uvloop, as the daemon runs."""
-
-    @functools.wraps(test)
-    def run(*args: Any, **kwargs: Any) -> None:
-        uvloop.run(test(*args, **kwargs))
-
-    return run
 
 
 def block(n: int) -> int:
@@ -407,6 +395,7 @@ async def test_add_path_all_paths_sends_every_candidate_best_first() -> None:
             announce(peer, [block(7)], f"198.18.0.{n}", as_path=((2, (64999,)),), med=pref),
         )
     await settle(rib)
+
     def paths_held() -> list[int]:
         """The next hops of the paths D holds now (ADD-PATH: by path id)."""
         current: dict[int, int] = {}

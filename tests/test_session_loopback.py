@@ -9,15 +9,14 @@ with a deadline.
 from __future__ import annotations
 
 import asyncio
-import functools
 import socket
 import struct
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-import uvloop
+from uvloop_runner import on_uvloop
 
 from bgpd.config import parse_config
 from bgpd.daemon import Daemon
@@ -28,16 +27,6 @@ from speaker.wire_codes import Family
 A, B = "127.0.0.1", "127.0.0.2"
 
 
-def on_uvloop(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
-    """Run an async test on uvloop, as the daemon runs."""
-
-    @functools.wraps(test)
-    def run(*args: Any, **kwargs: Any) -> None:
-        uvloop.run(test(*args, **kwargs))
-
-    return run
-
-
 def free_port(address: str) -> int:
     """A TCP port nobody listens on at ``address`` right now."""
     with socket.socket() as sock:
@@ -45,12 +34,10 @@ def free_port(address: str) -> int:
         return int(sock.getsockname()[1])
 
 
-def config(
-    me: str, port: int, peer: str, peer_port: int, top: str = "", **peer_extra: Any
-) -> Any:
+def config(me: str, port: int, peer: str, peer_port: int, top: str = "", **peer_extra: Any) -> Any:
     """A daemon at ``me`` with one iBGP peer; short timers so tests are quick."""
     extra = "".join(f"\n    {k}: {v}" for k, v in peer_extra.items())
-    announce = top or f"announce: [\"{'198.19.1.0/26' if me == A else '198.19.2.0/26'}\"]"
+    announce = top or f'announce: ["{"198.19.1.0/26" if me == A else "198.19.2.0/26"}"]'
     return parse_config(
         f"""
 router_id: {"198.18.0.1" if me == A else "198.18.0.2"}
@@ -209,8 +196,9 @@ async def test_hold_timer_notices_a_silent_peer_and_session_returns() -> None:
     async with daemons() as (a, b):
         await wait_for(
             "both Established",
-            lambda: a.session(B).state == State.ESTABLISHED
-            and b.session(A).state == State.ESTABLISHED,
+            lambda: (
+                a.session(B).state == State.ESTABLISHED and b.session(A).state == State.ESTABLISHED
+            ),
         )
         # Freeze B: it stops reading and stops sending (as a SIGSTOPped process would).
         conn = b.session(A).connections[b.session(A).established_conn or 0]
