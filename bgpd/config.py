@@ -95,6 +95,8 @@ class Peer(_Model):
     add_paths_limit: Annotated[int, Field(ge=1, le=255)] = 16  # at most this many per prefix
     filters: tuple[str, ...] = ()  # names from the top-level filters (Calico BGPFilter specs)
     allow_own_as: Annotated[int, Field(ge=0, le=10)] = 0  # Calico numAllowedLocalASNumbers
+    # RFC 4456: the peer is a client of ours (BIRD's "rr client"); iBGP peers only
+    route_reflector_client: bool = False
     max_prefixes: PrefixLimitModel | None = None
     timers: Timers | None = None
 
@@ -164,14 +166,81 @@ def _network(text: str) -> str:
         raise ValueError(f"{text!r} is not a prefix (host bits set?)") from None
 
 
+_ROUTE_TYPES = {"unicast": 1, "blackhole": 6, "unreachable": 7, "prohibit": 8}
+_PROTOCOLS = {"boot": 3, "static": 4, "bird": 12, "felix": 80}
+
+
+class LearnFilterModel(_Model):
+    """Which kernel routes are announced as this node's (BIRD's ``learn`` with a filter).
+
+    The default is what Calico needs: Felix's blackhole routes for the node's IPAM blocks
+    (protocol 80). Add e.g. ``protocols: [80, static], types: [blackhole, unicast],
+    interfaces: ["eth*"], prefixes: ["198.19.0.0/16"]`` to announce static routes too.
+    """
+
+    protocols: tuple[int, ...] = (80,)
+    types: tuple[str, ...] = ("blackhole",)
+    interfaces: tuple[str, ...] = ()  # device globs; empty: any (a route without one too)
+    prefixes: tuple[str, ...] = ()  # learned routes must lie inside one; empty: anywhere
+
+    @field_validator("protocols", mode="before")
+    @classmethod
+    def _protocols(cls, value: object) -> tuple[int, ...]:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError("protocols is a list of numbers or names")
+        out = []
+        for item in value:
+            number = _PROTOCOLS.get(item) if isinstance(item, str) else item
+            if not isinstance(number, int) or not 0 < number < 256:
+                names = ", ".join(_PROTOCOLS)
+                raise ValueError(f"{item!r} is not a route protocol (1-255 or one of {names})")
+            out.append(number)
+        return tuple(out)
+
+    @field_validator("types")
+    @classmethod
+    def _types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if item not in _ROUTE_TYPES:
+                raise ValueError(f"{item!r} is not a route type ({', '.join(_ROUTE_TYPES)})")
+        return value
+
+    @field_validator("prefixes")
+    @classmethod
+    def _prefixes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_network(text) for text in value)
+
+    def type_numbers(self) -> frozenset[int]:
+        """The RTN_* numbers of ``types``."""
+        return frozenset(_ROUTE_TYPES[t] for t in self.types)
+
+
 class KernelModel(_Model):
-    """Writing the best BGP routes into the kernel (BIRD's kernel protocol)."""
+    """Writing the best BGP routes into the kernel (BIRD's kernel protocol), and learning."""
 
     program: bool = False
     learn: bool = False  # announce Felix's block blackholes (protocol 80) found in the kernel
+    learn_filter: LearnFilterModel = LearnFilterModel()
     table: Annotated[int, Field(ge=1, le=0xFFFFFFFF)] = 254
     protocol: Annotated[int, Field(ge=1, le=255)] = 12  # "bird": what Felix and calicoctl expect
     metric: Annotated[int, Field(ge=0, le=0xFFFFFFFF)] = 32
+    # A safety net only (changes arrive as notifications): re-read the kernel this often and
+    # repair drift. BIRD polls every 2 s in Calico's config ("scan time 2"); 0 turns it off.
+    reconcile_interval: Annotated[float, Field(ge=0)] = 30.0
+    # Resolve next hops that are not neighbours through the kernel's routes (BIRD's
+    # "gateway recursive"); off: write them as they are (the kernel refuses unreachable ones).
+    recursive_next_hops: bool = True
+    # The notification socket's receive buffer; a small one makes overruns (ENOBUFS) likely.
+    monitor_buffer: Annotated[int, Field(ge=1024)] = 32 << 20
+
+    @model_validator(mode="after")
+    def _own_protocol_not_learned(self) -> KernelModel:
+        if self.protocol in self.learn_filter.protocols:
+            raise ValueError(
+                f"kernel.learn_filter.protocols holds {self.protocol}, the protocol our own "
+                "routes are written with: Myna would announce what it learned from peers"
+            )
+        return self
 
 
 class Listen(_Model):
@@ -202,6 +271,10 @@ class DaemonConfig(_Model):
     prefix_advertisements: tuple[PrefixAdvertisementModel, ...] = ()
     communities: dict[str, str] = {}  # named communities for prefix advertisements
     service_cidrs: tuple[str, ...] = ()
+    # Calico Node spec.bgp.ipv4Address / ipv6Address (CIDR form): the node's subnet decides
+    # which routes of an IPIP CrossSubnet pool go straight to the next hop.
+    ipv4_address: str | None = None
+    ipv6_address: str | None = None
     filters: dict[str, dict[str, Any]] = {}  # name -> Calico BGPFilter spec
     kernel: KernelModel = KernelModel()
     status_file: Path | None = None
@@ -209,6 +282,10 @@ class DaemonConfig(_Model):
     # the graceful-restart peers that are up before choosing routes (0: do not wait).
     selection_deferral: Annotated[float, Field(ge=0)] = 30.0
     log_level: str = "info"
+    # RFC 4456 route reflection: Calico's routeReflectorClusterID (IPv4-formatted). Unset, a
+    # node with any route_reflector_client peer uses its router id.
+    cluster_id: str | None = None
+    client_to_client: bool = True  # off: routes from clients go to non-clients only
 
     @field_validator("router_id")
     @classmethod
@@ -231,6 +308,16 @@ class DaemonConfig(_Model):
             except ValueError:
                 raise ValueError(f"{text!r} is not a prefix (host bits set?)") from None
         return tuple(out)
+
+    @field_validator("ipv4_address", "ipv6_address")
+    @classmethod
+    def _interface(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(ipaddress.ip_interface(value))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an address with its prefix length") from None
 
     @field_validator("log_level")
     @classmethod
@@ -279,6 +366,42 @@ class DaemonConfig(_Model):
             if unknown:
                 raise ValueError(f"peer {peer.address}: no filter named {', '.join(unknown)}")
         return self
+
+    @field_validator("cluster_id")
+    @classmethod
+    def _cluster_id(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ipaddress.IPv4Address(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not an IPv4-formatted cluster id (like routeReflectorClusterID)"
+            ) from None
+        if value == "0.0.0.0":
+            raise ValueError("cluster id 0.0.0.0 is not allowed (RFC 4456 ids are non-zero)")
+        return value
+
+    @model_validator(mode="after")
+    def _clients_are_internal(self) -> DaemonConfig:
+        for peer in self.peers:
+            if peer.route_reflector_client and peer.asn != self.local_as:
+                raise ValueError(
+                    f"peer {peer.address}: route_reflector_client needs an iBGP peer "
+                    f"(as {peer.asn} is not local_as {self.local_as})"
+                )
+        return self
+
+    def reflector_cluster_id(self) -> int | None:
+        """The RFC 4456 cluster id in use, None when the node is no route reflector.
+
+        The configured one, else the router id on a node with clients (BIRD's default too).
+        """
+        if self.cluster_id is not None:
+            return int(ipaddress.IPv4Address(self.cluster_id))
+        if any(peer.route_reflector_client for peer in self.peers):
+            return int(ipaddress.IPv4Address(self.router_id))
+        return None
 
     @model_validator(mode="after")
     def _unique_peers(self) -> DaemonConfig:

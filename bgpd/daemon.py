@@ -23,9 +23,12 @@ import uvloop
 
 from bgpd.config import DaemonConfig, Peer
 from kernel_sync.fib_programmer import FibProgrammer, FibSettings, KernelPolicy, program_all
-from kernel_sync.kernel_learner import KernelLearner
+from kernel_sync.kernel_events import KernelEvents
+from kernel_sync.kernel_learner import KernelLearner, LearnFilter
 from kernel_sync.netlink_socket import dump_routes
+from kernel_sync.next_hop_resolver import NextHopResolver
 from kernel_sync.route_writer import RouteWriter
+from reflector.rules import PeerRole, Reflection
 from rib.adj_rib_in import split_key
 from rib.adj_rib_out import ExportPolicy, ExportSettings, NextHopMode
 from rib.calico_policy import (
@@ -141,6 +144,15 @@ def transport_settings(peer: Peer) -> TransportSettings:
     )
 
 
+def reflection_for(config: DaemonConfig, peer: Peer) -> Reflection | None:
+    """RFC 4456 towards ``peer``: None unless the node reflects and the peer is iBGP."""
+    cluster_id = config.reflector_cluster_id()
+    if cluster_id is None or peer.asn != config.local_as:
+        return None
+    role = PeerRole.CLIENT if peer.route_reflector_client else PeerRole.NON_CLIENT
+    return Reflection(cluster_id, role, config.client_to_client)
+
+
 def calico_inputs(config: DaemonConfig) -> CalicoPolicyInputs:
     """What Calico's default policies read, from the config."""
     return CalicoPolicyInputs(
@@ -154,6 +166,11 @@ def calico_inputs(config: DaemonConfig) -> CalicoPolicyInputs:
         ),
         communities=tuple(config.communities.items()),
         service_cidrs=config.service_cidrs,
+        node_networks=tuple(
+            str(ipaddress.ip_interface(a).network)
+            for a in (config.ipv4_address, config.ipv6_address)
+            if a is not None
+        ),
     )
 
 
@@ -168,7 +185,7 @@ class Policies:
         self.config = config
         self.inputs = calico_inputs(config)
         self.filters = {name: filter_from_crd(name, spec) for name, spec in config.filters.items()}
-        self._exports: dict[tuple[bool, tuple[str, ...]], ExportPolicy] = {}
+        self._exports: dict[tuple[bool, bool, tuple[str, ...]], ExportPolicy] = {}
         own = {ipaddress.ip_address(config.router_id).packed}
         own.update(
             ipaddress.ip_address(p.source_address).packed for p in config.peers if p.source_address
@@ -176,11 +193,15 @@ class Policies:
         self.own_addresses = frozenset(own)
 
     def _context(self, peer: Peer) -> PeerContext:
-        return PeerContext(ibgp=peer.asn == self.config.local_as, local_as=self.config.local_as)
+        return PeerContext(
+            ibgp=peer.asn == self.config.local_as,
+            rr_client=peer.route_reflector_client,
+            local_as=self.config.local_as,
+        )
 
     def export(self, peer: Peer) -> ExportPolicy:
         """The peer's export policy: its filters, then Calico's defaults when pools are set."""
-        key = (peer.asn == self.config.local_as, peer.filters)
+        key = (peer.asn == self.config.local_as, peer.route_reflector_client, peer.filters)
         policy = self._exports.get(key)
         if policy is None:
             filters = [self.filters[name] for name in peer.filters]
@@ -246,7 +267,23 @@ class StatusFile:
             "ecmp": ecmp,
             "selection_deferred": rib.loc.deferring,
             "peers": peers,
+            "kernel": self.kernel(),
         }
+
+    def kernel(self) -> dict[str, object]:
+        """Kernel sync's counters: what was learned, installed, repaired, re-read."""
+        daemon = self.daemon
+        out: dict[str, object] = {}
+        if daemon.kernel_events is not None:
+            out["resyncs"] = daemon.kernel_events.resyncs
+            out["overruns"] = daemon.kernel_events.overruns
+        if daemon.learner is not None:
+            out["learned"] = len(daemon.learner.learned)
+        if daemon.fib is not None:
+            out["installed"] = len(daemon.fib.installed)
+            out["waiting"] = sorted(prefix_text(p, f) for f, p in daemon.fib.waiting)[:100]
+            out.update(daemon.fib.counters)
+        return out
 
     def changed(self) -> None:
         """Write the file soon: one write for a burst of changes."""
@@ -278,6 +315,7 @@ class Daemon:
             _router_id_int(config.router_id),
             selection_deferral=config.selection_deferral,
             manage_gc=True,
+            cluster_id=config.reflector_cluster_id(),
         )
         self.listener = Listener(config.listen.addresses, config.listen.port)
         self.sessions: list[PeerSession] = []
@@ -285,6 +323,7 @@ class Daemon:
         self.writer: RouteWriter | None = None
         self.learner: KernelLearner | None = None
         self.fib: FibProgrammer | None = None
+        self.kernel_events: KernelEvents | None = None
         self.status = StatusFile(self)
         self.rib.status_hook = self.status.changed
         self.rib.deferral_done_hook = self._restart_over
@@ -295,6 +334,7 @@ class Daemon:
 
     def _export(self, peer: Peer) -> Callable[[RibSession, SessionUp], ExportSettings]:
         export_policy = self.policies.export(peer)
+        reflect = reflection_for(self.config, peer)
 
         def settings(session: RibSession, up: SessionUp) -> ExportSettings:
             local = session.local_address()
@@ -308,6 +348,7 @@ class Daemon:
                 llgr=llgr_stale_time(up.sent_open, up.received_open) > 0,
                 add_path_limit=peer.add_paths_limit,
                 add_path_all=peer.add_paths_send == "all",
+                reflect=reflect,
             )
 
         return settings
@@ -337,7 +378,13 @@ class Daemon:
                     LimitAction(peer.max_prefixes.action),
                     peer.max_prefixes.restart_after,
                 )
-            self.rib.add_peer(session, self._export(peer), self.policies.import_(peer), limit=limit)
+            self.rib.add_peer(
+                session,
+                self._export(peer),
+                self.policies.import_(peer),
+                limit=limit,
+                rr_client=peer.route_reflector_client,
+            )
             self.listener.add(session)
         await self.listener.start()
         LOG.info(
@@ -349,11 +396,8 @@ class Daemon:
             len(self.sessions),
         )
         self.rib.start()
-        if self.config.kernel.program:
+        if self.config.kernel.program or self.config.kernel.learn:
             await self._start_kernel()
-        if self.config.kernel.learn:
-            self.learner = KernelLearner(self.rib.originate)
-            await self.learner.start()
         announce: dict[Family, list[int]] = {}
         for text in self.config.announce:
             announce.setdefault(prefix_family(text), []).append(prefix_from_text(text))
@@ -365,26 +409,57 @@ class Daemon:
         self.status.write()
 
     async def _start_kernel(self) -> None:
+        """Kernel sync: one notification monitor feeding the learner, resolver and programmer."""
         kernel = self.config.kernel
-        policy: KernelPolicy = program_all
-        if self.config.ip_pools:
-            check = compile_kernel_programming(self.policies.inputs)
+        events = self.kernel_events = KernelEvents(kernel.monitor_buffer, kernel.reconcile_interval)
+        events.after_resync = self.status.changed
+        if kernel.program:
+            policy: KernelPolicy = program_all
+            if self.config.ip_pools:
+                check = compile_kernel_programming(self.policies.inputs)
 
-            def calico(prefix: int, family: Family, route: Route) -> tuple[bool, str | None]:
-                verdict = check(prefix, family, route)
-                return verdict.accept, verdict.tunnel
+                def calico(prefix: int, family: Family, route: Route) -> tuple[bool, str | None]:
+                    verdict = check(prefix, family, route)
+                    return verdict.accept, verdict.tunnel
 
-            policy = calico
-        self.writer = RouteWriter()
-        fib = FibProgrammer(
-            self.writer, FibSettings(kernel.table, kernel.protocol, kernel.metric), policy
-        )
-        fib.adopt(await dump_routes(table=kernel.table, protocol=kernel.protocol))
-        self.fib = fib
-        self.rib.subscribers.append(fib.on_changes)
-        if not self.rib.loc.deferring:
-            # No selection deferral to wait for: give the peers a minute to announce again.
-            asyncio.get_running_loop().call_later(60, fib.remove_leftovers)
+                policy = calico
+            resolver = None
+            if kernel.recursive_next_hops:
+                resolver = NextHopResolver(kernel.table, kernel.protocol)
+                events.watchers.append(resolver)  # before the programmer: it reads the resolver
+            self.writer = RouteWriter()
+            fib = FibProgrammer(
+                self.writer,
+                FibSettings(kernel.table, kernel.protocol, kernel.metric),
+                policy,
+                ifindex=events.ifindex,
+                resolver=resolver,
+            )
+            fib.request_resync = events.schedule_resync
+            fib.adopt(await dump_routes(table=kernel.table, protocol=kernel.protocol))
+            self.fib = fib
+            events.watchers.append(fib)
+            self.rib.subscribers.append(fib.on_changes)
+            if not self.rib.loc.deferring:
+                # No selection deferral to wait for: give the peers a minute to announce again.
+                asyncio.get_running_loop().call_later(60, fib.remove_leftovers)
+        if kernel.learn:
+            learn = kernel.learn_filter
+            self.learner = KernelLearner(
+                self.rib.originate,
+                LearnFilter(
+                    protocols=frozenset(learn.protocols),
+                    types=learn.type_numbers(),
+                    table=kernel.table,
+                    interfaces=learn.interfaces,
+                    prefixes=learn.prefixes,
+                    own_protocol=kernel.protocol,
+                ),
+                link_name=events.link_name,
+                link_up=events.link_up,
+            )
+            events.watchers.append(self.learner)
+        await events.start()
 
     async def close(self) -> None:
         """Cease every session with a shutdown text, stop listening and the RIB."""
@@ -396,8 +471,10 @@ class Daemon:
         await asyncio.sleep(0)  # let the Cease NOTIFICATIONs reach the sockets
         await self.listener.close()
         await self.rib.close()
-        if self.learner is not None:
-            self.learner.close()
+        if self.kernel_events is not None:
+            self.kernel_events.close()
+        if self.fib is not None:
+            self.fib.close()
         if self.writer is not None:
             self.writer.close()  # our routes stay in the kernel (BIRD's "persist")
         self.status.write()

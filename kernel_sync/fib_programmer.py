@@ -1,18 +1,32 @@
-"""Loc-RIB -> FIB: the best routes (with their ECMP sets) written into the kernel.
+"""Loc-RIB -> FIB: the best routes (with their ECMP sets) written into the kernel, kept there.
 
 Data flow: the RIB task calls ``on_changes`` with each batch of Loc-RIB ``Change``s (this is
 one of its subscribers). For every change the programmer works out the kernel route the new
-selection calls for (``desired``: Calico's kernel policy, then one next hop per ECMP path,
-through ``tunl0`` with the onlink flag for IPIP pools, as BIRD's ``krt_tunnel`` does), compares
-it with what it installed, and queues a REPLACE or a DEL. The queue goes to the kernel in one
-batch per turn of the event loop through ``RouteWriter``, whose acknowledgements arrive
-asynchronously; failures are logged and counted. Routes of this node's own (kernel-learned or
-static) are never written: they are already in the kernel, owned by Felix or the operator.
+selection calls for (``_build``: Calico's kernel policy, then one next hop per ECMP path:
+through ``tunl0`` with the onlink flag for IPIP pools, as BIRD's ``krt_tunnel`` does, or
+through the gateways the ``NextHopResolver`` finds for a next hop that is not a neighbour, as
+BIRD's ``gateway recursive``), records it in ``installed`` (what the kernel should hold) and
+queues a REPLACE or a DEL. The queue goes to the kernel in one batch per turn of the event
+loop through ``RouteWriter``, whose acknowledgements arrive asynchronously. Routes of this
+node's own (kernel-learned or static) are never written: they are already in the kernel, owned
+by Felix or the operator, and so are routes of any protocol but ours.
+
+Keeping the kernel right:
+
+* a route that cannot be built yet (its tunnel device is missing, its next hop unresolvable)
+  or that the kernel refused for a reason that may pass (ENETUNREACH, ENODEV, ENETDOWN,
+  ENOMEM...) waits in ``waiting`` and is tried again when the kernel changes (a device or
+  address comes, a covering route appears) and on a back-off timer; a route refused for good
+  (EINVAL...) is logged and left out until its selection changes;
+* drift is repaired: a DELROUTE notification for one of our routes that we did not delete
+  puts it back at once, and ``resync`` (at every re-read of the kernel, including the periodic
+  one) compares the kernel's routes of our protocol with ``installed`` and rewrites the ones
+  that are missing or different and deletes ours that should not be there; nothing of another
+  protocol is ever touched.
 
 Routes stay in the kernel when Myna stops (BIRD's ``persist``); at the next start ``adopt``
 takes them over, so an unchanged route is never deleted and re-added, and ``remove_leftovers``
-deletes the ones no peer announced again. Not done yet: retrying refused writes and a periodic
-reconcile against the kernel.
+deletes the ones no peer announced again.
 """
 
 from __future__ import annotations
@@ -20,12 +34,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from kernel_sync.netlink_codes import NextHopFlag, RouteProtocol, RouteTable
+from kernel_sync.netlink_codes import MessageType, NextHopFlag, RouteProtocol, RouteTable
+from kernel_sync.netlink_messages import Address, Header, Link
+from kernel_sync.netlink_socket import dump_routes
+from kernel_sync.next_hop_resolver import ON_LINK, NextHopResolver
 from kernel_sync.route_messages import KernelRoute, NextHop, RouteChange, RouteOp, family_of
-from kernel_sync.route_writer import BatchResult, RouteWriter
+from kernel_sync.route_writer import Advice, BatchResult, RouteWriter
 from rib.loc_rib import Change
 from rib.route import Origin, Route
 from speaker.nlri import prefix_text
@@ -35,6 +52,10 @@ LOG = logging.getLogger("myna.kernel")
 
 # (prefix, family, route) -> (program it?, tunnel device or None)
 KernelPolicy = Callable[[int, Family, Route], tuple[bool, str | None]]
+Key = tuple[Family, int]
+RETRY_FIRST = 1.0  # seconds; doubled after each failed round, up to RETRY_MAX
+RETRY_MAX = 30.0
+LOGGED_REPAIRS = 20  # per resync, one line each; the rest are counted
 
 
 def program_all(_prefix: int, _family: Family, _route: Route) -> tuple[bool, str | None]:
@@ -59,50 +80,84 @@ class FibProgrammer:
         writer: RouteWriter,
         settings: FibSettings | None = None,
         policy: KernelPolicy = program_all,
+        *,
         ifindex: Callable[[str], int] = socket.if_nametoindex,
+        resolver: NextHopResolver | None = None,
+        dump: Callable[[], Awaitable[list[KernelRoute]]] | None = None,
     ) -> None:
         self.writer = writer
         self.settings = settings or FibSettings()
         self.policy = policy
         self.ifindex = ifindex
-        self.installed: dict[tuple[Family, int], KernelRoute] = {}
-        self.adopted: set[tuple[Family, int]] = set()  # from an earlier run, not yet reselected
-        self.errors = 0
-        self._queue: dict[tuple[Family, int], RouteChange] = {}
+        self.resolver = resolver
+        if resolver is not None:
+            resolver.on_change = self.retry
+        self._dump = dump or (
+            lambda: dump_routes(table=self.settings.table, protocol=self.settings.protocol)
+        )
+        self.installed: dict[Key, KernelRoute] = {}
+        self.adopted: set[Key] = set()  # from an earlier run, not yet reselected
+        self.leftovers_removed = False
+        # Selections to look at again when the kernel changes: their route could not be built
+        # or was refused for a reason that may pass, or it went through a resolved next hop.
+        self.waiting: dict[Key, Change] = {}
+        self.resolved: dict[Key, Change] = {}
+        self.counters = {"errors": 0, "repairs": 0, "retries": 0, "writes": 0}
+        # KernelEvents sets this to its re-read of every watcher; alone, we re-read ourselves.
+        self.request_resync: Callable[[str], None] = self._resync_alone
+        self._resync_task: asyncio.Task[None] | None = None
+        self._queue: dict[Key, RouteChange] = {}
         self._flush_scheduled = False
         self._pending: set[asyncio.Future[BatchResult]] = set()
+        self._retry_delay = RETRY_FIRST
+        self._retry_timer: asyncio.TimerHandle | None = None
 
-    def desired(self, change: Change) -> KernelRoute | None:
-        """The kernel route for the change's new selection, or None for no route."""
+    @property
+    def errors(self) -> int:
+        """Writes the kernel refused."""
+        return self.counters["errors"]
+
+    # --- what the kernel should hold -------------------------------------------------------
+
+    def _hops(self, family: Family, route: Route, tunnel: str | None) -> list[NextHop] | None:
+        """The next hops for one path; None when they cannot be known now."""
+        gateway = route.attrs.next_hop[: 4 if family == Family.IPV4_UNICAST else 16]
+        if not gateway:
+            return []  # no next hop of this family: the path adds nothing
+        if tunnel:
+            try:
+                return [NextHop(gateway, self.ifindex(tunnel), int(NextHopFlag.ONLINK))]
+            except OSError:
+                return None  # no tunnel device (yet)
+        via = ON_LINK if self.resolver is None else self.resolver.resolve(gateway)
+        if via is None:
+            return None
+        return [NextHop(gateway)] if via is ON_LINK else list(via)
+
+    def _build(self, change: Change) -> tuple[KernelRoute | None, bool, bool]:
+        """(the kernel route for the new selection, must wait for the kernel, used recursion)."""
         best = change.new_best
         if best is None or best.source.origin != Origin.BGP:
-            return None
+            return None, False, False
         family = change.family
+        width = 4 if family == Family.IPV4_UNICAST else 16
         hops: list[NextHop] = []
+        waits = recursive = False
         for route in change.new_ecmp:
             accept, tunnel = self.policy(change.prefix, family, route)
             if not accept:
                 if route is best:
-                    return None
+                    return None, False, False
                 continue
-            gateway = route.attrs.next_hop[: 4 if family == Family.IPV4_UNICAST else 16]
-            if not gateway:
+            got = self._hops(family, route, tunnel)
+            if got is None:
+                waits = True
                 continue
-            hop = NextHop(gateway)
-            if tunnel:
-                try:
-                    hop = NextHop(gateway, self.ifindex(tunnel), int(NextHopFlag.ONLINK))
-                except OSError:
-                    LOG.warning(
-                        "no %s device: %s not programmed",
-                        tunnel,
-                        prefix_text(change.prefix, family),
-                    )
-                    return None
-            if hop not in hops:
-                hops.append(hop)
+            if not tunnel and got and got[0].gateway != route.attrs.next_hop[:width]:
+                recursive = True  # through another gateway: look again when the kernel changes
+            hops.extend(hop for hop in got if hop not in hops)
         if not hops:
-            return None
+            return None, waits, recursive
         settings = self.settings
         base = KernelRoute(
             socket.AF_INET if family == Family.IPV4_UNICAST else socket.AF_INET6,
@@ -112,8 +167,19 @@ class FibProgrammer:
             priority=settings.metric,
         )
         if len(hops) == 1:
-            return base._replace(gateway=hops[0].gateway, oif=hops[0].oif, flags=hops[0].flags)
-        return base._replace(multipath=tuple(hops))
+            hop = hops[0]
+            return (
+                base._replace(gateway=hop.gateway, oif=hop.oif, flags=hop.flags),
+                waits,
+                recursive,
+            )
+        return base._replace(multipath=tuple(hops)), waits, recursive
+
+    def desired(self, change: Change) -> KernelRoute | None:
+        """The kernel route for the change's new selection, or None for no route (now)."""
+        return self._build(change)[0]
+
+    # --- adoption across restarts ------------------------------------------------------------
 
     def adopt(self, routes: list[KernelRoute]) -> None:
         """Take over our routes left in the kernel by an earlier run (BIRD's ``persist``).
@@ -137,6 +203,7 @@ class FibProgrammer:
                 self._queue[key] = RouteChange(RouteOp.DEL, route)
         LOG.info("removing %d routes no peer announced again", len(self._queue))
         self.adopted.clear()
+        self.leftovers_removed = True
         self._schedule()
 
     @staticmethod
@@ -163,26 +230,106 @@ class FibProgrammer:
             and want.flags & NextHopFlag.ONLINK == have.flags & NextHopFlag.ONLINK
         )
 
+    # --- RIB subscriber ----------------------------------------------------------------------
+
     def on_changes(self, changes: list[Change]) -> None:
         """RIB subscriber: queue what the kernel must change."""
         for change in changes:
-            key = (change.family, change.prefix)
-            want = self.desired(change)
-            have = self.installed.get(key)
-            if want is not None and key in self.adopted and self._same(want, have):
-                self.adopted.discard(key)  # selected again, unchanged: left as it is
-                continue
-            self.adopted.discard(key)
-            if want == have:
-                continue
-            if want is None:
-                assert have is not None
+            self._apply(change)
+        self._schedule()
+
+    def _apply(self, change: Change) -> None:
+        key = (change.family, change.prefix)
+        want, waits, recursive = self._build(change)
+        self.waiting.pop(key, None)
+        self.resolved.pop(key, None)
+        if waits:
+            self.waiting[key] = change
+        if recursive:
+            self.resolved[key] = change
+        have = self.installed.get(key)
+        if want is not None and key in self.adopted and self._same(want, have):
+            self.adopted.discard(key)  # selected again, unchanged: left as it is
+            return
+        self.adopted.discard(key)
+        if want == have:
+            return
+        if want is None:
+            if have is not None:
                 del self.installed[key]
                 self._queue[key] = RouteChange(RouteOp.DEL, have)
-            else:
-                self.installed[key] = want
-                self._queue[key] = RouteChange(RouteOp.REPLACE, want)
+        else:
+            self.installed[key] = want
+            self._queue[key] = RouteChange(RouteOp.REPLACE, want)
+
+    def retry(self) -> None:
+        """Build the waiting and recursively resolved routes again (the kernel changed)."""
+        again = list(self.waiting.values()) + list(self.resolved.values())
+        if again:
+            self.counters["retries"] += 1
+            for change in again:
+                self._apply(change)
+            self._schedule()
+
+    # --- kernel watcher: drift ---------------------------------------------------------------
+
+    def on_kernel(self, header: Header, value: KernelRoute | Link | Address) -> None:
+        """Put back at once a route of ours that someone else deleted."""
+        if (
+            header.type != MessageType.DELROUTE
+            or not isinstance(value, KernelRoute)
+            or value.protocol != self.settings.protocol
+            or value.table != self.settings.table
+        ):
+            return
+        key = (family_of(value), value.prefix)
+        want = self.installed.get(key)
+        if want is None or key in self._queue or not self._same(want, value):
+            return  # not ours any more, already being rewritten, or an older version of it
+        self.counters["repairs"] += 1
+        LOG.warning(
+            "our route to %s was deleted by someone else: putting it back",
+            prefix_text(value.prefix, key[0]),
+        )
+        self._queue[key] = RouteChange(RouteOp.REPLACE, want)
         self._schedule()
+
+    async def resync(self) -> None:
+        """Make the kernel's routes of our protocol equal to ``installed`` (drift repair)."""
+        await self.settle()
+        have = {(family_of(r), r.prefix): r for r in await self._dump()}
+        repaired = 0
+        for key, want in self.installed.items():
+            if key in self._queue or key in self.adopted:
+                continue
+            if not self._same(want, have.get(key)):
+                repaired += 1
+                if repaired <= LOGGED_REPAIRS:
+                    LOG.warning(
+                        "kernel route to %s is %s: writing it again",
+                        prefix_text(key[1], key[0]),
+                        "different" if key in have else "missing",
+                    )
+                self._queue[key] = RouteChange(RouteOp.REPLACE, want)
+        if self.leftovers_removed:
+            for key, route in have.items():
+                if key not in self.installed and key not in self._queue:
+                    repaired += 1
+                    self._queue[key] = RouteChange(RouteOp.DEL, route)
+        if repaired:
+            self.counters["repairs"] += repaired
+            LOG.warning("repaired %d kernel routes that had drifted", repaired)
+        self.retry()
+        self._schedule()
+
+    async def settle(self) -> None:
+        """Wait until everything queued so far has been written and answered."""
+        while self._queue or self._pending:
+            if self._queue:
+                self._flush()
+            await asyncio.gather(*self._pending, return_exceptions=True)
+
+    # --- writing -----------------------------------------------------------------------------
 
     def _schedule(self) -> None:
         if self._queue and not self._flush_scheduled:
@@ -191,8 +338,11 @@ class FibProgrammer:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        if not self._queue:
+            return
         changes = list(self._queue.values())
         self._queue.clear()
+        self.counters["writes"] += len(changes)
         future = self.writer.submit(changes)
         self._pending.add(future)
         future.add_done_callback(self._done)
@@ -202,14 +352,51 @@ class FibProgrammer:
         if future.cancelled() or future.exception() is not None:
             LOG.error("kernel route writes failed: %s", future.exception())
             return
+        later = False
         for failure in future.result().failures():
-            self.errors += 1
+            if failure.advice is Advice.DONE:
+                continue
+            self.counters["errors"] += 1
             route = failure.change.route
-            family = family_of(route)
+            key = (family_of(route), route.prefix)
             LOG.warning(
                 "kernel refused %s of %s: %s (%s)",
                 failure.change.op.name,
-                prefix_text(route.prefix, family),
+                prefix_text(route.prefix, key[0]),
                 failure.message or failure.error,
-                failure.advice.name,
+                failure.advice.value,
             )
+            if self.installed.get(key) != route:
+                continue  # superseded since: the newer write decides
+            if failure.advice in (Advice.RETRY_LATER, Advice.REPLACE):
+                later = True
+            elif failure.advice is Advice.RESYNC:
+                self.request_resync("a netlink reply was lost")
+            else:
+                del self.installed[key]  # refused for good: left out until the selection changes
+        if later:
+            self._schedule_retry()
+        elif future.result().ok:
+            self._retry_delay = RETRY_FIRST
+
+    def _schedule_retry(self) -> None:
+        if self._retry_timer is not None:
+            return
+        delay = self._retry_delay
+        self._retry_delay = min(delay * 2, RETRY_MAX)
+        self._retry_timer = asyncio.get_running_loop().call_later(delay, self._retry_refused)
+
+    def _retry_refused(self) -> None:
+        self._retry_timer = None
+        self.request_resync("retrying refused kernel writes")
+
+    def _resync_alone(self, why: str) -> None:
+        LOG.info("reading our kernel routes again: %s", why)
+        if self._resync_task is None or self._resync_task.done():
+            self._resync_task = asyncio.get_running_loop().create_task(self.resync())
+
+    def close(self) -> None:
+        """Stop the retry timer (the routes stay in the kernel)."""
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
+            self._retry_timer = None

@@ -1,80 +1,128 @@
 """Kernel -> RIB: the node's own routes learned from netlink notifications, not by polling.
 
-Data flow: ``start`` opens a ``Monitor`` (route, link and address notifications), then dumps
-the routing table once; every route the learn filter selects (by default what Felix writes for
-the node's IPAM blocks: blackhole routes with protocol 80) enters the RIB as this node's own
-route (``Origin.KERNEL``, next hop self) through ``Rib.originate``; a deleted one is withdrawn.
-When the monitor's socket overruns (ENOBUFS) notifications were lost: the table is dumped again
-and the difference applied. Our own routes (protocol 12) never match the filter.
+Data flow: ``KernelEvents`` hands this watcher the kernel's starting state (``resync``: one
+dump) and then every notification (``on_kernel``). Every route the learn filter selects enters
+the RIB as this node's own route (``Origin.KERNEL``, next hop self) through ``Rib.originate``;
+a deleted one is withdrawn. By default the filter selects what Felix writes for the node's IPAM
+blocks: blackhole routes with protocol 80; configured, it also selects static routes to
+advertise by protocol, device and prefix (BIRD's ``learn`` with Calico's filters). A route
+through a device that is down or has no carrier is not learned, and one already learned is
+withdrawn when its device goes down: the events hub re-reads the table on every device change
+(the kernel flushes such IPv4 routes without a notification), and ``resync`` applies the
+difference, as it does after an overrun (ENOBUFS). Our own routes (protocol 12 by default)
+never match the filter.
 """
 
 from __future__ import annotations
 
-import asyncio
+import fnmatch
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kernel_sync.netlink_codes import MessageType, RouteProtocol, RouteTable, RouteType
-from kernel_sync.netlink_messages import Header
-from kernel_sync.netlink_socket import Monitor, dump_routes
+from kernel_sync.netlink_codes import MessageType, NextHopFlag, RouteProtocol, RouteTable, RouteType
+from kernel_sync.netlink_messages import Address, Header, Link
+from kernel_sync.netlink_socket import dump_routes
 from kernel_sync.route_messages import KernelRoute, family_of
 from rib.route import Origin
+from speaker.nlri import prefix_from_text
 from speaker.path_attributes import ATTRIBUTES, PathAttributes
 from speaker.wire_codes import Family
 
 LOG = logging.getLogger("myna.kernel")
 
 Originate = Callable[[Family, list[int], PathAttributes | None, Origin], None]
+_DOWN = int(NextHopFlag.DEAD | NextHopFlag.LINKDOWN)
+
+
+def _inside(prefix: int, bits: int, ranges: tuple[int, ...]) -> bool:
+    """Whether ``prefix`` lies inside one of ``ranges`` (Myna's prefix form, ``bits`` wide)."""
+    network, length = prefix >> 8, prefix & 0xFF
+    for outer in ranges:
+        outer_length = outer & 0xFF
+        drop = bits - outer_length
+        if length >= outer_length and network >> drop == outer >> 8 >> drop:
+            return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)
 class LearnFilter:
-    """Which kernel routes are this node's to announce (BIRD's ``learn`` with a filter)."""
+    """Which kernel routes are this node's to announce (BIRD's ``learn`` with a filter).
+
+    A route is learned when its protocol and type are listed, it is in ``table``, its device
+    (when it has one: a blackhole has none) matches one of ``interfaces`` (globs; empty: any
+    device) and is up, and it lies inside one of ``prefixes`` (CIDR texts; empty: anywhere).
+    """
 
     protocols: frozenset[int] = frozenset({80})  # Felix's IPAM-block blackholes
     types: frozenset[int] = frozenset({RouteType.BLACKHOLE})
     table: int = RouteTable.MAIN
+    interfaces: tuple[str, ...] = ()
+    prefixes: tuple[str, ...] = ()
+    own_protocol: int = RouteProtocol.BIRD
 
-    def selects(self, route: KernelRoute) -> bool:
-        """Whether ``route`` is learned."""
-        return (
-            route.protocol in self.protocols
-            and route.type in self.types
-            and route.table == self.table
-            and route.protocol != RouteProtocol.BIRD
-        )
+    def compile(
+        self, link_name: Callable[[int], str | None], link_up: Callable[[int], bool]
+    ) -> Callable[[KernelRoute], bool]:
+        """The filter as one function, given the devices' names and states."""
+        ranges = {
+            4: tuple(prefix_from_text(p) for p in self.prefixes if ":" not in p),
+            6: tuple(prefix_from_text(p) for p in self.prefixes if ":" in p),
+        }
+        protocols, types, table, globs = self.protocols, self.types, self.table, self.interfaces
+
+        def selects(route: KernelRoute) -> bool:
+            if (
+                route.protocol not in protocols
+                or route.protocol == self.own_protocol
+                or route.type not in types
+                or route.table != table
+            ):
+                return False
+            devices = [h.oif for h in route.multipath if not h.flags & _DOWN] or (
+                [route.oif] if route.oif and not route.flags & _DOWN else []
+            )
+            if route.oif or route.multipath:
+                devices = [d for d in devices if link_up(d)]
+                if not devices:
+                    return False  # every way out is down
+                if globs and not any(
+                    fnmatch.fnmatchcase(link_name(d) or "", g) for d in devices for g in globs
+                ):
+                    return False
+            if self.prefixes:
+                if family_of(route) == Family.IPV4_UNICAST:
+                    return _inside(route.prefix, 32, ranges[4])
+                return _inside(route.prefix, 128, ranges[6])
+            return True
+
+        return selects
 
 
 class KernelLearner:
     """Keeps the RIB's kernel-learned routes equal to the kernel's (see the module docstring)."""
 
-    def __init__(self, originate: Originate, learn: LearnFilter | None = None) -> None:
+    def __init__(
+        self,
+        originate: Originate,
+        learn: LearnFilter | None = None,
+        *,
+        link_name: Callable[[int], str | None] = lambda _index: None,
+        link_up: Callable[[int], bool] = lambda _index: True,
+    ) -> None:
         self.originate = originate
         self.learn = learn or LearnFilter()
+        self.selects = self.learn.compile(link_name, link_up)
         self.learned: set[tuple[Family, int]] = set()
         self.resyncs = 0
         self._attrs = ATTRIBUTES.intern(PathAttributes())  # next hop self, per update group
-        self._monitor: Monitor | None = None
-        self._resync: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        """Listen for changes first (so none falls between dump and listening), then dump."""
-        self._monitor = Monitor(self._on_message, self._on_overrun)
-        self._monitor.start()
-        await self.resync()
-
-    def close(self) -> None:
-        """Stop listening; what was learned stays in the RIB until the daemon stops."""
-        if self._monitor is not None:
-            self._monitor.close()
-        if self._resync is not None:
-            self._resync.cancel()
 
     async def resync(self) -> None:
         """Dump the table and make the learned set equal to what the filter selects in it."""
+        self.resyncs += 1
         routes = await dump_routes(table=self.learn.table)
-        now = {(family_of(r), r.prefix) for r in routes if self.learn.selects(r)}
+        now = {(family_of(r), r.prefix) for r in routes if self.selects(r)}
         for family in (Family.IPV4_UNICAST, Family.IPV6_UNICAST):
             gone = [p for f, p in self.learned - now if f == family]
             new = [p for f, p in now - self.learned if f == family]
@@ -82,22 +130,26 @@ class KernelLearner:
                 self.originate(family, gone, None, Origin.KERNEL)
             if new:
                 self.originate(family, new, self._attrs, Origin.KERNEL)
+        if now != self.learned:
+            LOG.info("kernel routes learned: %d", len(now))
         self.learned = now
-        LOG.info("kernel routes learned: %d", len(now))
 
-    def _on_message(self, header: Header, value: object) -> None:
-        if not isinstance(value, KernelRoute) or not self.learn.selects(value):
+    def on_kernel(self, header: Header, value: KernelRoute | Link | Address) -> None:
+        """Learn or withdraw one route from a notification."""
+        if not isinstance(value, KernelRoute):
             return
         key = (family_of(value), value.prefix)
-        if header.type == MessageType.NEWROUTE and key not in self.learned:
-            self.learned.add(key)
-            self.originate(key[0], [key[1]], self._attrs, Origin.KERNEL)
-        elif header.type == MessageType.DELROUTE and key in self.learned:
+        if header.type == MessageType.NEWROUTE:
+            if key not in self.learned and self.selects(value):
+                self.learned.add(key)
+                self.originate(key[0], [key[1]], self._attrs, Origin.KERNEL)
+        elif (
+            header.type == MessageType.DELROUTE
+            and key in self.learned
+            # Not selects(): the route may be going because its device went down.
+            and value.protocol in self.learn.protocols
+            and value.type in self.learn.types
+            and value.table == self.learn.table
+        ):
             self.learned.discard(key)
             self.originate(key[0], [key[1]], None, Origin.KERNEL)
-
-    def _on_overrun(self) -> None:
-        self.resyncs += 1
-        LOG.warning("kernel notifications were lost (ENOBUFS): reading the table again")
-        if self._resync is None or self._resync.done():
-            self._resync = asyncio.get_running_loop().create_task(self.resync())

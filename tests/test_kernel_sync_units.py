@@ -1,0 +1,328 @@
+"""Kernel sync without a kernel: the FIB programmer's retries and drift repair, next-hop
+resolution and the learn filter, driven with a fake route writer and fake dumps.
+
+Data flow: each test builds Loc-RIB ``Change``s by hand, hands them to a ``FibProgrammer``
+whose writer records every batch and answers with the errno the test chose, and feeds it the
+netlink notifications and dumps a real kernel would give. The real kernel is exercised by
+``test_interop_kernel*.py`` in namespaces; here every branch is reached on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import socket
+from collections.abc import Sequence
+
+import pytest
+from uvloop_runner import on_uvloop
+
+from kernel_sync.fib_programmer import FibProgrammer, FibSettings
+from kernel_sync.kernel_learner import KernelLearner, LearnFilter
+from kernel_sync.netlink_codes import LinkFlag, MessageType, NextHopFlag, RouteType
+from kernel_sync.netlink_messages import Header, Link
+from kernel_sync.next_hop_resolver import ON_LINK, NextHopResolver
+from kernel_sync.route_messages import KernelRoute, NextHop, RouteChange, RouteOp
+from kernel_sync.route_writer import BatchResult
+from rib.loc_rib import Change
+from rib.route import ROUTES, Origin, Route, Source
+from speaker.nlri import prefix_from_text
+from speaker.path_attributes import ATTRIBUTES, PathAttributes
+from speaker.wire_codes import Family
+
+V4 = Family.IPV4_UNICAST
+PEER = Source("198.18.0.2", Origin.BGP, router_id=2)
+
+
+def ip(text: str) -> bytes:
+    return ipaddress.ip_address(text).packed
+
+
+def route_via(next_hop: str) -> Route:
+    return ROUTES.intern(PEER, ATTRIBUTES.intern(PathAttributes(next_hop=ip(next_hop))))
+
+
+def change(prefix: str, *next_hops: str) -> Change:
+    routes = tuple(route_via(n) for n in next_hops)
+    return Change(V4, prefix_from_text(prefix), None, (), routes[0] if routes else None, routes)
+
+
+def header(kind: MessageType) -> Header:
+    return Header(0, int(kind), 0, 0, 0)
+
+
+def kernel_route(prefix: str, gateway: str = "", **fields: int) -> KernelRoute:
+    values = {"protocol": 12, "priority": 32, **fields}
+    return KernelRoute(
+        socket.AF_INET, prefix_from_text(prefix), gateway=ip(gateway) if gateway else b"", **values
+    )
+
+
+class FakeWriter:
+    """Records batches; answers each change with the errno ``refuse`` gives its prefix."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[RouteChange]] = []
+        self.refuse: dict[int, int] = {}
+
+    def submit(self, changes: Sequence[RouteChange]) -> asyncio.Future[BatchResult]:
+        self.batches.append(list(changes))
+        future: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
+        errors = [self.refuse.get(c.route.prefix, 0) for c in changes]
+        future.set_result(BatchResult(list(changes), errors, {}))
+        return future
+
+    def written(self) -> list[tuple[RouteOp, str]]:
+        out = []
+        for batch in self.batches:
+            for c in batch:
+                net = ipaddress.ip_network((c.route.prefix >> 8, c.route.prefix & 0xFF))
+                out.append((c.op, str(net)))
+        return out
+
+
+class FakeKernel:
+    """The routes of our protocol a dump returns."""
+
+    def __init__(self) -> None:
+        self.routes: list[KernelRoute] = []
+
+    async def dump(self) -> list[KernelRoute]:
+        return list(self.routes)
+
+
+def programmer(**kwargs: object) -> tuple[FibProgrammer, FakeWriter, FakeKernel]:
+    writer, kernel = FakeWriter(), FakeKernel()
+    fib = FibProgrammer(writer, FibSettings(), dump=kernel.dump, **kwargs)  # type: ignore[arg-type]
+    return fib, writer, kernel
+
+
+async def turn() -> None:
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+@on_uvloop
+async def test_a_route_deleted_by_someone_else_is_put_back_at_once() -> None:
+    fib, writer, _ = programmer()
+    fib.on_changes([change("198.19.1.0/26", "198.18.0.2")])
+    await turn()
+    installed = fib.installed[(V4, prefix_from_text("198.19.1.0/26"))]
+    writer.batches.clear()
+    fib.on_kernel(header(MessageType.DELROUTE), installed)
+    await turn()
+    assert writer.written() == [(RouteOp.REPLACE, "198.19.1.0/26")]
+    assert fib.counters["repairs"] == 1
+    # Our own delete (after a withdrawal) is not "drift": nothing is put back.
+    fib.on_changes([Change(V4, installed.prefix, None, (), None, ())])
+    await turn()
+    writer.batches.clear()
+    fib.on_kernel(header(MessageType.DELROUTE), installed)
+    await turn()
+    assert writer.batches == []
+    # Routes of other protocols are none of our business.
+    fib.on_kernel(header(MessageType.DELROUTE), kernel_route("198.19.2.0/26", protocol=80))
+    await turn()
+    assert writer.batches == []
+
+
+@on_uvloop
+async def test_resync_repairs_missing_and_changed_routes_and_deletes_stray_ones() -> None:
+    fib, writer, kernel = programmer()
+    fib.remove_leftovers()  # the start is over: strays of our protocol may be deleted
+    fib.on_changes(
+        [
+            change("198.19.1.0/26", "198.18.0.2"),
+            change("198.19.2.0/26", "198.18.0.3"),
+            change("198.19.3.0/26", "198.18.0.4"),
+        ]
+    )
+    await turn()
+    writer.batches.clear()
+    good = fib.installed[(V4, prefix_from_text("198.19.1.0/26"))]
+    kernel.routes = [
+        good._replace(oif=3),  # the kernel fills in the device: still the same route
+        kernel_route("198.19.2.0/26", "198.18.0.99"),  # changed by someone
+        # 198.19.3.0/26 missing
+        kernel_route("198.19.4.0/26", "198.18.0.5"),  # ours by protocol, not selected: stray
+    ]
+    await fib.resync()
+    await turn()
+    assert sorted(writer.written()) == [
+        (RouteOp.REPLACE, "198.19.2.0/26"),
+        (RouteOp.REPLACE, "198.19.3.0/26"),
+        (RouteOp.DEL, "198.19.4.0/26"),
+    ]
+    assert fib.counters["repairs"] == 3
+
+
+@on_uvloop
+async def test_adopted_routes_are_not_touched_by_resync_before_leftovers_go() -> None:
+    fib, writer, kernel = programmer()
+    old = kernel_route("198.19.7.0/26", "198.18.0.9")
+    fib.adopt([old])
+    kernel.routes = [old, kernel_route("198.19.8.0/26", "198.18.0.9")]
+    await fib.resync()
+    await turn()
+    assert writer.batches == []  # neither the adopted route nor an unknown one of ours
+
+
+@on_uvloop
+async def test_refused_writes_are_retried_when_they_may_succeed_and_dropped_when_not() -> None:
+    fib, writer, _ = programmer()
+    unreachable = prefix_from_text("198.19.1.0/26")
+    invalid = prefix_from_text("198.19.2.0/26")
+    writer.refuse = {unreachable: errno.ENETUNREACH, invalid: errno.EINVAL}
+    requests: list[str] = []
+    fib.request_resync = requests.append
+    fib.on_changes([change("198.19.1.0/26", "198.18.0.2"), change("198.19.2.0/26", "198.18.0.2")])
+    await turn()
+    assert fib.counters["errors"] == 2
+    assert (V4, invalid) not in fib.installed  # refused for good: not retried
+    assert (V4, unreachable) in fib.installed  # may pass: the next resync writes it again
+    assert fib._retry_timer is not None
+    assert fib._retry_delay == 2.0  # the next failure waits twice as long
+    fib._retry_timer.cancel()
+    fib._retry_refused()  # what the back-off timer does
+    assert requests == ["retrying refused kernel writes"]
+    writer.refuse = {}
+    writer.batches.clear()
+    await fib.resync()  # the kernel does not have it
+    await turn()
+    assert writer.written() == [(RouteOp.REPLACE, "198.19.1.0/26")]
+    assert fib._retry_delay == 1.0  # success: back to the first delay
+    fib.close()
+
+
+@on_uvloop
+async def test_a_route_through_a_missing_tunnel_waits_for_the_device() -> None:
+    devices: dict[str, int] = {}
+
+    def ifindex(name: str) -> int:
+        if name not in devices:
+            raise OSError(name)
+        return devices[name]
+
+    fib, writer, _ = programmer(policy=lambda _p, _f, _r: (True, "tunl0"), ifindex=ifindex)
+    fib.on_changes([change("198.19.1.0/26", "198.18.0.2")])
+    await turn()
+    assert writer.batches == []
+    assert list(fib.waiting) == [(V4, prefix_from_text("198.19.1.0/26"))]
+    devices["tunl0"] = 7
+    fib.retry()  # a device appeared: the events hub re-reads, and the programmer retries
+    await turn()
+    (only,) = writer.batches[0]
+    assert only.route.oif == 7 and only.route.flags & NextHopFlag.ONLINK
+    assert only.route.gateway == ip("198.18.0.2")
+    assert not fib.waiting
+
+
+def resolver_with(*routes: KernelRoute) -> NextHopResolver:
+    resolver = NextHopResolver(table=254, own_protocol=12)
+    for route in routes:
+        resolver.on_kernel(header(MessageType.NEWROUTE), route)
+    return resolver
+
+
+def test_next_hops_resolve_by_longest_match_over_routes_that_are_not_ours() -> None:
+    resolver = resolver_with(
+        kernel_route("198.18.0.0/24", protocol=2, oif=2, scope=253),  # connected
+        kernel_route("0.0.0.0/0", "198.18.0.1", protocol=3, oif=2),  # default
+        kernel_route("198.18.64.0/18", "198.18.0.254", protocol=4, oif=2),  # static
+        kernel_route("198.18.100.0/24", protocol=4, type=RouteType.BLACKHOLE),
+        kernel_route("198.18.128.0/17", "198.18.0.7", protocol=12),  # ours: never used
+    )
+    assert resolver.resolve(ip("198.18.0.9")) is ON_LINK
+    assert resolver.resolve(ip("198.18.70.1")) == (NextHop(ip("198.18.0.254"), 2),)
+    assert resolver.resolve(ip("198.18.100.1")) is None  # blackholed: no way there
+    assert resolver.resolve(ip("198.18.200.1")) == (NextHop(ip("198.18.0.1"), 2),)  # default
+    # The memo goes when the table changes, and the programmer is told.
+    told: list[bool] = []
+    resolver.on_change = lambda: told.append(True)
+    resolver.on_kernel(
+        header(MessageType.DELROUTE), kernel_route("0.0.0.0/0", "198.18.0.1", protocol=3, oif=2)
+    )
+    assert told == [True]
+    assert resolver.resolve(ip("198.18.200.1")) is None
+
+
+@on_uvloop
+async def test_recursive_routes_follow_the_kernel_and_unresolvable_ones_wait() -> None:
+    resolver = resolver_with(kernel_route("198.18.0.0/24", protocol=2, oif=2, scope=253))
+    fib, writer, _ = programmer(resolver=resolver)
+    fib.on_changes([change("198.19.1.0/26", "198.18.0.2"), change("198.19.2.0/26", "198.18.77.1")])
+    await turn()
+    assert writer.written() == [(RouteOp.REPLACE, "198.19.1.0/26")]  # on-link: as it is
+    assert list(fib.waiting) == [(V4, prefix_from_text("198.19.2.0/26"))]
+    writer.batches.clear()
+    resolver.on_kernel(
+        header(MessageType.NEWROUTE),
+        kernel_route("198.18.64.0/18", "198.18.0.254", protocol=4, oif=2),
+    )
+    await turn()
+    (written,) = writer.batches[0]
+    assert written.route.gateway == ip("198.18.0.254") and written.route.oif == 2
+    assert not fib.waiting and list(fib.resolved) == [(V4, prefix_from_text("198.19.2.0/26"))]
+    # The covering route moves to another gateway: the route follows it.
+    writer.batches.clear()
+    resolver.on_kernel(
+        header(MessageType.NEWROUTE),
+        kernel_route("198.18.64.0/18", "198.18.0.253", protocol=4, oif=2),
+    )
+    await turn()
+    (written,) = writer.batches[0]
+    assert written.route.gateway == ip("198.18.0.253")
+
+
+class Learned:
+    def __init__(self) -> None:
+        self.now: set[int] = set()
+
+    def originate(
+        self, _family: Family, prefixes: list[int], attrs: PathAttributes | None, _o: Origin
+    ) -> None:
+        if attrs is None:
+            self.now.difference_update(prefixes)
+        else:
+            self.now.update(prefixes)
+
+
+@pytest.mark.parametrize(
+    ("route", "learned"),
+    [
+        (kernel_route("198.19.1.0/26", protocol=80, type=RouteType.BLACKHOLE), True),
+        (kernel_route("198.19.1.0/26", protocol=80, type=RouteType.BLACKHOLE, table=100), False),
+        (kernel_route("198.19.1.0/26", protocol=12, type=RouteType.BLACKHOLE), False),  # ours
+        (kernel_route("198.20.0.0/24", "198.18.0.1", protocol=4, oif=2), True),  # static, eth0
+        (kernel_route("198.20.0.0/24", "198.18.0.1", protocol=4, oif=3), False),  # down device
+        (kernel_route("198.20.0.0/24", "198.18.0.1", protocol=4, oif=4), False),  # not eth*
+        (kernel_route("198.21.0.0/24", "198.18.0.1", protocol=4, oif=2), False),  # outside
+        (kernel_route("198.20.0.0/24", "198.18.0.1", protocol=3, oif=2), False),  # boot
+    ],
+)
+def test_the_learn_filter(route: KernelRoute, learned: bool) -> None:
+    links = {
+        2: Link(2, "eth0", int(LinkFlag.UP | LinkFlag.LOWER_UP)),
+        3: Link(3, "eth1", int(LinkFlag.UP)),
+        4: Link(4, "cali1", int(LinkFlag.UP | LinkFlag.LOWER_UP)),
+    }
+    learn = LearnFilter(
+        protocols=frozenset({80, 4}),
+        types=frozenset({RouteType.BLACKHOLE, RouteType.UNICAST}),
+        interfaces=("eth*",),
+        prefixes=("198.19.0.0/16", "198.20.0.0/16"),
+    )
+    got = Learned()
+    learner = KernelLearner(
+        got.originate,
+        learn,
+        link_name=lambda i: links[i].name,
+        link_up=lambda i: links[i].is_up and links[i].has_carrier,
+    )
+    learner.on_kernel(header(MessageType.NEWROUTE), route)
+    assert (route.prefix in got.now) is learned
+    if learned:  # and a DELROUTE withdraws it, even when its device has gone down meanwhile
+        links[2] = Link(2, "eth0", 0)
+        learner.on_kernel(header(MessageType.DELROUTE), route)
+        assert not got.now
