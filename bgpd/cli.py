@@ -2,8 +2,10 @@
 
 Data flow: argv -> argparse -> the subcommand's function, which prints to stdout and returns
 the exit status. ``run -c FILE`` starts the daemon (``bgpd.daemon``), ``check -c FILE``
-validates a config and prints it, ``decode`` turns a BGP message in hex (as tcpdump or a log
-shows it) into the values Myna's codec reads from it; later issues add ``show`` and ``lab``.
+validates a config and prints it (passwords hidden), ``show`` and ``reload`` talk to a running
+daemon over its control socket (``cli_show``), ``decode`` turns a BGP message in hex (as
+tcpdump or a log shows it) into the values Myna's codec reads from it, ``lab`` builds a
+small Calico cluster in network namespaces and shows Myna converging in it (``bgpd.lab``).
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from pathlib import Path
 
 import yaml
 
+from bgpd.cli_show import add_commands, run_command
 from bgpd.config import ConfigError, DaemonConfig, load_config
 from bgpd.daemon import run
+from bgpd.lab import add_arguments as add_lab_arguments
+from bgpd.lab import run_lab
 from speaker.codec_errors import CodecError, MessageError
 from speaker.messages import decode_wire
 from speaker.negotiated import Negotiated
@@ -70,7 +75,20 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("run", "run the daemon"), ("check", "validate a config file")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("-c", "--config", type=Path, required=True, help="the YAML config file")
+    add_commands(sub)
+    add_lab_arguments(
+        sub.add_parser("lab", help="build a Calico-like cluster in namespaces, show Myna converge")
+    )
     return parser
+
+
+def redacted(config: DaemonConfig) -> dict[str, object]:
+    """The effective config as data, passwords replaced (they never reach a terminal)."""
+    data = config.model_dump(mode="json", by_alias=True)
+    for section in [*data.get("peers", []), data.get("mesh") or {}]:
+        if section.get("password") is not None:
+            section["password"] = "<hidden>"
+    return data
 
 
 def _load(path: Path) -> DaemonConfig | None:
@@ -87,15 +105,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "version":
         print(f"myna {_version()}")
         return 0
+    if args.command == "lab":
+        return run_lab(args)
+    if args.command in ("show", "reload"):
+        return run_command(args)
     if args.command in ("run", "check"):
         config = _load(args.config)
         if config is None:
             return 2
         if args.command == "check":
-            print(yaml.safe_dump(config.model_dump(mode="json", by_alias=True), sort_keys=False))
+            print(yaml.safe_dump(redacted(config), sort_keys=False))
             return 0
         try:
-            return run(config)
+            return run(config, args.config)
         except (OSError, ConfigError) as exc:
             print(f"myna: {exc}", file=sys.stderr)
             return 1

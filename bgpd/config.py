@@ -94,6 +94,9 @@ class Peer(_Model):
     add_paths_send: Literal["ecmp", "all"] = "ecmp"  # which paths go out under ADD-PATH
     add_paths_limit: Annotated[int, Field(ge=1, le=255)] = 16  # at most this many per prefix
     filters: tuple[str, ...] = ()  # names from the top-level filters (Calico BGPFilter specs)
+    # How confd would name the peer: Mesh_<ip> (node-to-node mesh), Node_<ip> (a node-specific
+    # BGPPeer) or Global_<ip> (a global BGPPeer); calicoctl node status shows it.
+    kind: Literal["mesh", "node", "global"] = "global"
     allow_own_as: Annotated[int, Field(ge=0, le=10)] = 0  # Calico numAllowedLocalASNumbers
     # RFC 4456: the peer is a client of ours (BIRD's "rr client"); iBGP peers only
     route_reflector_client: bool = False
@@ -215,6 +218,29 @@ class LearnFilterModel(_Model):
         return frozenset(_ROUTE_TYPES[t] for t in self.types)
 
 
+class MetricsModel(_Model):
+    """Prometheus metrics, /healthz and /readyz over HTTP (prometheus-client)."""
+
+    enabled: bool = False
+    address: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 9179
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return _ip(value)
+
+
+class ControlModel(_Model):
+    """The control socket (``myna show ...``, ``myna reload``) and BIRD's, for calicoctl."""
+
+    socket: Path | None = Path("/run/myna/myna.ctl")
+    group: str | None = None  # members of this group may use it too (root always may)
+    # BIRD's control-socket protocol, the part calicoctl and calico-node's probes use.
+    bird_socket: Path | None = None  # IPv4 peers, e.g. /var/run/calico/bird.ctl
+    bird6_socket: Path | None = None  # IPv6 peers, e.g. /var/run/calico/bird6.ctl
+
+
 class KernelModel(_Model):
     """Writing the best BGP routes into the kernel (BIRD's kernel protocol), and learning."""
 
@@ -255,6 +281,61 @@ class Listen(_Model):
         return tuple(_ip(a) for a in value)
 
 
+class NodeModel(_Model):
+    """One Calico node as the topology rules see it.
+
+    Its address, and its cluster id when it is a route reflector (Node spec.bgp
+    .routeReflectorClusterID).
+    """
+
+    address: str
+    cluster_id: str | None = None
+
+    _normal_address = field_validator("address")(lambda cls, v: _ip(v))
+
+    @field_validator("cluster_id")
+    @classmethod
+    def _cluster(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ipaddress.IPv4Address(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not an IPv4-formatted cluster id") from None
+        return value
+
+
+class MeshModel(_Model):
+    """Calico's topology: the node-to-node mesh, or route reflectors (BGPConfiguration).
+
+    Calico reads the nodes from its datastore; Myna takes them here (an address, or
+    ``{address, cluster_id}`` for a route reflector) and derives the peers as confd does:
+
+    * ``enabled: true``: every node without a cluster id peers with every other such node
+      (kind ``mesh``, Mesh_<ip>, passive towards the higher address); reflectors take no part;
+    * ``enabled: false`` with reflectors listed: a node peers with every reflector, a reflector
+      with every other node (kind ``global``); on a reflector, a peer whose cluster id differs
+      from its own is its route-reflector client, and reflectors of one cluster are plain iBGP
+      peers of each other.
+
+    A peer listed under ``peers`` with the same address wins over the derived one.
+    """
+
+    enabled: bool = False
+    nodes: tuple[NodeModel, ...] = ()  # every node, this one included (it is skipped)
+    password: str | None = None  # nodeMeshPassword
+    password_file: Path | None = None
+    password_env: str | None = None
+    restart_time: Annotated[int, Field(ge=0, le=4095)] = 120  # nodeMeshMaxRestartTime
+    keepalive_time: Annotated[int, Field(ge=1)] | None = None  # nodeMeshKeepAliveTime
+
+    @field_validator("nodes", mode="before")
+    @classmethod
+    def _nodes(cls, value: object) -> object:
+        if isinstance(value, (list, tuple)):
+            return [{"address": v} if isinstance(v, str) else v for v in value]
+        return value
+
+
 class DaemonConfig(_Model):
     """The whole file."""
 
@@ -263,6 +344,7 @@ class DaemonConfig(_Model):
     listen: Listen = Listen()
     timers: Timers = Timers()
     peers: tuple[Peer, ...] = ()
+    mesh: MeshModel = MeshModel()
     announce: tuple[str, ...] = ()
     # Calico's view of the cluster: with pools given, Calico's default export policy applies
     # (only pool and own-block routes, never more-specifics of our own blocks).
@@ -278,6 +360,9 @@ class DaemonConfig(_Model):
     filters: dict[str, dict[str, Any]] = {}  # name -> Calico BGPFilter spec
     kernel: KernelModel = KernelModel()
     status_file: Path | None = None
+    metrics: MetricsModel = MetricsModel()
+    control: ControlModel = ControlModel()
+    log_format: Literal["text", "json"] = "text"
     # RFC 4724 selection deferral: after a start, wait this long at most for End-of-RIB from
     # the graceful-restart peers that are up before choosing routes (0: do not wait).
     selection_deferral: Annotated[float, Field(ge=0)] = 30.0
@@ -308,6 +393,65 @@ class DaemonConfig(_Model):
             except ValueError:
                 raise ValueError(f"{text!r} is not a prefix (host bits set?)") from None
         return tuple(out)
+
+    @model_validator(mode="after")
+    def _topology_peers(self) -> DaemonConfig:
+        mesh = self.mesh
+        reflectors = {n.address: n.cluster_id for n in mesh.nodes if n.cluster_id is not None}
+        if not mesh.enabled and not reflectors:
+            return self
+        own = {self.router_id}
+        for text in (self.ipv4_address, self.ipv6_address):
+            if text is not None:
+                own.add(str(ipaddress.ip_interface(text).ip))
+        mine = next((n.cluster_id for n in mesh.nodes if n.address in own), None)
+        if mine is not None and self.cluster_id is None:
+            object.__setattr__(self, "cluster_id", mine)
+        mine = self.cluster_id
+        listed = {p.address for p in self.peers}
+        added = []
+        for node in mesh.nodes:
+            if node.address in own or node.address in listed:
+                continue
+            if mesh.enabled:
+                if mine is not None or node.cluster_id is not None:
+                    continue  # the mesh is among nodes that are no reflectors
+                added.append(self._derived_peer(node.address, "mesh", False))
+            elif mine is not None:
+                added.append(self._derived_peer(node.address, "global", node.cluster_id != mine))
+            elif node.cluster_id is not None:
+                added.append(self._derived_peer(node.address, "global", False))
+        object.__setattr__(self, "peers", self.peers + tuple(added))
+        return self
+
+    def _derived_peer(self, address: str, kind: str, client: bool) -> Peer:
+        mesh = self.mesh
+        source = None
+        if ":" in address and self.ipv6_address is not None:
+            source = str(ipaddress.ip_interface(self.ipv6_address).ip)
+        elif ":" not in address and self.ipv4_address is not None:
+            source = str(ipaddress.ip_interface(self.ipv4_address).ip)
+        timers = None
+        if mesh.keepalive_time is not None:
+            timers = self.timers.model_copy(
+                update={"keepalive_time": mesh.keepalive_time,
+                        "hold_time": max(self.timers.hold_time, 3 * mesh.keepalive_time)}
+            )  # fmt: skip
+        return Peer.model_validate(
+            {
+                "address": address,
+                "as": self.local_as,
+                "kind": kind,
+                "passive": "auto",
+                "source_address": source,
+                "password": mesh.password,
+                "password_file": mesh.password_file,
+                "password_env": mesh.password_env,
+                "restart_time": mesh.restart_time,
+                "timers": timers,
+                "route_reflector_client": client,
+            }
+        )
 
     @field_validator("ipv4_address", "ipv6_address")
     @classmethod

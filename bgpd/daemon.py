@@ -18,10 +18,18 @@ import logging
 import os
 import signal
 from collections.abc import Callable
+from pathlib import Path
 
 import uvloop
 
+from bgpd.bird_socket import BirdSocket
 from bgpd.config import DaemonConfig, Peer
+from bgpd.control_api import ControlApi
+from bgpd.control_socket import ControlSocket
+from bgpd.logs import configure_logging
+from bgpd.metrics import MetricsServer
+from bgpd.reload_plan import POLICY_INPUTS, ReloadPlan, plan_reload
+from bgpd.systemd_notify import SystemdNotifier
 from kernel_sync.fib_programmer import FibProgrammer, FibSettings, KernelPolicy, program_all
 from kernel_sync.kernel_events import KernelEvents
 from kernel_sync.kernel_learner import KernelLearner, LearnFilter
@@ -29,7 +37,6 @@ from kernel_sync.netlink_socket import dump_routes
 from kernel_sync.next_hop_resolver import NextHopResolver
 from kernel_sync.route_writer import RouteWriter
 from reflector.rules import PeerRole, Reflection
-from rib.adj_rib_in import split_key
 from rib.adj_rib_out import ExportPolicy, ExportSettings, NextHopMode
 from rib.calico_policy import (
     CalicoPolicyInputs,
@@ -60,6 +67,7 @@ from speaker.capabilities import (
     MultiprotocolCapability,
     RouteRefreshCapability,
 )
+from speaker.control_messages import Notification
 from speaker.listener import Listener
 from speaker.nlri import prefix_family, prefix_from_text, prefix_text
 from speaker.path_attributes import ATTRIBUTES, PathAttributes
@@ -67,6 +75,7 @@ from speaker.session_events import SessionSettings, SessionUp
 from speaker.transport import PeerSession, TransportSettings
 from speaker.wire_codes import (
     AddPathDirection,
+    CeaseSubcode,
     Family,
     GracefulRestartFamilyFlag,
     GracefulRestartFlag,
@@ -238,13 +247,7 @@ class StatusFile:
         peers: dict[str, object] = {}
         for session in self.daemon.sessions:
             peer = rib.peers[session.name]
-            routes = {
-                family.name.lower(): sorted(
-                    prefix_text(split_key(key)[0], family) for key, _ in peer.adj_in.items(family)
-                )
-                for family in peer.adj_in.tables
-                if peer.adj_in.count(family) <= STATUS_ROUTE_LIMIT
-            }
+            routes = self.daemon.api.received(session.name)
             peers[session.name] = {
                 "state": session.state.label,
                 "last_error": session.fsm.last_error,
@@ -308,7 +311,7 @@ class StatusFile:
 class Daemon:
     """The running daemon: the listener, one session per peer, the RIB they feed."""
 
-    def __init__(self, config: DaemonConfig) -> None:
+    def __init__(self, config: DaemonConfig, config_path: Path | None = None) -> None:
         self.config = config
         self.rib = Rib(
             config.local_as,
@@ -319,12 +322,18 @@ class Daemon:
         )
         self.listener = Listener(config.listen.addresses, config.listen.port)
         self.sessions: list[PeerSession] = []
+        self.peer_configs: dict[str, Peer] = {}  # by session name (the peer's address)
         self.policies = Policies(config)
         self.writer: RouteWriter | None = None
         self.learner: KernelLearner | None = None
         self.fib: FibProgrammer | None = None
         self.kernel_events: KernelEvents | None = None
         self.status = StatusFile(self)
+        self.api = ControlApi(self, config_path)
+        self.control: ControlSocket | None = None
+        self.bird_sockets: list[BirdSocket] = []
+        self.metrics: MetricsServer | None = None  # /metrics, /healthz, /readyz
+        self.systemd = SystemdNotifier()
         self.rib.status_hook = self.status.changed
         self.rib.deferral_done_hook = self._restart_over
 
@@ -355,37 +364,105 @@ class Daemon:
 
     def _restart_over(self) -> None:
         """OPENs from now on say we are no longer restarting (no R flag)."""
-        for session, peer in zip(self.sessions, self.config.peers, strict=True):
+        for session in self.sessions:
+            peer = self.peer_configs[session.name]
             session.fsm.capabilities = capabilities_for(peer, self.config.local_as, False)
         if self.fib is not None:
             # After the RIB has published its selection (it does so right after this hook).
             asyncio.get_running_loop().call_soon(self.fib.remove_leftovers)
 
+    def _add_peer(self, peer: Peer) -> PeerSession:
+        """A session for ``peer``, known to the RIB and the listener (not started)."""
+        session = PeerSession(
+            peer.address,
+            session_settings(self.config, peer),
+            transport_settings(peer),
+            self.rib,
+        )
+        self.sessions.append(session)
+        limit = None
+        if peer.max_prefixes is not None:
+            limit = PrefixLimit(
+                peer.max_prefixes.limit,
+                LimitAction(peer.max_prefixes.action),
+                peer.max_prefixes.restart_after,
+            )
+        self.rib.add_peer(
+            session,
+            self._export(peer),
+            self.policies.import_(peer),
+            limit=limit,
+            rr_client=peer.route_reflector_client,
+        )
+        self.listener.add(session)
+        self.peer_configs[peer.address] = peer
+        return session
+
+    def _remove_peer(self, session: PeerSession, subcode: CeaseSubcode, text: str) -> None:
+        """End ``session`` with a Cease and forget it: the RIB drops its routes at once."""
+        session.cease(Notification.shutdown(text, subcode), text, None)
+        session.close()
+        self.listener.remove(session)
+        self.rib.remove_peer(session)
+        self.sessions.remove(session)
+        self.peer_configs.pop(session.name, None)
+
+    def reload(self, config: DaemonConfig) -> ReloadPlan:
+        """Apply a new, validated config: only peers whose settings changed are reset."""
+        in_use = {s.name: s.transport_settings.password for s in self.sessions}
+        plan = plan_reload(self.config, config, in_use)
+        if plan.refused:
+            LOG.error("%s", plan.summary())
+            return plan
+        old = self.config
+        self.config = config
+        if plan.reset and any(getattr(old, n) != getattr(config, n) for n in POLICY_INPUTS):
+            self.policies = Policies(config)
+        else:
+            # The same compiled policies: reset peers rejoin the kept peers' update groups.
+            self.policies.config = config
+        changed = set(plan.reset) | set(plan.removed)
+        for session in [s for s in self.sessions if s.name in changed]:
+            if session.name in plan.removed:
+                self._remove_peer(session, CeaseSubcode.PEER_DECONFIGURED, "peer removed")
+            else:
+                self._remove_peer(
+                    session, CeaseSubcode.OTHER_CONFIGURATION_CHANGE, "peer configuration changed"
+                )
+        restarting = self.rib.loc.deferring
+        for peer in config.peers:
+            if peer.address in plan.added or peer.address in plan.reset:
+                session = self._add_peer(peer)
+                if not restarting:
+                    session.fsm.capabilities = capabilities_for(peer, config.local_as, False)
+                session.start()
+        if plan.announce_changed:
+            self._announce(old.announce, None)
+            self._announce(config.announce, ATTRIBUTES.intern(PathAttributes()))
+        if plan.log_changed:
+            configure_logging(config)
+        LOG.info("%s", plan.summary())
+        self.status.changed()
+        return plan
+
+    def reload_from_file(self) -> None:
+        """SIGHUP: read the config file again and apply it (an invalid one changes nothing)."""
+        answer = self.api.handle({"command": "reload"})
+        if not answer["ok"]:
+            LOG.error("%s", answer["error"])
+
+    def _announce(self, prefixes: tuple[str, ...], attrs: PathAttributes | None) -> None:
+        """Originate (``attrs``: next hop self, set per update group) or withdraw (None)."""
+        by_family: dict[Family, list[int]] = {}
+        for text in prefixes:
+            by_family.setdefault(prefix_family(text), []).append(prefix_from_text(text))
+        for family, values in by_family.items():
+            self.rib.originate(family, values, attrs, Origin.STATIC)
+
     async def start(self) -> None:
         """Listen, start the RIB and every session, originate the configured prefixes."""
         for peer in self.config.peers:
-            session = PeerSession(
-                peer.address,
-                session_settings(self.config, peer),
-                transport_settings(peer),
-                self.rib,
-            )
-            self.sessions.append(session)
-            limit = None
-            if peer.max_prefixes is not None:
-                limit = PrefixLimit(
-                    peer.max_prefixes.limit,
-                    LimitAction(peer.max_prefixes.action),
-                    peer.max_prefixes.restart_after,
-                )
-            self.rib.add_peer(
-                session,
-                self._export(peer),
-                self.policies.import_(peer),
-                limit=limit,
-                rr_client=peer.route_reflector_client,
-            )
-            self.listener.add(session)
+            self._add_peer(peer)
         await self.listener.start()
         LOG.info(
             "Myna listening on port %d (%s), router id %s, AS %d, %d peers",
@@ -398,15 +475,28 @@ class Daemon:
         self.rib.start()
         if self.config.kernel.program or self.config.kernel.learn:
             await self._start_kernel()
-        announce: dict[Family, list[int]] = {}
-        for text in self.config.announce:
-            announce.setdefault(prefix_family(text), []).append(prefix_from_text(text))
-        own = ATTRIBUTES.intern(PathAttributes())  # next hop self, set per update group
-        for family, prefixes in announce.items():
-            self.rib.originate(family, prefixes, own, Origin.STATIC)
+        if self.config.control.socket is not None:
+            control = ControlSocket(self.api, self.config.control.socket, self.config.control.group)
+            await control.start()
+            self.control = control
+        for path, ipv6 in ((self.config.control.bird_socket, False),
+                           (self.config.control.bird6_socket, True)):  # fmt: skip
+            if path is not None:
+                bird = BirdSocket(self.api, path, ipv6)
+                await bird.start()
+                self.bird_sockets.append(bird)
+        if self.config.metrics.enabled:
+            metrics = MetricsServer(self, self.config.metrics.address, self.config.metrics.port)
+            await metrics.start()
+            self.metrics = metrics
+        self._announce(self.config.announce, ATTRIBUTES.intern(PathAttributes()))
         for session in self.sessions:
             session.start()
         self.status.write()
+        self.systemd.ready(
+            f"listening on port {self.listener.bound_port}, {len(self.sessions)} peers"
+        )
+        self.systemd.start_watchdog()
 
     async def _start_kernel(self) -> None:
         """Kernel sync: one notification monitor feeding the learner, resolver and programmer."""
@@ -463,6 +553,7 @@ class Daemon:
 
     async def close(self) -> None:
         """Cease every session with a shutdown text, stop listening and the RIB."""
+        self.systemd.stopping()
         if self.fib is not None:
             # Persist (BIRD's "persist"): the sessions ending must not empty the kernel.
             self.rib.subscribers.remove(self.fib.on_changes)
@@ -470,6 +561,12 @@ class Daemon:
             session.close()
         await asyncio.sleep(0)  # let the Cease NOTIFICATIONs reach the sockets
         await self.listener.close()
+        if self.control is not None:
+            await self.control.close()
+        for bird in self.bird_sockets:
+            await bird.close()
+        if self.metrics is not None:
+            await self.metrics.close()
         await self.rib.close()
         if self.kernel_events is not None:
             self.kernel_events.close()
@@ -481,29 +578,31 @@ class Daemon:
         LOG.info("Myna stopped")
 
 
-async def serve(config: DaemonConfig, stop: asyncio.Event) -> None:
-    """Run the daemon until ``stop`` is set."""
-    daemon = Daemon(config)
+async def serve(config: DaemonConfig, stop: asyncio.Event, config_path: Path | None = None) -> None:
+    """Run the daemon until ``stop`` is set; SIGHUP reloads ``config_path``."""
+    daemon = Daemon(config, config_path)
     await daemon.start()
+    loop = asyncio.get_running_loop()
+    if config_path is not None:
+        loop.add_signal_handler(signal.SIGHUP, daemon.reload_from_file)
     try:
         await stop.wait()
     finally:
+        if config_path is not None:
+            loop.remove_signal_handler(signal.SIGHUP)
         await daemon.close()
 
 
-def run(config: DaemonConfig) -> int:
+def run(config: DaemonConfig, config_path: Path | None = None) -> int:
     """The ``myna run`` entry: uvloop, signals, serve."""
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(config)
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await serve(config, stop)
+        await serve(config, stop, config_path)
 
     with contextlib.suppress(KeyboardInterrupt):
         uvloop.run(main())

@@ -32,8 +32,10 @@ deletes the ones no peer announced again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -46,6 +48,7 @@ from kernel_sync.route_writer import Advice, BatchResult, RouteWriter
 from rib.loc_rib import Change
 from rib.route import Origin, Route
 from speaker.nlri import prefix_text
+from speaker.session_counters import LatencyHistogram
 from speaker.wire_codes import Family
 
 LOG = logging.getLogger("myna.kernel")
@@ -103,6 +106,7 @@ class FibProgrammer:
         self.waiting: dict[Key, Change] = {}
         self.resolved: dict[Key, Change] = {}
         self.counters = {"errors": 0, "repairs": 0, "retries": 0, "writes": 0}
+        self.write_latency = LatencyHistogram()  # seconds from a batch submitted to its last ack
         # KernelEvents sets this to its re-read of every watcher; alone, we re-read ourselves.
         self.request_resync: Callable[[str], None] = self._resync_alone
         self._resync_task: asyncio.Task[None] | None = None
@@ -197,11 +201,13 @@ class FibProgrammer:
 
     def remove_leftovers(self) -> None:
         """Delete adopted routes that the RIB has not selected again (after End-of-RIB)."""
+        removed = 0
         for key in self.adopted:
             route = self.installed.pop(key, None)
             if route is not None:
                 self._queue[key] = RouteChange(RouteOp.DEL, route)
-        LOG.info("removing %d routes no peer announced again", len(self._queue))
+                removed += 1
+        LOG.info("removing %d routes no peer announced again", removed)
         self.adopted.clear()
         self.leftovers_removed = True
         self._schedule()
@@ -345,13 +351,17 @@ class FibProgrammer:
         self.counters["writes"] += len(changes)
         future = self.writer.submit(changes)
         self._pending.add(future)
-        future.add_done_callback(self._done)
+        future.add_done_callback(functools.partial(self._done, started=time.perf_counter()))
 
-    def _done(self, future: asyncio.Future[BatchResult]) -> None:
+    def _done(self, future: asyncio.Future[BatchResult], started: float | None = None) -> None:
         self._pending.discard(future)
-        if future.cancelled() or future.exception() is not None:
+        if future.cancelled():
+            return  # the writer was closed with the daemon
+        if future.exception() is not None:
             LOG.error("kernel route writes failed: %s", future.exception())
             return
+        if started is not None:
+            self.write_latency.observe(time.perf_counter() - started)
         later = False
         for failure in future.result().failures():
             if failure.advice is Advice.DONE:

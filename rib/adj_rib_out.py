@@ -3,7 +3,8 @@
 Data flow: peers whose sessions negotiated the same things and share export settings form an
 ``UpdateGroup`` (the key is the session's ``Negotiated`` plus ``ExportSettings``). The RIB task
 hands each group the Loc-RIB's ``Change`` batches; the group runs the export rules once per
-change (iBGP split horizon, the export policy, next hop, AS_PATH and LOCAL_PREF rewriting),
+change (iBGP split horizon or RFC 4456 reflection, the export policy, next hop, AS_PATH and
+LOCAL_PREF rewriting, ORIGINATOR_ID and CLUSTER_LIST when reflecting),
 diffs against what it advertised, encodes the difference once (one UPDATE run per attribute
 set, packed full) and writes the same bytes to every member. A peer that joins a group that
 already advertises gets the group's table encoded for it alone, then End-of-RIB; a route refresh
@@ -19,7 +20,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from rib.adj_rib_in import rib_key, split_key
 from rib.decision import DecisionOptions, rank
@@ -30,6 +31,9 @@ from speaker.negotiated import Negotiated
 from speaker.path_attributes import ATTRIBUTES, PathAttributes
 from speaker.update_message import encode_announcements, encode_end_of_rib, encode_withdrawals
 from speaker.wire_codes import Family
+
+if TYPE_CHECKING:
+    from reflector.rules import Reflection
 
 
 class NextHopMode(enum.Enum):
@@ -58,7 +62,8 @@ class ExportSettings:
     next_hop_v6: bytes  # 16 octets (or 32 with a link-local) or empty
     next_hop_mode: NextHopMode = NextHopMode.AUTO
     policy: ExportPolicy = accept_all
-    reflect: Callable[[Route], bool] | None = None  # RFC 4456 (reflector issue): iBGP to iBGP
+    # RFC 4456 towards an iBGP peer of a route reflector (None: no iBGP route goes to iBGP)
+    reflect: Reflection | None = None
     add_path_limit: int = 16  # ADD-PATH: at most this many paths per prefix
     add_path_all: bool = False  # ADD-PATH: every candidate, best first (else the ECMP set)
     llgr: bool = False  # the peer speaks RFC 9494: LLGR_STALE routes may go to it
@@ -123,12 +128,13 @@ class UpdateGroup:
     def _export(self, family: Family, prefix: int, route: Route) -> PathAttributes | None:
         source = route.source
         settings = self.settings
-        # RFC 4271 9.2: iBGP-learned routes are not passed to iBGP peers (unless reflected).
+        # RFC 4271 9.2: iBGP-learned routes are not passed to iBGP peers, unless reflected
+        # (RFC 4456 6: client routes to everyone, non-client routes to clients).
         if (
             self.negotiated.ibgp
             and source.origin == Origin.BGP
             and source.ibgp
-            and (settings.reflect is None or not settings.reflect(route))
+            and (settings.reflect is None or not settings.reflect.allows(source))
         ):
             return None
         if route.stale == Stale.LLGR_STALE and not settings.llgr:
@@ -143,10 +149,11 @@ class UpdateGroup:
         return hit[2]
 
     def _rewrite(self, family: Family, attrs: PathAttributes, route: Route) -> PathAttributes:
-        """Next hop, AS_PATH and LOCAL_PREF as the session type wants them."""
+        """Next hop, AS_PATH and LOCAL_PREF as the session type wants them; reflection."""
         settings = self.settings
         ibgp = self.negotiated.ibgp
-        local = route.source.origin != Origin.BGP
+        source = route.source
+        local = source.origin != Origin.BGP
         mode = settings.next_hop_mode
         self_next_hop = (
             mode == NextHopMode.SELF
@@ -171,6 +178,11 @@ class UpdateGroup:
             changes["local_pref"] = None
         elif attrs.local_pref is None:
             changes["local_pref"] = 100
+        if ibgp and not local and source.ibgp and settings.reflect is not None:
+            # RFC 4456 8 (``_export`` let only reflectable routes through); next hop kept.
+            changes["originator_id"], changes["cluster_list"] = settings.reflect.reflect(
+                attrs, source
+            )
         if not changes:
             return attrs
         return ATTRIBUTES.intern(attrs._replace(**changes))  # type: ignore[arg-type]
@@ -178,12 +190,19 @@ class UpdateGroup:
     def _wanted_paths(
         self, family: Family, prefix: int, routes: Sequence[Route]
     ) -> dict[int, PathAttributes]:
-        """ADD-PATH: our path id -> attributes for each path of the ECMP set we export."""
+        """ADD-PATH: our path id -> attributes for each path we export, up to the limit.
+
+        The limit counts exported paths: a path the export rules refuse (an iBGP path to a
+        non-client, a policy reject) leaves its place to the next one.
+        """
         out: dict[int, PathAttributes] = {}
-        for route in routes[: self.settings.add_path_limit]:
+        limit = self.settings.add_path_limit
+        for route in routes:
             attrs = self._export(family, prefix, route)
             if attrs is not None:
                 out[PATH_IDS.of(route)] = attrs
+                if len(out) >= limit:
+                    break
         return out
 
     # -- changes -----------------------------------------------------------------------------

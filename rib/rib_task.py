@@ -3,8 +3,9 @@
 Data flow: peer sessions (``speaker.transport.PeerSession``) use a ``Rib`` as their sink: their
 calls only append to the RIB's inbox and wake its task, so a session never waits on the RIB
 (OpenBGPD's session engine / decision engine split). The task (``run``) takes the inbox in
-order: a session up joins its update group and gets the table; UPDATEs pass import policy into
-the peer's ``AdjRibIn`` and the ``LocRib``; every change of a best route or ECMP set goes, in
+order: a session up joins its update group and gets the table; UPDATEs pass the RFC 4456 loop
+check (``reflector.loop_check``, once per attribute set) and import policy into the peer's
+``AdjRibIn`` and the ``LocRib``; every change of a best route or ECMP set goes, in
 batches, to the update groups (which write UPDATEs to their members) and to the subscribers
 (kernel sync, control API). Big inputs are cut into slices of at most ``SLICE_SECONDS`` of work
 between which the task yields, so KEEPALIVEs and other sessions are never held up; when the
@@ -28,6 +29,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, cast
 
+from reflector.loop_check import LoopCheck, LoopLog
 from rib.adj_rib_in import PATH_ID_SHIFT, AdjRibIn, split_key
 from rib.adj_rib_out import ExportSettings, UpdateGroup
 from rib.decision import DecisionOptions
@@ -41,6 +43,7 @@ from speaker.control_messages import Notification
 from speaker.negotiated import Negotiated
 from speaker.open_message import Open
 from speaker.path_attributes import ATTRIBUTES, PathAttributes
+from speaker.session_counters import LatencyHistogram
 from speaker.session_events import RouteRefreshReceived, SessionDown, SessionUp, StateChange
 from speaker.update_message import Update
 from speaker.wire_codes import Family, GracefulRestartFlag, WellKnownCommunity
@@ -112,6 +115,7 @@ class PeerRib:
     session: RibSession
     export: Callable[[RibSession, SessionUp], ExportSettings]
     import_policy: ImportPolicy = accept_import
+    rr_client: bool = False  # RFC 4456: the peer is a route-reflector client of ours
     source: Source | None = None
     adj_in: AdjRibIn = field(default_factory=AdjRibIn)
     group: UpdateGroup | None = None
@@ -139,9 +143,14 @@ class Rib:
         options: DecisionOptions | None = None,
         selection_deferral: float = 0.0,
         manage_gc: bool = False,
+        *,
+        cluster_id: int | None = None,
     ) -> None:
         self.local_as = local_as
         self.router_id = router_id
+        # RFC 4456 8: our router id as ORIGINATOR_ID, our cluster id (reflectors only) in
+        # CLUSTER_LIST: such routes are ignored.
+        self.loops = LoopLog(LoopCheck(router_id, cluster_id))
         self.loc = LocRib(options)
         self.peers: dict[str, PeerRib] = {}
         self.groups: dict[tuple[Negotiated, ExportSettings], UpdateGroup] = {}
@@ -157,6 +166,9 @@ class Rib:
         self.loc.deferring = selection_deferral > 0
         self._deferral_timer: asyncio.TimerHandle | None = None
         self.prefixes_processed = 0
+        # Seconds from a batch of UPDATEs decoded (one socket read) to its routes being in the
+        # Loc-RIB with the changes handed to update groups and subscribers (inbox wait included).
+        self.update_latency = LatencyHistogram()
         self.status_hook: Callable[[], None] | None = None  # called when status may differ
         self.deferral_done_hook: Callable[[], None] | None = None
         # The daemon hands full garbage collections to the RIB's idle spells (gc_schedule).
@@ -172,9 +184,36 @@ class Rib:
         export: Callable[[RibSession, SessionUp], ExportSettings],
         import_policy: ImportPolicy = accept_import,
         limit: PrefixLimit | None = None,
+        rr_client: bool = False,
     ) -> None:
         """Serve a peer: ``export`` builds its export settings when its session comes up."""
-        self.peers[session.name] = PeerRib(session, export, import_policy, limit=limit)
+        self.peers[session.name] = PeerRib(
+            session, export, import_policy, rr_client=rr_client, limit=limit
+        )
+
+    def remove_peer(self, session: RibSession) -> None:
+        """Stop serving a peer (removed or replaced by a reload); its routes go at once.
+
+        The peer leaves ``peers`` now, so a new session under the same name may be added at
+        once; whatever the old session still has in the inbox is dropped.
+        """
+        peer = self.peers.get(session.name)
+        if peer is not None and peer.session is session:
+            del self.peers[session.name]
+            self._post("remove", None, peer)
+
+    def _retired(self, session: RibSession) -> bool:
+        peer = self.peers.get(session.name)
+        return peer is None or peer.session is not session
+
+    async def _on_remove(self, _session: RibSession | None, payload: object) -> None:
+        peer: PeerRib = payload  # type: ignore[assignment]
+        if peer.stale_timer is not None:
+            peer.stale_timer.cancel()
+        peer.up = False
+        self._leave_group(peer)
+        await self._flush(peer, stale_only=False)
+        self._check_deferral()
 
     def _new_source(self, **fields: object) -> Source:
         self._serials += 1
@@ -190,6 +229,8 @@ class Rib:
             self._deferral_timer = loop.call_later(
                 self.selection_deferral, self._post, "deferral-timeout", None, None
             )
+            if not self.peers:
+                self._post("deferral-done", None, "no peers to wait for")
 
     async def close(self) -> None:
         """Stop the task."""
@@ -221,7 +262,7 @@ class Rib:
 
     def updates(self, session: RibSession, updates: tuple[Update, ...]) -> bool:
         """Queue UPDATEs; False asks the session to stop reading until the inbox drains."""
-        self._post("updates", session, updates)
+        self._post("updates", session, (time.perf_counter(), updates))
         for update in updates:
             for reach in update.reach:
                 self._queued += len(reach.prefixes)
@@ -258,6 +299,8 @@ class Rib:
             self._wake.clear()
             while self._inbox:
                 kind, session, payload = self._inbox.popleft()
+                if session is not None and self._retired(session):
+                    continue  # from a session removed by a reload: its routes are gone already
                 await self._HANDLERS[kind](self, session, payload)
                 del payload, session  # let the UPDATEs go while the task waits
                 if self.gc is not None:
@@ -314,10 +357,11 @@ class Rib:
         peer = self.peers.get(session.name)
         if peer is None or peer.source is None or not peer.up:
             return
-        updates: tuple[Update, ...] = payload  # type: ignore[assignment]
+        received_at, updates = cast(tuple[float, tuple[Update, ...]], payload)
         source = peer.source
         policy = peer.import_policy
         intern = ROUTES.intern
+        loops = self.loops
         work: list[tuple[Family, int, Source, int, Route | None]] = []
         for update in updates:
             for problem in update.problems:
@@ -333,6 +377,15 @@ class Rib:
                 family = reach.family
                 shards = peer.adj_in.shards(family)
                 ids = reach.path_ids or (0,) * len(reach.prefixes)
+                looped = loops.check(reach.attributes)
+                if looped is not None:
+                    # Ignored: gone from this peer, if it was there before (RFC 4456 8).
+                    loops.ignored(session.name, session.log, looped, len(reach.prefixes))
+                    for prefix, path_id in zip(reach.prefixes, ids, strict=True):
+                        key = (path_id << PATH_ID_SHIFT) | prefix if path_id else prefix
+                        if shards[SHARD_OF[key % SPREAD]].pop(key, None) is not None:
+                            work.append((family, prefix, source, path_id, None))
+                    continue
                 plain = intern(source, reach.attributes)
                 for prefix, path_id in zip(reach.prefixes, ids, strict=True):
                     route = plain if not path_id else intern(source, reach.attributes, path_id)
@@ -352,6 +405,7 @@ class Rib:
                 work = []
                 self._end_of_rib(peer, update.end_of_rib)
         await self._slices(work)
+        self.update_latency.observe(time.perf_counter() - received_at)
         if peer.limit is not None:
             self._check_limit(peer, {u.family for up in updates for u in up.reach})
 
@@ -410,6 +464,7 @@ class Rib:
             or old.router_id != received.bgp_id
             or old.asn != received.real_asn
             or old.ibgp != up.negotiated.ibgp
+            or old.rr_client != peer.rr_client
         ):
             if old is not None:
                 await self._flush(peer, stale_only=False)
@@ -419,6 +474,7 @@ class Rib:
                 router_id=received.bgp_id,
                 asn=received.real_asn,
                 ibgp=up.negotiated.ibgp,
+                rr_client=peer.rr_client,
             )
         gr = next(
             (c for c in received.capabilities if isinstance(c, GracefulRestartCapability)), None
@@ -629,6 +685,7 @@ class Rib:
 
     _HANDLERS: ClassVar[dict[str, Handler]] = {
         "updates": _on_updates,
+        "remove": _on_remove,
         "up": _on_up,
         "down": _on_down,
         "sweep": _on_sweep,

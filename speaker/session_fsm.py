@@ -31,6 +31,7 @@ from speaker.framing import MessageReader
 from speaker.negotiated import Negotiated
 from speaker.open_checks import OpenRefused, check_open, without_refused
 from speaker.open_message import Open, decode_open, encode_open, open_for
+from speaker.session_counters import SessionCounters
 from speaker.session_events import (
     Action,
     Close,
@@ -98,6 +99,7 @@ class PeerFsm:
         self.established_at: float | None = None
         self.last_error = ""
         self.connect_attempts = 0
+        self.counters = SessionCounters()  # read by bgpd.metrics at scrape time
         self._idle_state = State.IDLE  # the state while no connection has sent an OPEN
         self._timers: dict[tuple[Timer, int], float] = {}
         self._next_id = 1
@@ -230,7 +232,9 @@ class PeerFsm:
         out: list[Action] = []
         updates: list[Update] = []
         heard = False
+        received = self.counters.received
         for message_type, body in messages:
+            received[message_type] += 1
             if conn.state == State.ESTABLISHED and message_type == MessageType.UPDATE:
                 # The hot path: no table lookup per UPDATE, one action per chunk.
                 try:

@@ -15,12 +15,14 @@ import asyncio
 import ipaddress
 import logging
 import socket
+import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from speaker import socket_options
 from speaker.control_messages import Notification, encode_notification
+from speaker.session_counters import SessionCounters
 from speaker.session_events import (
     Action,
     Close,
@@ -91,8 +93,10 @@ class PeerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
     """Every line names the peer it is about."""
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
-        """Prefix the message with the peer's name."""
-        return f"[{self.extra['peer'] if self.extra else '?'}] {msg}", kwargs
+        """Prefix the message with the peer's name, and give the record a ``peer`` field."""
+        peer = self.extra["peer"] if self.extra else "?"
+        kwargs["extra"] = {**kwargs.get("extra", {}), "peer": peer}
+        return f"[{peer}] {msg}", kwargs
 
 
 class BgpConnection(asyncio.Protocol):
@@ -146,6 +150,8 @@ class PeerSession:
         self.established_conn: int | None = None
         self.inbound_expected: dict[int, bool] = {}
         self.messages_sent = 0
+        self.state_since = time.time()  # wall clock of the last state change (BIRD's "since")
+        self.state_info = ""  # why it changed
         self._connecting: dict[int, asyncio.Task[None]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._restart: asyncio.TimerHandle | None = None
@@ -155,6 +161,11 @@ class PeerSession:
     def state(self) -> State:
         """The FSM's state."""
         return self.fsm.state
+
+    @property
+    def counters(self) -> SessionCounters:
+        """Messages, NOTIFICATIONs, prefixes and flaps seen (kept by the FSM; bgpd.metrics)."""
+        return self.fsm.counters
 
     # -- control -------------------------------------------------------------------------------
 
@@ -189,6 +200,7 @@ class PeerSession:
         if conn is None or conn.transport is None:
             return False
         conn.transport.write(data)
+        self.counters.count_sent(data)
         return True
 
     def local_address(self) -> str | None:
@@ -231,6 +243,7 @@ class PeerSession:
 
     def data(self, conn_id: int, data: bytes) -> None:
         """Bytes arrived on a connection."""
+        self.counters.received_bytes += len(data)
         self._apply(self.fsm.data_received(self._loop.time(), conn_id, data))
 
     def write_blocked(self, conn_id: int, blocked: bool) -> None:
@@ -258,6 +271,7 @@ class PeerSession:
         for action in actions:
             match action:
                 case UpdatesReceived(conn_id, updates):
+                    self.counters.count_updates(updates)
                     if not self.sink.updates(self, updates):
                         self._pause_reading(conn_id)
                 case Send(conn_id, data):
@@ -273,31 +287,39 @@ class PeerSession:
                     self.log.warning(
                         "sending NOTIFICATION %s (%s)", notification.describe(), reason
                     )
-                    self._write(conn_id, encode_notification(notification))
+                    if self._write(conn_id, encode_notification(notification)):
+                        self.counters.count_notification_sent(notification)
                 case Close(conn_id):
                     self._close(conn_id)
                 case StateChange(old, new, reason):
                     down = new == State.IDLE and old != State.IDLE
                     level = logging.WARNING if down else logging.INFO
                     self.log.log(level, "%s -> %s: %s", old.label, new.label, reason)
+                    self.state_since = time.time()
+                    self.state_info = reason
                     self.sink.state_changed(self, action)
                 case NotificationReceived(_, notification):
                     self.log.warning("received NOTIFICATION %s", notification.describe())
+                    self.counters.count_notification_received(notification)
                 case SessionUp():
                     self.established_conn = action.conn
                     self.sink.session_up(self, action)
                 case SessionDown():
                     self.established_conn = None
+                    self.counters.flaps += 1
                     self.sink.session_down(self, action)
                 case RouteRefreshReceived():
                     self.sink.route_refresh(self, action)
         self._reschedule()
 
-    def _write(self, conn_id: int, data: bytes) -> None:
+    def _write(self, conn_id: int, data: bytes) -> bool:
         conn = self.connections.get(conn_id)
         if conn is not None and conn.transport is not None and not conn.transport.is_closing():
             conn.transport.write(data)
             self.messages_sent += 1
+            self.counters.count_sent(data)
+            return True
+        return False
 
     def _close(self, conn_id: int) -> None:
         task = self._connecting.pop(conn_id, None)

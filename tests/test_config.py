@@ -77,6 +77,11 @@ def test_a_password_never_appears_in_an_error() -> None:
 
 def test_the_example_configs_are_valid() -> None:
     examples = sorted((Path(__file__).parent.parent / "examples").glob("*.yaml"))
-    assert examples
-    for path in examples:
-        load_config(path)
+    wanted = {"mesh-node.yaml", "reflector.yaml", "reflector-client.yaml"}
+    assert wanted <= {p.name for p in examples}
+    configs = {path.name: load_config(path) for path in examples}
+    # The reflector example reflects (its clients marked), the client example does not.
+    reflector = configs["reflector.yaml"]
+    assert reflector.reflector_cluster_id() is not None
+    assert any(p.route_reflector_client for p in reflector.peers)
+    assert configs["reflector-client.yaml"].reflector_cluster_id() is None

@@ -44,6 +44,7 @@ router_id: {"198.18.0.1" if me == A else "198.18.0.2"}
 local_as: 64512
 listen: {{addresses: ["{me}"], port: {port}}}
 timers: {{hold_time: 3, connect_delay: 0.1, connect_retry: 0.5, error_wait: [0.2, 1]}}
+control: {{socket: null}}
 {announce}
 peers:
   - address: {peer}

@@ -35,6 +35,11 @@ class MynaPeer(PeerDaemon):
         """The JSON status file the daemon keeps."""
         return self.rundir / "status.json"
 
+    @property
+    def control_path(self) -> Path:
+        """The daemon's control socket (``myna show -s PATH ...``)."""
+        return self.rundir / "myna.ctl"
+
     def config(self) -> dict[str, Any]:
         """The config as data (tests may tweak it before ``start``)."""
         return {
@@ -50,6 +55,7 @@ class MynaPeer(PeerDaemon):
             },
             "announce": list(self.prefixes),
             "status_file": str(self.status_path),
+            "control": {"socket": str(self.control_path)},
             "log_level": "debug",
             "peers": [
                 {
@@ -58,6 +64,7 @@ class MynaPeer(PeerDaemon):
                     "port": n.port,
                     "passive": n.passive,
                     **({"password": n.password} if n.password else {}),
+                    **({"route_reflector_client": True} if n.rr_client else {}),
                 }
                 for n in self.neighbors
             ],

@@ -54,6 +54,7 @@ _STATE_NAMES: dict[str, State] = {state.value.lower(): state for state in State}
 _STATE_NAMES.update(
     {
         "close": State.IDLE,  # BIRD, while the protocol shuts down
+        "passive": State.ACTIVE,  # BIRD 2, a passive protocol waiting for the peer to connect
         "down": State.IDLE,  # BIRD, a disabled protocol
         "clearing": State.IDLE,  # FRR, flushing a dropped session's routes
         "deleted": State.IDLE,  # FRR
@@ -88,6 +89,8 @@ class Neighbor:
     The session runs over the address's family and carries that family's unicast routes only.
     ``passive``: never initiate the TCP connection, only accept it. ``password``: TCP MD5
     (RFC 2385) key. ``port``: the neighbor's TCP port, for connections this side initiates.
+    ``rr_client``: the neighbor is a route-reflector client of this side (RFC 4456); the peer
+    kinds that can reflect write it into their config (Myna: ``route_reflector_client``).
     """
 
     address: str
@@ -95,6 +98,7 @@ class Neighbor:
     passive: bool = False
     password: str | None = None
     port: int = 179
+    rr_client: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "address", check_address(self.address))

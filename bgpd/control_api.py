@@ -1,0 +1,247 @@
+"""The control API: what ``myna show ...`` and ``myna reload`` ask, answered from the daemon.
+
+Data flow: ``control_socket`` reads one JSON request per line (``{"command": "peers"}``,
+``{"command": "routes", "prefix": "198.19.1.0/26"}``, ``{"command": "reload"}``...) and calls
+``ControlApi.handle``, which runs on the event loop between two RIB slices, reads the daemon's
+state (sessions, RIB, kernel sync) without changing it, and returns plain JSON-able data; the
+CLI turns that into tables. ``reload`` loads and validates the file the daemon was started
+with, then applies it (``Daemon.reload``); an invalid file changes nothing and the answer lists
+its problems. The status file and the BIRD-compatible socket read the same views.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bgpd.config import ConfigError, load_config
+from rib.adj_rib_in import split_key
+from rib.adj_rib_out import UpdateGroup
+from rib.route import Route
+from rib.shards import shard_items, shard_len
+from speaker.nlri import prefix_family, prefix_from_text, prefix_text
+from speaker.wire_codes import Family
+
+if TYPE_CHECKING:
+    from bgpd.daemon import Daemon
+
+ROUTE_LIMIT = 10_000  # `show routes` without a prefix lists at most this many
+VERSION = "0.1.0"
+
+
+class RequestError(Exception):
+    """The request is wrong (the caller's fault): unknown command, bad prefix."""
+
+
+def peer_kind(daemon: Daemon, address: str) -> str:
+    """``mesh``, ``node`` or ``global``: how confd names the peer's BIRD protocol."""
+    peer = daemon.peer_configs.get(address)
+    return getattr(peer, "kind", "global") if peer is not None else "global"
+
+
+def bird_name(kind: str, address: str) -> str:
+    """``Mesh_198_18_0_2``: confd's protocol name (dots and colons become underscores)."""
+    prefix = {"mesh": "Mesh", "node": "Node"}.get(kind, "Global")
+    return f"{prefix}_{address.replace('.', '_').replace(':', '_')}"
+
+
+def _address(next_hop: bytes) -> str:
+    if len(next_hop) >= 16:
+        return str(ipaddress.ip_address(next_hop[:16]))
+    return str(ipaddress.ip_address(next_hop)) if len(next_hop) == 4 else ""
+
+
+def route_view(route: Route) -> dict[str, Any]:
+    """One path as data."""
+    attrs = route.attrs
+    out: dict[str, Any] = {
+        "from": route.source.name,
+        "origin": route.source.origin.name.lower(),
+        "next_hop": _address(attrs.next_hop),
+        "as_path": [asn for _, asns in attrs.as_path for asn in asns],
+    }
+    if attrs.local_pref is not None:
+        out["local_pref"] = attrs.local_pref
+    if attrs.med is not None:
+        out["med"] = attrs.med
+    if attrs.communities:
+        out["communities"] = [f"{c >> 16}:{c & 0xFFFF}" for c in attrs.communities]
+    if attrs.originator_id is not None:
+        out["originator_id"] = str(ipaddress.IPv4Address(attrs.originator_id))
+    if attrs.cluster_list:
+        out["cluster_list"] = [str(ipaddress.IPv4Address(c)) for c in attrs.cluster_list]
+    if route.path_id:
+        out["path_id"] = route.path_id
+    if route.stale:
+        out["stale"] = route.stale.name.lower()
+    return out
+
+
+def advertised_count(group: UpdateGroup) -> int:
+    """Routes an update group advertises (paths, for ADD-PATH families)."""
+    total = sum(shard_len(shards) for shards in group.advertised.values())
+    for shards in group.advertised_paths.values():
+        total += sum(len(paths) for _, paths in shard_items(shards))
+    return total
+
+
+class ControlApi:
+    """Answers control requests from the daemon's state (see the module docstring)."""
+
+    def __init__(self, daemon: Daemon, config_path: Path | None) -> None:
+        self.daemon = daemon
+        self.config_path = config_path
+        self.started = time.time()
+        self._commands: dict[str, Callable[[dict[str, Any]], Any]] = {
+            "status": self.status,
+            "peers": self.peers,
+            "routes": self.routes,
+            "rib": self.rib,
+            "reload": self.reload,
+        }
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One request -> ``{"ok": true, "data": ...}`` or ``{"ok": false, "error": ...}``."""
+        command = request.get("command")
+        handler = self._commands.get(str(command))
+        if handler is None:
+            known = ", ".join(sorted(self._commands))
+            return {"ok": False, "error": f"unknown command {command!r} (known: {known})"}
+        try:
+            return {"ok": True, "data": handler(request)}
+        except RequestError as error:
+            return {"ok": False, "error": str(error)}
+
+    # --- views -----------------------------------------------------------------------------
+
+    def status(self, _request: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The daemon as a whole."""
+        daemon = self.daemon
+        sessions = daemon.sessions
+        return {
+            "version": VERSION,
+            "router_id": daemon.config.router_id,
+            "local_as": daemon.config.local_as,
+            "pid": os.getpid(),
+            "started": self.started,
+            "uptime": time.time() - self.started,
+            "peers": len(sessions),
+            "established": sum(1 for s in sessions if s.state.label == "Established"),
+            "loc_rib": len(daemon.rib.loc),
+            "graceful_restart_recovery": daemon.rib.loc.deferring,
+            "kernel": daemon.status.kernel(),
+        }
+
+    def peers(self, _request: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Every configured peer: state, since when, why, prefixes."""
+        daemon = self.daemon
+        out = []
+        for session in daemon.sessions:
+            peer = daemon.rib.peers.get(session.name)
+            config = daemon.peer_configs.get(session.name)
+            kind = peer_kind(daemon, session.name)
+            advertised = 0
+            if peer is not None and peer.group is not None:
+                advertised = advertised_count(peer.group)
+            out.append(
+                {
+                    "address": session.name,
+                    "as": config.asn if config is not None else None,
+                    "kind": kind,
+                    "name": bird_name(kind, session.name),
+                    "state": session.state.label,
+                    "since": session.state_since,
+                    "info": session.state_info,
+                    "last_error": session.fsm.last_error,
+                    "received": len(peer.adj_in) if peer is not None else 0,
+                    "advertised": advertised,
+                    "route_reflector_client": bool(peer is not None and peer.rr_client),
+                }
+            )
+        return out
+
+    def routes(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+        """Loc-RIB routes: every candidate of one prefix, or the best of all (up to a limit)."""
+        loc = self.daemon.rib.loc
+        text = request.get("prefix")
+        if text:
+            try:
+                prefix, family = prefix_from_text(str(text)), prefix_family(str(text))
+            except ValueError:
+                raise RequestError(f"{text!r} is not a prefix like 198.19.1.0/26") from None
+            best, ecmp = loc.lookup(family, prefix)
+            return [
+                {
+                    "prefix": prefix_text(prefix, family),
+                    **route_view(route),
+                    "best": route is best,
+                    "ecmp": route in ecmp,
+                }
+                for route in loc.candidates(family, prefix)
+            ]
+        out: list[dict[str, Any]] = []
+        for family in list(loc.tables):
+            for prefix, best, ecmp in loc.best_routes(family):
+                if len(out) >= ROUTE_LIMIT:
+                    return out
+                view = {"prefix": prefix_text(prefix, family), **route_view(best)}
+                if len(ecmp) > 1:
+                    view["ecmp_next_hops"] = sorted(_address(r.attrs.next_hop) for r in ecmp)
+                out.append(view)
+        return out
+
+    def rib(self, _request: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Table sizes: Loc-RIB per family, Adj-RIB-In per peer, update groups."""
+        rib = self.daemon.rib
+        families = {f.name.lower(): 0 for f in (Family.IPV4_UNICAST, Family.IPV6_UNICAST)}
+        for family in list(rib.loc.tables):
+            families[family.name.lower()] = sum(1 for _ in rib.loc.best_routes(family))
+        adj_in = {
+            name: {f.name.lower(): peer.adj_in.count(f) for f in peer.adj_in.tables}
+            for name, peer in rib.peers.items()
+        }
+        return {
+            "loc_rib": families,
+            "adj_rib_in": adj_in,
+            "update_groups": len(rib.groups),
+        }
+
+    def received(self, address: str) -> dict[str, list[str]]:
+        """The prefixes a peer gave us, by family (the status file's test view)."""
+        peer = self.daemon.rib.peers.get(address)
+        if peer is None:
+            return {}
+        return {
+            family.name.lower(): sorted(
+                prefix_text(split_key(key)[0], family) for key, _ in peer.adj_in.items(family)
+            )
+            for family in peer.adj_in.tables
+            if peer.adj_in.count(family) <= ROUTE_LIMIT
+        }
+
+    # --- commands --------------------------------------------------------------------------
+
+    def reload(self, _request: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Read the config file again and apply it (nothing changes when it is invalid)."""
+        if self.config_path is None:
+            raise RequestError("the daemon was not started from a file: nothing to reload")
+        try:
+            config = load_config(self.config_path)
+        except ConfigError as error:
+            raise RequestError(
+                f"{self.config_path} is not valid, nothing changed:\n{error}"
+            ) from None
+        plan = self.daemon.reload(config)
+        if plan.refused:
+            raise RequestError(plan.summary())
+        return {
+            "summary": plan.summary(),
+            "kept": plan.kept,
+            "reset": plan.reset,
+            "added": plan.added,
+            "removed": plan.removed,
+        }

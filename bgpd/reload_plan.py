@@ -1,0 +1,120 @@
+"""What a configuration reload changes: which peers stay, which are reset, added or removed.
+
+Data flow: ``myna reload`` (over the control socket) and SIGHUP load and validate the new file
+(nothing changes when it is invalid), then ``plan_reload(old, new)`` compares the two configs
+without touching anything and returns a ``ReloadPlan``; the daemon carries it out. A peer is
+*kept* (its session stays Established, its routes stay) when everything that decides its
+session and its routes is equal: its own settings (the password as read now, from the file or
+the environment, included), the global timers it inherits, and the policy inputs (pools, blocks,
+filters, communities, service ranges) its import and export policies are compiled from. A
+change in those inputs resets every peer, since the compiled policies are shared. Settings
+that the running daemon cannot take over (router id, AS, listen addresses, reflection, kernel,
+metrics and control sockets) refuse the reload with a message naming them: they need a
+restart, which graceful restart and persisted kernel routes make hitless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bgpd.config import ConfigError, DaemonConfig, Peer
+
+# Top-level settings a running daemon cannot take over.
+NEEDS_RESTART = (
+    "router_id",
+    "local_as",
+    "listen",
+    "cluster_id",
+    "client_to_client",
+    "kernel",
+    "metrics",
+    "control",
+    "status_file",
+    "ipv4_address",
+    "ipv6_address",
+)
+# Top-level settings that every peer's compiled policies read.
+POLICY_INPUTS = (
+    "ip_pools",
+    "blocks",
+    "prefix_advertisements",
+    "communities",
+    "service_cidrs",
+    "filters",
+)
+
+
+@dataclass
+class ReloadPlan:
+    """The outcome of comparing two configs (peers by address)."""
+
+    kept: list[str] = field(default_factory=list)
+    reset: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    announce_changed: bool = False
+    log_changed: bool = False
+    refused: list[str] = field(default_factory=list)  # settings that need a restart
+
+    def summary(self) -> str:
+        """One line for the log and the CLI."""
+        if self.refused:
+            return "reload refused: changing " + ", ".join(self.refused) + " needs a restart"
+        parts = [
+            f"{len(self.kept)} peers kept",
+            f"{len(self.reset)} reset",
+            f"{len(self.added)} added",
+            f"{len(self.removed)} removed",
+        ]
+        if self.announce_changed:
+            parts.append("announced prefixes updated")
+        return "reload: " + ", ".join(parts)
+
+
+def _secret(peer: Peer) -> str | None:
+    try:
+        return peer.secret()
+    except ConfigError:
+        return None  # unreadable: the new config's check reports it
+
+
+def _peer_key(config: DaemonConfig, peer: Peer, secret: str | None) -> tuple[object, ...]:
+    return (peer, secret, peer.timers or config.timers, config.is_passive(peer))
+
+
+def plan_reload(
+    old: DaemonConfig, new: DaemonConfig, secrets_in_use: dict[str, str | None] | None = None
+) -> ReloadPlan:
+    """Compare ``old`` and ``new`` (see the module docstring).
+
+    ``secrets_in_use`` holds the password each running session was started with (a password
+    file may have changed since: the file is what ``old`` names, not what it held).
+    """
+    in_use = secrets_in_use or {}
+    plan = ReloadPlan()
+    plan.refused = [name for name in NEEDS_RESTART if getattr(old, name) != getattr(new, name)]
+    if (
+        old.reflector_cluster_id() != new.reflector_cluster_id()
+        and "cluster_id" not in plan.refused
+    ):
+        # The first route-reflector client makes the node a reflector: the loop check on
+        # receipt must then know our cluster id, which the running RIB was built without.
+        plan.refused.append("cluster_id (in use: the first or last route_reflector_client)")
+    if plan.refused:
+        return plan
+    policies_changed = any(getattr(old, n) != getattr(new, n) for n in POLICY_INPUTS)
+    before = {p.address: p for p in old.peers}
+    after = {p.address: p for p in new.peers}
+    for address, peer in after.items():
+        if address not in before:
+            plan.added.append(address)
+        elif policies_changed or _peer_key(
+            old, before[address], in_use.get(address, _secret(before[address]))
+        ) != _peer_key(new, peer, _secret(peer)):
+            plan.reset.append(address)
+        else:
+            plan.kept.append(address)
+    plan.removed = [address for address in before if address not in after]
+    plan.announce_changed = old.announce != new.announce
+    plan.log_changed = (old.log_level, old.log_format) != (new.log_level, new.log_format)
+    return plan

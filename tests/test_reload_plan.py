@@ -1,0 +1,67 @@
+"""``plan_reload``: which peers a config change keeps, resets, adds or removes, and which
+changes it refuses (they need a restart). Pure: two configs in, a plan out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bgpd.config import DaemonConfig, parse_config
+from bgpd.reload_plan import plan_reload
+
+
+def config(peers: list[dict[str, Any]], **top: Any) -> DaemonConfig:
+    data = {"router_id": "198.18.0.1", "local_as": 64512, "peers": peers, **top}
+    return parse_config(yaml.safe_dump(data))
+
+
+B = {"address": "198.18.0.2", "as": 64512}
+C = {"address": "198.18.0.3", "as": 64512}
+D = {"address": "198.18.0.4", "as": 64512}
+
+
+def test_peers_are_kept_reset_added_and_removed() -> None:
+    new = [B, {**C, "ttl_security": 1}, {**D, "port": 1179}, {"address": "198.18.0.5", "as": 1}]
+    plan = plan_reload(config([B, C, D]), config(new))
+    assert plan.kept == ["198.18.0.2"]
+    assert plan.reset == ["198.18.0.3", "198.18.0.4"]
+    assert plan.added == ["198.18.0.5"]
+    assert plan.removed == []
+    plan = plan_reload(config([B, C]), config([B]))
+    assert (plan.kept, plan.removed) == (["198.18.0.2"], ["198.18.0.3"])
+    assert plan.summary() == "reload: 1 peers kept, 0 reset, 0 added, 1 removed"
+
+
+def test_inherited_timers_and_policy_inputs_reset_the_peers_that_read_them() -> None:
+    own_timers = {**C, "timers": {"hold_time": 90}}
+    plan = plan_reload(config([B, own_timers]), config([B, own_timers], timers={"hold_time": 30}))
+    assert (plan.reset, plan.kept) == (["198.18.0.2"], ["198.18.0.3"])
+    pools = [{"cidr": "198.19.0.0/16"}]
+    plan = plan_reload(config([B, C]), config([B, C], ip_pools=pools))
+    assert plan.reset == ["198.18.0.2", "198.18.0.3"]  # compiled policies are shared
+    plan = plan_reload(config([B], announce=["198.19.1.0/26"]), config([B]))
+    assert plan.kept == ["198.18.0.2"] and plan.announce_changed
+
+
+def test_a_changed_password_file_resets_its_peer(tmp_path: Path) -> None:
+    secret = tmp_path / "mesh-password"
+    secret.write_text("one\n")
+    peers = [B, {**C, "password_file": str(secret)}]
+    old = config(peers)
+    secret.write_text("two\n")
+    in_use = {"198.18.0.2": None, "198.18.0.3": "one"}  # what the sessions were started with
+    plan = plan_reload(old, config(peers), in_use)
+    assert (plan.kept, plan.reset) == (["198.18.0.2"], ["198.18.0.3"])
+
+
+def test_what_needs_a_restart_is_refused_by_name() -> None:
+    plan = plan_reload(config([B]), config([B], router_id="198.18.0.9", local_as=64513))
+    assert plan.refused == ["router_id", "local_as"]
+    assert plan.summary() == "reload refused: changing router_id, local_as needs a restart"
+    # The first route-reflector client turns the node into a reflector (cluster id in use).
+    plan = plan_reload(config([B]), config([{**B, "route_reflector_client": True}]))
+    assert plan.refused and plan.refused[0].startswith("cluster_id")
+    plan = plan_reload(config([B]), config([B], kernel={"program": True}))
+    assert plan.refused == ["kernel"]
