@@ -561,6 +561,26 @@ def _where(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc) or "(top level)"
 
 
+def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """The line of the deepest YAML node on the path ``loc`` (1-based), None without one."""
+    line = None
+    for step in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == step), None)
+            if node is not None:
+                line = node.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int):
+            node = node.value[step] if step < len(node.value) else None
+            if node is not None:
+                line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
 def parse_config(text: str, source: str = "<config>") -> DaemonConfig:
     """Validate YAML text; raises ``ConfigError`` listing every problem."""
     try:
@@ -575,9 +595,13 @@ def parse_config(text: str, source: str = "<config>") -> DaemonConfig:
     try:
         return DaemonConfig.model_validate(data)
     except ValidationError as exc:
+        tree = yaml.compose(text, Loader=yaml.SafeLoader)
         lines = []
         for err in exc.errors(include_url=False):
             where = _where(err["loc"])
+            line = _line_of(tree, err["loc"])
+            if line is not None:
+                where = f"line {line}: {where}"
             # Never echo what was given for a password.
             shown = err["type"] != "missing" and "password" not in where
             lines.append(

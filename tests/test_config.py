@@ -44,10 +44,13 @@ def test_a_good_file_becomes_session_and_transport_settings(
     [
         ("router_id: x\nlocal_as: 1", "router_id: Value error, 'x' is not a dotted-quad router id"),
         ("router_id: 1.2.3.4", "local_as: Field required"),
-        ("router_id: 1.2.3.4\nlocal_as: 1\nbogus: 2", "bogus: Extra inputs are not permitted"),
+        (
+            "router_id: 1.2.3.4\nlocal_as: 1\nbogus: 2",
+            "line 3: bogus: Extra inputs are not permitted",
+        ),
         (
             "router_id: 1.2.3.4\nlocal_as: 1\ntimers: {hold_time: 2}",
-            "timers.hold_time: Value error, hold time must be 0 or at least 3 seconds",
+            "line 3: timers.hold_time: Value error, hold time must be 0 or at least 3 seconds",
         ),
         (
             "router_id: 1.2.3.4\nlocal_as: 1\npeers: [{address: '2001:db8::1', as: 1, "
