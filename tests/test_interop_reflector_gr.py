@@ -7,9 +7,9 @@ protocol 12); two Myna reflectors with one cluster id and kernel programming off
 ``ip monitor route`` records every route change in each client's namespace. One reflector is
 SIGKILLed: its clients notice at once (the kernel closes its sockets) and keep its routes as
 stale (graceful restart); with a pair they also hold the same route through the other
-reflector. It comes back and sends the routes again. Through all of it no client's kernel deletes or rewrites a
-block route. Every wait has a deadline; the topology stops every process by PID and deletes
-the namespaces whatever the outcome.
+reflector. It comes back and sends the routes again. Through all of it no client's kernel
+deletes or rewrites a block route. Every wait has a deadline; the topology stops every
+process by PID and deletes the namespaces whatever the outcome.
 """
 
 from __future__ import annotations
