@@ -154,6 +154,8 @@ class FakeSession:
         self.bytes_sent += len(data)
         return True
 
+    coming_up = False  # never between connection and SessionUp: sessions come up at once
+
     def resume_reading(self) -> None:
         """The RIB has room again."""
         self.reading.set()

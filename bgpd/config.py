@@ -366,6 +366,9 @@ class DaemonConfig(_Model):
     # RFC 4724 selection deferral: after a start, wait this long at most for End-of-RIB from
     # the graceful-restart peers that are up before choosing routes (0: do not wait).
     selection_deferral: Annotated[float, Field(ge=0)] = 30.0
+    # ... and during the first this-many seconds, also for peers that are not up yet (a peer
+    # in its error wait refuses us briefly); a peer down for good delays selection this long.
+    selection_deferral_peer_wait: Annotated[float, Field(ge=0)] = 5.0
     log_level: str = "info"
     # RFC 4456 route reflection: Calico's routeReflectorClusterID (IPv4-formatted). Unset, a
     # node with any route_reflector_client peer uses its router id.

@@ -37,7 +37,7 @@ from kernel_sync.netlink_socket import dump_routes
 from kernel_sync.next_hop_resolver import NextHopResolver
 from kernel_sync.route_writer import RouteWriter
 from reflector.rules import PeerRole, Reflection
-from rib.adj_rib_out import ExportPolicy, ExportSettings, NextHopMode
+from rib.adj_rib_out import ExportPolicy, ExportSettings, NextHopMode, accept_all
 from rib.calico_policy import (
     CalicoPolicyInputs,
     EncapMode,
@@ -47,6 +47,7 @@ from rib.calico_policy import (
     compile_import,
     compile_kernel_programming,
     filter_from_crd,
+    import_reads_prefix,
 )
 from rib.policy import (
     Direction,
@@ -215,10 +216,13 @@ class Policies:
         if policy is None:
             filters = [self.filters[name] for name in peer.filters]
             if self.config.ip_pools:
-                check = compile_export(self.inputs, self._context(peer), filters)
+                policy = as_rib_policy(compile_export(self.inputs, self._context(peer), filters))
+            elif not any(f.export_v4 or f.export_v6 for f in filters):
+                policy = accept_all  # nothing to check: the groups skip the call per prefix
             else:
                 check = compile_filters(filters, Direction.EXPORT, self._context(peer))
-            policy = self._exports[key] = as_rib_policy(check)
+                policy = as_rib_policy(check)
+            self._exports[key] = policy
         return policy
 
     def import_(self, peer: Peer) -> ImportPolicy:
@@ -317,6 +321,7 @@ class Daemon:
             config.local_as,
             _router_id_int(config.router_id),
             selection_deferral=config.selection_deferral,
+            peer_wait=config.selection_deferral_peer_wait,
             manage_gc=True,
             cluster_id=config.reflector_cluster_id(),
         )
@@ -334,8 +339,10 @@ class Daemon:
         self.bird_sockets: list[BirdSocket] = []
         self.metrics: MetricsServer | None = None  # /metrics, /healthz, /readyz
         self.systemd = SystemdNotifier()
-        self.rib.status_hook = self.status.changed
+        self.rib.status_hook = self._rib_worked
         self.rib.deferral_done_hook = self._restart_over
+        self._started = 0.0  # loop time of start()
+        self._leftover_timer: asyncio.TimerHandle | None = None
 
     def session(self, address: str) -> PeerSession:
         """The session of the peer at ``address``."""
@@ -369,7 +376,51 @@ class Daemon:
             session.fsm.capabilities = capabilities_for(peer, self.config.local_as, False)
         if self.fib is not None:
             # After the RIB has published its selection (it does so right after this hook).
-            asyncio.get_running_loop().call_soon(self.fib.remove_leftovers)
+            asyncio.get_running_loop().call_soon(self._remove_leftovers)
+
+    def _rib_worked(self) -> None:
+        """The RIB has worked through its inbox: status may differ, peers may be back."""
+        self.status.changed()
+        if self.fib is not None and self.fib.leftovers_removed and self.fib.adopted:
+            self._remove_leftovers()
+
+    def _remove_leftovers(self) -> None:
+        """Delete the kernel routes an earlier run left that no peer selected again.
+
+        Selection deferral ends once every peer that is up has sent End-of-RIB; a peer that is
+        not back yet (still reconnecting, or restarting too and deferring its own End-of-RIB)
+        may announce its routes again a moment later. Deleting them now and writing them again
+        then would flap them, so the routes through such a peer (their gateway is its address,
+        as in Calico's mesh) stay until it is up with its End-of-RIB sent, or until its restart
+        time, counted from our start, is over while it is still down: a dead peer's routes go
+        then, as they go at the peers that kept them as stale. Called at the end of selection
+        deferral, then after each RIB batch while such routes are left.
+        """
+        fib = self.fib
+        if fib is None:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        waiting: set[bytes] = set()
+        deadlines = []
+        for name, peer in self.rib.peers.items():
+            config = self.peer_configs.get(name)
+            if config is None or not config.graceful_restart:
+                continue
+            if peer.up and (not peer.graceful or peer.eor >= peer.families):
+                continue  # back, with everything it had to say
+            deadline = self._started + config.restart_time
+            if not peer.up and now >= deadline:
+                continue  # its restart time is over: gone
+            waiting.add(ipaddress.ip_address(name).packed)
+            if not peer.up:
+                deadlines.append(deadline)
+        fib.remove_leftovers(keep=lambda route: bool(fib.gateways(route) & waiting))
+        if self._leftover_timer is not None:
+            self._leftover_timer.cancel()
+            self._leftover_timer = None
+        if fib.adopted and deadlines:
+            self._leftover_timer = loop.call_at(min(deadlines), self._remove_leftovers)
 
     def _add_peer(self, peer: Peer) -> PeerSession:
         """A session for ``peer``, known to the RIB and the listener (not started)."""
@@ -393,6 +444,9 @@ class Daemon:
             self.policies.import_(peer),
             limit=limit,
             rr_client=peer.route_reflector_client,
+            import_per_route=not import_reads_prefix(
+                self.policies.inputs, [self.policies.filters[n] for n in peer.filters]
+            ),
         )
         self.listener.add(session)
         self.peer_configs[peer.address] = peer
@@ -472,6 +526,7 @@ class Daemon:
             self.config.local_as,
             len(self.sessions),
         )
+        self._started = asyncio.get_running_loop().time()
         self.rib.start()
         if self.config.kernel.program or self.config.kernel.learn:
             await self._start_kernel()
@@ -552,13 +607,19 @@ class Daemon:
         await events.start()
 
     async def close(self) -> None:
-        """Cease every session with a shutdown text, stop listening and the RIB."""
+        """Cease every session, stop listening and the RIB.
+
+        With kernel programming on, our routes stay in the kernel: the stop is a restart as far
+        as forwarding goes, so graceful-restart sessions close without a NOTIFICATION.
+        """
         self.systemd.stopping()
         if self.fib is not None:
             # Persist (BIRD's "persist"): the sessions ending must not empty the kernel.
             self.rib.subscribers.remove(self.fib.on_changes)
+        # Graceful-restart peers keep our routes, stale, instead of dropping them (a Cease).
+        graceful = self.fib is not None
         for session in self.sessions:
-            session.close()
+            session.close(graceful=graceful)
         await asyncio.sleep(0)  # let the Cease NOTIFICATIONs reach the sockets
         await self.listener.close()
         if self.control is not None:
@@ -568,6 +629,8 @@ class Daemon:
         if self.metrics is not None:
             await self.metrics.close()
         await self.rib.close()
+        if self._leftover_timer is not None:
+            self._leftover_timer.cancel()
         if self.kernel_events is not None:
             self.kernel_events.close()
         if self.fib is not None:

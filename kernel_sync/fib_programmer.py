@@ -26,7 +26,8 @@ Keeping the kernel right:
 
 Routes stay in the kernel when Myna stops (BIRD's ``persist``); at the next start ``adopt``
 takes them over, so an unchanged route is never deleted and re-added, and ``remove_leftovers``
-deletes the ones no peer announced again.
+deletes the ones no peer announced again (the daemon spares those through a peer that is not
+back yet until it is, or until its restart time is over).
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ class FibProgrammer:
         self.request_resync: Callable[[str], None] = self._resync_alone
         self._resync_task: asyncio.Task[None] | None = None
         self._queue: dict[Key, RouteChange] = {}
+        self._deleting: set[Key] = set()  # our DELs whose notification has not come back yet
         self._flush_scheduled = False
         self._pending: set[asyncio.Future[BatchResult]] = set()
         self._retry_delay = RETRY_FIRST
@@ -199,18 +201,37 @@ class FibProgrammer:
                 self.adopted.add((family_of(route), route.prefix))
         LOG.info("adopted %d routes left in the kernel by an earlier run", len(self.adopted))
 
-    def remove_leftovers(self) -> None:
-        """Delete adopted routes that the RIB has not selected again (after End-of-RIB)."""
-        removed = 0
-        for key in self.adopted:
-            route = self.installed.pop(key, None)
+    def remove_leftovers(self, keep: Callable[[KernelRoute], bool] | None = None) -> None:
+        """Delete adopted routes that the RIB has not selected again (after End-of-RIB).
+
+        ``keep`` spares the adopted routes it is true for (through a peer that is not back
+        yet, which may announce them again): they stay adopted, for a later call.
+        """
+        first = not self.leftovers_removed
+        removed = kept = 0
+        for key in list(self.adopted):
+            route = self.installed.get(key)
+            if route is not None and keep is not None and keep(route):
+                kept += 1
+                continue
+            self.adopted.discard(key)
             if route is not None:
+                del self.installed[key]
                 self._queue[key] = RouteChange(RouteOp.DEL, route)
                 removed += 1
-        LOG.info("removing %d routes no peer announced again", removed)
-        self.adopted.clear()
+        if first or removed:
+            LOG.info("removing %d routes no peer announced again", removed)
+        if first and kept:
+            LOG.info("keeping %d routes through peers that are not back yet", kept)
         self.leftovers_removed = True
         self._schedule()
+
+    @staticmethod
+    def gateways(route: KernelRoute) -> set[bytes]:
+        """The route's gateways (one, or one per path of a multipath route)."""
+        if route.multipath:
+            return {hop.gateway for hop in route.multipath if hop.gateway}
+        return {route.gateway} if route.gateway else set()
 
     @staticmethod
     def _same(want: KernelRoute, have: KernelRoute | None) -> bool:
@@ -289,6 +310,9 @@ class FibProgrammer:
         ):
             return
         key = (family_of(value), value.prefix)
+        if key in self._deleting:
+            self._deleting.discard(key)  # the echo of our own DEL (maybe re-added since)
+            return
         want = self.installed.get(key)
         if want is None or key in self._queue or not self._same(want, value):
             return  # not ours any more, already being rewritten, or an older version of it
@@ -304,6 +328,7 @@ class FibProgrammer:
         """Make the kernel's routes of our protocol equal to ``installed`` (drift repair)."""
         await self.settle()
         have = {(family_of(r), r.prefix): r for r in await self._dump()}
+        self._deleting.clear()  # the dump is the truth now; a late echo at worst rewrites one
         repaired = 0
         for key, want in self.installed.items():
             if key in self._queue or key in self.adopted:
@@ -348,6 +373,9 @@ class FibProgrammer:
             return
         changes = list(self._queue.values())
         self._queue.clear()
+        for change in changes:
+            if change.op is RouteOp.DEL:
+                self._deleting.add((family_of(change.route), change.route.prefix))
         self.counters["writes"] += len(changes)
         future = self.writer.submit(changes)
         self._pending.add(future)
@@ -364,6 +392,9 @@ class FibProgrammer:
             self.write_latency.observe(time.perf_counter() - started)
         later = False
         for failure in future.result().failures():
+            if failure.change.op is RouteOp.DEL:
+                route = failure.change.route
+                self._deleting.discard((family_of(route), route.prefix))  # no echo will come
             if failure.advice is Advice.DONE:
                 continue
             self.counters["errors"] += 1

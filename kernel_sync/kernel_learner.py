@@ -117,12 +117,25 @@ class KernelLearner:
         self.learned: set[tuple[Family, int]] = set()
         self.resyncs = 0
         self._attrs = ATTRIBUTES.intern(PathAttributes())  # next hop self, per update group
+        # While a resync's dump runs: what notifications said of each route meanwhile.
+        self._during_dump: dict[tuple[Family, int], bool] | None = None
 
     async def resync(self) -> None:
         """Dump the table and make the learned set equal to what the filter selects in it."""
         self.resyncs += 1
-        routes = await dump_routes(table=self.learn.table)
+        self._during_dump = {}
+        try:
+            routes = await dump_routes(table=self.learn.table)
+        finally:
+            during, self._during_dump = self._during_dump, None
         now = {(family_of(r), r.prefix) for r in routes if self.selects(r)}
+        # A notification read while the dump ran may be newer than what the dump saw of that
+        # route (it changed after the kernel had dumped it): the last notification wins.
+        for key, present in during.items():
+            if present:
+                now.add(key)
+            else:
+                now.discard(key)
         for family in (Family.IPV4_UNICAST, Family.IPV6_UNICAST):
             gone = [p for f, p in self.learned - now if f == family]
             new = [p for f, p in now - self.learned if f == family]
@@ -140,16 +153,21 @@ class KernelLearner:
             return
         key = (family_of(value), value.prefix)
         if header.type == MessageType.NEWROUTE:
-            if key not in self.learned and self.selects(value):
-                self.learned.add(key)
-                self.originate(key[0], [key[1]], self._attrs, Origin.KERNEL)
+            if self.selects(value):
+                if self._during_dump is not None:
+                    self._during_dump[key] = True
+                if key not in self.learned:
+                    self.learned.add(key)
+                    self.originate(key[0], [key[1]], self._attrs, Origin.KERNEL)
         elif (
             header.type == MessageType.DELROUTE
-            and key in self.learned
             # Not selects(): the route may be going because its device went down.
             and value.protocol in self.learn.protocols
             and value.type in self.learn.types
             and value.table == self.learn.table
         ):
-            self.learned.discard(key)
-            self.originate(key[0], [key[1]], None, Origin.KERNEL)
+            if self._during_dump is not None:
+                self._during_dump[key] = False
+            if key in self.learned:
+                self.learned.discard(key)
+                self.originate(key[0], [key[1]], None, Origin.KERNEL)

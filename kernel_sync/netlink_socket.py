@@ -20,7 +20,10 @@ Data flow:
   ``loop.add_reader``; every parsed ``KernelRoute``, ``Link`` or ``Address`` goes to
   ``on_message(header, value)``. When the kernel had to drop notifications because the socket's
   buffer was full, ``recv`` fails with ENOBUFS: the monitor calls ``on_overrun()`` (its owner
-  then resyncs with full dumps) and keeps reading.
+  then resyncs with full dumps) and keeps reading. Under uvloop the overflow can also end the
+  reading: libuv stops watching a socket for good when poll reports an error (POLLERR, which
+  a pending ENOBUFS raises while no read is under way), without calling the reader. So the
+  monitor registers its reader again and reads what waits every ``REARM_SECONDS``.
 
 Route writes are ``route_writer.RouteWriter``.
 """
@@ -69,6 +72,7 @@ DEFAULT_SNDBUF = 4 << 20
 RECV_BUFFER = 1 << 16  # the kernel cuts dump datagrams to ~32 KiB for a buffer this size
 DUMP_ATTEMPTS = 10
 YIELD_EVERY = 32  # dump datagrams (~15,000 routes) read before other tasks get a turn
+REARM_SECONDS = 1.0  # the monitor's reader registered again this often (see the docstring)
 MONITOR_GROUPS = (
     MulticastGroupMask.LINK
     | MulticastGroupMask.IPV4_IFADDR
@@ -339,14 +343,28 @@ class Monitor:
         self._buffer = bytearray(RECV_BUFFER)
         self._per_turn = datagrams_per_turn
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._rearm: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
         """Start reading on the running loop."""
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(self.sock.fileno(), self._on_readable)
+        self._rearm = self._loop.call_later(REARM_SECONDS, self._keep_reading)
+
+    def _keep_reading(self) -> None:
+        """Register the reader again and read what waits (libuv may have dropped it, above)."""
+        if self._loop is None or self.sock.fileno() < 0:
+            return
+        self._loop.remove_reader(self.sock.fileno())
+        self._loop.add_reader(self.sock.fileno(), self._on_readable)
+        self._on_readable()
+        self._rearm = self._loop.call_later(REARM_SECONDS, self._keep_reading)
 
     def close(self) -> None:
         """Stop reading and close the socket; idempotent."""
+        if self._rearm is not None:
+            self._rearm.cancel()
+            self._rearm = None
         if self._loop is not None and self.sock.fileno() >= 0:
             self._loop.remove_reader(self.sock.fileno())
         self._loop = None

@@ -10,14 +10,17 @@ set, packed full) and writes the same bytes to every member. A peer that joins a
 already advertises gets the group's table encoded for it alone, then End-of-RIB; a route refresh
 is answered the same way (RFC 2918, with BoRR/EoRR for RFC 7313 peers).
 
-Routes go to every member, including the peer a route came from: a BGP peer drops its own
-route on receipt (AS_PATH loop for eBGP, ORIGINATOR_ID for reflected iBGP), and sending it keeps
-fan-out at one encoding per group (BIRD filters per peer instead and encodes per peer).
+Routes go to every member, including the peer a route came from, when a batch mixes sources:
+a BGP peer drops its own route on receipt (AS_PATH loop for eBGP, ORIGINATOR_ID for reflected
+iBGP), and sending it keeps fan-out at one encoding per group (BIRD filters per peer instead
+and encodes per peer). A batch that is all about one peer's routes (a big table from one peer)
+skips that peer.
 """
 
 from __future__ import annotations
 
 import enum
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 from rib.adj_rib_in import rib_key, split_key
 from rib.decision import DecisionOptions, rank
 from rib.loc_rib import Change
-from rib.route import Origin, Route, Stale
+from rib.route import Origin, Route, Source, Stale
 from rib.shards import SHARD_OF, SPREAD, new_shards, shard_items
 from speaker.negotiated import Negotiated
 from speaker.path_attributes import ATTRIBUTES, PathAttributes
@@ -96,12 +99,27 @@ class PathIds:
 
 
 PATH_IDS = PathIds()
+_GROUPS: weakref.WeakSet[UpdateGroup] = weakref.WeakSet()
 
 
 def _split(keys: list[int]) -> tuple[list[int], list[int]]:
     """ADD-PATH table keys -> (prefixes, path ids), index-aligned for the encoder."""
     pairs = [split_key(k) for k in keys]
     return [p for p, _ in pairs], [i for _, i in pairs]
+
+
+def forget_rewrites() -> int:
+    """Empty every update group's rewrite cache; returns the entries dropped.
+
+    The cache holds each attribute set it rewrote (and its source) for good: run on the RIB's
+    idle sweeps, before the intern tables are swept, so sets no route uses any more can go.
+    Rewritten sets are interned, so a route still advertised gets the same object back.
+    """
+    dropped = 0
+    for group in list(_GROUPS):
+        dropped += len(group._rewrites)
+        group._rewrites.clear()
+    return dropped
 
 
 class UpdateGroup:
@@ -118,7 +136,9 @@ class UpdateGroup:
         # (id(attrs), id(source), family) -> (attrs, source, rewritten): holding the key objects
         # keeps their ids from being reused by other objects.
         self._rewrites: dict[tuple[int, int, int], tuple[object, object, PathAttributes]] = {}
+        _GROUPS.add(self)  # so that forget_rewrites reaches it
         self.encodings = 0  # UPDATE batches encoded (one per flush, whatever the member count)
+        self._skip: str | None = None  # the member the last batch was all about (see apply)
         # Set by the RIB: every candidate of a prefix, for ADD-PATH "all paths" groups.
         self.candidates: Callable[[Family, int], list[Route]] | None = None
         self.options = DecisionOptions()
@@ -139,9 +159,14 @@ class UpdateGroup:
             return None
         if route.stale == Stale.LLGR_STALE and not settings.llgr:
             return None  # RFC 9494 4.5: not to a peer that does not know LLGR_STALE
-        attrs = settings.policy(family, prefix, route)
-        if attrs is None:
-            return None
+        policy = settings.policy
+        if policy is accept_all:
+            attrs = route.attrs
+        else:
+            exported = policy(family, prefix, route)
+            if exported is None:
+                return None
+            attrs = exported
         key = (id(attrs), id(source), family)
         hit = self._rewrites.get(key)
         if hit is None:
@@ -208,25 +233,59 @@ class UpdateGroup:
     # -- changes -----------------------------------------------------------------------------
 
     def apply(self, changes: Iterable[Change]) -> bytes:
-        """Update what is advertised for ``changes``; the UPDATEs to send (maybe empty)."""
+        """Update what is advertised for ``changes``; the UPDATEs to send (maybe empty).
+
+        When every change of the batch is about routes of one source, ``publish`` skips the
+        member that is that source: the bytes would only tell it its own routes (BIRD never
+        sends a route back to its peer either). Any mixed batch goes to every member, so the
+        encoding stays one per group.
+        """
         announce: dict[Family, dict[PathAttributes, list[int]]] = {}
         withdraw: dict[Family, list[int]] = {}
+        origin: Source | bool | None = True  # True: none seen yet; None: several sources
+        families = self.negotiated.families
+        add_path_send = self.negotiated.add_path_send
+        export = self._export
+        # A big table from one peer is a long run of changes to one interned route: with an
+        # export policy that does not read the prefix, its export is decided once per run.
+        route_only = self.settings.policy is accept_all
+        last_route: Route | None = None
+        last_attrs: PathAttributes | None = None
+        current: Family | None = None
+        shards: list[dict[int, PathAttributes]] = []
         for change in changes:
             family = change.family
-            if family not in self.negotiated.families:
-                continue
+            if family is not current:
+                if family not in families:
+                    continue
+                if family not in add_path_send:
+                    found = self.advertised.get(family)
+                    shards = found if found is not None else new_shards()
+                    self.advertised[family] = shards
+                current = family
+            if origin is not None:
+                about = change.new_best or change.old_best
+                source = None if about is None else about.source
+                if origin is True:
+                    origin = source
+                elif origin is not source:
+                    origin = None
             prefix = change.prefix
-            if family in self.negotiated.add_path_send:
+            if family in add_path_send:
                 routes: Sequence[Route] = change.new_ecmp
                 if self.settings.add_path_all and self.candidates is not None:
                     routes = rank(self.candidates(family, prefix), self.options)
                 self._apply_paths(family, prefix, routes, announce, withdraw)
                 continue
-            shards = self.advertised.get(family)
-            if shards is None:
-                shards = self.advertised[family] = new_shards()
             route = change.new_best
-            attrs = None if route is None else self._export(family, prefix, route)
+            if route is None:
+                attrs = None
+            elif route is last_route:
+                attrs = last_attrs
+            else:
+                attrs = export(family, prefix, route)
+                if route_only:
+                    last_route, last_attrs = route, attrs
             table = shards[SHARD_OF[prefix % SPREAD]]
             if attrs is None:
                 if table.pop(prefix, None) is not None:
@@ -234,6 +293,7 @@ class UpdateGroup:
             elif table.get(prefix) is not attrs:
                 table[prefix] = attrs
                 announce.setdefault(family, {}).setdefault(attrs, []).append(prefix)
+        self._skip = origin.name if isinstance(origin, Source) else None
         return self._encode(announce, withdraw)
 
     def _apply_paths(
@@ -292,10 +352,12 @@ class UpdateGroup:
     # -- members -------------------------------------------------------------------------------
 
     def publish(self, data: bytes) -> None:
-        """The same bytes to every member."""
+        """The same bytes to every member (but the source of a one-source batch, see apply)."""
         if data:
+            skip = self._skip
             for member in self.members:
-                member.send(data)
+                if member.name != skip:
+                    member.send(data)
 
     def table_for_new_member(self) -> bytes:
         """The whole advertised table and an End-of-RIB per family, for one member."""

@@ -379,6 +379,14 @@ def compile_export(
 # --- import -----------------------------------------------------------------------------------
 
 
+def import_reads_prefix(inputs: CalicoPolicyInputs, filters: Sequence[Filter]) -> bool:
+    """Whether ``compile_import``'s check depends on the prefix (own blocks, import filters).
+
+    When not, the RIB asks it once per attribute set instead of once per prefix.
+    """
+    return bool(inputs.own_blocks) or any(f.import_v4 or f.import_v6 for f in filters)
+
+
 def compile_import(
     inputs: CalicoPolicyInputs,
     peer: PeerContext,

@@ -6,7 +6,10 @@ routes made CPython pause 50-90 ms per full pass while the table was growing (me
 objects are moved out of the collector's sight with ``gc.freeze()``: passes then only look at
 what was made since. When the RIB has been idle for a while (no inbox work for ``idle_after``
 seconds) the freeze is lifted for one full collection, so cycles that died meanwhile (closed
-connections, dropped sessions) are still reclaimed, and everything left is frozen again.
+connections, dropped sessions) are still reclaimed, and everything left is frozen again. The
+same idle spell sweeps the intern tables (``ROUTES``, ``ATTRIBUTES``), which otherwise keep
+every route and attribute set ever seen: a peer whose attributes churn, or that flaps with new
+ones each time, would grow them for ever.
 
 Data flow: the RIB task calls ``busy()`` whenever it worked; the schedule arms one timer.
 """
@@ -17,6 +20,10 @@ import asyncio
 import gc
 import time
 
+from rib.adj_rib_out import forget_rewrites
+from rib.route import ROUTES
+from speaker.path_attributes import ATTRIBUTES
+
 
 class GcSchedule:
     """Full collections only when the RIB is idle (see the module docstring)."""
@@ -25,6 +32,7 @@ class GcSchedule:
         self.idle_after = idle_after
         self.min_interval = min_interval
         self.full_collections = 0
+        self.swept = 0  # intern-table entries dropped by the idle sweeps
         self.last_pause = 0.0  # seconds the last full collection took
         self._last_full = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -67,6 +75,12 @@ class GcSchedule:
         started = time.perf_counter()
         gc.unfreeze()
         gc.collect()
+        # The intern tables keep what no table refers to any more (a withdrawn route's Route,
+        # the attribute sets of changed routes) until swept: routes first, which frees their
+        # sets for the second sweep.
+        self.swept += ROUTES.sweep()
+        forget_rewrites()  # the update groups' cache would keep every set it ever rewrote
+        self.swept += ATTRIBUTES.sweep()
         gc.freeze()
         self.last_pause = time.perf_counter() - started
         self.full_collections += 1

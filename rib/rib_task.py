@@ -92,6 +92,13 @@ class RibSession(Protocol):
     def cease(self, notification: Notification, reason: str, restart_after: float | None) -> None:
         """End the session with this NOTIFICATION (restarting after a delay, or not)."""
 
+    @property
+    def coming_up(self) -> bool:
+        """OpenSent, OpenConfirm or Established: the peer answers.
+
+        Its SessionUp may still be on its way to the RIB.
+        """
+
 
 def llgr_stale_time(sent: Open, received: Open) -> int:
     """The long-lived stale time (RFC 9494) when both OPENs carry LLGR; 0 otherwise."""
@@ -116,6 +123,7 @@ class PeerRib:
     export: Callable[[RibSession, SessionUp], ExportSettings]
     import_policy: ImportPolicy = accept_import
     rr_client: bool = False  # RFC 4456: the peer is a route-reflector client of ours
+    import_per_route: bool = False  # the import policy ignores the prefix (see add_peer)
     source: Source | None = None
     adj_in: AdjRibIn = field(default_factory=AdjRibIn)
     group: UpdateGroup | None = None
@@ -144,6 +152,7 @@ class Rib:
         selection_deferral: float = 0.0,
         manage_gc: bool = False,
         *,
+        peer_wait: float = 0.0,
         cluster_id: int | None = None,
     ) -> None:
         self.local_as = local_as
@@ -163,6 +172,11 @@ class Rib:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.selection_deferral = selection_deferral
+        # During deferral, also wait this long after the start for peers that are not up yet
+        # (one in its error wait after our crash refuses us for a second or two); a peer down
+        # for good delays selection by this much, never by the whole deferral.
+        self.peer_wait = min(peer_wait, selection_deferral)
+        self._waiting_for_peers_until = 0.0
         self.loc.deferring = selection_deferral > 0
         self._deferral_timer: asyncio.TimerHandle | None = None
         self.prefixes_processed = 0
@@ -173,6 +187,9 @@ class Rib:
         self.deferral_done_hook: Callable[[], None] | None = None
         # The daemon hands full garbage collections to the RIB's idle spells (gc_schedule).
         self.gc = GcSchedule() if manage_gc else None
+        self._changes: list[Change] = []  # applied to the Loc-RIB, not yet published
+        self._slice_start = 0.0
+        self._slice_cpu = 0.0
         self.longest_slice = 0.0  # seconds of wall time between two yields, at most
         self.longest_slice_cpu = 0.0  # the same in CPU time (what the RIB itself spent)
 
@@ -184,11 +201,22 @@ class Rib:
         export: Callable[[RibSession, SessionUp], ExportSettings],
         import_policy: ImportPolicy = accept_import,
         limit: PrefixLimit | None = None,
+        *,
         rr_client: bool = False,
+        import_per_route: bool = False,
     ) -> None:
-        """Serve a peer: ``export`` builds its export settings when its session comes up."""
+        """Serve a peer: ``export`` builds its export settings when its session comes up.
+
+        ``import_per_route``: the import policy's answer does not depend on the prefix (no
+        filters, no own blocks): it is asked once per UPDATE's attribute set, not per prefix.
+        """
         self.peers[session.name] = PeerRib(
-            session, export, import_policy, rr_client=rr_client, limit=limit
+            session,
+            export,
+            import_policy,
+            rr_client=rr_client,
+            limit=limit,
+            import_per_route=import_per_route,
         )
 
     def remove_peer(self, session: RibSession) -> None:
@@ -231,6 +259,9 @@ class Rib:
             )
             if not self.peers:
                 self._post("deferral-done", None, "no peers to wait for")
+            elif self.peer_wait > 0:
+                self._waiting_for_peers_until = loop.time() + self.peer_wait
+                loop.call_later(self.peer_wait, self._post, "deferral-check", None, None)
 
     async def close(self) -> None:
         """Stop the task."""
@@ -278,9 +309,11 @@ class Rib:
         self._post("refresh", session, refresh)
 
     def state_changed(self, session: RibSession, change: StateChange) -> None:
-        """Tell the status output (the RIB itself has nothing to do)."""
+        """Tell the status output; while deferring, look again at whom selection waits for."""
         if self.status_hook is not None:
             self.status_hook()
+        if self.loc.deferring:
+            self._post("deferral-check", None, None)
 
     # -- the node's own routes ---------------------------------------------------------------------
 
@@ -297,6 +330,7 @@ class Rib:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            self._begin_slice()
             while self._inbox:
                 kind, session, payload = self._inbox.popleft()
                 if session is not None and self._retired(session):
@@ -305,6 +339,10 @@ class Rib:
                 del payload, session  # let the UPDATEs go while the task waits
                 if self.gc is not None:
                     self.gc.busy()
+                if time.perf_counter() - self._slice_start > SLICE_SECONDS:
+                    await self._next_slice()  # many small items: yield between them too
+            self._publish()
+            self._slice_done()
             self._queued = 0
             self._resume_sessions()
             if self.status_hook is not None:
@@ -317,34 +355,48 @@ class Rib:
                 session.resume_reading()
 
     async def _slices(self, work: list[tuple[Family, int, Source, int, Route | None]]) -> None:
-        """Apply Loc-RIB changes, publishing and yielding every ``SLICE_SECONDS``."""
+        """Apply Loc-RIB changes; publish and yield whenever the slice has run its time.
+
+        Changes are published once per slice, not once per inbox item: 200 peers' UPDATEs that
+        arrive together cost each update group one encoding and each member one write.
+        """
         apply = self.loc.apply
-        changes: list[Change] = []
-        start = time.perf_counter()
-        cpu = time.thread_time()
+        changes = self._changes
         for i, (family, prefix, source, path_id, route) in enumerate(work):
             change = apply(family, prefix, source, path_id, route)
             if change is not None:
                 changes.append(change)
-            if i % CHECK_EVERY == CHECK_EVERY - 1 and time.perf_counter() - start > SLICE_SECONDS:
-                self._publish(changes)
-                changes = []
-                self._slice_done(start, cpu)
-                await asyncio.sleep(0)
-                start = time.perf_counter()
-                cpu = time.thread_time()
-        self._publish(changes)
-        self._slice_done(start, cpu)
+            if (
+                i % CHECK_EVERY == CHECK_EVERY - 1
+                and time.perf_counter() - self._slice_start > SLICE_SECONDS
+            ):
+                await self._next_slice()
+                changes = self._changes
         self.prefixes_processed += len(work)
 
-    def _slice_done(self, start: float, cpu: float) -> None:
-        # Wall time includes whatever else the machine ran meanwhile; CPU time is ours alone.
-        self.longest_slice = max(self.longest_slice, time.perf_counter() - start)
-        self.longest_slice_cpu = max(self.longest_slice_cpu, time.thread_time() - cpu)
+    def _begin_slice(self) -> None:
+        self._slice_start = time.perf_counter()
+        self._slice_cpu = time.thread_time()
 
-    def _publish(self, changes: list[Change]) -> None:
+    async def _next_slice(self) -> None:
+        """Publish what this slice changed, let the sessions run, start the next slice."""
+        self._publish()
+        self._slice_done()
+        await asyncio.sleep(0)
+        self._begin_slice()
+
+    def _slice_done(self) -> None:
+        # Wall time includes whatever else the machine ran meanwhile; CPU time is ours alone.
+        self.longest_slice = max(self.longest_slice, time.perf_counter() - self._slice_start)
+        self.longest_slice_cpu = max(
+            self.longest_slice_cpu, time.thread_time() - self._slice_cpu
+        )
+
+    def _publish(self) -> None:
+        changes = self._changes
         if not changes:
             return
+        self._changes = []
         for group in self.groups.values():
             group.publish(group.apply(changes))
         for subscriber in self.subscribers:
@@ -360,6 +412,7 @@ class Rib:
         received_at, updates = cast(tuple[float, tuple[Update, ...]], payload)
         source = peer.source
         policy = peer.import_policy
+        per_route = peer.import_per_route
         intern = ROUTES.intern
         loops = self.loops
         work: list[tuple[Family, int, Source, int, Route | None]] = []
@@ -387,6 +440,21 @@ class Rib:
                             work.append((family, prefix, source, path_id, None))
                     continue
                 plain = intern(source, reach.attributes)
+                if per_route and not reach.path_ids and reach.prefixes:
+                    # One answer for the whole set: the policy does not read the prefix.
+                    attrs = policy(family, reach.prefixes[0], plain)
+                    if attrs is None:
+                        work.extend(
+                            (family, prefix, source, 0, None)
+                            for prefix in reach.prefixes
+                            if shards[SHARD_OF[prefix % SPREAD]].pop(prefix, None) is not None
+                        )
+                        continue
+                    route = plain if attrs is plain.attrs else intern(source, attrs)
+                    for prefix in reach.prefixes:
+                        shards[SHARD_OF[prefix % SPREAD]][prefix] = route
+                        work.append((family, prefix, source, 0, route))
+                    continue
                 for prefix, path_id in zip(reach.prefixes, ids, strict=True):
                     route = plain if not path_id else intern(source, reach.attributes, path_id)
                     attrs = policy(family, prefix, route)
@@ -657,13 +725,22 @@ class Rib:
             return
         # A peer that restarts too (R flag) defers its own End-of-RIB until it has ours: waiting
         # for it would stall both sides until the deferral timer (calico#7144 after a rollout).
+        # A peer whose OPENs are being exchanged, or whose SessionUp is still in the inbox, is
+        # alive and about to send its routes: wait for it too, or the first peer's End-of-RIB
+        # would end the deferral a millisecond before the others are up (their routes would
+        # then flap at every peer that kept them as stale).
+        early = asyncio.get_running_loop().time() < self._waiting_for_peers_until
         waiting = [
             p
             for p in self.peers.values()
-            if p.up and p.graceful and not p.restarting and not p.eor >= p.families
+            if (p.up and p.graceful and not p.restarting and not p.eor >= p.families)
+            or (not p.up and (early or p.session.coming_up))
         ]
         if not waiting and any(p.up for p in self.peers.values()):
             self._post("deferral-done", None, "End-of-RIB from every peer that is up")
+
+    async def _on_deferral_check(self, _session: RibSession | None, _payload: object) -> None:
+        self._check_deferral()
 
     async def _on_deferral_end(self, _session: RibSession | None, payload: object) -> None:
         if not self.loc.deferring:
@@ -693,6 +770,7 @@ class Rib:
         "local": _on_local,
         "restart-timeout": _on_restart_timeout,
         "llgr-timeout": _on_llgr_timeout,
+        "deferral-check": _on_deferral_check,
         "deferral-done": _on_deferral_end,
         "deferral-timeout": _on_deferral_end,
     }

@@ -170,6 +170,20 @@ class UpdatesReceived(NamedTuple):
     updates: tuple[Update, ...]
 
 
+class MalformedMessage(NamedTuple):
+    """A malformed message from the peer, whole (header included), for the log.
+
+    RFC 7606 section 8: the NLRI involved and the entire malformed UPDATE are logged.
+    ``update`` is the decoded UPDATE when RFC 7606 lets the session survive it (its
+    ``problems`` say what was done); None when the message resets the session (a
+    ``SendNotification`` follows).
+    """
+
+    conn: int
+    message: bytes
+    update: Update | None
+
+
 class RouteRefreshReceived(NamedTuple):
     """The peer asked for our routes again (RFC 2918) or marks a refresh (RFC 7313)."""
 
@@ -187,5 +201,6 @@ Action = (
     | SessionUp
     | SessionDown
     | UpdatesReceived
+    | MalformedMessage
     | RouteRefreshReceived
 )

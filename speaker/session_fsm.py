@@ -27,7 +27,7 @@ from speaker.control_messages import (
     decode_notification,
     decode_route_refresh,
 )
-from speaker.framing import MessageReader
+from speaker.framing import MessageReader, frame
 from speaker.negotiated import Negotiated
 from speaker.open_checks import OpenRefused, check_open, without_refused
 from speaker.open_message import Open, decode_open, encode_open, open_for
@@ -37,6 +37,7 @@ from speaker.session_events import (
     Close,
     Connect,
     Event,
+    MalformedMessage,
     NotificationReceived,
     RouteRefreshReceived,
     Send,
@@ -50,12 +51,20 @@ from speaker.session_events import (
     UpdatesReceived,
 )
 from speaker.update_message import Update, decode_update
-from speaker.wire_codes import CeaseSubcode, ErrorCode, FsmSubcode, MessageType, OpenSubcode
+from speaker.wire_codes import (
+    MAX_MESSAGE_LEN,
+    CeaseSubcode,
+    ErrorCode,
+    FsmSubcode,
+    MessageType,
+    OpenSubcode,
+)
 
 # Before the OPENs are exchanged nothing is negotiated; nothing is decoded with this but OPEN,
 # KEEPALIVE, NOTIFICATION and ROUTE-REFRESH, which do not depend on it.
 _UNNEGOTIATED = Negotiated()
 _RFC_9687_MINIMUM = 480.0  # 8 minutes
+_MAX_NOTIFICATION_DATA = MAX_MESSAGE_LEN - 21  # a NOTIFICATION's header, code and subcode
 
 
 class Connection:
@@ -238,14 +247,20 @@ class PeerFsm:
             if conn.state == State.ESTABLISHED and message_type == MessageType.UPDATE:
                 # The hot path: no table lookup per UPDATE, one action per chunk.
                 try:
-                    updates.append(decode_update(body, conn.negotiated))
+                    update = decode_update(body, conn.negotiated)
                 except MessageError as exc:
                     out += self._flush(conn, updates)
+                    out.append(MalformedMessage(conn.id, frame(MessageType.UPDATE, body), None))
                     return out + self._run(now, Event.UPDATE_MSG_ERR, conn, exc)
+                if update.problems:  # RFC 7606: kept the session; logged whole all the same
+                    out.append(MalformedMessage(conn.id, frame(MessageType.UPDATE, body), update))
+                updates.append(update)
                 heard = True
                 continue
             out += self._flush(conn, updates)
             event, payload = self._classify(message_type, body)
+            if isinstance(payload, MessageError):
+                out.append(MalformedMessage(conn.id, frame(MessageType(message_type), body), None))
             heard = heard or event in (Event.KEEPALIVE_MSG, Event.UPDATE_MSG)
             out += self._run(now, event, conn, payload)
             if conn.id not in self.connections:
@@ -551,7 +566,10 @@ class PeerFsm:
         assert conn is not None
         exc: MessageError = payload  # type: ignore[assignment]
         reason = f"the peer sent a malformed message: {exc}"
-        self._notify(conn, Notification(exc.code, exc.subcode, exc.data), reason)
+        # The data echoes the offending message or attribute (RFC 4271 6.3, RFC 7313 5); one
+        # longer than a NOTIFICATION can carry is cut to fit rather than not sent at all.
+        data = exc.data[:_MAX_NOTIFICATION_DATA]
+        self._notify(conn, Notification(exc.code, exc.subcode, data), reason)
         self._fail(conn, reason, notified=True)
 
     def _connection_lost(self, _event: Event, conn: Connection | None, payload: object) -> None:

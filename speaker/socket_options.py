@@ -1,5 +1,7 @@
 """Linux socket options a BGP session needs: TCP-MD5 (RFC 2385), GTSM (RFC 5082), TTL, NODELAY.
 
+``send_progress`` reads back what the kernel knows of a connection's sending (for RFC 9687).
+
 Data flow: the transport creates sockets and calls these before ``connect`` (outgoing) or on
 the listener and on each accepted socket (incoming). Python's ``socket`` module has no
 constants or structures for TCP_MD5SIG and IP_MINTTL, so they are spelled out here from
@@ -9,9 +11,11 @@ constants or structures for TCP_MD5SIG and IP_MINTTL, so they are spelled out he
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import ipaddress
 import socket
 import struct
+import termios
 
 TCP_MD5SIG = 14  # linux/tcp.h
 TCP_MD5SIG_MAXKEYLEN = 80
@@ -77,3 +81,26 @@ def set_gtsm(sock: socket.socket, hops: int) -> None:
 def tune(sock: socket.socket) -> None:
     """Small BGP messages go out at once; the listener's port can be rebound at restart."""
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+_TCPI_BYTES_ACKED = 120  # offset of tcpi_bytes_acked in struct tcp_info (linux/tcp.h, 4.1+)
+
+
+def send_progress(sock: socket.socket | None) -> tuple[int, int] | None:
+    """(octets the peer has acknowledged so far, octets waiting in the kernel), or None.
+
+    The transport compares two readings to see whether a peer still reads (RFC 9687): the
+    first from TCP_INFO's ``tcpi_bytes_acked``, the second from SIOCOUTQ (written, not yet
+    acknowledged). None when the socket cannot tell (closed, or a kernel before 4.1).
+    """
+    if sock is None:
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+        waiting = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\x00\x00\x00\x00")
+    except (OSError, ValueError):
+        return None
+    if len(info) < _TCPI_BYTES_ACKED + 8:
+        return None
+    acked: int = struct.unpack_from("=Q", info, _TCPI_BYTES_ACKED)[0]
+    return acked, struct.unpack("=i", waiting)[0]

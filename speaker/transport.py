@@ -21,12 +21,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from speaker import socket_options
-from speaker.control_messages import Notification, encode_notification
+from speaker.control_messages import KEEPALIVE_MESSAGE, Notification, encode_notification
+from speaker.nlri import prefix_text
 from speaker.session_counters import SessionCounters
 from speaker.session_events import (
     Action,
     Close,
     Connect,
+    MalformedMessage,
     NotificationReceived,
     RouteRefreshReceived,
     Send,
@@ -42,6 +44,8 @@ from speaker.session_fsm import PeerFsm
 from speaker.update_message import Update
 
 LOG = logging.getLogger("myna.session")
+_NLRI_LOGGED = 100  # prefixes named in a malformed UPDATE's log line (the hex holds them all)
+_CLOSE_GRACE = 5.0  # seconds a closed connection may take to flush before it is reset
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +110,7 @@ class BgpConnection(asyncio.Protocol):
         self.session = session
         self.conn_id = conn_id
         self.transport: asyncio.Transport | None = None
+        self.acked = -1  # octets the peer had acknowledged at our last KEEPALIVE (RFC 9687)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Register with the session (its FSM sends our OPEN)."""
@@ -163,6 +168,11 @@ class PeerSession:
         return self.fsm.state
 
     @property
+    def coming_up(self) -> bool:
+        """OpenSent, OpenConfirm or Established: the peer answers."""
+        return self.fsm.state in (State.OPEN_SENT, State.OPEN_CONFIRM, State.ESTABLISHED)
+
+    @property
     def counters(self) -> SessionCounters:
         """Messages, NOTIFICATIONs, prefixes and flaps seen (kept by the FSM; bgpd.metrics)."""
         return self.fsm.counters
@@ -183,8 +193,20 @@ class PeerSession:
         if restart_after is not None:
             self._restart = self._loop.call_later(restart_after, self.start)
 
-    def close(self) -> None:
-        """Stop and release everything: timers, connect attempts, sockets."""
+    def close(self, graceful: bool = False) -> None:
+        """Stop and release everything: timers, connect attempts, sockets.
+
+        ``graceful``: we are restarting, not leaving (RFC 4724). An Established session that
+        negotiated graceful restart then ends without a NOTIFICATION, as a crash ends it, so
+        the peer keeps our routes (stale) until we are back or our restart time is over; a
+        Cease would make it drop them at once. Other connections get the Cease.
+        """
+        conn = self.fsm.established
+        if graceful and conn is not None and conn.graceful:
+            connection = self.connections.get(conn.id)
+            if connection is not None and connection.transport is not None:
+                connection.transport.close()  # so the Cease below is not written
+                self.log.info("restarting: session closed without a NOTIFICATION")
         self.stop("Myna is shutting down")
         if self._restart is not None:
             self._restart.cancel()
@@ -275,6 +297,8 @@ class PeerSession:
                     if not self.sink.updates(self, updates):
                         self._pause_reading(conn_id)
                 case Send(conn_id, data):
+                    if data is KEEPALIVE_MESSAGE:
+                        self._check_send_progress(conn_id)
                     self._write(conn_id, data)
                 case Connect(conn_id):
                     self.log.debug(
@@ -284,10 +308,10 @@ class PeerSession:
                     )
                     self._connecting[conn_id] = self._loop.create_task(self._connect(conn_id))
                 case SendNotification(conn_id, notification, reason):
-                    self.log.warning(
-                        "sending NOTIFICATION %s (%s)", notification.describe(), reason
-                    )
                     if self._write(conn_id, encode_notification(notification)):
+                        self.log.warning(
+                            "sending NOTIFICATION %s (%s)", notification.describe(), reason
+                        )
                         self.counters.count_notification_sent(notification)
                 case Close(conn_id):
                     self._close(conn_id)
@@ -310,7 +334,27 @@ class PeerSession:
                     self.sink.session_down(self, action)
                 case RouteRefreshReceived():
                     self.sink.route_refresh(self, action)
+                case MalformedMessage(_, message, update):
+                    self._log_malformed(message, update)
         self._reschedule()
+
+    def _log_malformed(self, message: bytes, update: Update | None) -> None:
+        """RFC 7606 section 8: log the NLRI involved and the entire malformed message."""
+        if update is None:
+            self.log.warning("malformed message, the session is reset: %s", message.hex())
+            return
+        nlri = [prefix_text(p, entry.family) for entry in update.reach for p in entry.prefixes]
+        nlri += [prefix_text(p, gone.family) for gone in update.unreach for p in gone.prefixes]
+        listed = " ".join(nlri[:_NLRI_LOGGED])
+        if len(nlri) > _NLRI_LOGGED:
+            listed += f" and {len(nlri) - _NLRI_LOGGED} more"
+        self.log.warning(
+            "malformed UPDATE, %s, the session stays up: %s; NLRI: %s; message: %s",
+            "treat-as-withdraw" if update.treat_as_withdraw else "attribute discard",
+            "; ".join(problem.describe() for problem in update.problems),
+            listed or "none",
+            message.hex(),
+        )
 
     def _write(self, conn_id: int, data: bytes) -> bool:
         conn = self.connections.get(conn_id)
@@ -328,6 +372,30 @@ class PeerSession:
         conn = self.connections.pop(conn_id, None)
         if conn is not None and conn.transport is not None:
             conn.transport.close()  # flushes what was written first (the NOTIFICATION)
+            if conn.transport.get_write_buffer_size():
+                # The peer is not reading (RFC 9687): the flush would keep the socket and all
+                # that waits in it for as long as the peer holds its window shut. It gets a
+                # few seconds to take the NOTIFICATION, then the connection is reset.
+                self._loop.call_later(_CLOSE_GRACE, conn.transport.abort)
+
+    def _check_send_progress(self, conn_id: int) -> None:
+        """RFC 9687 for a backlog of any size, not only one past the high-water mark.
+
+        At each KEEPALIVE we send, the kernel tells how many octets the peer has acknowledged
+        so far and how many still wait. Octets waiting and none acknowledged since the last
+        KEEPALIVE: the peer stopped reading (a zero window), and the Send Hold Timer runs
+        until it acknowledges something again.
+        """
+        conn = self.connections.get(conn_id)
+        if conn is None or conn.transport is None:
+            return
+        progress = socket_options.send_progress(conn.transport.get_extra_info("socket"))
+        if progress is None:
+            return
+        acked, waiting = progress
+        stuck = acked == conn.acked and waiting + conn.transport.get_write_buffer_size() > 0
+        conn.acked = acked
+        self.fsm.write_blocked(self._loop.time(), conn_id, stuck)
 
     def _pause_reading(self, conn_id: int) -> None:
         conn = self.connections.get(conn_id)

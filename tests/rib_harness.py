@@ -69,6 +69,11 @@ class FakeSession:
         """Record how the RIB ended the session."""
         self.ceased.append((notification, reason, restart_after))
 
+    @property
+    def coming_up(self) -> bool:
+        """Never between connection and SessionUp: the tests bring sessions up at once."""
+        return False
+
     def resume_reading(self) -> None:
         """Count resumes (back-pressure)."""
         self.resumed += 1

@@ -139,9 +139,9 @@ async def test_client_routes_go_to_clients_and_non_clients_reflected() -> None:
         assert attrs.cluster_list == (ip(CLUSTER),)
         assert attrs.next_hop == NH2
         assert attrs.local_pref == 100
-    # The client's own route goes back to it within its group, carrying its own router id as
-    # ORIGINATOR_ID: every BGP speaker ignores that (RFC 4456 8; Myna's check is tested below).
-    assert bed.held("c2")[block(2)].originator_id == ip("198.18.0.2")
+    # A batch that is all about c2's routes is not sent back to c2 (in a batch mixing sources
+    # it would be, with its own router id as ORIGINATOR_ID, which every speaker ignores).
+    assert block(2) not in bed.held("c2")
     await bed.rib.close()
 
 
@@ -239,11 +239,31 @@ async def test_clients_and_non_clients_are_separate_groups_each_encoding_once() 
     await settle(bed.rib)
     after = (clients.encodings, non_clients.encodings)  # type: ignore[attr-defined]
     assert after == (before[0] + 1, before[1] + 1)  # one encoding per group, not per member
-    assert bed["c2"].sent == bed["c3"].sent == bed["c4"].sent != []
+    # The same bytes to every member but c2, whose own routes they are all about.
+    assert bed["c3"].sent == bed["c4"].sent != [] and bed["c2"].sent == []
     assert bed["n5"].sent == bed["n6"].sent != []
     # One attribute set, reflected once: every prefix in one UPDATE.
     (update,) = bed["n5"].updates_received()
     assert len(update.reach) == 1 and len(update.reach[0].prefixes) == 3
+    await bed.rib.close()
+
+
+@on_uvloop
+async def test_a_batch_mixing_sources_goes_to_every_member_in_one_encoding() -> None:
+    bed = Bed({"c2": 2, "c3": 3, "c4": 4})
+    await settle(bed.rib)
+    clients = bed.group_of("c2")
+    before = clients.encodings  # type: ignore[attr-defined]
+    for session in bed.sessions.values():
+        session.sent.clear()
+    bed.announce("c2", [block(2)])
+    bed.announce("c3", [block(3)])  # in the same inbox drain: one batch, two sources
+    await settle(bed.rib)
+    assert clients.encodings == before + 1  # type: ignore[attr-defined]
+    assert bed["c2"].sent == bed["c3"].sent == bed["c4"].sent != []
+    assert set(bed.held("c4")) == {block(2), block(3)}
+    # c2 and c3 get each other's route (and their own back, which they ignore).
+    assert block(3) in bed.held("c2") and block(2) in bed.held("c3")
     await bed.rib.close()
 
 

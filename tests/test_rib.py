@@ -29,12 +29,13 @@ from rib.adj_rib_out import ExportSettings
 from rib.loc_rib import Change
 from rib.policy import LimitAction, PrefixLimit
 from rib.rib_task import Rib
-from rib.route import Origin, Stale
+from rib.route import Origin, Route, Stale
 from speaker.capabilities import GracefulRestartCapability, LongLivedGracefulRestartCapability
 from speaker.control_messages import Notification
 from speaker.nlri import prefix_from_text
 from speaker.path_attributes import PathAttributes
 from speaker.update_message import Unreach, Update
+from speaker.wire_codes import Family
 
 
 def block(n: int) -> int:
@@ -414,4 +415,38 @@ async def test_add_path_all_paths_sends_every_candidate_best_first() -> None:
     rib.updates(c, (Update(unreach=(Unreach(V4, (block(7),)),)),))
     await settle(rib)
     assert paths_held() == [2, 3]  # the MED 300 path moved up into the two
+    await rib.close()
+
+
+@on_uvloop
+async def test_an_import_policy_that_ignores_the_prefix_is_asked_once_per_attribute_set() -> None:
+    calls: list[int] = []
+
+    def no_198_18_0_9(family: Family, prefix: int, route: Route) -> PathAttributes | None:
+        calls.append(prefix)
+        return (
+            None
+            if route.attrs.next_hop == ipaddress.IPv4Address("198.18.0.9").packed
+            else (route.attrs)
+        )
+
+    rib = Rib(LOCAL_AS, int(ipaddress.IPv4Address("198.18.0.1")))
+    a, b = FakeSession("198.18.0.2"), FakeSession("198.18.0.3")
+    rib.add_peer(a, export_settings, no_198_18_0_9, import_per_route=True)
+    rib.add_peer(b, export_settings)
+    rib.start()
+    rib.session_up(a, up_event(a, "198.18.0.2", asn=64999))
+    rib.session_up(b, up_event(b, "198.18.0.3"))
+    rib.updates(
+        a, announce(a, [block(1), block(2), block(3)], "198.18.0.2", as_path=((2, (64999,)),))
+    )
+    await settle(rib)
+    assert len(calls) == 1  # one call for three prefixes
+    assert set(b.table()) == {block(1), block(2), block(3)}
+    # The same prefixes again with a rejected next hop: all three withdrawn, one call.
+    rib.updates(
+        a, announce(a, [block(1), block(2), block(3)], "198.18.0.9", as_path=((2, (64999,)),))
+    )
+    await settle(rib)
+    assert len(calls) == 2 and b.table() == {}
     await rib.close()
