@@ -84,7 +84,8 @@ def _rib(data: dict[str, Any]) -> str:
 
 def _status(data: dict[str, Any]) -> str:
     lines = [
-        f"myna {data['version']}, router id {data['router_id']}, AS {data['local_as']}, "
+        f"myna {data['version']}{', node ' + data['node_name'] if data.get('node_name') else ''}"
+        f", router id {data['router_id']}, AS {data['local_as']}, "
         f"pid {data['pid']}, up {_since(data['started'])}",
         f"peers: {data['established']} of {data['peers']} established; "
         f"Loc-RIB: {data['loc_rib']} prefixes",

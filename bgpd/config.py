@@ -75,6 +75,8 @@ class Peer(_Model):
 
     address: str
     asn: Asn = Field(alias="as")
+    # Calico BGPPeer localASNumber: the AS we present to this peer instead of local_as
+    local_as: Asn | None = None
     port: Annotated[int, Field(ge=1, le=65535)] = 179
     # "auto": Calico's mesh rule, passive towards a peer whose address sorts higher as text
     passive: bool | Literal["auto"] = False
@@ -149,6 +151,7 @@ class IpPoolModel(_Model):
     ipip_mode: Literal["Never", "Always", "CrossSubnet"] = "Never"
     vxlan_mode: Literal["Never", "Always", "CrossSubnet"] = "Never"
     disable_bgp_export: bool = False
+    disabled: bool = False  # Calico: no new allocations; existing blocks are still routed
 
     _network = field_validator("cidr")(lambda cls, v: _network(v))
 
@@ -339,6 +342,7 @@ class MeshModel(_Model):
 class DaemonConfig(_Model):
     """The whole file."""
 
+    node_name: str | None = None  # Calico's Node name (shown by `myna show status`)
     router_id: str
     local_as: Asn
     listen: Listen = Listen()
@@ -482,6 +486,10 @@ class DaemonConfig(_Model):
                     "give the IPv6 source_address"
                 )
         return self
+
+    def local_as_for(self, peer: Peer) -> int:
+        """The AS we are towards ``peer`` (its ``local_as`` override, else ours)."""
+        return peer.local_as if peer.local_as is not None else self.local_as
 
     def is_passive(self, peer: Peer) -> bool:
         """Whether we wait for ``peer`` to connect (resolving Calico's "auto" rule)."""

@@ -124,6 +124,7 @@ class ControlApi:
         sessions = daemon.sessions
         return {
             "version": VERSION,
+            "node_name": daemon.config.node_name,
             "router_id": daemon.config.router_id,
             "local_as": daemon.config.local_as,
             "pid": os.getpid(),

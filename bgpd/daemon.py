@@ -127,10 +127,12 @@ def session_settings(config: DaemonConfig, peer: Peer) -> SessionSettings:
     """The FSM's settings for one peer from the config."""
     timers = peer.timers or config.timers
     return SessionSettings(
-        local_as=config.local_as,
+        local_as=config.local_as_for(peer),
         router_id=_router_id_int(config.router_id),
         peer_as=peer.asn,
-        capabilities=capabilities_for(peer, config.local_as, config.selection_deferral > 0),
+        capabilities=capabilities_for(
+            peer, config.local_as_for(peer), config.selection_deferral > 0
+        ),
         passive=config.is_passive(peer),
         hold_time=timers.hold_time,
         keepalive_time=timers.keepalive_time,
@@ -157,7 +159,7 @@ def transport_settings(peer: Peer) -> TransportSettings:
 def reflection_for(config: DaemonConfig, peer: Peer) -> Reflection | None:
     """RFC 4456 towards ``peer``: None unless the node reflects and the peer is iBGP."""
     cluster_id = config.reflector_cluster_id()
-    if cluster_id is None or peer.asn != config.local_as:
+    if cluster_id is None or peer.asn != config.local_as_for(peer):
         return None
     role = PeerRole.CLIENT if peer.route_reflector_client else PeerRole.NON_CLIENT
     return Reflection(cluster_id, role, config.client_to_client)
@@ -195,7 +197,7 @@ class Policies:
         self.config = config
         self.inputs = calico_inputs(config)
         self.filters = {name: filter_from_crd(name, spec) for name, spec in config.filters.items()}
-        self._exports: dict[tuple[bool, bool, tuple[str, ...]], ExportPolicy] = {}
+        self._exports: dict[tuple[bool, int, bool, tuple[str, ...]], ExportPolicy] = {}
         own = {ipaddress.ip_address(config.router_id).packed}
         own.update(
             ipaddress.ip_address(p.source_address).packed for p in config.peers if p.source_address
@@ -204,14 +206,19 @@ class Policies:
 
     def _context(self, peer: Peer) -> PeerContext:
         return PeerContext(
-            ibgp=peer.asn == self.config.local_as,
+            ibgp=peer.asn == self.config.local_as_for(peer),
             rr_client=peer.route_reflector_client,
-            local_as=self.config.local_as,
+            local_as=self.config.local_as_for(peer),
         )
 
     def export(self, peer: Peer) -> ExportPolicy:
         """The peer's export policy: its filters, then Calico's defaults when pools are set."""
-        key = (peer.asn == self.config.local_as, peer.route_reflector_client, peer.filters)
+        key = (
+            peer.asn == self.config.local_as_for(peer),
+            self.config.local_as_for(peer),
+            peer.route_reflector_client,
+            peer.filters,
+        )
         policy = self._exports.get(key)
         if policy is None:
             filters = [self.filters[name] for name in peer.filters]
@@ -356,7 +363,7 @@ class Daemon:
             local = session.local_address()
             packed = ipaddress.ip_address(local).packed if local else b""
             return ExportSettings(
-                local_as=self.config.local_as,
+                local_as=self.config.local_as_for(peer),
                 next_hop_v4=packed if len(packed) == 4 else b"",
                 next_hop_v6=packed if len(packed) == 16 else b"",
                 next_hop_mode=NextHopMode(peer.next_hop_mode),
@@ -373,7 +380,7 @@ class Daemon:
         """OPENs from now on say we are no longer restarting (no R flag)."""
         for session in self.sessions:
             peer = self.peer_configs[session.name]
-            session.fsm.capabilities = capabilities_for(peer, self.config.local_as, False)
+            session.fsm.capabilities = capabilities_for(peer, self.config.local_as_for(peer), False)
         if self.fib is not None:
             # After the RIB has published its selection (it does so right after this hook).
             asyncio.get_running_loop().call_soon(self._remove_leftovers)
@@ -488,7 +495,9 @@ class Daemon:
             if peer.address in plan.added or peer.address in plan.reset:
                 session = self._add_peer(peer)
                 if not restarting:
-                    session.fsm.capabilities = capabilities_for(peer, config.local_as, False)
+                    session.fsm.capabilities = capabilities_for(
+                        peer, config.local_as_for(peer), False
+                    )
                 session.start()
         if plan.announce_changed:
             self._announce(old.announce, None)

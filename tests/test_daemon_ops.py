@@ -413,3 +413,21 @@ def test_calico_reflector_topology_from_the_node_list() -> None:
     # With the mesh on, reflectors take no part in it.
     assert peers_of("198.18.0.1", enabled=True) == {"198.18.0.2": ("mesh", False)}
     assert peers_of("198.18.0.100", enabled=True) == {}
+
+
+@on_uvloop
+async def test_a_peer_with_its_own_local_as(tmp_path: Path) -> None:
+    """Calico's BGPPeer localASNumber: A presents AS 64600 to B (eBGP, AS 64700)."""
+    async with cluster(tmp_path) as c:
+        b_data = node(B, c.ports[B], [{"address": "127.0.0.1", "as": 64600,
+                      "port": c.ports["127.0.0.1"], "source_address": B, "passive": True}],
+                      local_as=64700)  # fmt: skip
+        b = Daemon(parse_config(yaml.safe_dump(b_data)))
+        await b.start()
+        c.daemons[B] = b
+        c.write(c.a_config({B: {"as": 64700, "local_as": 64600}}, node_name="node-a"))
+        a = await c.start_a()
+        await wait_for("A's route at B", lambda: received(b, "127.0.0.1") == {"198.19.1.0/26"})
+        (path,) = b.api.routes({"prefix": "198.19.1.0/26"})
+        assert path["as_path"] == [64600]  # prepended with the overriding AS, not 64512
+        assert a.api.status()["node_name"] == "node-a"
