@@ -23,12 +23,12 @@ import asyncio
 import logging
 import socket
 import struct
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
 import uvloop
 import yaml
+from loopback_daemons import free_port
 
 from bgpd.config import DaemonConfig, parse_config
 from bgpd.daemon import Daemon
@@ -70,23 +70,6 @@ LOCAL_AS = 64512
 
 class PeerClosedError(AssertionError):
     """Myna closed (or reset) the connection while the test waited for a message."""
-
-
-def free_port(address: str) -> int:
-    """A TCP port nobody listens on at ``address`` right now."""
-    with socket.socket() as sock:
-        sock.bind((address, 0))
-        return int(sock.getsockname()[1])
-
-
-async def wait_for(what: str, condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll ``condition`` until true; fail naming ``what`` after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(POLL)
 
 
 def myna_config(
@@ -202,20 +185,6 @@ def pair(
         )
     )
     return m, w
-
-
-@asynccontextmanager
-async def running(*daemons: Daemon) -> AsyncIterator[None]:
-    """Start the daemons in order; close every started one afterwards, whatever happened."""
-    started: list[Daemon] = []
-    try:
-        for daemon in daemons:
-            await daemon.start()
-            started.append(daemon)
-        yield
-    finally:
-        for daemon in reversed(started):
-            await daemon.close()
 
 
 def in_loc_rib(daemon: Daemon, text: str, source: str) -> bool:

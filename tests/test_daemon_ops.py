@@ -20,12 +20,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
+from loopback_daemons import free_port, wait_for
 from uvloop_runner import on_uvloop
 
 from bgpd.cli import redacted
@@ -36,12 +37,6 @@ from speaker.session_events import State
 MYNA = [sys.executable, "-m", "bgpd.cli"]
 BIRDCL = "/usr/sbin/birdcl"
 B, C, D = "127.0.0.2", "127.0.0.3", "127.0.0.4"  # A, the daemon under test, is 127.0.0.1
-
-
-def free_port(address: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((address, 0))
-        return int(sock.getsockname()[1])
 
 
 def node(me: str, port: int, peers: list[dict[str, Any]], **top: Any) -> dict[str, Any]:
@@ -66,15 +61,6 @@ def node(me: str, port: int, peers: list[dict[str, Any]], **top: Any) -> dict[st
 def peer(address: str, port: int, **extra: Any) -> dict[str, Any]:
     return {"address": address, "as": 64512, "port": port, "source_address": "127.0.0.1",
             **extra}  # fmt: skip
-
-
-async def wait_for(what: str, condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def run(*cmd: str | Path, timeout: float = 30) -> tuple[int, str, str]:

@@ -51,8 +51,8 @@ from fault_injector import (
     open_bytes,
     pair,
     route_from,
-    wait_for,
 )
+from loopback_daemons import wait_for
 from rfc7606_builders import (
     EBGP,
     EXT_MESSAGE,

@@ -35,9 +35,8 @@ from fault_injector import (
     in_loc_rib,
     open_bytes,
     pair,
-    running,
-    wait_for,
 )
+from loopback_daemons import running, wait_for
 from uvloop_runner import on_uvloop
 
 from bgpd.daemon import Daemon

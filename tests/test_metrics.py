@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
+from loopback_daemons import free_port, running, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 from uvloop_runner import on_uvloop
 
@@ -41,13 +41,6 @@ ROUTER_IDS = {A: "198.18.0.1", B: "198.18.0.2", C: "198.18.0.3"}
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-def free_port(address: str) -> int:
-    """A TCP port nobody listens on at ``address`` right now."""
-    with socket.socket() as sock:
-        sock.bind((address, 0))
-        return int(sock.getsockname()[1])
-
-
 def config(me: str, port: int, peers: list[tuple[str, int, str]], top: str = "") -> DaemonConfig:
     """A daemon at ``me`` with iBGP ``peers`` (address, port, extra YAML), metrics on port 0."""
     peer_yaml = "".join(
@@ -66,30 +59,6 @@ control: {{socket: null}}
 peers:{peer_yaml if peers else " []"}
 """
     )
-
-
-async def wait_for(what: str, condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll ``condition`` until true; fail naming ``what`` after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-@asynccontextmanager
-async def running(*daemons: Daemon) -> AsyncIterator[None]:
-    """Start the daemons in order; close every started one afterwards."""
-    started: list[Daemon] = []
-    try:
-        for daemon in daemons:
-            await daemon.start()
-            started.append(daemon)
-        yield
-    finally:
-        for daemon in started:
-            await daemon.close()
 
 
 async def http(

@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from loopback_daemons import free_port, wait_for
 from uvloop_runner import on_uvloop
 
 from bgpd.config import parse_config
@@ -25,13 +26,6 @@ from speaker.session_events import State
 from speaker.wire_codes import Family
 
 A, B = "127.0.0.1", "127.0.0.2"
-
-
-def free_port(address: str) -> int:
-    """A TCP port nobody listens on at ``address`` right now."""
-    with socket.socket() as sock:
-        sock.bind((address, 0))
-        return int(sock.getsockname()[1])
 
 
 def config(me: str, port: int, peer: str, peer_port: int, top: str = "", **peer_extra: Any) -> Any:
@@ -53,16 +47,6 @@ peers:
     source_address: {me}{extra}
 """
     )
-
-
-async def wait_for(what: str, condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll ``condition`` until true; fail naming ``what`` after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @asynccontextmanager
