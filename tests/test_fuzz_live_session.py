@@ -47,6 +47,7 @@ from fault_injector import (
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from loopback_daemons import wait_for
 from test_session_fsm import fsm_in
 
 from bgpd.daemon import Daemon
@@ -237,20 +238,11 @@ def bed() -> Iterator[Bed]:
             bed.loop.close()
 
 
-async def until(what: str, condition: object, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():  # type: ignore[operator]
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(POLL)
-
-
 async def live_example(bed: Bed, stream: Stream) -> None:
     m = bed.m
     session = m.session(stream.peer)
     mark = bed.tap.mark()
-    await until("M ready for the injector", lambda: session.state == State.ACTIVE)
+    await wait_for("M ready for the injector", lambda: session.state == State.ACTIVE)
     peer = RawPeer(stream.peer, "127.0.0.1", m.listener.bound_port)
     base = session.counters.received_bytes
     try:
@@ -277,11 +269,11 @@ async def live_example(bed: Bed, stream: Stream) -> None:
                 await peer.send(encode_notification(Notification(6, 2)))
         peer.close()
     # Whatever happened, the session ends cleanly and promptly, and nothing of it is left.
-    await until(
+    await wait_for(
         "M back to Active",
         lambda: session.state == State.ACTIVE and not session.connections,
     )
-    await until("the injector's routes gone", lambda: len(m.rib.peers[stream.peer].adj_in) == 0)
+    await wait_for("the injector's routes gone", lambda: len(m.rib.peers[stream.peer].adj_in) == 0)
     # The daemon keeps serving: no traceback, the control API answers, W never noticed.
     assert not bed.tap.tracebacks(mark), bed.tap.tracebacks(mark)
     assert not bed.loop.loop_errors, bed.loop.loop_errors
