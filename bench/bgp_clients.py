@@ -77,6 +77,7 @@ CONNECT_RETRY = 0.3  # seconds between connection attempts while the server star
 ESTABLISH_TIMEOUT = 90.0
 CACHE_LIMIT = 100_000  # decoded UPDATEs kept per session shape
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+END_OF_RIB = encode_end_of_rib(V4)
 
 
 # -- the cases --------------------------------------------------------------------------------
@@ -90,6 +91,7 @@ class Case:
     clients: int
     describe: str
     announce: Callable[[int], list[int]]
+    receives: bool = True  # False: the server is a mesh node, which reflects nothing back
 
 
 def _calico_blocks(i: int) -> list[int]:
@@ -107,12 +109,46 @@ def _big_table(i: int) -> list[int]:
     return [((BIG_START + n) << 8) | 32 for n in range(BIG_COUNT)]
 
 
+# bench.suite's cases. Propagation: client 0 sends, client 1 receives; the /32s count up from
+# 198.18.1.0 (clear of the session addresses in 198.18.0.0/24): 100,000 fit in 198.18.0.0/15,
+# 1,000,000 run on to 198.33.67.63 and exist only in the BGP tables of the benchmark's own
+# namespaces. Mesh: client i (a simulated mesh node) announces the four /26 blocks of
+# 198.18.4.0/24 + i (500 nodes end in 198.19.247.255), and receives nothing (an iBGP mesh
+# node re-advertises no iBGP route). Install: one client announcing ``big``'s 100,000 /32s
+# (from 198.18.64.0, clear of the mesh peers' 198.18.2.0/23).
+PROP_START = int(ipaddress.IPv4Address("198.18.1.0"))
+MESH_START = int(ipaddress.IPv4Address("198.18.4.0"))
+
+
+def _propagation(count: int) -> Callable[[int], list[int]]:
+    def announce(i: int) -> list[int]:
+        return [((PROP_START + n) << 8) | 32 for n in range(count)] if i == 0 else []
+
+    return announce
+
+
+def _mesh_blocks(i: int) -> list[int]:
+    base = MESH_START + (i << 8)
+    return [((base + 64 * k) << 8) | 26 for k in range(4)]
+
+
 CASES: dict[str, Case] = {
     "calico": Case(
         "calico", 200, "200 clients, each 4 /26 blocks with its own next hop", _calico_blocks
     ),
     "big": Case("big", 10, "10 clients, one of them announcing 100,000 /32s", _big_table),
+    "prop-100k": Case(
+        "prop-100k", 2, "client 0 sends 100,000 /32s, client 1 receives", _propagation(100_000)
+    ),
+    "prop-1m": Case(
+        "prop-1m", 2, "client 0 sends 1,000,000 /32s, client 1 receives", _propagation(1_000_000)
+    ),
+    "mesh": Case(
+        "mesh", 500, "mesh peers, each 4 /26 blocks, nothing received", _mesh_blocks, False
+    ),
+    "install-100k": Case("install-100k", 1, "one peer sending 100,000 /32s", _big_table, False),
 }
+FANOUT_CASES = ("calico", "big")
 
 
 def client_address(first: str, i: int) -> str:
@@ -368,7 +404,8 @@ async def run_clients(args: argparse.Namespace) -> dict[str, Any]:
     hop = _hop_function(case, args.first)
     clients = []
     for i in range(count):
-        client = Client(fleet, i, client_address(args.first, i), tables[i], total - len(tables[i]))
+        want = total - len(tables[i]) if case.receives else 0
+        client = Client(fleet, i, client_address(args.first, i), tables[i], want)
         client.expected_hop = hop
         clients.append(client)
     pids = [int(p) for p in args.watch_pids.split(",") if p]
@@ -389,6 +426,7 @@ async def run_clients(args: argparse.Namespace) -> dict[str, Any]:
             client.done_at = time.perf_counter()
             fleet.pending -= 1
     t0 = time.perf_counter()
+    say(f"t0 {time.monotonic():.6f}")  # for a harness watching another process (bench.suite)
     for client in clients:
         client.announce()
     fleet.last_progress = t0
@@ -411,6 +449,9 @@ async def run_clients(args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.sleep(0.5)  # let the server's memory settle before reading its peak
     peak = {pid: proc_status(pid) for pid in pids}
     cpu = {pid: cpu_seconds(pid) - cpu_t0[pid] for pid in pids}
+    if args.linger:  # sessions kept up (keepalives go on) while the harness measures
+        say(json.dumps({"lingering": args.linger}))
+        await asyncio.sleep(args.linger)
     for client in clients:
         client.close()
     await asyncio.sleep(0.1)
@@ -454,13 +495,23 @@ async def run_clients(args: argparse.Namespace) -> dict[str, Any]:
 class Relay:
     """Every client's UPDATEs copied undecoded to every other client (module docstring)."""
 
-    def __init__(self, local: str) -> None:
+    def __init__(self, local: str, expect_eor: int = 0, forward: bool = True) -> None:
         self.local = local
         self.up: list[RelaySession] = []
         self.flush_scheduled = False
+        self.expect_eor = expect_eor
+        self.end_of_ribs = 0
+        self.forwarding = forward
 
     def forward(self, source: RelaySession, frames: list[bytes]) -> None:
         """Queue ``frames`` for every Established session but ``source``."""
+        if self.expect_eor:
+            self.end_of_ribs += frames.count(END_OF_RIB)
+            if self.end_of_ribs >= self.expect_eor:  # every client's table is in
+                say(f"received {self.end_of_ribs} {time.monotonic():.6f}")  # mesh_scale reads it
+                self.expect_eor = 0
+        if not self.forwarding:
+            return
         for session in self.up:
             if session is not source:
                 session.pending.extend(frames)
@@ -514,7 +565,7 @@ class RelaySession(asyncio.Protocol):
 
 async def run_relay(args: argparse.Namespace) -> None:
     """The ``relay`` command: serve until killed, keepalives included."""
-    relay = Relay(args.local)
+    relay = Relay(args.local, args.expect_eor, not args.no_forward)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: RelaySession(relay), args.local, 179)
     say("listening")
@@ -547,8 +598,11 @@ def main(argv: list[str] | None = None) -> int:
     clients.add_argument("--settle", type=float, default=1.0)
     clients.add_argument("--timeout", type=float, default=600.0)
     clients.add_argument("--stall", type=float, default=30.0)
+    clients.add_argument("--linger", type=float, default=0.0, help="keep sessions up after")
     relay = commands.add_parser("relay", help="copy UPDATEs between clients (no reflector)")
     relay.add_argument("--local", required=True)
+    relay.add_argument("--expect-eor", type=int, default=0, help="say when that many EoRs came")
+    relay.add_argument("--no-forward", action="store_true", help="a sink: forward nothing")
     args = parser.parse_args(argv)
     if args.command == "relay":
         _run(run_relay(args))

@@ -72,7 +72,7 @@ from testbed.gobgp import IDLE_HOLD_AFTER_RESET
 from testbed.myna_peer import MYNA, MynaPeer
 from testbed.topology import run as run_command
 
-from bench.bgp_clients import AS, CASES, client_address
+from bench.bgp_clients import AS, CASES, FANOUT_CASES, client_address
 from bench.results_file import machine, save
 
 REPO = Path(__file__).resolve().parents[1]
@@ -479,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(reflectors) - set(REFLECTORS))
     if unknown:
         parser.error(f"unknown reflectors {unknown}; choose from {','.join(REFLECTORS)}")
-    cases = list(CASES) if args.case == "all" else [args.case]
+    cases = list(FANOUT_CASES) if args.case == "all" else [args.case]
     signal.signal(signal.SIGTERM, _terminate)
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())  # other work on the machine skews times
     report = run(cases, reflectors, args)

@@ -1,0 +1,792 @@
+"""The side-by-side benchmark suite: every scenario, Myna beside BIRD 2, FRR, GoBGP and ExaBGP.
+
+Run it (root):
+
+    .venv/bin/python -m bench.suite [--quick] [--only SCENARIOS] [--out bench/results]
+
+Scenarios (``--only`` takes a comma-separated subset of these names):
+
+  propagation  one sender -> the daemon -> one receiver, 100,000 and 1,000,000 IPv4 /32s
+               (``bench.reflector_fanout`` with cases ``prop-100k`` / ``prop-1m`` of
+               ``bench.bgp_clients``): sender and receiver are iBGP route-reflector clients of
+               the daemon, the one set-up all four daemons forward the same way; from the
+               sender's first UPDATE to the receiver holding every prefix
+  fanout       ``bench.reflector_fanout``'s cases ``calico`` and ``big``
+  mesh         ``bench.mesh_scale``: one mesh node, 500 simulated iBGP mesh peers with 4 /26
+               blocks each; time from the first UPDATE (sessions up) to every route in the
+               node's kernel, kernel routes installed, idle CPU over 10 s and RSS
+  kernel       ``bench.kernel_bench`` (Myna's netlink code against pyroute2, 100,000 routes)
+               and ``bench.mesh_scale --case install-100k`` (each daemon's own time from one
+               peer's first UPDATE to 100,000 /32s in its kernel)
+  memory       ``bench.rib_memory``: bytes per route at 1,000,000 prefixes, Myna and BIRD 2
+  codec        ``bench.codec_bench``: UPDATE decode / encode against ExaBGP 5's codec
+  latency      ``bench.block_latency``: a block from host A's kernel to host B's kernel
+
+Data flow: each scenario runs its benchmark module in a child process with ``--json`` (so a
+crash or a hang of one scenario leaves the others' figures) and turns its output into rows
+``{scenario, case, impl, metric, value, unit, notes, extra}``; the ``none`` rows (a byte relay
+or a sink instead of the daemon, or no daemon at all) show what the harness alone needs. Then
+``bench.results_file.save`` writes ``<date>-suite[-quick].md`` (a table per scenario, the
+Myna/BIRD ratios, the targets met or not) and ``.json`` (every row, the raw outputs, the ratios)
+with the machine, and this module draws ``<date>-suite[-quick].png`` (matplotlib, Agg backend:
+one bar chart per scenario). ``--quick`` uses smaller sizes and single runs, listed in the
+output (``QUICK``), to finish within 10 minutes on 2 cores.
+
+Cleanup: the children build their namespaces in ``tests/testbed`` ``Topology`` blocks and stop
+every process by PID when those end; on Ctrl-C or SIGTERM this process sends SIGTERM to the
+running child (by its PID), waits for it to unwind, and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+from bench.reflector_fanout import versions
+from bench.results_file import machine, save
+
+REPO = Path(__file__).resolve().parents[1]
+SCENARIOS = ("propagation", "fanout", "mesh", "kernel", "memory", "codec", "latency")
+IMPLS = ("none", "myna", "bird", "frr", "gobgp")
+LABELS = {
+    "none": "none (relay)",
+    "myna": "Myna",
+    "bird": "BIRD 2",
+    "frr": "FRR",
+    "gobgp": "GoBGP",
+    "exabgp": "ExaBGP 5",
+    "pyroute2": "pyroute2",
+}
+FULL: dict[str, Any] = {
+    "propagation": {"cases": ["prop-100k", "prop-1m"], "repeat": 3, "repeat_1m": 1},
+    "fanout": {"repeat": 3},
+    "mesh": {"peers": 500, "idle": 10.0},
+    "kernel": {"count": 100_000, "sample": 5_000, "repeat": 3},
+    "memory": {"count": 1_000_000},
+    "codec": {"scale": 1.0, "repeat": 5},
+    "latency": {"count": 100},
+}
+QUICK: dict[str, Any] = {
+    "propagation": {"cases": ["prop-100k"], "repeat": 1, "repeat_1m": 1},
+    "fanout": {"repeat": 1},
+    "mesh": {"peers": 500, "idle": 10.0},
+    "kernel": {"count": 100_000, "sample": 2_000, "repeat": 1},
+    "memory": {"count": 100_000},
+    "codec": {"scale": 0.2, "repeat": 2},
+    "latency": {"count": 20},
+}
+TIMEOUT = 3600.0  # seconds for one child benchmark
+
+_running: list[subprocess.Popen[str]] = []  # the child benchmark now running
+
+
+# -- running the benchmark modules ----------------------------------------------------------------
+
+
+def child(module: str, *args: str, timeout: float = TIMEOUT) -> str:
+    """``python -m bench.<module> ARGS`` with its stderr passed through; its stdout."""
+    command = [sys.executable, "-m", f"bench.{module}", *args]
+    say(f"$ {' '.join(command[1:])}")
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
+    _running.append(process)
+    try:
+        out, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _stop_child()
+        raise RuntimeError(f"bench.{module} did not finish in {timeout:g} s") from None
+    finally:
+        code = process.returncode
+        _running.clear()
+    if code != 0:
+        raise RuntimeError(f"bench.{module} exited with {code}")
+    return out
+
+
+def _stop_child() -> None:
+    """SIGTERM the running child by PID; SIGKILL it if it does not unwind in 60 s."""
+    if not _running or _running[0].poll() is not None:
+        return
+    process = _running[0]
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def say(line: str) -> None:
+    """Progress on stderr."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def row(
+    scenario: str,
+    case: str,
+    impl: str,
+    metric: str,
+    value: float | None,
+    unit: str,
+    notes: str = "",
+    **extra: Any,
+) -> dict[str, Any]:
+    """One figure of the suite."""
+    return {
+        "scenario": scenario,
+        "case": case,
+        "impl": impl,
+        "label": LABELS.get(impl, impl),
+        "metric": metric,
+        "value": value,
+        "unit": unit,
+        "notes": notes,
+        "extra": extra,
+    }
+
+
+# -- the scenarios --------------------------------------------------------------------------------
+
+
+def fanout_rows(scenario: str, cases: list[str], repeat: int, timeout: float) -> list[dict]:
+    """Rows of ``bench.reflector_fanout`` for ``cases``."""
+    out: list[dict[str, Any]] = []
+    for case in cases:
+        report = json.loads(
+            child(
+                "reflector_fanout",
+                "--case",
+                case,
+                "--repeat",
+                str(repeat),
+                "--json",
+                "--timeout",
+                str(timeout),
+            )
+        )
+        for impl, r in report["cases"][case]["rows"].items():
+            prefixes = r.get("raw", {}).get("prefixes_announced")
+            extra: dict[str, Any] = {
+                "peak_rss_mib": r["peak_rss_mib"],
+                "cpu_seconds": r["cpu_seconds"],
+            }
+            if prefixes and r["seconds"]:
+                extra["routes_per_second"] = prefixes / r["seconds"]
+            out.append(
+                row(
+                    scenario,
+                    case,
+                    impl,
+                    "time to full table",
+                    r["seconds"],
+                    "s",
+                    r["notes"],
+                    **extra,
+                )
+            )
+    return out
+
+
+def propagation(sizes: dict[str, Any]) -> list[dict[str, Any]]:
+    """Scenario 1."""
+    out = []
+    for case in sizes["cases"]:
+        repeat = sizes["repeat_1m"] if case == "prop-1m" else sizes["repeat"]
+        out += fanout_rows("propagation", [case], repeat, 1200.0 if case == "prop-1m" else 300.0)
+    return out
+
+
+def fanout(sizes: dict[str, Any]) -> list[dict[str, Any]]:
+    """Scenario 2."""
+    return fanout_rows("fanout", ["calico", "big"], sizes["repeat"], 300.0)
+
+
+def mesh_rows(scenario: str, case: str, peers: int, idle: float, timeout: float) -> list[dict]:
+    """Rows of ``bench.mesh_scale``."""
+    out = []
+    text = child(
+        "mesh_scale",
+        "--case",
+        case,
+        "--peers",
+        str(peers),
+        "--idle",
+        str(idle),
+        "--timeout",
+        str(timeout),
+        "--json",
+    )
+    for line in text.splitlines():
+        r = json.loads(line)
+        impl = r["daemon"]
+        if "error" in r:
+            out.append(
+                row(
+                    scenario,
+                    case,
+                    impl,
+                    "time to converge",
+                    None,
+                    "s",
+                    f"failed: {r['error'].splitlines()[0]}",
+                )
+            )
+            continue
+        notes = [f"programs: {r['programs']}"]
+        if r["outcome"] != "complete":
+            notes.append(f"did not converge: {r['outcome']}")
+        if r["established_line"]:
+            notes.append(r["established_line"])
+        out.append(
+            row(
+                scenario,
+                case,
+                impl,
+                "time to converge",
+                r["converge_seconds"],
+                "s",
+                "; ".join(notes),
+                kernel_routes=r["kernel_routes_installed"],
+                routes=r["routes_announced"],
+                idle_cpu_percent=r["idle_cpu_percent"],
+                rss_mib=r["rss_mib"],
+                peak_rss_mib=r["peak_rss_mib"],
+            )
+        )
+    return out
+
+
+def mesh(sizes: dict[str, Any]) -> list[dict[str, Any]]:
+    """Scenario 3."""
+    return mesh_rows("mesh", "mesh", sizes["peers"], sizes["idle"], 120.0)
+
+
+def kernel(sizes: dict[str, Any]) -> list[dict[str, Any]]:
+    """Scenario 4: Myna's netlink against pyroute2, then each daemon's install over BGP."""
+    data = json.loads(
+        child(
+            "kernel_bench",
+            "--count",
+            str(sizes["count"]),
+            "--sample",
+            str(sizes["sample"]),
+            "--repeat",
+            str(sizes["repeat"]),
+            "--json",
+        )
+    )
+    out = []
+    for case, r in data.items():
+        out.append(
+            row(
+                "kernel",
+                case,
+                "myna",
+                "rate",
+                r["myna"],
+                "routes/s",
+                "Myna's kernel_sync, ack on the last message of each send",
+                ack_every=r["myna_ack_every"],
+            )
+        )
+        out.append(
+            row(
+                "kernel",
+                case,
+                "pyroute2",
+                "rate",
+                r["pyroute2"],
+                "routes/s",
+                f"IPRoute.route(), {sizes['sample']:,}-route sample",
+            )
+        )
+    try:
+        out += mesh_rows("kernel", "install-100k", 1, 2.0, 300.0)
+    except RuntimeError as error:
+        out.append(
+            row("kernel", "install-100k", "myna", "time to converge", None, "s", f"failed: {error}")
+        )
+    return out
+
+
+def memory(sizes: dict[str, Any]) -> list[dict[str, Any]]:
+    """Scenario 5."""
+    data = json.loads(child("rib_memory", "--count", str(sizes["count"]), "--json"))
+    out = []
+    for key, r in data["rows"].items():
+        impl = "bird" if key.startswith("bird") else "myna"
+        out.append(
+            row(
+                "memory",
+                key.split("-", 1)[1],
+                impl,
+                "bytes per route",
+                r["alloc_bytes_per_route"],
+                "B",
+                f"{r['label']}; {r['alloc_source']}; RSS delta {r['rss_bytes_per_route']:.0f} B",
+                rss_bytes_per_route=r["rss_bytes_per_route"],
+                load_seconds=r["load_seconds"],
+                routes=r["routes"],
+            )
+        )
+    if data.get("bird_error"):
+        out.append(
+            row(
+                "memory",
+                "shared",
+                "bird",
+                "bytes per route",
+                None,
+                "B",
+                f"failed: {data['bird_error']}",
+            )
+        )
+    out.append(
+        row(
+            "memory",
+            "-",
+            "none",
+            "bytes per route",
+            None,
+            "B",
+            "no relay row: one process holds the table, no client in the path",
+        )
+    )
+    return out
+
+
+def codec(sizes: dict[str, Any]) -> list[dict[str, Any]]:
+    """Scenario 6."""
+    data = json.loads(
+        child(
+            "codec_bench",
+            "--scale",
+            str(sizes["scale"]),
+            "--repeat",
+            str(sizes["repeat"]),
+            "--json",
+        )
+    )
+    out = []
+    for case, r in data.items():
+        short = case.split(":")[0] + " " + case.rsplit("[", 1)[1].rstrip("]")
+        out.append(
+            row(
+                "codec",
+                short,
+                "myna",
+                "rate",
+                r["myna"],
+                "prefixes/s",
+                case,
+                ratio_to_exabgp=r["ratio"],
+            )
+        )
+        out.append(row("codec", short, "exabgp", "rate", r["exabgp"], "prefixes/s", case))
+    return out
+
+
+def latency(sizes: dict[str, Any]) -> list[dict[str, Any]]:
+    """Scenario 7."""
+    data = json.loads(child("block_latency", "--count", str(sizes["count"]), "--json"))
+    out = []
+    for label, r in data.items():
+        impl = "bird" if label.startswith("BIRD") else "myna"
+        out.append(
+            row(
+                "latency",
+                "block A -> B",
+                impl,
+                "median",
+                r["median_ms"],
+                "ms",
+                f"{label}; p99 {r['p99_ms']:.1f} ms over {r['rounds']:.0f} rounds",
+                p99_ms=r["p99_ms"],
+            )
+        )
+    out.extend(
+        row(
+            "latency",
+            "block A -> B",
+            impl,
+            "median",
+            None,
+            "ms",
+            "not run: block_latency drives Myna and BIRD 2 only (learning Felix's "
+            "blackholes from the kernel is what it times)",
+        )
+        for impl in ("frr", "gobgp")
+    )
+    out.append(
+        row(
+            "latency",
+            "block A -> B",
+            "none",
+            "median",
+            None,
+            "ms",
+            "no relay row: both ends are the benchmark's own netlink sockets",
+        )
+    )
+    return out
+
+
+RUNNERS: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
+    "propagation": propagation,
+    "fanout": fanout,
+    "mesh": mesh,
+    "kernel": kernel,
+    "memory": memory,
+    "codec": codec,
+    "latency": latency,
+}
+
+
+# -- ratios, targets, table, plot -----------------------------------------------------------------
+
+
+def _find(rows: list[dict], scenario: str, case: str, impl: str) -> dict | None:
+    return next(
+        (r for r in rows if (r["scenario"], r["case"], r["impl"]) == (scenario, case, impl)),
+        None,
+    )
+
+
+def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Myna's figure over BIRD 2's, per scenario and case where both have one."""
+    out = []
+    for r in rows:
+        if r["impl"] != "myna" or r["value"] is None:
+            continue
+        bird = _find(rows, r["scenario"], r["case"], "bird")
+        if bird and bird["value"]:
+            out.append(
+                {
+                    "scenario": r["scenario"],
+                    "case": r["case"],
+                    "metric": r["metric"],
+                    "myna_over_bird": r["value"] / bird["value"],
+                }
+            )
+    return out
+
+
+def targets(rows: list[dict[str, Any]], quick: bool) -> list[tuple[str, bool | None, str]]:
+    """(target, met or None when not measured, figures)."""
+    out: list[tuple[str, bool | None, str]] = []
+
+    def versus(scenario: str, case: str, name: str) -> None:
+        myna, bird = _find(rows, scenario, case, "myna"), _find(rows, scenario, case, "bird")
+        if not myna or not bird or myna["value"] is None or bird["value"] is None:
+            out.append((name, None, "not measured"))
+            return
+        out.append(
+            (
+                name,
+                myna["value"] <= bird["value"],
+                f"Myna {myna['value']:.3f} s, BIRD 2 {bird['value']:.3f} s",
+            )
+        )
+
+    for case in ("prop-100k", "prop-1m"):
+        if any(r["case"] == case for r in rows):
+            versus("propagation", case, f"propagation {case}: Myna <= BIRD 2")
+    for case in ("calico", "big"):
+        if any(r["scenario"] == "fanout" and r["case"] == case for r in rows):
+            versus("fanout", case, f"reflector {case}: Myna <= BIRD 2")
+    m = _find(rows, "mesh", "mesh", "myna")
+    if m:
+        peers = m["extra"].get("routes", 0) // 4
+        t, cpu = m["value"], m["extra"].get("idle_cpu_percent")
+        out.append(
+            (
+                f"mesh of {peers} peers converges within 5 s",
+                t is not None and t <= 5,
+                "-" if t is None else f"{t:.2f} s",
+            )
+        )
+        out.append(
+            (
+                "mesh idle CPU < 2% of a core",
+                cpu is not None and cpu < 2,
+                "-" if cpu is None else f"{cpu:.2f}%",
+            )
+        )
+    for case, floor, name in (
+        ("a: install /32 blackholes", 100_000, "kernel installs >= 100k/s (blackholes)"),
+        ("b: install /32 via gateway", 100_000, "kernel installs >= 100k/s (via gateway)"),
+    ):
+        k = _find(rows, "kernel", case, "myna")
+        if k and k["value"] is not None:
+            out.append((name, k["value"] >= floor, f"{k['value']:,.0f}/s"))
+    dump = next(
+        (
+            r
+            for r in rows
+            if r["scenario"] == "kernel" and r["case"].startswith("c:") and r["impl"] == "myna"
+        ),
+        None,
+    )
+    if dump and dump["value"] is not None:
+        out.append(
+            ("kernel dump >= 200k routes/s", dump["value"] >= 200_000, f"{dump['value']:,.0f}/s")
+        )
+    for r in rows:
+        if (
+            r["scenario"] == "memory"
+            and r["impl"] == "myna"
+            and r["case"] in ("shared", "distinct")
+        ):
+            worst = max(r["value"], r["extra"]["rss_bytes_per_route"])
+            count = r["extra"]["routes"]
+            out.append(
+                (
+                    f"memory <= 250 B/route at {count:,} prefixes ({r['case']})",
+                    worst <= 250,
+                    f"{worst:.0f} B/route at worst",
+                )
+            )
+    decode_a = _find(rows, "codec", "a decode", "myna")
+    if decode_a and decode_a["value"] is not None:
+        out.append(
+            (
+                "codec decode (a) >= 1,000,000 prefixes/s",
+                decode_a["value"] >= 1e6,
+                f"{decode_a['value']:,.0f}/s",
+            )
+        )
+    codec_rows = [r for r in rows if r["scenario"] == "codec" and r["impl"] == "myna"]
+    if codec_rows:
+        worst = min(r["extra"]["ratio_to_exabgp"] for r in codec_rows)
+        out.append(("codec >= 10x ExaBGP in every row", worst >= 10, f"lowest {worst:.1f}x"))
+    lat = _find(rows, "latency", "block A -> B", "myna")
+    if lat and lat["value"] is not None:
+        p99 = lat["extra"]["p99_ms"]
+        out.append(
+            (
+                "block latency median <= 10 ms, p99 <= 50 ms",
+                lat["value"] <= 10 and p99 <= 50,
+                f"median {lat['value']:.1f} ms, p99 {p99:.1f} ms",
+            )
+        )
+    return out
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit in ("routes/s", "prefixes/s", "B"):
+        return f"{value:,.0f}"
+    if unit == "ms":
+        return f"{value:.1f}"
+    return f"{value:.3f}"
+
+
+def _extra(r: dict[str, Any]) -> str:
+    e = r["extra"]
+    parts = []
+    if "routes_per_second" in e:
+        parts.append(f"{e['routes_per_second']:,.0f} routes/s")
+    if e.get("peak_rss_mib") is not None:
+        parts.append(f"peak RSS {e['peak_rss_mib']:.1f} MiB")
+    if e.get("cpu_seconds") is not None:
+        parts.append(f"CPU {e['cpu_seconds']:.2f} s")
+    if "kernel_routes" in e:
+        parts.append(f"kernel routes {e['kernel_routes']:,}/{e['routes']:,}")
+    if "idle_cpu_percent" in e:
+        parts.append(f"idle CPU {e['idle_cpu_percent']:.2f}%, RSS {e['rss_mib']:.1f} MiB")
+    if e.get("ack_every"):
+        parts.append(f"ack every message {e['ack_every']:,.0f}/s")
+    if "ratio_to_exabgp" in e:
+        parts.append(f"{e['ratio_to_exabgp']:.1f}x ExaBGP")
+    return "; ".join(parts)
+
+
+def table(report: dict[str, Any]) -> str:
+    """The markdown: one table per scenario, the ratios, the targets."""
+    rows = report["rows"]
+    lines = []
+    for scenario in report["scenarios"]:
+        mine = [r for r in rows if r["scenario"] == scenario]
+        lines += [f"### {scenario}", ""]
+        if report["errors"].get(scenario):
+            lines += [f"Failed: {report['errors'][scenario]}", ""]
+        if not mine:
+            continue
+        lines += [
+            "| case | implementation | figure | other figures | notes |",
+            "|---|---|---:|---|---|",
+        ]
+        for r in mine:
+            figure = f"{_fmt(r['value'], r['unit'])} {r['unit']}" if r["value"] is not None else "-"
+            notes = r["notes"].replace("|", "\\|")
+            lines.append(f"| {r['case']} | {r['label']} | {figure} | {_extra(r)} | {notes} |")
+        lines.append("")
+    lines += [
+        "### Myna / BIRD 2",
+        "",
+        "| scenario | case | metric | Myna / BIRD 2 |",
+        "|---|---|---|---:|",
+    ]
+    lines += [
+        f"| {x['scenario']} | {x['case']} | {x['metric']} | {x['myna_over_bird']:.2f} |"
+        for x in report["ratios"]
+    ]
+    lines += ["", "### Targets", "", "| target | met | figures |", "|---|---|---|"]
+    for name, met, figures in report["targets"]:
+        verdict = "not measured" if met is None else ("met" if met else "NOT met")
+        lines.append(f"| {name} | {verdict} | {figures} |")
+    return "\n".join(lines)
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    """One bar chart per scenario: the main figure of every case and implementation."""
+    import matplotlib  # noqa: PLC0415 - only the suite needs it (the `bench` extra)
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    # One chart per scenario and figure (the kernel scenario has rates and times).
+    panels = list(
+        dict.fromkeys(
+            (r["scenario"], r["metric"]) for r in report["rows"] if r["value"] is not None
+        )
+    )
+    if not panels:
+        return
+    columns = 2
+    rows_n = (len(panels) + columns - 1) // columns
+    fig, axes = plt.subplots(rows_n, columns, figsize=(14, 4.2 * rows_n), squeeze=False)
+    colours = {
+        "none": "#999999",
+        "myna": "#d62728",
+        "bird": "#1f77b4",
+        "frr": "#2ca02c",
+        "gobgp": "#9467bd",
+        "exabgp": "#ff7f0e",
+        "pyroute2": "#8c564b",
+    }
+    for ax, (scenario, metric) in zip(axes.flat, panels, strict=False):
+        mine = [
+            r
+            for r in report["rows"]
+            if (r["scenario"], r["metric"]) == (scenario, metric) and r["value"] is not None
+        ]
+        cases = list(dict.fromkeys(r["case"] for r in mine))
+        impls = list(dict.fromkeys(r["impl"] for r in mine))
+        width = 0.8 / max(1, len(impls))
+        for k, impl in enumerate(impls):
+            xs, ys = [], []
+            for i, case in enumerate(cases):
+                r = _find(mine, scenario, case, impl)
+                if r is not None:
+                    xs.append(i + (k - (len(impls) - 1) / 2) * width)
+                    ys.append(r["value"])
+            ax.bar(xs, ys, width, label=LABELS.get(impl, impl), color=colours.get(impl))
+        ax.set_xticks(range(len(cases)))
+        ax.set_xticklabels([c[:28] for c in cases], fontsize=8, rotation=12)
+        values = [r["value"] for r in mine if r["value"] > 0]
+        if values and max(values) / min(values) > 50:
+            ax.set_yscale("log")
+        unit = mine[0]["unit"]
+        better = "lower" if unit in ("s", "ms", "B") else "higher"
+        ax.set_title(f"{scenario}: {mine[0]['metric']} ({unit}, {better} is better)", fontsize=10)
+        ax.legend(fontsize=7)
+        ax.grid(axis="y", alpha=0.3)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    mode = "quick" if report["quick"] else "full"
+    fig.suptitle(f"Myna benchmark suite ({mode}), {report['date']}", fontsize=12)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+# -- main -----------------------------------------------------------------------------------------
+
+
+def _terminate(signum: int, _frame: object) -> NoReturn:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, single runs")
+    parser.add_argument("--only", default=",".join(SCENARIOS), help="scenarios, comma-separated")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    args = parser.parse_args(argv)
+    chosen = [s for s in args.only.split(",") if s]
+    unknown = sorted(set(chosen) - set(SCENARIOS))
+    if unknown:
+        parser.error(f"unknown scenarios {unknown}; choose from {','.join(SCENARIOS)}")
+    sizes = QUICK if args.quick else FULL
+    signal.signal(signal.SIGTERM, _terminate)
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    started = time.monotonic()
+    rows: list[dict[str, Any]] = []
+    errors: dict[str, str] = {}
+    durations: dict[str, float] = {}
+    try:
+        for scenario in chosen:
+            say(f"== {scenario} {sizes[scenario]}")
+            begun = time.monotonic()
+            try:
+                rows += RUNNERS[scenario](sizes[scenario])
+            except Exception as error:  # the other scenarios' figures still count
+                errors[scenario] = f"{type(error).__name__}: {error}"
+                say(f"{scenario} failed: {error}")
+            durations[scenario] = time.monotonic() - begun
+            say(f"   {scenario}: {durations[scenario]:.0f} s")
+    except (KeyboardInterrupt, SystemExit):
+        _stop_child()
+        raise
+    import datetime  # noqa: PLC0415
+
+    report: dict[str, Any] = {
+        "quick": args.quick,
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),
+        "sizes": {s: sizes[s] for s in chosen},
+        "scenarios": chosen,
+        "seconds": time.monotonic() - started,
+        "scenario_seconds": durations,
+        "errors": errors,
+        "rows": rows,
+    }
+    report["ratios"] = ratios(rows)
+    report["targets"] = targets(rows, args.quick)
+    mode = "quick" if args.quick else "full"
+    header = (
+        f"Mode: {mode}; sizes: "
+        + "; ".join(f"{s} {json.dumps(sizes[s])}" for s in chosen)
+        + f". Wall time {report['seconds']:.0f} s ("
+        + ", ".join(f"{s} {d:.0f} s" for s in chosen if (d := durations.get(s)) is not None)
+        + ").\n\n"
+    )
+    text = header + table(report)
+    print(text)
+    name = "suite-quick" if args.quick else "suite"
+    command = ".venv/bin/python -m bench.suite " + " ".join(sys.argv[1:] if argv is None else argv)
+    info = machine(**versions(), load_average_at_start=load)
+    try:
+        from exabgp.version import version as exabgp_version  # noqa: PLC0415
+
+        info["exabgp"] = str(exabgp_version)
+    except ImportError:
+        info["exabgp"] = "not installed"
+    path = save(name, f"Benchmark suite ({mode})", command.strip(), text, report, args.out, info)
+    png = path.with_suffix(".png")
+    plot(report, png)
+    say(f"saved {path}, {path.with_suffix('.json')}, {png}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
