@@ -565,7 +565,9 @@ class Daemon:
     async def _start_kernel(self) -> None:
         """Kernel sync: one notification monitor feeding the learner, resolver and programmer."""
         kernel = self.config.kernel
-        events = self.kernel_events = KernelEvents(kernel.monitor_buffer, kernel.reconcile_interval)
+        events = self.kernel_events = KernelEvents(
+            kernel.monitor_buffer, kernel.reconcile_interval, own_protocol=kernel.protocol
+        )
         events.after_resync = self.status.changed
         if kernel.program:
             policy: KernelPolicy = program_all

@@ -25,7 +25,12 @@ from typing import Protocol
 
 from kernel_sync.netlink_codes import MessageType
 from kernel_sync.netlink_messages import Address, Header, Link
-from kernel_sync.netlink_socket import DEFAULT_RCVBUF, Monitor, dump_links
+from kernel_sync.netlink_socket import (
+    DEFAULT_RCVBUF,
+    Monitor,
+    drop_own_new_routes,
+    dump_links,
+)
 from kernel_sync.route_messages import KernelRoute
 
 LOG = logging.getLogger("myna.kernel")
@@ -46,8 +51,14 @@ class KernelWatcher(Protocol):
 class KernelEvents:
     """The daemon's netlink monitor and its watchers (see the module docstring)."""
 
-    def __init__(self, rcvbuf: int = DEFAULT_RCVBUF, reconcile_interval: float = 0.0) -> None:
+    def __init__(
+        self,
+        rcvbuf: int = DEFAULT_RCVBUF,
+        reconcile_interval: float = 0.0,
+        own_protocol: int | None = None,
+    ) -> None:
         self.rcvbuf = rcvbuf
+        self.own_protocol = own_protocol  # its RTM_NEWROUTE notifications are filtered out
         self.reconcile_interval = reconcile_interval
         self.watchers: list[KernelWatcher] = []
         self.links: dict[int, Link] = {}  # by ifindex: whether each device is up, by name
@@ -63,6 +74,8 @@ class KernelEvents:
     async def start(self) -> None:
         """Listen first, then read the links and let every watcher read its starting state."""
         self._monitor = Monitor(self._on_message, self._on_overrun, rcvbuf=self.rcvbuf)
+        if self.own_protocol is not None:
+            drop_own_new_routes(self._monitor.sock, self.own_protocol)
         self._monitor.start()
         await self._read_all()
         self._schedule_periodic()

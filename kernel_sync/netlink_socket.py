@@ -32,10 +32,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import errno
 import logging
 import os
 import socket
+import struct
 from collections import Counter
 from collections.abc import Callable
 from types import TracebackType
@@ -44,6 +46,7 @@ from typing import Self
 from kernel_sync.namespaces import call_in_namespace
 from kernel_sync.netlink_codes import (
     NETLINK_ROUTE,
+    NLMSG_HDRLEN,
     AddressFamily,
     MessageFlag,
     MessageType,
@@ -132,6 +135,35 @@ def open_netlink_socket(
     if netns is None:
         return _open_here(groups, rcvbuf, sndbuf, ext_ack)
     return call_in_namespace(netns, lambda: _open_here(groups, rcvbuf, sndbuf, ext_ack))
+
+
+_SO_ATTACH_FILTER = 26  # not in Python's socket module
+_BPF_LDB_ABS = 0x30  # BPF_LD | BPF_B | BPF_ABS
+_BPF_JEQ_K = 0x15  # BPF_JMP | BPF_JEQ | BPF_K
+_BPF_RET_K = 0x06  # BPF_RET | BPF_K
+_NLMSG_TYPE_LOW = 4  # nlmsg_type's low octet (host order; rtnetlink types are < 256)
+_RTM_PROTOCOL = NLMSG_HDRLEN + 5  # rtmsg: family, dst_len, src_len, tos, table, protocol
+
+
+def drop_own_new_routes(sock: socket.socket, protocol: int) -> None:
+    """Keep RTM_NEWROUTE notifications of ``protocol`` (ours) out of ``sock`` (classic BPF).
+
+    Each route Myna writes comes back as a notification; at 100,000 routes, parsing those in
+    Python costs a core for a second or two, and nothing reads them: the learner never learns
+    our protocol, the resolver ignores it, drift repair needs only RTM_DELROUTE. The kernel
+    sends one notification per datagram, so the filter sees the message at offset 0.
+    """
+    program = [
+        (_BPF_LDB_ABS, 0, 0, _NLMSG_TYPE_LOW),
+        (_BPF_JEQ_K, 0, 2, int(MessageType.NEWROUTE)),  # not NEWROUTE: accept
+        (_BPF_LDB_ABS, 0, 0, _RTM_PROTOCOL),
+        (_BPF_JEQ_K, 1, 0, protocol),  # ours: drop
+        (_BPF_RET_K, 0, 0, 0x40000),  # accept the whole datagram
+        (_BPF_RET_K, 0, 0, 0),
+    ]
+    code = ctypes.create_string_buffer(b"".join(struct.pack("=HBBI", *i) for i in program))
+    fprog = struct.pack("=HxxxxxxQ", len(program), ctypes.addressof(code))
+    sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
 
 
 async def wait_readable(sock: socket.socket) -> None:

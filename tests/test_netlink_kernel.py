@@ -30,6 +30,7 @@ from kernel_sync.netlink_codes import (
 from kernel_sync.netlink_messages import Address, Header, Link
 from kernel_sync.netlink_socket import (
     Monitor,
+    drop_own_new_routes,
     dump_addresses,
     dump_links,
     dump_routes,
@@ -301,3 +302,30 @@ async def test_links_and_addresses(topology: Topology) -> None:
         scope=RouteScope.HOST,
         oif=eth0,
     ) in {r._replace(flags=0) for r in local}
+
+
+@pytest.mark.asyncio
+async def test_our_own_new_routes_are_filtered_out_of_the_monitor(topology: Topology) -> None:
+    """The BPF filter keeps RTM_NEWROUTE of our protocol out; everything else comes through."""
+    host = topology.add_host("a")
+    seen: list[tuple[int, int, int]] = []  # (type, prefix, protocol)
+    last = asyncio.Event()
+    marker = prefix("198.19.90.0/24")
+
+    def on_message(header: Header, value: KernelRoute | Link | Address) -> None:
+        if isinstance(value, KernelRoute):
+            seen.append((header.type, value.prefix, value.protocol))
+            if value.prefix == marker:
+                last.set()
+
+    async with Monitor(on_message, lambda: None, netns=host.netns) as monitor:
+        drop_own_new_routes(monitor.sock, BIRD)
+        ours, felix = prefix("198.19.88.0/24"), prefix("198.19.89.0/24")
+        host.ip("route", "add", "198.19.88.0/24", "via", "198.18.0.2", "proto", "12")
+        host.ip("route", "add", "blackhole", "198.19.89.0/24", "proto", "80")
+        host.ip("route", "del", "198.19.88.0/24", "proto", "12")
+        host.ip("route", "add", "blackhole", "198.19.90.0/24", "proto", "80")  # the last one
+        await asyncio.wait_for(last.wait(), DEADLINE)
+    assert (MessageType.NEWROUTE, ours, BIRD) not in seen  # filtered
+    assert (MessageType.NEWROUTE, felix, 80) in seen
+    assert (MessageType.DELROUTE, ours, BIRD) in seen  # drift repair still sees deletions
