@@ -303,3 +303,54 @@ def test_two_myna_reflectors_one_cluster_survive_a_sigkill(topology: Topology) -
     for host in hosts.values():
         reflectors[0].wait_established(host.ipv4, timeout=60)
     wait_full_tables([h.ipv4 for h in rr_hosts])
+
+
+class TopologyMyna(MynaPeer):
+    """Myna whose peers come from Calico's node list (``mesh.nodes``), not from ``peers``."""
+
+    nodes: list[Any]
+
+    def config(self) -> dict[str, Any]:
+        """The bed's config with the peers derived from the node list."""
+        config = {**super().config(), "mesh": {"enabled": False, "nodes": self.nodes}}
+        config.pop("peers")
+        config["ipv4_address"] = f"{self.host.ipv4}/24"
+        return config
+
+
+def test_clients_of_two_clusters_reach_each_other(topology: Topology) -> None:
+    """Calico's rules from the node list: two reflectors of different clusters treat each
+    other as clients; the clients of one cluster get the other's routes through both."""
+    rr_a, rr_b = topology.add_host("rra"), topology.add_host("rrb")
+    h1, h2, h3 = (topology.add_host(n) for n in ("ha", "hb", "hc"))
+    nodes: list[Any] = [
+        {"address": rr_a.ipv4, "cluster_id": "198.19.255.1"},
+        {"address": rr_b.ipv4, "cluster_id": "198.19.255.2"},
+        h1.ipv4,
+        h2.ipv4,
+        h3.ipv4,
+    ]
+    daemons = {}
+    for host in (rr_a, rr_b, h1, h2, h3):
+        others = [Neighbor(n if isinstance(n, str) else n["address"], AS) for n in nodes]
+        daemon = TopologyMyna(
+            host,
+            host.ipv4,
+            AS,
+            [n for n in others if n.address != host.ipv4],
+            [] if host in (rr_a, rr_b) else [block(number(host.ipv4))],
+        )
+        daemon.nodes = nodes
+        daemons[host.name] = daemon.start()
+    # Every host peers with both reflectors; the reflectors with everyone.
+    for host in (h1, h2, h3):
+        for rr in (rr_a, rr_b):
+            daemons[host.name].wait_established(rr.ipv4, timeout=60)
+    daemons["rra"].wait_established(rr_b.ipv4, timeout=60)
+    blocks = {h.name: block(number(h.ipv4)) for h in (h1, h2, h3)}
+    for host in (h1, h2, h3):
+        others = [b for name, b in blocks.items() if name != host.name]
+        for rr in (rr_a, rr_b):
+            daemons[host.name].wait_prefixes(rr.ipv4, others, exact=True, timeout=60)
+    # Each reflector takes the other reflector's reflections: they are of another cluster.
+    assert daemons["rra"].received_prefixes(rr_b.ipv4) == frozenset(blocks.values())
