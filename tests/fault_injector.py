@@ -23,12 +23,12 @@ import asyncio
 import logging
 import socket
 import struct
-from collections.abc import Coroutine, Sequence
-from typing import Any, TypeVar
+from collections.abc import Coroutine, Iterator, Sequence
+from typing import Any, Self, TypeVar
 
 import uvloop
 import yaml
-from loopback_daemons import free_port
+from loopback_daemons import free_port, wait_for
 
 from bgpd.config import DaemonConfig, parse_config
 from bgpd.daemon import Daemon
@@ -388,3 +388,57 @@ class ModuleLoop:
             self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         self.loop.close()
+
+
+class WitnessBed:
+    """M (under test) and W (a well-behaved witness) on one loop for a whole test module.
+
+    ``injector_peers`` are the extra peers M is configured with (the raw injector connects as
+    them). ``before_waiting`` runs once both daemons started, before W's session is awaited.
+    ``for_module`` is the body of a module-scoped fixture: start, yield, always clean up.
+    """
+
+    def __init__(self, injector_peers: list[dict[str, Any]]) -> None:
+        self.loop = ModuleLoop()
+        self.tap = LogTap().install()
+        fast = {"error_wait": [0.01, 0.02]}
+        self.m, self.w = pair([{**peer, "timers": fast} for peer in injector_peers])
+        self.started: list[Daemon] = []
+        self.w_conn: int | None = None
+
+    def before_waiting(self) -> None:
+        """A hook for subclasses (e.g. capabilities to offer the injector)."""
+
+    async def start(self) -> None:
+        for daemon in (self.w, self.m):
+            await daemon.start()
+            self.started.append(daemon)
+        self.before_waiting()
+        await wait_for("M and W Established", lambda: established(self.m, self.w))
+        await wait_for("M and W exchanged their blocks", lambda: blocks_exchanged(self.m, self.w))
+        self.w_conn = self.m.session(W).established_conn
+
+    def check_daemons(self) -> None:
+        """W's session never flapped, its routes are still exchanged; nothing reached the loop."""
+        assert established(self.m, self.w), "the witness session went down"
+        assert self.m.session(W).established_conn == self.w_conn
+        assert self.m.session(W).counters.flaps == 0
+        assert self.w.session(M).counters.flaps == 0
+        assert blocks_exchanged(self.m, self.w), "the witness routes changed"
+        assert not self.loop.loop_errors, self.loop.loop_errors
+
+    async def close(self) -> None:
+        for daemon in reversed(self.started):
+            await daemon.close()
+
+    def for_module(self) -> Iterator[Self]:
+        """Start, hand the bed to the module's tests, then stop everything whatever happened."""
+        try:
+            self.loop.run(self.start())
+            yield self
+        finally:
+            try:
+                self.loop.run(self.close())
+            finally:
+                self.tap.remove()
+                self.loop.close()

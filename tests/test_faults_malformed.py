@@ -41,15 +41,11 @@ from fault_injector import (
     V6,
     LogTap,
     M,
-    ModuleLoop,
     RawPeer,
-    W,
+    WitnessBed,
     announce,
-    blocks_exchanged,
-    established,
     in_loc_rib,
     open_bytes,
-    pair,
     route_from,
 )
 from loopback_daemons import wait_for
@@ -77,7 +73,6 @@ from rfc7606_builders import (
 )
 from rfc7606_cases import CASES
 
-from bgpd.daemon import Daemon
 from speaker.capabilities import (
     ExtendedMessageCapability,
     ExtendedNextHopCapability,
@@ -122,26 +117,15 @@ KINDS: dict[Negotiated, Kind] = {
 }
 
 
-class Bed:
+class Bed(WitnessBed):
     """M, W and the log tap, alive for the whole module."""
 
     def __init__(self) -> None:
-        self.loop = ModuleLoop()
-        self.tap = LogTap().install()
-        fast = {"error_wait": [0.01, 0.02]}
-        self.m, self.w = pair(
-            [
-                {"address": IBGP_PEER, "as": LOCAL_AS, "timers": fast},
-                {"address": EBGP_PEER, "as": PEER_AS, "timers": fast},
-            ]
+        super().__init__(
+            [{"address": IBGP_PEER, "as": LOCAL_AS}, {"address": EBGP_PEER, "as": PEER_AS}]
         )
-        self.started: list[Daemon] = []
-        self.w_conn: int | None = None
 
-    async def start(self) -> None:
-        for daemon in (self.w, self.m):
-            await daemon.start()
-            self.started.append(daemon)
+    def before_waiting(self) -> None:
         # Offer what the rows' sessions need (the daemon itself offers IPv4 or IPv6, not both,
         # and neither extended messages nor extended next hops).
         fsm = self.m.session(IBGP_PEER).fsm
@@ -151,36 +135,11 @@ class Bed:
             ExtendedMessageCapability(),
             ExtendedNextHopCapability(((1, 1, 2),)),
         )
-        await wait_for("M and W Established", lambda: established(self.m, self.w))
-        await wait_for("M and W exchanged their blocks", lambda: blocks_exchanged(self.m, self.w))
-        self.w_conn = self.m.session(W).established_conn
-
-    def check_daemons(self) -> None:
-        """W's session never flapped, its routes are still exchanged; nothing reached the loop."""
-        assert established(self.m, self.w), "the witness session went down"
-        assert self.m.session(W).established_conn == self.w_conn
-        assert self.m.session(W).counters.flaps == 0
-        assert self.w.session(M).counters.flaps == 0
-        assert blocks_exchanged(self.m, self.w), "the witness routes changed"
-        assert not self.loop.loop_errors, self.loop.loop_errors
-
-    async def close(self) -> None:
-        for daemon in reversed(self.started):
-            await daemon.close()
 
 
 @pytest.fixture(scope="module")
 def bed() -> Iterator[Bed]:
-    bed = Bed()
-    try:
-        bed.loop.run(bed.start())
-        yield bed
-    finally:
-        try:
-            bed.loop.run(bed.close())
-        finally:
-            bed.tap.remove()
-            bed.loop.close()
+    yield from Bed().for_module()
 
 
 def fields_hold(attributes: PathAttributes, fields: Any, absent: tuple[str, ...]) -> None:

@@ -36,21 +36,18 @@ from codec_strategies import updates
 from fault_injector import (
     LOCAL_AS,
     POLL,
-    LogTap,
-    ModuleLoop,
     RawPeer,
     W,
+    WitnessBed,
     blocks_exchanged,
     established,
     open_bytes,
-    pair,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from loopback_daemons import wait_for
 from test_session_fsm import fsm_in
 
-from bgpd.daemon import Daemon
 from speaker.codec_errors import CodecError, EncodeError
 from speaker.control_messages import (
     KEEPALIVE_MESSAGE,
@@ -190,52 +187,20 @@ def test_fsm_takes_any_stream_without_raising(stream: Stream, state: State) -> N
 # (3): a live session
 
 
-class Bed:
+class Bed(WitnessBed):
     """M and W on one loop for the module, and the log tap."""
 
     def __init__(self) -> None:
-        self.loop = ModuleLoop()
-        self.tap = LogTap().install()
-        fast = {"error_wait": [0.01, 0.02]}
-        self.m, self.w = pair(
-            [
-                {"address": IBGP_PEER, "as": LOCAL_AS, "timers": fast},
-                {"address": EBGP_PEER, "as": EBGP_AS, "timers": fast},
-            ]
+        super().__init__(
+            [{"address": IBGP_PEER, "as": LOCAL_AS}, {"address": EBGP_PEER, "as": EBGP_AS}]
         )
-        self.started: list[Daemon] = []
-        self.w_conn: int | None = None
         self.examples = 0
         self.reached: dict[str, int] = {}  # what the examples ended in, for the report
-
-    async def start(self) -> None:
-        for daemon in (self.w, self.m):
-            await daemon.start()
-            self.started.append(daemon)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10
-        while not (established(self.m, self.w) and blocks_exchanged(self.m, self.w)):
-            assert loop.time() < deadline, "M and W never exchanged their blocks"
-            await asyncio.sleep(POLL)
-        self.w_conn = self.m.session(W).established_conn
-
-    async def close(self) -> None:
-        for daemon in reversed(self.started):
-            await daemon.close()
 
 
 @pytest.fixture(scope="module")
 def bed() -> Iterator[Bed]:
-    bed = Bed()
-    try:
-        bed.loop.run(bed.start())
-        yield bed
-    finally:
-        try:
-            bed.loop.run(bed.close())
-        finally:
-            bed.tap.remove()
-            bed.loop.close()
+    yield from Bed().for_module()
 
 
 async def live_example(bed: Bed, stream: Stream) -> None:
