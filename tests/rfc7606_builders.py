@@ -22,6 +22,7 @@ from speaker.capabilities import FourOctetAsCapability, MultiprotocolCapability
 from speaker.codec_errors import UpdateAction
 from speaker.negotiated import Negotiated
 from speaker.nlri import prefix_from_text
+from speaker.path_attributes import PathAttributes
 from speaker.wire_codes import AS_TRANS, AttrType, Family, MessageType
 
 # ---------------------------------------------------------------------------------------------
@@ -248,6 +249,19 @@ def ad(code: int, subcode: int | None) -> Problem:
 
 Check = Callable[[object], bool]
 Fields = tuple[tuple[str, object], ...]
+
+
+def check_fields(attributes: PathAttributes, fields: Fields, absent: tuple[str, ...]) -> None:
+    """The decoded attributes hold ``fields`` (values or predicates); ``absent`` ones are gone."""
+    for name in absent:
+        default = PathAttributes._field_defaults[name]
+        assert getattr(attributes, name) == default, f"{name} should be absent"
+    for name, want in fields:
+        value = getattr(attributes, name)
+        if callable(want):
+            assert want(value), f"{name}={value!r} fails {want.__name__}"
+        else:
+            assert value == want, f"{name}: {value!r} != {want!r}"
 
 
 @dataclass(frozen=True)

@@ -41,13 +41,13 @@ from rfc7606_builders import (
     IBGP_2OCTET,
     OPT_T,
     Decoded,
-    Fields,
     Kept,
     Outcome,
     Problem,
     Reset,
     Withdraw,
     attr,
+    check_fields,
     msg,
     open_ext,
     open_msg,
@@ -62,7 +62,6 @@ from speaker.codec_errors import CodecError, MessageError, UpdateAction
 from speaker.framing import MessageReader
 from speaker.messages import decode_wire
 from speaker.negotiated import Negotiated
-from speaker.path_attributes import PathAttributes
 from speaker.update_message import Update
 from speaker.wire_codes import ErrorCode, Family, MessageType
 
@@ -102,18 +101,6 @@ def _check_problems(
     assert not extra, f"unexpected problems {extra}; got {shown}"
 
 
-def _check_fields(attributes: PathAttributes, fields: Fields, absent: tuple[str, ...]) -> None:
-    for name in absent:
-        default = PathAttributes._field_defaults[name]
-        assert getattr(attributes, name) == default, f"{name} should be absent"
-    for name, want in fields:
-        value = getattr(attributes, name)
-        if callable(want):
-            assert want(value), f"{name}={value!r} fails {want.__name__}"
-        else:
-            assert value == want, f"{name}: {value!r} != {want!r}"
-
-
 def _check(message: object, expected: Outcome) -> None:
     if isinstance(expected, Decoded):
         assert isinstance(message, expected.kind), message
@@ -134,7 +121,7 @@ def _check(message: object, expected: Outcome) -> None:
     assert message.end_of_rib == expected.end_of_rib
     _check_problems(message, expected.problems, expected.tolerate)
     for reach in message.reach:
-        _check_fields(reach.attributes, expected.fields, expected.absent)
+        check_fields(reach.attributes, expected.fields, expected.absent)
 
 
 @pytest.mark.parametrize(

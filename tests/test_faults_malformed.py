@@ -68,6 +68,7 @@ from rfc7606_builders import (
     Reset,
     Withdraw,
     attr,
+    check_fields,
     route_refresh,
     upd,
 )
@@ -140,18 +141,6 @@ class Bed(WitnessBed):
 @pytest.fixture(scope="module")
 def bed() -> Iterator[Bed]:
     yield from Bed().for_module()
-
-
-def fields_hold(attributes: PathAttributes, fields: Any, absent: tuple[str, ...]) -> None:
-    for name in absent:
-        default = PathAttributes._field_defaults[name]
-        assert getattr(attributes, name) == default, f"{name} should have been discarded"
-    for name, want in fields:
-        value = getattr(attributes, name)
-        if callable(want):
-            assert want(value), f"{name}={value!r} fails {want.__name__}"
-        else:
-            assert value == want, f"{name}: {value!r} != {want!r}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -336,7 +325,7 @@ def check_outcome(session: Session, expected: Outcome) -> None:
             assert in_loc_rib(m, prefix_text(prefix, family), peer), prefix_text(prefix, family)
             route = route_from(m, family, prefix, peer)
             assert route is not None
-            fields_hold(route.attrs, expected.fields, expected.absent)
+            check_fields(route.attrs, expected.fields, expected.absent)
     if expected.end_of_rib is not None:
         assert expected.end_of_rib in m.rib.peers[peer].eor
 
