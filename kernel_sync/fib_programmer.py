@@ -37,7 +37,7 @@ import functools
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from kernel_sync.netlink_codes import MessageType, NextHopFlag, RouteProtocol, RouteTable
@@ -46,7 +46,7 @@ from kernel_sync.netlink_socket import dump_routes
 from kernel_sync.next_hop_resolver import ON_LINK, NextHopResolver
 from kernel_sync.route_messages import KernelRoute, NextHop, RouteChange, RouteOp, family_of
 from kernel_sync.route_writer import Advice, BatchResult, RouteWriter
-from rib.loc_rib import Change
+from rib.loc_rib import Change, Published, each_change
 from rib.route import Origin, Route
 from speaker.nlri import prefix_text
 from speaker.session_counters import LatencyHistogram
@@ -259,9 +259,9 @@ class FibProgrammer:
 
     # --- RIB subscriber ----------------------------------------------------------------------
 
-    def on_changes(self, changes: list[Change]) -> None:
+    def on_changes(self, changes: Sequence[Published]) -> None:
         """RIB subscriber: queue what the kernel must change."""
-        for change in changes:
+        for change in each_change(changes):
             self._apply(change)
         self._schedule()
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from rib.adj_rib_in import rib_key, split_key
 from rib.decision import DecisionOptions, rank
-from rib.loc_rib import Change
+from rib.loc_rib import Published, Run
 from rib.route import Origin, Route, Source, Stale
 from rib.shards import SHARD_OF, SPREAD, new_shards, shard_items
 from speaker.negotiated import Negotiated
@@ -232,7 +232,7 @@ class UpdateGroup:
 
     # -- changes -----------------------------------------------------------------------------
 
-    def apply(self, changes: Iterable[Change]) -> bytes:
+    def apply(self, changes: Iterable[Published]) -> bytes:
         """Update what is advertised for ``changes``; the UPDATEs to send (maybe empty).
 
         When every change of the batch is about routes of one source, ``publish`` skips the
@@ -255,6 +255,16 @@ class UpdateGroup:
         shards: list[dict[int, PathAttributes]] = []
         for change in changes:
             family = change.family
+            if isinstance(change, Run):
+                if family not in families:
+                    continue
+                if origin is True:
+                    origin = change.source
+                elif origin is not change.source:
+                    origin = None
+                self._apply_run(change, announce, withdraw)
+                current = None  # _apply_run may have created the family's table
+                continue
             if family is not current:
                 if family not in families:
                     continue
@@ -294,7 +304,98 @@ class UpdateGroup:
                 table[prefix] = attrs
                 announce.setdefault(family, {}).setdefault(attrs, []).append(prefix)
         self._skip = origin.name if isinstance(origin, Source) else None
+        if len(withdraw) + sum(len(by_attrs) for by_attrs in announce.values()) > 1:
+            self._settle(announce, withdraw)
         return self._encode(announce, withdraw)
+
+    def _settle(
+        self,
+        announce: dict[Family, dict[PathAttributes, list[int]]],
+        withdraw: dict[Family, list[int]],
+    ) -> None:
+        """Keep only each key's last word: what the advertised table now holds.
+
+        A batch may change one prefix twice (announced then withdrawn, or announced with two
+        attribute sets); ``_encode`` writes withdrawals first and attribute sets in the order
+        they first appeared, so an earlier word could otherwise arrive last.
+        """
+
+        def held(family: Family, key: int) -> PathAttributes | None:
+            if family in self.negotiated.add_path_send:
+                prefix, path_id = split_key(key)
+                shards = self.advertised_paths.get(family, [])
+                paths = shards[SHARD_OF[prefix % SPREAD]].get(prefix) if shards else None
+                return None if paths is None else paths.get(path_id)
+            table = self.advertised.get(family, [])
+            return table[SHARD_OF[key % SPREAD]].get(key) if table else None
+
+        for family, keys in list(withdraw.items()):
+            kept = [k for k in dict.fromkeys(keys) if held(family, k) is None]
+            if kept:
+                withdraw[family] = kept
+            else:
+                del withdraw[family]
+        for family, by_attrs in list(announce.items()):
+            for attrs, keys in list(by_attrs.items()):
+                kept = [k for k in dict.fromkeys(keys) if held(family, k) is attrs]
+                if kept:
+                    by_attrs[attrs] = kept
+                else:
+                    del by_attrs[attrs]
+            if not by_attrs:
+                del announce[family]
+
+    def _apply_run(
+        self,
+        run: Run,
+        announce: dict[Family, dict[PathAttributes, list[int]]],
+        withdraw: dict[Family, list[int]],
+    ) -> None:
+        """A Loc-RIB ``Run``: one route (or none) for many prefixes, exported once if it can."""
+        family, route, prefixes = run.family, run.route, run.prefixes
+        if family in self.negotiated.add_path_send:
+            routes: Sequence[Route] = () if route is None else (route,)
+            for prefix in prefixes:
+                if self.settings.add_path_all and self.candidates is not None:
+                    routes = rank(self.candidates(family, prefix), self.options)
+                self._apply_paths(family, prefix, routes, announce, withdraw)
+            return
+        shards = self.advertised.get(family)
+        if shards is None:
+            shards = self.advertised[family] = new_shards()
+        gone: list[int] = []
+        if route is None:
+            gone = [p for p in prefixes if shards[SHARD_OF[p % SPREAD]].pop(p, None) is not None]
+        elif self.settings.policy is accept_all:
+            attrs = self._export(family, prefixes[0], route)
+            if attrs is None:
+                gone = [
+                    p for p in prefixes if shards[SHARD_OF[p % SPREAD]].pop(p, None) is not None
+                ]
+            else:
+                new: list[int] = []
+                add = new.append
+                for prefix in prefixes:
+                    table = shards[SHARD_OF[prefix % SPREAD]]
+                    if table.get(prefix) is not attrs:
+                        table[prefix] = attrs
+                        add(prefix)
+                if new:
+                    announce.setdefault(family, {}).setdefault(attrs, []).extend(new)
+        else:
+            export = self._export
+            by_attrs = announce.setdefault(family, {})
+            for prefix in prefixes:
+                table = shards[SHARD_OF[prefix % SPREAD]]
+                exported = export(family, prefix, route)
+                if exported is None:
+                    if table.pop(prefix, None) is not None:
+                        gone.append(prefix)
+                elif table.get(prefix) is not exported:
+                    table[prefix] = exported
+                    by_attrs.setdefault(exported, []).append(prefix)
+        if gone:
+            withdraw.setdefault(family, []).extend(gone)
 
     def _apply_paths(
         self,

@@ -16,7 +16,7 @@ published; ``end_deferral`` then publishes the whole table at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 from rib.decision import DecisionOptions, select
@@ -47,6 +47,38 @@ class Change(NamedTuple):
     old_ecmp: tuple[Route, ...]
     new_best: Route | None
     new_ecmp: tuple[Route, ...]
+
+
+class Run(NamedTuple):
+    """Many prefixes whose only candidate became ``route`` (None: they have none left).
+
+    The batch form of ``Change`` for a peer's big table: every prefix of the run had no
+    candidate or only the one from (``source``, ``path_id``), so its new best and ECMP set are
+    ``route`` alone. The old selection is not kept (it was that source's previous route or
+    nothing); subscribers that want single changes read ``each_change``.
+    """
+
+    family: Family
+    source: Source
+    path_id: int
+    route: Route | None
+    prefixes: Sequence[int]
+
+
+Published = Change | Run
+"""What the Loc-RIB publishes: single changes and runs, in the order they happened."""
+
+
+def each_change(items: Iterable[Published]) -> Iterator[Change]:
+    """``items`` as single changes (a run's old selection reads as none)."""
+    for item in items:
+        if isinstance(item, Run):
+            route = item.route
+            ecmp = NO_ROUTES if route is None else (route,)
+            for prefix in item.prefixes:
+                yield Change(item.family, prefix, None, NO_ROUTES, route, ecmp)
+        else:
+            yield item
 
 
 def _selection(slot: Route | Entry | None) -> tuple[Route | None, tuple[Route, ...]]:
@@ -151,6 +183,49 @@ class LocRib:
         # Published even when the selection stayed: a candidate behind the best changed, which
         # ADD-PATH "all paths" groups advertise (the others find nothing to do).
         return Change(family, prefix, old_best, old_ecmp, new_best, new_ecmp)
+
+    def apply_run(
+        self,
+        family: Family,
+        source: Source,
+        path_id: int,
+        route: Route | None,
+        prefixes: Sequence[int],
+        *,
+        out: list[Published],
+    ) -> None:
+        """``apply`` for many prefixes at once, what changed appended to ``out``.
+
+        Prefixes that have no other candidate (the common case: one node announces each block,
+        one peer sends the big table) are stored in one tight loop and published as one
+        ``Run``; the others go through ``apply``.
+        """
+        shards = self.tables.get(family)
+        if shards is None:
+            shards = self.tables[family] = new_shards()
+        simple: list[int] = []
+        add = simple.append
+        entry = Entry
+        for prefix in prefixes:
+            table = shards[SHARD_OF[prefix % SPREAD]]
+            slot = table.get(prefix)
+            if slot is None:
+                if route is not None:
+                    table[prefix] = route
+                    add(prefix)
+            elif slot.__class__ is not entry and slot.source is source and slot.path_id == path_id:  # type: ignore[union-attr]
+                if slot is not route:
+                    if route is None:
+                        del table[prefix]
+                    else:
+                        table[prefix] = route
+                    add(prefix)
+            else:
+                change = self.apply(family, prefix, source, path_id, route)
+                if change is not None:
+                    out.append(change)
+        if simple and not self.deferring:
+            out.append(Run(family, source, path_id, route, simple))
 
     def end_deferral(self) -> list[Change]:
         """Selection deferral is over: every current selection, as changes from nothing."""

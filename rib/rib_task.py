@@ -25,7 +25,7 @@ import ipaddress
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, cast
 
@@ -34,7 +34,7 @@ from rib.adj_rib_in import PATH_ID_SHIFT, AdjRibIn, split_key
 from rib.adj_rib_out import ExportSettings, UpdateGroup
 from rib.decision import DecisionOptions
 from rib.gc_schedule import GcSchedule
-from rib.loc_rib import Change, LocRib
+from rib.loc_rib import LocRib, Published
 from rib.policy import LimitDecision, PrefixLimit
 from rib.route import ROUTES, Origin, Route, Source, Stale
 from rib.shards import SHARD_OF, SPREAD, shard_items
@@ -50,13 +50,63 @@ from speaker.wire_codes import Family, GracefulRestartFlag, WellKnownCommunity
 
 LOG = logging.getLogger("myna.rib")
 SLICE_SECONDS = 0.003  # Loc-RIB work before its changes are published and the loop yields
-CHECK_EVERY = 128  # prefixes between two looks at the clock
+RUN_CHUNK = 1024  # prefixes of one run the Loc-RIB takes between two looks at the clock
 INBOX_HIGH = 200_000  # prefixes queued before sessions stop reading
 INBOX_LOW = 50_000
 
 # (family, prefix, route) -> attributes to keep (maybe rewritten, interned) or None to drop
 ImportPolicy = Callable[[Family, int, Route], PathAttributes | None]
-Subscriber = Callable[[list[Change]], None]
+Subscriber = Callable[[Sequence[Published]], None]
+RunPrefixes = list[int] | tuple[int, ...]
+
+
+class Runs:
+    """Work for the Loc-RIB: runs of prefixes that share family, source, path id and route.
+
+    A peer's UPDATE is one run (its NLRI, one route); the Loc-RIB takes a run in one tight
+    loop and publishes it as one ``Run`` (``LocRib.apply_run``). ``add`` extends the last run
+    when it can, so prefix-by-prefix producers (ADD-PATH, per-prefix policies, sweeps) make
+    runs too.
+    """
+
+    __slots__ = ("runs",)
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[Family, Source, int, Route | None, RunPrefixes]] = []
+
+    def add(
+        self, family: Family, prefix: int, source: Source, path_id: int, route: Route | None
+    ) -> None:
+        """One prefix."""
+        runs = self.runs
+        if runs:
+            last = runs[-1]
+            prefixes = last[4]
+            if (
+                last[3] is route
+                and last[1] is source
+                and last[2] == path_id
+                and last[0] is family
+                and prefixes.__class__ is list
+            ):
+                prefixes.append(prefix)
+                return
+        runs.append((family, source, path_id, route, [prefix]))
+
+    def extend(
+        self,
+        family: Family,
+        source: Source,
+        path_id: int,
+        route: Route | None,
+        prefixes: RunPrefixes,
+    ) -> None:
+        """Many prefixes (a tuple is kept as it is; a list may be extended by ``add``)."""
+        if prefixes:
+            self.runs.append((family, source, path_id, route, prefixes))
+
+    def __len__(self) -> int:
+        return sum(len(run[4]) for run in self.runs)
 
 
 class _Addressed(Protocol):
@@ -187,7 +237,7 @@ class Rib:
         self.deferral_done_hook: Callable[[], None] | None = None
         # The daemon hands full garbage collections to the RIB's idle spells (gc_schedule).
         self.gc = GcSchedule() if manage_gc else None
-        self._changes: list[Change] = []  # applied to the Loc-RIB, not yet published
+        self._changes: list[Published] = []  # applied to the Loc-RIB, not yet published
         self._slice_start = 0.0
         self._slice_cpu = 0.0
         self.longest_slice = 0.0  # seconds of wall time between two yields, at most
@@ -216,7 +266,7 @@ class Rib:
             import_policy,
             rr_client=rr_client,
             limit=limit,
-            import_per_route=import_per_route,
+            import_per_route=import_per_route or import_policy is accept_import,
         )
 
     def remove_peer(self, session: RibSession) -> None:
@@ -354,25 +404,21 @@ class Rib:
             for session in paused:
                 session.resume_reading()
 
-    async def _slices(self, work: list[tuple[Family, int, Source, int, Route | None]]) -> None:
+    async def _slices(self, work: Runs) -> None:
         """Apply Loc-RIB changes; publish and yield whenever the slice has run its time.
 
         Changes are published once per slice, not once per inbox item: 200 peers' UPDATEs that
         arrive together cost each update group one encoding and each member one write.
         """
-        apply = self.loc.apply
-        changes = self._changes
-        for i, (family, prefix, source, path_id, route) in enumerate(work):
-            change = apply(family, prefix, source, path_id, route)
-            if change is not None:
-                changes.append(change)
-            if (
-                i % CHECK_EVERY == CHECK_EVERY - 1
-                and time.perf_counter() - self._slice_start > SLICE_SECONDS
-            ):
-                await self._next_slice()
-                changes = self._changes
-        self.prefixes_processed += len(work)
+        apply_run = self.loc.apply_run
+        for family, source, path_id, route, prefixes in work.runs:
+            count = len(prefixes)
+            for start in range(0, count, RUN_CHUNK):
+                chunk = prefixes if count <= RUN_CHUNK else prefixes[start : start + RUN_CHUNK]
+                apply_run(family, source, path_id, route, chunk, out=self._changes)
+                if time.perf_counter() - self._slice_start > SLICE_SECONDS:
+                    await self._next_slice()
+            self.prefixes_processed += count
 
     def _begin_slice(self) -> None:
         self._slice_start = time.perf_counter()
@@ -388,9 +434,7 @@ class Rib:
     def _slice_done(self) -> None:
         # Wall time includes whatever else the machine ran meanwhile; CPU time is ours alone.
         self.longest_slice = max(self.longest_slice, time.perf_counter() - self._slice_start)
-        self.longest_slice_cpu = max(
-            self.longest_slice_cpu, time.thread_time() - self._slice_cpu
-        )
+        self.longest_slice_cpu = max(self.longest_slice_cpu, time.thread_time() - self._slice_cpu)
 
     def _publish(self) -> None:
         changes = self._changes
@@ -415,17 +459,30 @@ class Rib:
         per_route = peer.import_per_route
         intern = ROUTES.intern
         loops = self.loops
-        work: list[tuple[Family, int, Source, int, Route | None]] = []
+        work = Runs()
         for update in updates:
             for problem in update.problems:
                 session.log.warning("malformed UPDATE from the peer: %s", problem.describe())
             for gone in update.unreach:
-                shards = peer.adj_in.shards(gone.family)
-                ids = gone.path_ids or (0,) * len(gone.prefixes)
-                for prefix, path_id in zip(gone.prefixes, ids, strict=True):
+                family = gone.family
+                shards = peer.adj_in.shards(family)
+                if gone.path_ids is None:
+                    work.extend(
+                        family,
+                        source,
+                        0,
+                        None,
+                        [
+                            prefix
+                            for prefix in gone.prefixes
+                            if shards[SHARD_OF[prefix % SPREAD]].pop(prefix, None) is not None
+                        ],
+                    )
+                    continue
+                for prefix, path_id in zip(gone.prefixes, gone.path_ids, strict=True):
                     key = (path_id << PATH_ID_SHIFT) | prefix if path_id else prefix
                     if shards[SHARD_OF[key % SPREAD]].pop(key, None) is not None:
-                        work.append((gone.family, prefix, source, path_id, None))
+                        work.add(family, prefix, source, path_id, None)
             for reach in update.reach:
                 family = reach.family
                 shards = peer.adj_in.shards(family)
@@ -437,7 +494,7 @@ class Rib:
                     for prefix, path_id in zip(reach.prefixes, ids, strict=True):
                         key = (path_id << PATH_ID_SHIFT) | prefix if path_id else prefix
                         if shards[SHARD_OF[key % SPREAD]].pop(key, None) is not None:
-                            work.append((family, prefix, source, path_id, None))
+                            work.add(family, prefix, source, path_id, None)
                     continue
                 plain = intern(source, reach.attributes)
                 if per_route and not reach.path_ids and reach.prefixes:
@@ -445,15 +502,21 @@ class Rib:
                     attrs = policy(family, reach.prefixes[0], plain)
                     if attrs is None:
                         work.extend(
-                            (family, prefix, source, 0, None)
-                            for prefix in reach.prefixes
-                            if shards[SHARD_OF[prefix % SPREAD]].pop(prefix, None) is not None
+                            family,
+                            source,
+                            0,
+                            None,
+                            [
+                                prefix
+                                for prefix in reach.prefixes
+                                if shards[SHARD_OF[prefix % SPREAD]].pop(prefix, None) is not None
+                            ],
                         )
                         continue
                     route = plain if attrs is plain.attrs else intern(source, attrs)
                     for prefix in reach.prefixes:
                         shards[SHARD_OF[prefix % SPREAD]][prefix] = route
-                        work.append((family, prefix, source, 0, route))
+                    work.extend(family, source, 0, route, reach.prefixes)
                     continue
                 for prefix, path_id in zip(reach.prefixes, ids, strict=True):
                     route = plain if not path_id else intern(source, reach.attributes, path_id)
@@ -462,15 +525,15 @@ class Rib:
                     if attrs is None:
                         # Rejected by import policy: gone, if it was there before.
                         if shards[SHARD_OF[key % SPREAD]].pop(key, None) is not None:
-                            work.append((family, prefix, source, path_id, None))
+                            work.add(family, prefix, source, path_id, None)
                         continue
                     if attrs is not route.attrs:
                         route = intern(source, attrs, path_id)
                     shards[SHARD_OF[key % SPREAD]][key] = route
-                    work.append((family, prefix, source, path_id, route))
+                    work.add(family, prefix, source, path_id, route)
             if update.end_of_rib is not None:
                 await self._slices(work)
-                work = []
+                work = Runs()
                 self._end_of_rib(peer, update.end_of_rib)
         await self._slices(work)
         self.update_latency.observe(time.perf_counter() - received_at)
@@ -508,14 +571,14 @@ class Rib:
         peer = self.peers[session.name]
         family, keys = cast(tuple[Family, list[int]], payload)
         shards = peer.adj_in.shards(family)
-        work: list[tuple[Family, int, Source, int, Route | None]] = []
+        work = Runs()
         for key in keys:
             table = shards[SHARD_OF[key % SPREAD]]
             route = table.get(key)
             if route is not None and route.stale:
                 del table[key]
                 prefix, path_id = split_key(key)
-                work.append((family, prefix, route.source, path_id, None))
+                work.add(family, prefix, route.source, path_id, None)
         await self._slices(work)
 
     async def _on_up(self, session: RibSession | None, payload: object) -> None:
@@ -623,23 +686,23 @@ class Rib:
 
     async def _mark_stale(self, peer: PeerRib) -> int:
         count = peer.adj_in.mark_stale(Stale.STALE)
-        work: list[tuple[Family, int, Source, int, Route | None]] = []
+        work = Runs()
         for family in peer.adj_in.tables:
             for key, route in peer.adj_in.items(family):
                 prefix, path_id = split_key(key)
-                work.append((family, prefix, route.source, path_id, route))
+                work.add(family, prefix, route.source, path_id, route)
         await self._slices(work)
         return count
 
     async def _flush(self, peer: PeerRib, stale_only: bool) -> None:
-        work: list[tuple[Family, int, Source, int, Route | None]] = []
+        work = Runs()
         for family, shards in peer.adj_in.tables.items():
             for key, route in shard_items(shards):
                 if stale_only and not route.stale:
                     continue
                 del shards[SHARD_OF[key % SPREAD]][key]
                 prefix, path_id = split_key(key)
-                work.append((family, prefix, route.source, path_id, None))
+                work.add(family, prefix, route.source, path_id, None)
         await self._slices(work)
 
     async def _on_restart_timeout(self, session: RibSession | None, payload: object) -> None:
@@ -659,7 +722,7 @@ class Rib:
 
         They stay for the agreed stale time; routes tagged NO_LLGR are removed instead.
         """
-        work: list[tuple[Family, int, Source, int, Route | None]] = []
+        work = Runs()
         retagged: dict[int, tuple[PathAttributes, PathAttributes]] = {}
         for family, shards in peer.adj_in.tables.items():
             for key, route in shard_items(shards):
@@ -667,7 +730,7 @@ class Rib:
                 table = shards[SHARD_OF[key % SPREAD]]
                 if WellKnownCommunity.NO_LLGR in route.attrs.communities:
                     del table[key]
-                    work.append((family, prefix, route.source, path_id, None))
+                    work.add(family, prefix, route.source, path_id, None)
                     continue
                 pair = retagged.get(id(route.attrs))
                 if pair is None:
@@ -680,7 +743,7 @@ class Rib:
                 new = ROUTES.intern(route.source, pair[1], route.path_id, Stale.LLGR_STALE)
                 table[key] = new
                 # The candidate is replaced by (source, path id), whatever its attributes.
-                work.append((family, prefix, route.source, path_id, new))
+                work.add(family, prefix, route.source, path_id, new)
         await self._slices(work)
         peer.session.log.warning(
             "long-lived graceful restart: %d routes kept as LLGR_STALE for up to %d s",
@@ -716,7 +779,9 @@ class Rib:
                 name=origin.name.lower(), origin=origin, router_id=self.router_id
             )
         route = None if attrs is None else ROUTES.intern(source, attrs)
-        await self._slices([(family, prefix, source, 0, route) for prefix in prefixes])
+        work = Runs()
+        work.extend(family, source, 0, route, list(prefixes))
+        await self._slices(work)
 
     # -- selection deferral (we are the restarting side) ------------------------------------------
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+import sys
+from array import array
 from collections.abc import Callable, Sequence
 
 from speaker.wire_codes import Family
@@ -36,6 +38,66 @@ _I = struct.Struct(">I")
 _BI = struct.Struct(">BI")
 _BQ = struct.Struct(">BQ")
 _BQQ = struct.Struct(">BQQ")
+_LITTLE = sys.byteorder == "little"
+# _KEEP[r]: translate table clearing the host bits of a last octet that holds r network bits.
+_KEEP = [bytes(b & (0xFF00 >> r) & 0xFF for b in range(256)) for r in range(8)]
+_V4_LIMIT = 1 << 40  # an IPv4 prefix int: 32 network bits and the length octet
+
+
+def _v4_run(view: bytes, plen: int, count: int) -> list[int]:
+    """IPv4 entries of one length, decoded in C (``view`` holds exactly ``count`` entries).
+
+    Each entry's octets are moved into an 8-octet big-endian record, 0 0 0 network length,
+    which read as one integer is the prefix int; host bits are cleared by a translate table.
+    """
+    nbytes = (plen + 7) >> 3
+    size = nbytes + 1
+    records = bytearray(8 * count)
+    records[7::8] = view[0::size]
+    for j in range(nbytes):
+        records[3 + j :: 8] = view[1 + j :: size]
+    if plen & 7:
+        last = 2 + nbytes
+        records[last::8] = records[last::8].translate(_KEEP[plen & 7])
+    ints = array("Q")
+    ints.frombytes(records)
+    if _LITTLE:
+        ints.byteswap()
+    return ints.tolist()
+
+
+def v4_entries_run(prefixes: Sequence[int]) -> tuple[bytes, int] | None:
+    """IPv4 prefixes that all have one length as their joined NLRI entries and the entry size.
+
+    None when the lengths differ (or a value is no IPv4 prefix int): the caller encodes them
+    one by one. The reverse of ``_v4_run``: one C conversion to big-endian records, then the
+    entries' octets are picked out of them with strided slices.
+    """
+    count = len(prefixes)
+    if count < 8:
+        return None
+    try:
+        ints = array("Q", prefixes)
+    except (OverflowError, TypeError):
+        return None
+    if max(ints) >= _V4_LIMIT:
+        return None
+    plen = prefixes[0] & 0xFF
+    if plen > 32:
+        return None
+    if _LITTLE:
+        ints.byteswap()
+    records = ints.tobytes()
+    lengths = records[7::8]
+    if lengths != bytes((plen,)) * count:
+        return None
+    nbytes = (plen + 7) >> 3
+    size = nbytes + 1
+    out = bytearray(size * count)
+    out[0::size] = lengths
+    for j in range(nbytes):
+        out[1 + j :: size] = records[3 + j :: 8]
+    return bytes(out), size
 
 
 def _same_length_run(data: bytes, start: int, end: int, plen: int, bits: int) -> list[int]:
@@ -47,6 +109,8 @@ def _same_length_run(data: bytes, start: int, end: int, plen: int, bits: int) ->
     shift = bits - 8 * nbytes + 8
     mask = _MASKS[bits][plen]
     view = data[start:end]
+    if bits == 32 and nbytes:
+        return _v4_run(view, plen, len(view) // (nbytes + 1))
     if nbytes == 0:
         return [plen] * (len(view))
     if nbytes == 1:

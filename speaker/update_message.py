@@ -37,9 +37,9 @@ from speaker.nlri import (
     NlriError,
     decode_prefixes,
     decode_prefixes_add_path,
-    encoded_prefix,
     encoded_prefixes,
     encoded_prefixes_add_path,
+    v4_entries_run,
 )
 from speaker.path_attributes import (
     ASN4,
@@ -455,6 +455,27 @@ def _pack(entries: list[bytes], room: int) -> list[bytes]:
     return out
 
 
+def _fields(
+    family: Family,
+    prefixes: Sequence[int],
+    path_ids: Sequence[int] | None,
+    add_path: bool,
+    room: int,
+) -> list[bytes]:
+    """The prefixes' entries cut into as few fields of at most ``room`` octets as possible."""
+    if family is _V4 and not add_path:
+        run = v4_entries_run(prefixes)
+        if run is not None:
+            blob, size = run
+            if size > room:
+                raise EncodeError(
+                    f"{room} octets left for NLRI cannot hold one {size}-octet prefix"
+                )
+            per = room // size * size
+            return [blob[i : i + per] for i in range(0, len(blob), per)]
+    return _pack(_entries(family, prefixes, path_ids, add_path), room)
+
+
 def _context(neg: Negotiated, with_next_hop: bool) -> int:
     return (
         (ASN4 if neg.asn4 else 0)
@@ -503,18 +524,12 @@ def encode_announcements(
     if not prefixes:
         return []
     add_path = family in neg.add_path_send
-    if len(prefixes) == 1 and not add_path:
-        entries = [encoded_prefix(prefixes[0], ADDRESS_BITS[family])]
-    else:
-        entries = _entries(family, prefixes, path_ids, add_path)
     limit = neg.max_message_len - HEADER_LEN - 4
     if family is _V4 and len(attrs.next_hop) == 4:
         block = ATTRIBUTES.wire(attrs, _context(neg, True))
         head = _U16.pack(len(block))
         fixed = HEADER_LEN + 4 + len(block)
-        chunks = entries if len(entries) == 1 else _pack(entries, limit - len(block))
-        if fixed + len(chunks[0]) > neg.max_message_len:
-            chunks = _pack(entries, limit - len(block))  # raises: not even one prefix fits
+        chunks = _fields(family, prefixes, path_ids, add_path, limit - len(block))
         return [
             b"".join(
                 (
@@ -532,7 +547,9 @@ def encode_announcements(
     nh = attrs.next_hop
     mp_head = _MP_HEAD.pack(family.afi, family.safi, len(nh)) + nh + b"\x00"
     out = []
-    for chunk in _pack(entries, limit - len(block) - 4 - len(mp_head)):
+    for chunk in _fields(
+        family, prefixes, path_ids, add_path, limit - len(block) - 4 - len(mp_head)
+    ):
         value = mp_head + chunk
         attributes = _tlv_head(AttrType.MP_REACH_NLRI, len(value)) + value + block
         out.append(frame(MessageType.UPDATE, b"\x00\x00" + _U16.pack(len(attributes)) + attributes))
@@ -543,16 +560,16 @@ def encode_withdrawals(
     family: Family, prefixes: Sequence[int], neg: Negotiated, path_ids: Sequence[int] | None = None
 ) -> list[bytes]:
     """Whole UPDATE messages withdrawing ``prefixes``."""
-    entries = _entries(family, prefixes, path_ids, family in neg.add_path_send)
+    add_path = family in neg.add_path_send
     limit = neg.max_message_len - HEADER_LEN - 4
     if family is _V4:
         return [
             frame(MessageType.UPDATE, _U16.pack(len(c)) + c + b"\x00\x00")
-            for c in _pack(entries, limit)
+            for c in _fields(family, prefixes, path_ids, add_path, limit)
         ]
     mp_head = struct.pack(">HB", family.afi, family.safi)
     out = []
-    for chunk in _pack(entries, limit - 4 - len(mp_head)):
+    for chunk in _fields(family, prefixes, path_ids, add_path, limit - 4 - len(mp_head)):
         value = mp_head + chunk
         attributes = _tlv_head(AttrType.MP_UNREACH_NLRI, len(value)) + value
         out.append(frame(MessageType.UPDATE, b"\x00\x00" + _U16.pack(len(attributes)) + attributes))
