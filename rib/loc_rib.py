@@ -193,12 +193,15 @@ class LocRib:
         prefixes: Sequence[int],
         *,
         out: list[Published],
+        store: list[dict[int, Route]] | None = None,
     ) -> None:
         """``apply`` for many prefixes at once, what changed appended to ``out``.
 
         Prefixes that have no other candidate (the common case: one node announces each block,
         one peer sends the big table) are stored in one tight loop and published as one
-        ``Run``; the others go through ``apply``.
+        ``Run``; the others go through ``apply``. ``store``: the source's Adj-RIB-In shards
+        (path id 0, so their keys are the prefixes), given ``route`` in the same loop, which
+        shares the shard index (the tables use the same sharding).
         """
         shards = self.tables.get(family)
         if shards is None:
@@ -207,7 +210,10 @@ class LocRib:
         add = simple.append
         entry = Entry
         for prefix in prefixes:
-            table = shards[SHARD_OF[prefix % SPREAD]]
+            shard = SHARD_OF[prefix % SPREAD]
+            if store is not None:
+                store[shard][prefix] = route  # type: ignore[assignment]
+            table = shards[shard]
             slot = table.get(prefix)
             if slot is None:
                 if route is not None:

@@ -58,6 +58,7 @@ INBOX_LOW = 50_000
 ImportPolicy = Callable[[Family, int, Route], PathAttributes | None]
 Subscriber = Callable[[Sequence[Published]], None]
 RunPrefixes = list[int] | tuple[int, ...]
+AdjShards = list[dict[int, Route]]
 
 
 class Runs:
@@ -69,10 +70,12 @@ class Runs:
     runs too.
     """
 
-    __slots__ = ("runs",)
+    __slots__ = ("deferred", "runs")
 
     def __init__(self) -> None:
-        self.runs: list[tuple[Family, Source, int, Route | None, RunPrefixes]] = []
+        self.runs: list[tuple[Family, Source, int, Route | None, RunPrefixes, AdjShards | None]]
+        self.runs = []
+        self.deferred = False  # some run's Adj-RIB-In stores wait for the Loc-RIB (extend)
 
     def add(
         self, family: Family, prefix: int, source: Source, path_id: int, route: Route | None
@@ -91,7 +94,7 @@ class Runs:
             ):
                 prefixes.append(prefix)
                 return
-        runs.append((family, source, path_id, route, [prefix]))
+        runs.append((family, source, path_id, route, [prefix], None))
 
     def extend(
         self,
@@ -100,10 +103,16 @@ class Runs:
         path_id: int,
         route: Route | None,
         prefixes: RunPrefixes,
+        *,
+        store: AdjShards | None = None,
     ) -> None:
-        """Many prefixes (a tuple is kept as it is; a list may be extended by ``add``)."""
+        """Many prefixes (a tuple is kept as it is; a list may be extended by ``add``).
+
+        ``store``: the Adj-RIB-In shards the Loc-RIB records ``route`` in as it goes (path id 0).
+        """
         if prefixes:
-            self.runs.append((family, source, path_id, route, prefixes))
+            self.runs.append((family, source, path_id, route, prefixes, store))
+            self.deferred = self.deferred or store is not None
 
     def __len__(self) -> int:
         return sum(len(run[4]) for run in self.runs)
@@ -148,6 +157,11 @@ class RibSession(Protocol):
 
         Its SessionUp may still be on its way to the RIB.
         """
+
+
+def _popped(shards: AdjShards, prefixes: tuple[int, ...]) -> list[int]:
+    """Remove ``prefixes`` (path id 0) from Adj-RIB-In shards; those that were there."""
+    return [p for p in prefixes if shards[SHARD_OF[p % SPREAD]].pop(p, None) is not None]
 
 
 def llgr_stale_time(sent: Open, received: Open) -> int:
@@ -411,14 +425,19 @@ class Rib:
         arrive together cost each update group one encoding and each member one write.
         """
         apply_run = self.loc.apply_run
-        for family, source, path_id, route, prefixes in work.runs:
+        for family, source, path_id, route, prefixes, store in work.runs:
             count = len(prefixes)
             for start in range(0, count, RUN_CHUNK):
                 chunk = prefixes if count <= RUN_CHUNK else prefixes[start : start + RUN_CHUNK]
-                apply_run(family, source, path_id, route, chunk, out=self._changes)
+                apply_run(family, source, path_id, route, chunk, out=self._changes, store=store)
                 if time.perf_counter() - self._slice_start > SLICE_SECONDS:
                     await self._next_slice()
             self.prefixes_processed += count
+
+    async def _stored(self, work: Runs) -> Runs:
+        """Apply ``work`` now: it defers Adj-RIB-In stores that what comes next must see."""
+        await self._slices(work)
+        return Runs()
 
     def _begin_slice(self) -> None:
         self._slice_start = time.perf_counter()
@@ -464,20 +483,12 @@ class Rib:
             for problem in update.problems:
                 session.log.warning("malformed UPDATE from the peer: %s", problem.describe())
             for gone in update.unreach:
+                if work.deferred:
+                    work = await self._stored(work)
                 family = gone.family
                 shards = peer.adj_in.shards(family)
                 if gone.path_ids is None:
-                    work.extend(
-                        family,
-                        source,
-                        0,
-                        None,
-                        [
-                            prefix
-                            for prefix in gone.prefixes
-                            if shards[SHARD_OF[prefix % SPREAD]].pop(prefix, None) is not None
-                        ],
-                    )
+                    work.extend(family, source, 0, None, _popped(shards, gone.prefixes))
                     continue
                 for prefix, path_id in zip(gone.prefixes, gone.path_ids, strict=True):
                     key = (path_id << PATH_ID_SHIFT) | prefix if path_id else prefix
@@ -489,6 +500,8 @@ class Rib:
                 ids = reach.path_ids or (0,) * len(reach.prefixes)
                 looped = loops.check(reach.attributes)
                 if looped is not None:
+                    if work.deferred:
+                        work = await self._stored(work)
                     # Ignored: gone from this peer, if it was there before (RFC 4456 8).
                     loops.ignored(session.name, session.log, looped, len(reach.prefixes))
                     for prefix, path_id in zip(reach.prefixes, ids, strict=True):
@@ -501,23 +514,16 @@ class Rib:
                     # One answer for the whole set: the policy does not read the prefix.
                     attrs = policy(family, reach.prefixes[0], plain)
                     if attrs is None:
-                        work.extend(
-                            family,
-                            source,
-                            0,
-                            None,
-                            [
-                                prefix
-                                for prefix in reach.prefixes
-                                if shards[SHARD_OF[prefix % SPREAD]].pop(prefix, None) is not None
-                            ],
-                        )
+                        if work.deferred:
+                            work = await self._stored(work)
+                        work.extend(family, source, 0, None, _popped(shards, reach.prefixes))
                         continue
                     route = plain if attrs is plain.attrs else intern(source, attrs)
-                    for prefix in reach.prefixes:
-                        shards[SHARD_OF[prefix % SPREAD]][prefix] = route
-                    work.extend(family, source, 0, route, reach.prefixes)
+                    # The Loc-RIB stores them in the Adj-RIB-In too, in the same loop.
+                    work.extend(family, source, 0, route, reach.prefixes, store=shards)
                     continue
+                if work.deferred:
+                    work = await self._stored(work)
                 for prefix, path_id in zip(reach.prefixes, ids, strict=True):
                     route = plain if not path_id else intern(source, reach.attributes, path_id)
                     attrs = policy(family, prefix, route)
@@ -534,6 +540,7 @@ class Rib:
             if update.end_of_rib is not None:
                 await self._slices(work)
                 work = Runs()
+                self._publish()  # the table's last routes go out before End-of-RIB work
                 self._end_of_rib(peer, update.end_of_rib)
         await self._slices(work)
         self.update_latency.observe(time.perf_counter() - received_at)
@@ -647,7 +654,7 @@ class Rib:
             return
         peer.up = False
         self._leave_group(peer)
-        already_stale = any(peer.adj_in.stale_keys(f) for f in list(peer.adj_in.tables))
+        already_stale = peer.adj_in.any_stale()
         if (
             down.graceful
             and peer.llgr_time
@@ -709,7 +716,7 @@ class Rib:
         assert session is not None
         peer = self.peers[session.name]
         peer.stale_timer = None
-        if peer.llgr_time and any(peer.adj_in.stale_keys(f) for f in list(peer.adj_in.tables)):
+        if peer.llgr_time and peer.adj_in.any_stale():
             await self._to_long_lived(peer)
             return
         session.log.warning(
@@ -724,6 +731,7 @@ class Rib:
         """
         work = Runs()
         retagged: dict[int, tuple[PathAttributes, PathAttributes]] = {}
+        peer.adj_in.maybe_stale = True
         for family, shards in peer.adj_in.tables.items():
             for key, route in shard_items(shards):
                 prefix, path_id = split_key(key)

@@ -19,6 +19,7 @@ from speaker import path_attributes
 from speaker.codec_errors import EncodeError, MessageError
 from speaker.framing import MessageReader
 from speaker.negotiated import Negotiated
+from speaker.nlri import _decode_mixed, decode_prefixes, encoded_prefixes, v4_entries_run
 from speaker.path_attributes import (
     ASN4,
     INTERNAL,
@@ -95,3 +96,65 @@ def test_common_block_agrees_with_the_general_encoder(asn4: bool, data: st.DataO
             except Exception as exc:
                 general = type(exc)
         assert fast == general, (attrs, ctx)
+
+
+# -- IPv4 NLRI runs of one prefix length (speaker/nlri.py: _v4_run, v4_entries_run) -------------
+
+
+@st.composite
+def same_length_entries(draw: st.DrawFn) -> tuple[int, bytes]:
+    """A run of wire entries of one prefix length, host bits set at random (count >= 8)."""
+    plen = draw(st.integers(1, 32))
+    count = draw(st.integers(8, 40))
+    size = (plen + 7) >> 3
+    raw = draw(st.lists(st.binary(min_size=size, max_size=size), min_size=count, max_size=count))
+    return plen, b"".join(bytes((plen,)) + r for r in raw)
+
+
+@given(same_length_entries())
+@settings(max_examples=300)
+def test_a_run_of_one_length_decodes_as_the_general_loop(case: tuple[int, bytes]) -> None:
+    plen, data = case
+    fast = decode_prefixes(data, 0, len(data), 32)
+    assert fast == _decode_mixed(data, 0, len(data), 32)
+    # Host bits are cleared on the way in, so the encoding is canonical and may differ from
+    # the input only there.
+    assert all(p & 0xFF == plen and (p >> 8) & ((1 << (32 - plen)) - 1) == 0 for p in fast)
+
+
+@given(st.lists(v4_prefix(), min_size=0, max_size=60), st.booleans())
+@settings(max_examples=300)
+def test_ipv4_entries_in_c_agree_with_one_by_one(prefixes: list[int], one_length: bool) -> None:
+    if one_length and prefixes:
+        plen = prefixes[0] & 0xFF
+        prefixes = [(p & ~0xFF & _mask(plen)) | plen for p in prefixes]
+    run = v4_entries_run(prefixes)
+    lengths = {p & 0xFF for p in prefixes}
+    if len(prefixes) < 8 or len(lengths) > 1:
+        assert run is None
+    else:
+        assert run is not None
+        blob, size = run
+        assert blob == b"".join(encoded_prefixes(prefixes, 32))
+        assert size == ((prefixes[0] & 0xFF) + 7) // 8 + 1
+    # Whatever path encode_announcements takes, the prefixes come back in order.
+    attrs = PathAttributes(next_hop=bytes((198, 18, 0, 1)))
+    neg = Negotiated()
+    back = [
+        prefix
+        for message in encode_announcements(V4, attrs, prefixes, neg)
+        for _, body in MessageReader().feed(message)
+        for reach in decode_update(body, neg).reach
+        for prefix in reach.prefixes
+    ]
+    assert back == prefixes
+
+
+def _mask(plen: int) -> int:
+    return (((1 << plen) - 1) << (32 - plen)) << 8 | 0xFF
+
+
+def test_values_that_are_no_ipv4_prefix_take_the_general_path() -> None:
+    assert v4_entries_run([1 << 40] * 8) is None  # 33 bits of network
+    assert v4_entries_run([-1] * 8) is None
+    assert v4_entries_run([(1 << 8) | 33] * 8) is None  # a length over 32
