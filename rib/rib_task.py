@@ -540,7 +540,6 @@ class Rib:
             if update.end_of_rib is not None:
                 await self._slices(work)
                 work = Runs()
-                self._publish()  # the table's last routes go out before End-of-RIB work
                 self._end_of_rib(peer, update.end_of_rib)
         await self._slices(work)
         self.update_latency.observe(time.perf_counter() - received_at)

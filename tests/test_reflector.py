@@ -17,6 +17,7 @@ from rib_harness import (
     FakeSession,
     announce,
     capabilities,
+    end_of_rib,
     export_settings,
     settle,
     up_event,
@@ -257,7 +258,9 @@ async def test_a_batch_mixing_sources_goes_to_every_member_in_one_encoding() -> 
     for session in bed.sessions.values():
         session.sent.clear()
     bed.announce("c2", [block(2)])
+    bed.rib.updates(bed["c2"], (end_of_rib(),))
     bed.announce("c3", [block(3)])  # in the same inbox drain: one batch, two sources
+    bed.rib.updates(bed["c3"], (end_of_rib(),))  # Calico's nodes send one after their blocks
     await settle(bed.rib)
     assert clients.encodings == before + 1  # type: ignore[attr-defined]
     assert bed["c2"].sent == bed["c3"].sent == bed["c4"].sent != []
