@@ -42,7 +42,7 @@ class AdjRibIn:
         self.maybe_stale = False
 
     def shards(self, family: Family) -> list[dict[int, Route]]:
-        """The family's shards, created on first use; index them with ``SHARD_OF[key % SPREAD]``."""
+        """The family's shards, created on first use (indexed as ``rib.shards`` says)."""
         shards = self.tables.get(family)
         if shards is None:
             shards = self.tables[family] = new_shards()

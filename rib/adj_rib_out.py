@@ -108,6 +108,11 @@ def _split(keys: list[int]) -> tuple[list[int], list[int]]:
     return [p for p, _ in pairs], [i for _, i in pairs]
 
 
+def _popped(shards: list[dict[int, PathAttributes]], prefixes: Sequence[int]) -> list[int]:
+    """Remove ``prefixes`` from an advertised table; those that were there."""
+    return [p for p in prefixes if shards[SHARD_OF[(p >> 22) % SPREAD]].pop(p, None) is not None]
+
+
 def forget_rewrites() -> int:
     """Empty every update group's rewrite cache; returns the entries dropped.
 
@@ -296,7 +301,7 @@ class UpdateGroup:
                 attrs = export(family, prefix, route)
                 if route_only:
                     last_route, last_attrs = route, attrs
-            table = shards[SHARD_OF[prefix % SPREAD]]
+            table = shards[SHARD_OF[(prefix >> 22) % SPREAD]]
             if attrs is None:
                 if table.pop(prefix, None) is not None:
                     withdraw.setdefault(family, []).append(prefix)
@@ -324,10 +329,10 @@ class UpdateGroup:
             if family in self.negotiated.add_path_send:
                 prefix, path_id = split_key(key)
                 shards = self.advertised_paths.get(family, [])
-                paths = shards[SHARD_OF[prefix % SPREAD]].get(prefix) if shards else None
+                paths = shards[SHARD_OF[(prefix >> 22) % SPREAD]].get(prefix) if shards else None
                 return None if paths is None else paths.get(path_id)
             table = self.advertised.get(family, [])
-            return table[SHARD_OF[key % SPREAD]].get(key) if table else None
+            return table[SHARD_OF[(key >> 22) % SPREAD]].get(key) if table else None
 
         for family, keys in list(withdraw.items()):
             kept = [k for k in dict.fromkeys(keys) if held(family, k) is None]
@@ -365,18 +370,16 @@ class UpdateGroup:
             shards = self.advertised[family] = new_shards()
         gone: list[int] = []
         if route is None:
-            gone = [p for p in prefixes if shards[SHARD_OF[p % SPREAD]].pop(p, None) is not None]
+            gone = _popped(shards, prefixes)
         elif self.settings.policy is accept_all:
             attrs = self._export(family, prefixes[0], route)
             if attrs is None:
-                gone = [
-                    p for p in prefixes if shards[SHARD_OF[p % SPREAD]].pop(p, None) is not None
-                ]
+                gone = _popped(shards, prefixes)
             else:
                 new: list[int] = []
                 add = new.append
                 for prefix in prefixes:
-                    table = shards[SHARD_OF[prefix % SPREAD]]
+                    table = shards[SHARD_OF[(prefix >> 22) % SPREAD]]
                     if table.get(prefix) is not attrs:
                         table[prefix] = attrs
                         add(prefix)
@@ -386,7 +389,7 @@ class UpdateGroup:
             export = self._export
             by_attrs = announce.setdefault(family, {})
             for prefix in prefixes:
-                table = shards[SHARD_OF[prefix % SPREAD]]
+                table = shards[SHARD_OF[(prefix >> 22) % SPREAD]]
                 exported = export(family, prefix, route)
                 if exported is None:
                     if table.pop(prefix, None) is not None:
@@ -409,7 +412,7 @@ class UpdateGroup:
         shards = self.advertised_paths.get(family)
         if shards is None:
             shards = self.advertised_paths[family] = new_shards()
-        table = shards[SHARD_OF[prefix % SPREAD]]
+        table = shards[SHARD_OF[(prefix >> 22) % SPREAD]]
         old = table.get(prefix, {})
         wanted = self._wanted_paths(family, prefix, routes)
         for path_id in old.keys() - wanted.keys():

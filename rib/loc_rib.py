@@ -99,7 +99,7 @@ class LocRib:
 
     def _slot(self, family: Family, prefix: int) -> Route | Entry | None:
         shards = self.tables.get(family)
-        return None if shards is None else shards[SHARD_OF[prefix % SPREAD]].get(prefix)
+        return None if shards is None else shards[SHARD_OF[(prefix >> 22) % SPREAD]].get(prefix)
 
     def __len__(self) -> int:
         return sum(shard_len(t) for t in self.tables.values())
@@ -133,7 +133,7 @@ class LocRib:
         shards = self.tables.get(family)
         if shards is None:
             shards = self.tables[family] = new_shards()
-        table = shards[SHARD_OF[prefix % SPREAD]]
+        table = shards[SHARD_OF[(prefix >> 22) % SPREAD]]
         slot = table.get(prefix)
         # The fast paths: a prefix's first candidate, and its only candidate replaced/removed.
         if slot is None:
@@ -210,7 +210,7 @@ class LocRib:
         add = simple.append
         entry = Entry
         for prefix in prefixes:
-            shard = SHARD_OF[prefix % SPREAD]
+            shard = SHARD_OF[(prefix >> 22) % SPREAD]
             if store is not None:
                 store[shard][prefix] = route  # type: ignore[assignment]
             table = shards[shard]

@@ -161,7 +161,7 @@ class RibSession(Protocol):
 
 def _popped(shards: AdjShards, prefixes: tuple[int, ...]) -> list[int]:
     """Remove ``prefixes`` (path id 0) from Adj-RIB-In shards; those that were there."""
-    return [p for p in prefixes if shards[SHARD_OF[p % SPREAD]].pop(p, None) is not None]
+    return [p for p in prefixes if shards[SHARD_OF[(p >> 22) % SPREAD]].pop(p, None) is not None]
 
 
 def llgr_stale_time(sent: Open, received: Open) -> int:
@@ -492,7 +492,7 @@ class Rib:
                     continue
                 for prefix, path_id in zip(gone.prefixes, gone.path_ids, strict=True):
                     key = (path_id << PATH_ID_SHIFT) | prefix if path_id else prefix
-                    if shards[SHARD_OF[key % SPREAD]].pop(key, None) is not None:
+                    if shards[SHARD_OF[(key >> 22) % SPREAD]].pop(key, None) is not None:
                         work.add(family, prefix, source, path_id, None)
             for reach in update.reach:
                 family = reach.family
@@ -506,7 +506,7 @@ class Rib:
                     loops.ignored(session.name, session.log, looped, len(reach.prefixes))
                     for prefix, path_id in zip(reach.prefixes, ids, strict=True):
                         key = (path_id << PATH_ID_SHIFT) | prefix if path_id else prefix
-                        if shards[SHARD_OF[key % SPREAD]].pop(key, None) is not None:
+                        if shards[SHARD_OF[(key >> 22) % SPREAD]].pop(key, None) is not None:
                             work.add(family, prefix, source, path_id, None)
                     continue
                 plain = intern(source, reach.attributes)
@@ -530,12 +530,12 @@ class Rib:
                     key = (path_id << PATH_ID_SHIFT) | prefix if path_id else prefix
                     if attrs is None:
                         # Rejected by import policy: gone, if it was there before.
-                        if shards[SHARD_OF[key % SPREAD]].pop(key, None) is not None:
+                        if shards[SHARD_OF[(key >> 22) % SPREAD]].pop(key, None) is not None:
                             work.add(family, prefix, source, path_id, None)
                         continue
                     if attrs is not route.attrs:
                         route = intern(source, attrs, path_id)
-                    shards[SHARD_OF[key % SPREAD]][key] = route
+                    shards[SHARD_OF[(key >> 22) % SPREAD]][key] = route
                     work.add(family, prefix, source, path_id, route)
             if update.end_of_rib is not None:
                 await self._slices(work)
@@ -579,7 +579,7 @@ class Rib:
         shards = peer.adj_in.shards(family)
         work = Runs()
         for key in keys:
-            table = shards[SHARD_OF[key % SPREAD]]
+            table = shards[SHARD_OF[(key >> 22) % SPREAD]]
             route = table.get(key)
             if route is not None and route.stale:
                 del table[key]
@@ -706,7 +706,7 @@ class Rib:
             for key, route in shard_items(shards):
                 if stale_only and not route.stale:
                     continue
-                del shards[SHARD_OF[key % SPREAD]][key]
+                del shards[SHARD_OF[(key >> 22) % SPREAD]][key]
                 prefix, path_id = split_key(key)
                 work.add(family, prefix, route.source, path_id, None)
         await self._slices(work)
@@ -734,7 +734,7 @@ class Rib:
         for family, shards in peer.adj_in.tables.items():
             for key, route in shard_items(shards):
                 prefix, path_id = split_key(key)
-                table = shards[SHARD_OF[key % SPREAD]]
+                table = shards[SHARD_OF[(key >> 22) % SPREAD]]
                 if WellKnownCommunity.NO_LLGR in route.attrs.communities:
                     del table[key]
                     work.add(family, prefix, route.source, path_id, None)
