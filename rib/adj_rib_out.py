@@ -378,8 +378,12 @@ class UpdateGroup:
             else:
                 new: list[int] = []
                 add = new.append
+                high = -1
+                table: dict[int, PathAttributes] = {}
                 for prefix in prefixes:
-                    table = shards[SHARD_OF[(prefix >> 22) % SPREAD]]
+                    if prefix >> 22 != high:  # neighbours share a shard (rib.shards)
+                        high = prefix >> 22
+                        table = shards[SHARD_OF[high % SPREAD]]
                     if table.get(prefix) is not attrs:
                         table[prefix] = attrs
                         add(prefix)

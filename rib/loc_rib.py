@@ -209,11 +209,19 @@ class LocRib:
         simple: list[int] = []
         add = simple.append
         entry = Entry
+        # A run's neighbours share a shard (rib.shards): look it up when the /18 changes.
+        high = -1
+        table: dict[int, Route | Entry] = {}
+        kept: dict[int, Route] = {}
         for prefix in prefixes:
-            shard = SHARD_OF[(prefix >> 22) % SPREAD]
+            if prefix >> 22 != high:
+                high = prefix >> 22
+                shard = SHARD_OF[high % SPREAD]
+                table = shards[shard]
+                if store is not None:
+                    kept = store[shard]
             if store is not None:
-                store[shard][prefix] = route  # type: ignore[assignment]
-            table = shards[shard]
+                kept[prefix] = route  # type: ignore[assignment]
             slot = table.get(prefix)
             if slot is None:
                 if route is not None:
