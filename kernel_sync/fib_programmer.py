@@ -1,7 +1,8 @@
 """Loc-RIB -> FIB: the best routes (with their ECMP sets) written into the kernel, kept there.
 
-Data flow: the RIB task calls ``on_changes`` with each batch of Loc-RIB ``Change``s (this is
-one of its subscribers). For every change the programmer works out the kernel route the new
+Data flow: the RIB task calls ``on_changes`` with each batch of Loc-RIB ``Change``s and ``Run``s
+(this is one of its subscribers; a run's route is built once per answer of the kernel policy
+and copied per prefix). For every change the programmer works out the kernel route the new
 selection calls for (``_build``: Calico's kernel policy, then one next hop per ECMP path:
 through ``tunl0`` with the onlink flag for IPIP pools, as BIRD's ``krt_tunnel`` does, or
 through the gateways the ``NextHopResolver`` finds for a next hop that is not a neighbour, as
@@ -46,13 +47,14 @@ from kernel_sync.netlink_socket import dump_routes
 from kernel_sync.next_hop_resolver import ON_LINK, NextHopResolver
 from kernel_sync.route_messages import KernelRoute, NextHop, RouteChange, RouteOp, family_of
 from kernel_sync.route_writer import Advice, BatchResult, RouteWriter
-from rib.loc_rib import Change, Published, each_change
+from rib.loc_rib import Change, Published, Run
 from rib.route import Origin, Route
 from speaker.nlri import prefix_text
 from speaker.session_counters import LatencyHistogram
 from speaker.wire_codes import Family
 
 LOG = logging.getLogger("myna.kernel")
+_new = tuple.__new__  # a NamedTuple from a tuple, without the keyword-handling constructor
 
 # (prefix, family, route) -> (program it?, tunnel device or None)
 KernelPolicy = Callable[[int, Family, Route], tuple[bool, str | None]]
@@ -261,33 +263,79 @@ class FibProgrammer:
 
     def on_changes(self, changes: Sequence[Published]) -> None:
         """RIB subscriber: queue what the kernel must change."""
-        for change in each_change(changes):
-            self._apply(change)
+        for change in changes:
+            if isinstance(change, Run):
+                self._apply_run(change)
+            else:
+                self._apply(change)
         self._schedule()
 
     def _apply(self, change: Change) -> None:
-        key = (change.family, change.prefix)
         want, waits, recursive = self._build(change)
-        self.waiting.pop(key, None)
-        self.resolved.pop(key, None)
+        self._record(change.family, change.prefix, want, waits, recursive, change=change)
+
+    def _apply_run(self, run: Run) -> None:
+        """A Loc-RIB ``Run``: one path for many prefixes.
+
+        Its kernel route is built once per answer of the kernel policy (which reads the
+        prefix: IPIP pools) and copied with each prefix, instead of once per prefix.
+        """
+        family, route = run.family, run.route
+        ecmp: tuple[Route, ...] = () if route is None else (route,)
+        policy = self.policy if route is not None and route.source.origin == Origin.BGP else None
+        built: dict[tuple[bool, str | None], tuple[KernelRoute | None, bool, bool]] = {}
+        for prefix in run.prefixes:
+            answer = (False, None) if policy is None else policy(prefix, family, route)  # type: ignore[arg-type]
+            shape = built.get(answer)
+            change = None
+            if shape is None:
+                change = Change(family, prefix, None, (), route, ecmp)
+                shape = built[answer] = self._build(change)
+            want, waits, recursive = shape
+            if want is not None:
+                want = _new(KernelRoute, (want[0], prefix, *want[2:]))
+            if change is None and (waits or recursive):
+                change = Change(family, prefix, None, (), route, ecmp)
+            self._record(family, prefix, want, waits, recursive, change=change)
+
+    def _record(
+        self,
+        family: Family,
+        prefix: int,
+        want: KernelRoute | None,
+        waits: bool,
+        recursive: bool,
+        *,
+        change: Change | None,
+    ) -> None:
+        """Queue the write that makes the kernel hold ``want`` for the prefix.
+
+        ``change`` (needed when ``waits`` or ``recursive``) is kept to build the route again.
+        """
+        key = (family, prefix)
+        if self.waiting:
+            self.waiting.pop(key, None)
+        if self.resolved:
+            self.resolved.pop(key, None)
         if waits:
-            self.waiting[key] = change
+            self.waiting[key] = change  # type: ignore[assignment]
         if recursive:
-            self.resolved[key] = change
+            self.resolved[key] = change  # type: ignore[assignment]
         have = self.installed.get(key)
-        if want is not None and key in self.adopted and self._same(want, have):
+        if self.adopted and want is not None and key in self.adopted and self._same(want, have):
             self.adopted.discard(key)  # selected again, unchanged: left as it is
             return
-        self.adopted.discard(key)
+        if self.adopted:
+            self.adopted.discard(key)
         if want == have:
             return
         if want is None:
             if have is not None:
                 del self.installed[key]
-                self._queue[key] = RouteChange(RouteOp.DEL, have)
+                self._queue[key] = _new(RouteChange, (RouteOp.DEL, have))
         else:
             self.installed[key] = want
-            self._queue[key] = RouteChange(RouteOp.REPLACE, want)
+            self._queue[key] = _new(RouteChange, (RouteOp.REPLACE, want))
 
     def retry(self) -> None:
         """Build the waiting and recursively resolved routes again (the kernel changed)."""

@@ -4,7 +4,9 @@ Data flow: the RIB task calls ``apply`` for each route that entered, changed or 
 Adj-RIB-In (or the node's own routes); the decision process (``rib/decision.py``) picks the
 best and the multipath set; when the candidates changed, ``apply`` returns a ``Change`` that the
 task publishes to the subscribers (Adj-RIB-Out update groups, kernel sync, control API) in
-batches.
+batches. A peer's UPDATE goes through ``apply_run`` whole: its prefixes that have no other
+candidate are stored in one loop and published as one ``Run``, which the subscribers also take
+whole (1,000,000 /32s from one peer cost a few hundred runs, not a million changes).
 
 Memory is the point of the layout: a prefix with a single candidate (the common case: one
 node announces each Calico block) maps straight to its interned ``Route``, so the entry costs
@@ -16,7 +18,7 @@ published; ``end_deferral`` then publishes the whole table at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 from rib.decision import DecisionOptions, select
@@ -55,7 +57,8 @@ class Run(NamedTuple):
     The batch form of ``Change`` for a peer's big table: every prefix of the run had no
     candidate or only the one from (``source``, ``path_id``), so its new best and ECMP set are
     ``route`` alone. The old selection is not kept (it was that source's previous route or
-    nothing); subscribers that want single changes read ``each_change``.
+    nothing). Subscribers take a run whole: an update group exports the route once, the FIB
+    programmer builds the kernel route once per answer of its policy.
     """
 
     family: Family
@@ -67,18 +70,6 @@ class Run(NamedTuple):
 
 Published = Change | Run
 """What the Loc-RIB publishes: single changes and runs, in the order they happened."""
-
-
-def each_change(items: Iterable[Published]) -> Iterator[Change]:
-    """``items`` as single changes (a run's old selection reads as none)."""
-    for item in items:
-        if isinstance(item, Run):
-            route = item.route
-            ecmp = NO_ROUTES if route is None else (route,)
-            for prefix in item.prefixes:
-                yield Change(item.family, prefix, None, NO_ROUTES, route, ecmp)
-        else:
-            yield item
 
 
 def _selection(slot: Route | Entry | None) -> tuple[Route | None, tuple[Route, ...]]:

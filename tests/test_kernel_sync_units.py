@@ -25,7 +25,7 @@ from kernel_sync.netlink_messages import Header, Link
 from kernel_sync.next_hop_resolver import ON_LINK, NextHopResolver
 from kernel_sync.route_messages import KernelRoute, NextHop, RouteChange, RouteOp
 from kernel_sync.route_writer import BatchResult
-from rib.loc_rib import Change
+from rib.loc_rib import Change, Run
 from rib.route import ROUTES, Origin, Route, Source
 from speaker.nlri import prefix_from_text
 from speaker.path_attributes import ATTRIBUTES, PathAttributes
@@ -326,3 +326,48 @@ def test_the_learn_filter(route: KernelRoute, learned: bool) -> None:
         links[2] = Link(2, "eth0", 0)
         learner.on_kernel(header(MessageType.DELROUTE), route)
         assert not got.now
+
+
+@on_uvloop
+async def test_a_run_programs_what_its_changes_one_by_one_would() -> None:
+    # The kernel policy reads the prefix (an IPIP pool covers half the run) and the tunnel
+    # device is missing at first: the run's routes are built per policy answer, not per prefix.
+    pool = ipaddress.ip_network("198.19.0.0/23")
+    devices: dict[str, int] = {}
+
+    def ifindex(name: str) -> int:
+        if name not in devices:
+            raise OSError(errno.ENODEV, "no such device")
+        return devices[name]
+
+    def ipip(prefix: int, _family: Family, _route: Route) -> tuple[bool, str | None]:
+        inside = ipaddress.ip_address(prefix >> 8) in pool
+        return True, "tunl0" if inside else None
+
+    prefixes = [prefix_from_text(f"198.19.{n}.{64 * k}/26") for n in range(4) for k in range(4)]
+    route = route_via("198.18.0.2")
+    one_by_one, _, _ = programmer(policy=ipip, ifindex=ifindex)
+    in_a_run, _, _ = programmer(policy=ipip, ifindex=ifindex)
+
+    def same() -> None:
+        assert in_a_run.installed == one_by_one.installed
+        assert in_a_run._queue == one_by_one._queue
+        assert set(in_a_run.waiting) == set(one_by_one.waiting)
+        assert in_a_run.waiting == one_by_one.waiting
+
+    one_by_one.on_changes([Change(V4, p, None, (), route, (route,)) for p in prefixes])
+    in_a_run.on_changes([Run(V4, PEER, 0, route, prefixes)])
+    same()
+    assert len(in_a_run.installed) == 8 and len(in_a_run.waiting) == 8  # tunl0 is missing
+    devices["tunl0"] = 7
+    for fib in (one_by_one, in_a_run):
+        fib.retry()
+    same()
+    assert len(in_a_run.installed) == 16 and not in_a_run.waiting
+    tunnelled = in_a_run.installed[(V4, prefixes[0])]
+    assert (tunnelled.oif, tunnelled.flags) == (7, int(NextHopFlag.ONLINK))
+    assert tunnelled.prefix == prefixes[0] and tunnelled.gateway == ip("198.18.0.2")
+    one_by_one.on_changes([Change(V4, p, None, (), None, ()) for p in prefixes[:5]])
+    in_a_run.on_changes([Run(V4, PEER, 0, None, prefixes[:5])])
+    same()
+    assert len(in_a_run.installed) == 11
