@@ -50,6 +50,9 @@ class _Incoming(asyncio.Protocol):
         """Nothing is read from a refused connection."""
 
 
+REFUSALS_LOGGED = 1024  # strangers whose refusal is logged (and remembered)
+
+
 class Listener:
     """The BGP port on the configured addresses, for all peers."""
 
@@ -89,14 +92,21 @@ class Listener:
                     ) from exc
 
     def refuse(self, address: str, transport: asyncio.Transport) -> None:
-        """Cease 6/5 to a stranger, logged the first time only."""
-        if address not in self.refused:
+        """Cease 6/5 to a stranger, logged the first time only (for the first strangers)."""
+        if address not in self.refused and len(self.refused) < REFUSALS_LOGGED:
+            # Bounded: a scan of the BGP port from many addresses must not grow memory.
             self.refused.add(address)
             LOG.warning(
                 "refused a BGP connection from %s: not a configured peer "
                 "(logged once per address; add it to the config if it should peer)",
                 address,
             )
+            if len(self.refused) == REFUSALS_LOGGED:
+                LOG.warning(
+                    "refused BGP connections from %d addresses that are no peers; refusals "
+                    "from further addresses are not logged",
+                    REFUSALS_LOGGED,
+                )
         transport.write(_REJECTED)
         transport.close()
 

@@ -21,6 +21,7 @@ from uvloop_runner import on_uvloop
 
 from bgpd.config import parse_config
 from bgpd.daemon import Daemon
+from speaker.listener import REFUSALS_LOGGED, Listener
 from speaker.nlri import prefix_from_text
 from speaker.session_events import State
 from speaker.wire_codes import Family
@@ -229,3 +230,32 @@ async def test_calico_default_export_policy() -> None:
         # All four are in A's own Loc-RIB: only export held three back.
         for text in ("198.19.1.0/26", "198.19.1.5/32", "198.18.200.0/24", "198.19.9.0/26"):
             assert a.rib.loc.lookup(Family.IPV4_UNICAST, prefix_from_text(text))[0] is not None
+
+
+class _Recorder:
+    """The part of an asyncio transport ``Listener.refuse`` uses."""
+
+    def __init__(self) -> None:
+        self.written = b""
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_refused_strangers_are_remembered_up_to_a_bound(caplog: pytest.LogCaptureFixture) -> None:
+    # A scan of the BGP port from many addresses: each gets its Cease, memory stays bounded.
+    listener = Listener([], 0)
+    transports = [_Recorder() for _ in range(REFUSALS_LOGGED + 500)]
+    with caplog.at_level("WARNING", logger="myna"):
+        for n, transport in enumerate(transports):
+            listener.refuse(f"2001:db8::{n:x}", transport)  # type: ignore[arg-type]
+        listener.refuse("2001:db8::1", _Recorder())  # type: ignore[arg-type]  # again: not logged
+    assert all(t.closed and t.written[16:21] == bytes((0, 21, 3, 6, 5)) for t in transports)
+    assert len(listener.refused) == REFUSALS_LOGGED
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == REFUSALS_LOGGED + 1
+    assert "are not logged" in lines[-1]
