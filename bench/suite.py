@@ -66,7 +66,7 @@ LABELS = {
     "pyroute2": "pyroute2",
 }
 FULL: dict[str, Any] = {
-    "propagation": {"cases": ["prop-100k", "prop-1m"], "repeat": 3, "repeat_1m": 1},
+    "propagation": {"cases": ["prop-100k", "prop-1m"], "repeat": 3, "repeat_1m": 3},
     "fanout": {"repeat": 3},
     "mesh": {"peers": 500, "idle": 10.0},
     "kernel": {"count": 100_000, "sample": 5_000, "repeat": 3},

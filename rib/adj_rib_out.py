@@ -29,7 +29,7 @@ from rib.adj_rib_in import rib_key, split_key
 from rib.decision import DecisionOptions, rank
 from rib.loc_rib import Published, Run
 from rib.route import Origin, Route, Source, Stale
-from rib.shards import SHARD_OF, SPREAD, new_shards, shard_items
+from rib.shards import SHARD_OF, SPREAD, new_shards, pop_present, shard_items
 from speaker.negotiated import Negotiated
 from speaker.path_attributes import ATTRIBUTES, PathAttributes
 from speaker.update_message import encode_announcements, encode_end_of_rib, encode_withdrawals
@@ -106,11 +106,6 @@ def _split(keys: list[int]) -> tuple[list[int], list[int]]:
     """ADD-PATH table keys -> (prefixes, path ids), index-aligned for the encoder."""
     pairs = [split_key(k) for k in keys]
     return [p for p, _ in pairs], [i for _, i in pairs]
-
-
-def _popped(shards: list[dict[int, PathAttributes]], prefixes: Sequence[int]) -> list[int]:
-    """Remove ``prefixes`` from an advertised table; those that were there."""
-    return [p for p in prefixes if shards[SHARD_OF[(p >> 22) % SPREAD]].pop(p, None) is not None]
 
 
 def forget_rewrites() -> int:
@@ -370,11 +365,16 @@ class UpdateGroup:
             shards = self.advertised[family] = new_shards()
         gone: list[int] = []
         if route is None:
-            gone = _popped(shards, prefixes)
+            gone = pop_present(shards, prefixes)
         elif self.settings.policy is accept_all:
             attrs = self._export(family, prefixes[0], route)
             if attrs is None:
-                gone = _popped(shards, prefixes)
+                gone = pop_present(shards, prefixes)
+            elif run.fresh:
+                # No prefix of a fresh run had a best route, so none was advertised: no diff.
+                shard = shards[SHARD_OF[(prefixes[0] >> 22) % SPREAD]]
+                shard.update(dict.fromkeys(prefixes, attrs))
+                announce.setdefault(family, {}).setdefault(attrs, []).extend(prefixes)
             else:
                 new: list[int] = []
                 add = new.append

@@ -66,6 +66,9 @@ class Run(NamedTuple):
     path_id: int
     route: Route | None
     prefixes: Sequence[int]
+    # None of the prefixes had a candidate before (so none had a best route to advertise),
+    # and they all lie in one /18, so they share a shard (``rib.shards``).
+    fresh: bool = False
 
 
 Published = Change | Run
@@ -197,6 +200,20 @@ class LocRib:
         shards = self.tables.get(family)
         if shards is None:
             shards = self.tables[family] = new_shards()
+        if route is not None and prefixes:
+            low = min(prefixes) >> 22
+            if low == max(prefixes) >> 22:
+                shard = SHARD_OF[low % SPREAD]
+                if shards[shard].keys().isdisjoint(prefixes):
+                    # The common case (a peer's table, a node's blocks) in C: one shard, and no
+                    # prefix has a candidate yet.
+                    new: dict[int, Route] = dict.fromkeys(prefixes, route)
+                    shards[shard].update(new)
+                    if store is not None:
+                        store[shard].update(new)
+                    if not self.deferring:
+                        out.append(Run(family, source, path_id, route, list(new), fresh=True))
+                    return
         simple: list[int] = []
         add = simple.append
         entry = Entry

@@ -37,7 +37,7 @@ from rib.gc_schedule import GcSchedule
 from rib.loc_rib import LocRib, Published
 from rib.policy import LimitDecision, PrefixLimit
 from rib.route import ROUTES, Origin, Route, Source, Stale
-from rib.shards import SHARD_OF, SPREAD, shard_items
+from rib.shards import SHARD_OF, SPREAD, pop_present, shard_items
 from speaker.capabilities import GracefulRestartCapability, LongLivedGracefulRestartCapability
 from speaker.control_messages import Notification
 from speaker.negotiated import Negotiated
@@ -157,11 +157,6 @@ class RibSession(Protocol):
 
         Its SessionUp may still be on its way to the RIB.
         """
-
-
-def _popped(shards: AdjShards, prefixes: tuple[int, ...]) -> list[int]:
-    """Remove ``prefixes`` (path id 0) from Adj-RIB-In shards; those that were there."""
-    return [p for p in prefixes if shards[SHARD_OF[(p >> 22) % SPREAD]].pop(p, None) is not None]
 
 
 def llgr_stale_time(sent: Open, received: Open) -> int:
@@ -488,7 +483,7 @@ class Rib:
                 family = gone.family
                 shards = peer.adj_in.shards(family)
                 if gone.path_ids is None:
-                    work.extend(family, source, 0, None, _popped(shards, gone.prefixes))
+                    work.extend(family, source, 0, None, pop_present(shards, gone.prefixes))
                     continue
                 for prefix, path_id in zip(gone.prefixes, gone.path_ids, strict=True):
                     key = (path_id << PATH_ID_SHIFT) | prefix if path_id else prefix
@@ -516,7 +511,7 @@ class Rib:
                     if attrs is None:
                         if work.deferred:
                             work = await self._stored(work)
-                        work.extend(family, source, 0, None, _popped(shards, reach.prefixes))
+                        work.extend(family, source, 0, None, pop_present(shards, reach.prefixes))
                         continue
                     route = plain if attrs is plain.attrs else intern(source, attrs)
                     # The Loc-RIB stores them in the Adj-RIB-In too, in the same loop.

@@ -21,7 +21,7 @@ index it as ``shards[SHARD_OF[(key >> 22) % SPREAD]]`` in their hot loops (no ca
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TypeVar
 
 V = TypeVar("V")
@@ -66,3 +66,8 @@ def shard_items(shards: list[dict[int, V]]) -> Iterator[tuple[int, V]]:
 def shard_len(shards: list[dict[int, V]]) -> int:
     """Entries in all shards."""
     return sum(len(shard) for shard in shards)
+
+
+def pop_present(shards: list[dict[int, V]], keys: Sequence[int]) -> list[int]:
+    """Remove ``keys`` from a sharded table; returns those that were there, in order."""
+    return [k for k in keys if shards[SHARD_OF[(k >> 22) % SPREAD]].pop(k, None) is not None]
