@@ -80,7 +80,7 @@ QUICK: dict[str, Any] = {
     "mesh": {"peers": 500, "idle": 10.0},
     "kernel": {"count": 100_000, "sample": 2_000, "repeat": 1},
     "memory": {"count": 100_000},
-    "codec": {"scale": 0.2, "repeat": 2},
+    "codec": {"scale": 0.2, "repeat": 5},
     "latency": {"count": 20},
 }
 TIMEOUT = 3600.0  # seconds for one child benchmark
