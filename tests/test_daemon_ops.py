@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,6 +30,7 @@ import yaml
 from loopback_daemons import free_port, wait_for
 from uvloop_runner import on_uvloop
 
+import bgpd.daemon as daemon_module
 from bgpd.cli import redacted
 from bgpd.config import load_config, parse_config
 from bgpd.daemon import Daemon
@@ -417,3 +419,32 @@ async def test_a_peer_with_its_own_local_as(tmp_path: Path) -> None:
         (path,) = b.api.routes({"prefix": "198.19.1.0/26"})
         assert path["as_path"] == [64600]  # prepended with the overriding AS, not 64512
         assert a.api.status()["node_name"] == "node-a"
+
+
+@on_uvloop
+async def test_the_status_file_is_written_off_the_event_loop(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    # A write and rename that took 30 ms and more on the event loop held up a Felix block's
+    # learning: changes are written by a worker thread; start and stop write at once.
+    status = tmp_path / "status.json"
+    data = node("127.0.0.1", free_port("127.0.0.1"), [], status_file=str(status))
+    daemon = Daemon(parse_config(yaml.safe_dump(data)))
+    writers: list[int] = []
+    write = daemon_module._write_atomically
+
+    def recording(path: Path, text: str) -> None:
+        writers.append(threading.get_ident())
+        write(path, text)
+
+    monkeypatch.setattr(daemon_module, "_write_atomically", recording)
+    await daemon.start()
+    try:
+        assert writers == [threading.get_ident()]  # at start: at once, on the loop
+        assert json.loads(status.read_text())["router_id"] == "198.18.0.1"
+        daemon.status.changed()
+        await wait_for("the status file rewritten", lambda: len(writers) == 2, timeout=5)
+        assert writers[1] != threading.get_ident()
+    finally:
+        await daemon.close()
+    assert len(writers) == 3 and writers[2] == threading.get_ident()  # at stop: at once
