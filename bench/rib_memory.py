@@ -72,7 +72,6 @@ from bench.bgp_feeder import encode_routes, inside_block, route_groups
 from bench.results_file import machine, save
 from rib.adj_rib_out import ExportSettings, NextHopMode
 from rib.rib_task import Rib, RibSession
-from rib.route import ROUTES
 from speaker.capabilities import Capability, FourOctetAsCapability, MultiprotocolCapability
 from speaker.control_messages import Notification
 from speaker.framing import MessageReader
@@ -246,7 +245,7 @@ async def load_myna(scenario: Scenario, count: int, trace: bool) -> dict[str, An
         exporter = FakeSession(EXPORT_PEER)
         rib.add_peer(exporter, export_settings)
         rib.session_up(exporter, session_up(EXPORT_AS))
-    while not all(p.up for p in rib.peers.values()):
+    while not all(p.up for p in rib.view.peers()):
         await asyncio.sleep(0.01)
     neg = up.negotiated
     stream = b"".join(encode_routes(route_groups(count, scenario.distinct, FEEDER), neg))
@@ -260,7 +259,6 @@ async def load_myna(scenario: Scenario, count: int, trace: bool) -> dict[str, An
 
     started = time.perf_counter()
     reader = MessageReader(neg.max_message_len)
-    peer = rib.peers[feeder.name]
     pauses = 0
     for offset in range(0, len(stream), CHUNK):
         batch: tuple[Update, ...] = tuple(
@@ -274,7 +272,7 @@ async def load_myna(scenario: Scenario, count: int, trace: bool) -> dict[str, An
             await feeder.reading.wait()
         await asyncio.sleep(0)  # the next chunk arrives in a later loop iteration
     del batch
-    while V4 not in peer.eor:
+    while V4 not in rib.view.peer(feeder.name).end_of_rib:  # type: ignore[union-attr]
         await asyncio.sleep(0.002)
     elapsed = time.perf_counter() - started
     del reader
@@ -284,10 +282,10 @@ async def load_myna(scenario: Scenario, count: int, trace: bool) -> dict[str, An
     result: dict[str, Any] = {
         "count": count,
         "load_seconds": elapsed,
-        "routes_adj_rib_in": len(peer.adj_in),
-        "routes_loc_rib": len(rib.loc),
+        "routes_adj_rib_in": sum(rib.view.peer(feeder.name).received.values()),  # type: ignore[union-attr]
+        "routes_loc_rib": rib.view.prefix_count(),
         "attribute_sets": len(ATTRIBUTES),
-        "route_objects": len(ROUTES),
+        "route_objects": rib.view.route_objects,
         "longest_slice_cpu_ms": rib.longest_slice_cpu * 1000,
         "back_pressure_pauses": pauses,
         "bytes_sent_to_export_peer": exporter.bytes_sent if exporter else 0,

@@ -50,6 +50,7 @@ from rib.calico_policy import (
     filter_from_crd,
     import_reads_prefix,
 )
+from rib.graceful_restart import llgr_stale_time
 from rib.policy import (
     Direction,
     LimitAction,
@@ -58,11 +59,13 @@ from rib.policy import (
     as_rib_policy,
     compile_filters,
 )
-from rib.rib_task import ImportPolicy, Rib, RibSession, llgr_stale_time
+from rib.rib_events import ImportPolicy
+from rib.rib_task import Rib, RibSession
 from rib.route import Origin, Route
 from speaker.capabilities import (
     AddPathCapability,
     Capability,
+    EnhancedRouteRefreshCapability,
     FourOctetAsCapability,
     GracefulRestartCapability,
     LongLivedGracefulRestartCapability,
@@ -94,14 +97,19 @@ def _router_id_int(text: str) -> int:
 
 
 def capabilities_for(peer: Peer, local_as: int, restarting: bool) -> tuple[Capability, ...]:
-    """What we offer a peer: its address family, route refresh, 4-octet AS, GR."""
+    """What we offer a peer.
+
+    Its address family, route refresh (RFC 2918 and RFC 7313), 4-octet AS, ADD-PATH, GR and LLGR
+    (RFC 9494 4.1: LLGR only beside GR).
+    """
     family = Family.IPV6_UNICAST if peer.ipv6 else Family.IPV4_UNICAST
     caps: list[Capability] = [
         MultiprotocolCapability(family.afi, family.safi),
         RouteRefreshCapability(),
+        EnhancedRouteRefreshCapability(),
         FourOctetAsCapability(local_as),
     ]
-    if peer.long_lived_stale_time:
+    if peer.long_lived_stale_time and peer.graceful_restart:
         caps.append(
             LongLivedGracefulRestartCapability(
                 ((family.afi, family.safi, FORWARDING_PRESERVED, peer.long_lived_stale_time),)
@@ -256,22 +264,22 @@ class StatusFile:
 
     def status(self) -> dict[str, object]:
         """What the status file holds."""
-        rib = self.daemon.rib
+        view = self.daemon.rib.view
         peers: dict[str, object] = {}
         for session in self.daemon.sessions:
-            peer = rib.peers[session.name]
+            peer = view.peer(session.name)
             routes = self.daemon.api.received(session.name)
             peers[session.name] = {
                 "state": session.state.label,
                 "last_error": session.fsm.last_error,
                 "connect_attempts": session.fsm.connect_attempts,
-                "route_count": len(peer.adj_in),
+                "route_count": 0 if peer is None else sum(peer.received.values()),
                 "routes": routes,
             }
         ecmp: dict[str, list[str]] = {}
-        if len(rib.loc) <= STATUS_ROUTE_LIMIT:
-            for family in list(rib.loc.tables):
-                for prefix, _, paths in rib.loc.best_routes(family):
+        if view.prefix_count() <= STATUS_ROUTE_LIMIT:
+            for family in view.families():
+                for prefix, _, paths in view.best_routes(family):
                     if len(paths) > 1:
                         ecmp[prefix_text(prefix, family)] = sorted(
                             str(ipaddress.ip_address(r.attrs.next_hop[:16])) for r in paths
@@ -279,9 +287,9 @@ class StatusFile:
         return {
             "router_id": self.daemon.config.router_id,
             "pid": os.getpid(),
-            "loc_rib": len(rib.loc),
+            "loc_rib": view.prefix_count(),
             "ecmp": ecmp,
-            "selection_deferred": rib.loc.deferring,
+            "selection_deferred": view.deferring,
             "peers": peers,
             "kernel": self.kernel(),
         }
@@ -441,11 +449,12 @@ class Daemon:
         now = loop.time()
         waiting: set[bytes] = set()
         deadlines = []
-        for name, peer in self.rib.peers.items():
+        for peer in self.rib.view.peers():
+            name = peer.name
             config = self.peer_configs.get(name)
             if config is None or not config.graceful_restart:
                 continue
-            if peer.up and (not peer.graceful or peer.eor >= peer.families):
+            if peer.up and (not peer.graceful_restart or peer.end_of_rib >= peer.families):
                 continue  # back, with everything it had to say
             deadline = self._started + config.restart_time
             if not peer.up and now >= deadline:
@@ -521,7 +530,7 @@ class Daemon:
                 self._remove_peer(
                     session, CeaseSubcode.OTHER_CONFIGURATION_CHANGE, "peer configuration changed"
                 )
-        restarting = self.rib.loc.deferring
+        restarting = self.rib.view.deferring
         for peer in config.peers:
             if peer.address in plan.added or peer.address in plan.reset:
                 session = self._add_peer(peer)
@@ -612,6 +621,8 @@ class Daemon:
                 policy = calico
             resolver = None
             if kernel.recursive_next_hops:
+                # BIRD's "gateway recursive": next hops resolve through the kernel's routes, in
+                # the RIB (eligibility and interior cost) and in the FIB (the gateways to use).
                 resolver = NextHopResolver(kernel.table, kernel.protocol)
                 events.watchers.append(resolver)  # before the programmer: it reads the resolver
             self.writer = RouteWriter()
@@ -623,11 +634,20 @@ class Daemon:
                 resolver=resolver,
             )
             fib.request_resync = events.schedule_resync
+            if resolver is not None:
+                self.rib.set_resolver(resolver.cost)
+
+                def kernel_routes_changed(retry: Callable[[], None] = fib.retry) -> None:
+                    retry()
+                    self.rib.next_hops_changed()
+
+                resolver.on_change = kernel_routes_changed
             fib.adopt(await dump_routes(table=kernel.table, protocol=kernel.protocol))
             self.fib = fib
             events.watchers.append(fib)
-            self.rib.subscribers.append(fib.on_changes)
-            if not self.rib.loc.deferring:
+            self.rib.add_channel(fib)
+            self.rib.sweep_hooks.append(fib.compact)
+            if not self.rib.view.deferring:
                 # No selection deferral to wait for: give the peers a minute to announce again.
                 asyncio.get_running_loop().call_later(60, fib.remove_leftovers)
         if kernel.learn:
@@ -657,7 +677,7 @@ class Daemon:
         self.systemd.stopping()
         if self.fib is not None:
             # Persist (BIRD's "persist"): the sessions ending must not empty the kernel.
-            self.rib.subscribers.remove(self.fib.on_changes)
+            self.rib.remove_channel(self.fib)
         # Graceful-restart peers keep our routes, stale, instead of dropping them (a Cease).
         graceful = self.fib is not None
         for session in self.sessions:

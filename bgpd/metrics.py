@@ -41,7 +41,6 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
-from rib.shards import shard_len
 from speaker.session_counters import MESSAGE_TYPES, LatencyHistogram, SessionCounters
 from speaker.session_events import State
 from speaker.wire_codes import Family
@@ -180,16 +179,16 @@ class DaemonCollector(Collector):
         )
         accepted = GaugeMetricFamily(
             "myna_peer_prefixes_accepted",
-            "Routes from the peer held in its Adj-RIB-In after import policy (paths with "
-            "ADD-PATH; stale ones included during graceful restart).",
+            "Routes from the peer kept after import policy (paths with ADD-PATH; stale ones "
+            "included during graceful restart).",
             labels=labels,
         )
         advertised = GaugeMetricFamily(
             "myna_peer_prefixes_advertised",
-            "Prefixes currently advertised to the peer (its update group's Adj-RIB-Out).",
+            "Routes (paths with ADD-PATH) the peer currently holds from us, all families.",
             labels=labels,
         )
-        rib_peers = self.daemon.rib.peers
+        view = self.daemon.rib.view
         for session in self.daemon.sessions:
             name = session.name
             counters = session.counters
@@ -197,18 +196,16 @@ class DaemonCollector(Collector):
                 received.add_metric([name, _family(family)], count)
             for family, count in sorted(counters.prefixes_withdrawn.items()):
                 withdrawn.add_metric([name, _family(family)], count)
-            peer = rib_peers.get(name)
+            peer = view.peer(name)
             if peer is None:
                 continue
-            group = peer.group
-            for family in sorted(set(peer.families) | set(peer.adj_in.tables)):
-                accepted.add_metric([name, _family(family)], peer.adj_in.count(family))
-                out = 0
-                if group is not None:
-                    out = shard_len(group.advertised.get(family, [])) + shard_len(
-                        group.advertised_paths.get(family, [])
-                    )
-                advertised.add_metric([name, _family(family)], out)
+            for family in sorted(set(peer.families) | set(peer.received)):
+                accepted.add_metric([name, _family(family)], peer.received.get(family, 0))
+            # The update group counts routes, not families: one figure, under the family the
+            # session speaks (the peer's first).
+            families = sorted(peer.families)
+            if families:
+                advertised.add_metric([name, _family(families[0])], view.advertised(name))
         yield from (received, withdrawn, accepted, advertised)
 
     def _rib(self) -> Iterator[Metric]:
@@ -219,17 +216,19 @@ class DaemonCollector(Collector):
             "Prefixes in the Loc-RIB (each with its candidates, best route and ECMP set).",
             labels=family,
         )
-        for fam, shards in sorted(rib.loc.tables.items()):
-            loc.add_metric([_family(fam)], shard_len(shards))
+        view = rib.view
+        for fam in view.families():
+            loc.add_metric([_family(fam)], view.prefix_count(fam))
         adj_in = GaugeMetricFamily(
             "myna_adj_rib_in_routes",
-            "Routes held in the Adj-RIBs-In of every peer, after import policy.",
+            "Routes received from every peer and kept after import policy (the Loc-RIB's "
+            "candidates; Myna keeps no separate Adj-RIB-In).",
             labels=family,
         )
         totals: dict[Family, int] = {}
-        for peer in rib.peers.values():
-            for fam, tables in peer.adj_in.tables.items():
-                totals[fam] = totals.get(fam, 0) + shard_len(tables)
+        for peer in view.peers():
+            for fam, count in peer.received.items():
+                totals[fam] = totals.get(fam, 0) + count
         for fam, count in sorted(totals.items()):
             adj_in.add_metric([_family(fam)], count)
         yield loc
@@ -237,17 +236,17 @@ class DaemonCollector(Collector):
         yield GaugeMetricFamily(
             "myna_rib_selection_deferred",
             "1 while best-path selection waits for End-of-RIB after a restart (RFC 4724).",
-            value=1.0 if rib.loc.deferring else 0.0,
+            value=1.0 if rib.view.deferring else 0.0,
         )
         yield GaugeMetricFamily(
             "myna_rib_update_groups",
             "Update groups (peers sharing one export and encoding).",
-            value=len(rib.groups),
+            value=rib.view.update_groups,
         )
         yield CounterMetricFamily(
             "myna_rib_prefixes_processed_total",
             "Prefix changes applied to the Loc-RIB.",
-            value=rib.prefixes_processed,
+            value=rib.view.prefixes_processed,
         )
         yield GaugeMetricFamily(
             "myna_rib_longest_slice_seconds",
@@ -365,7 +364,7 @@ class MetricsServer:
         down = [s.name for s in sessions if s.state != State.ESTABLISHED]
         up = len(sessions) - len(down)
         problems: list[str] = []
-        if self.daemon.rib.loc.deferring:
+        if self.daemon.rib.view.deferring:
             problems.append(
                 "graceful restart in progress: best-path selection waits for End-of-RIB"
             )

@@ -49,6 +49,7 @@ class NextHopResolver:
         }
         self._lengths: dict[int, list[int]] = {socket.AF_INET: [], socket.AF_INET6: []}
         self._memo: dict[bytes, tuple[NextHop, ...] | None] = {}
+        self._costs: dict[bytes, int | None] = {}
 
     def _relevant(self, route: KernelRoute) -> bool:
         return (
@@ -64,6 +65,7 @@ class NextHopResolver:
         for family, routes in self._routes.items():
             self._lengths[family] = sorted({length for _, length in routes}, reverse=True)
         self._memo.clear()
+        self._costs.clear()
 
     async def resync(self) -> None:
         """Mirror the table again (at start, after overruns and link or address changes)."""
@@ -98,23 +100,45 @@ class NextHopResolver:
         self._memo[next_hop] = answer
         return answer
 
-    def _lookup(self, next_hop: bytes) -> tuple[NextHop, ...] | None:
+    def cost(self, next_hop: bytes) -> int | None:
+        """Whether a BGP next hop resolves, and at what interior cost (the RIB asks).
+
+        RFC 4271 9.1.2.1 and step e). None: not at all; 0: on-link (a connected subnet, as BIRD
+        counts a device route); else the metric of the kernel route it goes through.
+
+        ``next_hop`` is as the route carries it: 4 octets, 16, or 32 (global and link-local:
+        the global one is looked up).
+        """
+        if next_hop in self._costs:
+            return self._costs[next_hop]
+        address = next_hop[:16] if len(next_hop) > 16 else next_hop
+        route = self._covering(address)
+        cost = None
+        if route is not None and route.type == RouteType.UNICAST:
+            cost = 0 if self.resolve(address) is ON_LINK else route.priority
+        self._costs[next_hop] = cost
+        return cost
+
+    def _covering(self, next_hop: bytes) -> KernelRoute | None:
         family = socket.AF_INET if len(next_hop) == 4 else socket.AF_INET6
         bits = len(next_hop) * 8
         address = int.from_bytes(next_hop, "big")
         routes = self._routes[family]
         for length in self._lengths[family]:
             route = routes.get((_network(address, length, bits), length))
-            if route is None:
-                continue
-            if route.type != RouteType.UNICAST:
-                return None  # blackhole, unreachable, prohibit: no way there
-            if route.multipath:
-                hops = tuple(h for h in route.multipath if h.gateway)
-                if len(hops) < len(route.multipath):
-                    return ON_LINK  # a path straight onto the device: on-link
-                return tuple(NextHop(h.gateway, h.oif) for h in hops)
-            if not route.gateway:
-                return ON_LINK  # a connected subnet or a device route
-            return (NextHop(route.gateway, route.oif),)
+            if route is not None:
+                return route
         return None
+
+    def _lookup(self, next_hop: bytes) -> tuple[NextHop, ...] | None:
+        route = self._covering(next_hop)
+        if route is None or route.type != RouteType.UNICAST:
+            return None  # nothing, or a blackhole, unreachable, prohibit: no way there
+        if route.multipath:
+            hops = tuple(h for h in route.multipath if h.gateway)
+            if len(hops) < len(route.multipath):
+                return ON_LINK  # a path straight onto the device: on-link
+            return tuple(NextHop(h.gateway, h.oif) for h in hops)
+        if not route.gateway:
+            return ON_LINK  # a connected subnet or a device route
+        return (NextHop(route.gateway, route.oif),)

@@ -7,11 +7,12 @@ objects are moved out of the collector's sight with ``gc.freeze()``: passes then
 what was made since. When the RIB has been idle for a while (no inbox work for ``idle_after``
 seconds) the freeze is lifted for one full collection, so cycles that died meanwhile (closed
 connections, dropped sessions) are still reclaimed, and everything left is frozen again. The
-same idle spell sweeps the intern tables (``ROUTES``, ``ATTRIBUTES``), which otherwise keep
-every route and attribute set ever seen: a peer whose attributes churn, or that flaps with new
-ones each time, would grow them for ever.
+same idle spell runs the RIB's sweep (``RibCore.sweep``: the intern tables of routes and
+attribute sets, which otherwise keep every one ever seen, the update groups' rewrite caches,
+and tables left oversized by a mass withdrawal), so a peer whose attributes churn, or that
+flaps with new ones each time, cannot grow them for ever.
 
-Data flow: the RIB task calls ``busy()`` whenever it worked; the schedule arms one timer.
+Data flow: the RIB shell calls ``busy()`` whenever it worked; the schedule arms one timer.
 """
 
 from __future__ import annotations
@@ -19,16 +20,16 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-
-from rib.adj_rib_out import forget_rewrites
-from rib.route import ROUTES
-from speaker.path_attributes import ATTRIBUTES
+from collections.abc import Callable
 
 
 class GcSchedule:
     """Full collections only when the RIB is idle (see the module docstring)."""
 
-    def __init__(self, idle_after: float = 2.0, min_interval: float = 60.0) -> None:
+    def __init__(
+        self, sweep: Callable[[], int], idle_after: float = 2.0, min_interval: float = 60.0
+    ) -> None:
+        self.sweep = sweep
         self.idle_after = idle_after
         self.min_interval = min_interval
         self.full_collections = 0
@@ -75,12 +76,7 @@ class GcSchedule:
         started = time.perf_counter()
         gc.unfreeze()
         gc.collect()
-        # The intern tables keep what no table refers to any more (a withdrawn route's Route,
-        # the attribute sets of changed routes) until swept: routes first, which frees their
-        # sets for the second sweep.
-        self.swept += ROUTES.sweep()
-        forget_rewrites()  # the update groups' cache would keep every set it ever rewrote
-        self.swept += ATTRIBUTES.sweep()
+        self.swept += self.sweep()
         gc.freeze()
         self.last_pause = time.perf_counter() - started
         self.full_collections += 1

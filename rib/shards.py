@@ -21,6 +21,8 @@ index it as ``shards[SHARD_OF[(key >> 22) % SPREAD]]`` in their hot loops (no ca
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 from collections.abc import Iterator, Sequence
 from typing import TypeVar
 
@@ -71,3 +73,24 @@ def shard_len(shards: list[dict[int, V]]) -> int:
 def pop_present(shards: list[dict[int, V]], keys: Sequence[int]) -> list[int]:
     """Remove ``keys`` from a sharded table; returns those that were there, in order."""
     return [k for k in keys if shards[SHARD_OF[(k >> 22) % SPREAD]].pop(k, None) is not None]
+
+
+def _malloc_trim() -> object:
+    name = ctypes.util.find_library("c")
+    try:
+        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    except OSError:
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+def give_back_memory() -> None:
+    """Ask glibc to return freed heap to the system (``malloc_trim``); a no-op elsewhere.
+
+    Why: a big dict's table is freed when a shard is rebuilt or emptied, but glibc keeps freed
+    chunks for reuse, so RSS would stay at its peak after a mass withdrawal.
+    """
+    if _TRIM is not None:
+        _TRIM(0)  # type: ignore[operator]

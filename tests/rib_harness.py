@@ -185,12 +185,12 @@ def end_of_rib() -> Update:
 
 
 async def settle(rib: Rib) -> None:
-    """Let the RIB task drain its inbox (and whatever that queued in turn)."""
+    """Let the RIB task work through everything queued (and whatever that queued in turn)."""
     for _ in range(1000):
         await asyncio.sleep(0)
-        if not rib._inbox and not rib._wake.is_set():
+        if not rib.core.has_work and not rib._wake.is_set():
             await asyncio.sleep(0)
-            if not rib._inbox:
+            if not rib.core.has_work and not rib._wake.is_set():
                 return
     raise AssertionError("the RIB did not settle")
 

@@ -25,15 +25,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rib.decision import DEFAULT, THIS_AS, DecisionOptions, neighbour_as, rank, select
-from rib.route import ROUTES, Origin, Route, Source, Stale
+from rib.route import Origin, Route, RouteTable, Source, Stale
 from speaker.path_attributes import ATTRIBUTES, PathAttributes, as_path_length
-from speaker.wire_codes import AsPathSegmentType
+from speaker.wire_codes import AsPathSegmentType, WellKnownCommunity
 from speaker.wire_codes import Origin as AttrOrigin
 
 SET, SEQ = AsPathSegmentType.AS_SET, AsPathSegmentType.AS_SEQUENCE
 CONFED_SEQ, CONFED_SET = AsPathSegmentType.AS_CONFED_SEQUENCE, AsPathSegmentType.AS_CONFED_SET
 
 _serials = itertools.count(1)
+
+ROUTES = RouteTable()  # the tests' own intern table (each RIB core has its own)
 
 
 def source(
@@ -113,10 +115,14 @@ def test_9_1_2_1_unresolvable_next_hop_is_not_a_candidate() -> None:
     good = route(source(1), local_pref=50)
     unreachable = route(source(2), local_pref=500)
     ok = {good}
+
+    def cost(candidate: Route) -> int | None:
+        return 0 if candidate in ok else None  # None: the next hop does not resolve
+
     assert select([good, unreachable]) == (unreachable, (unreachable,))
-    assert select([good, unreachable], reachable=ok.__contains__) == (good, (good,))
-    assert select([unreachable], reachable=ok.__contains__) == (None, ())
-    assert rank([unreachable, good], reachable=ok.__contains__) == [good]
+    assert select([good, unreachable], igp_cost=cost) == (good, (good,))
+    assert select([unreachable], igp_cost=cost) == (None, ())
+    assert rank([unreachable, good], igp_cost=cost) == [good]
 
 
 # -- staleness and route source, before LOCAL_PREF ------------------------------------------------
@@ -620,7 +626,10 @@ def reference_select(
         lp = r.attrs.local_pref
         return options.default_local_pref if lp is None else int(lp)
 
-    keep_lowest(lambda r: r.stale)
+    # RFC 9494 4.3: a route carrying LLGR_STALE is "treated as the least preferred", as one
+    # we keep long-lived stale ourselves.
+    llgr_stale = int(WellKnownCommunity.LLGR_STALE)
+    keep_lowest(lambda r: Stale.LLGR_STALE if llgr_stale in r.attrs.communities else r.stale)
     keep_lowest(lambda r: {Origin.STATIC: 0, Origin.KERNEL: 1, Origin.BGP: 2}[r.source.origin])
     keep_lowest(lambda r: -local_pref(r))  # 9.1.1
     keep_lowest(lambda r: as_path_length(r.attrs.as_path))  # a)
