@@ -24,7 +24,7 @@ from speaker.nlri import prefix_family, prefix_from_text, prefix_text
 from speaker.wire_codes import Family
 
 if TYPE_CHECKING:
-    from bgpd.daemon import Daemon
+    from bgpd.daemon_state import DaemonState
 
 ROUTE_LIMIT = 10_000  # `show routes` without a prefix lists at most this many
 VERSION = "0.1.0"
@@ -34,7 +34,7 @@ class RequestError(Exception):
     """The request is wrong (the caller's fault): unknown command, bad prefix."""
 
 
-def peer_kind(daemon: Daemon, address: str) -> str:
+def peer_kind(daemon: DaemonState, address: str) -> str:
     """``mesh``, ``node`` or ``global``: how confd names the peer's BIRD protocol."""
     peer = daemon.peer_configs.get(address)
     return getattr(peer, "kind", "global") if peer is not None else "global"
@@ -81,7 +81,7 @@ def route_view(route: Route) -> dict[str, Any]:
 class ControlApi:
     """Answers control requests from the daemon's state (see the module docstring)."""
 
-    def __init__(self, daemon: Daemon, config_path: Path | None) -> None:
+    def __init__(self, daemon: DaemonState, config_path: Path | None) -> None:
         self.daemon = daemon
         self.config_path = config_path
         self.started = time.time()

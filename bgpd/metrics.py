@@ -46,7 +46,7 @@ from speaker.session_events import State
 from speaker.wire_codes import Family
 
 if TYPE_CHECKING:
-    from bgpd.daemon import Daemon
+    from bgpd.daemon_state import DaemonState
     from speaker.transport import PeerSession
 
 LOG = logging.getLogger("myna.metrics")
@@ -80,7 +80,7 @@ def histogram(name: str, documentation: str, values: LatencyHistogram) -> Histog
 class DaemonCollector(Collector):
     """Reads the daemon's state at scrape time (see the module docstring)."""
 
-    def __init__(self, daemon: Daemon, clock: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, daemon: DaemonState, clock: asyncio.AbstractEventLoop) -> None:
         self.daemon = daemon
         self.clock = clock  # the loop whose time() the FSMs' timestamps are in
 
@@ -315,7 +315,7 @@ class MetricsServer:
 
     def __init__(
         self,
-        daemon: Daemon,
+        daemon: DaemonState,
         address: str = "127.0.0.1",
         port: int = 9179,
         ready_threshold: float = READY_THRESHOLD,
