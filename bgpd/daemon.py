@@ -153,8 +153,12 @@ def session_settings(config: DaemonConfig, peer: Peer) -> SessionSettings:
     )
 
 
-def transport_settings(peer: Peer) -> TransportSettings:
-    """How to reach one peer from the config."""
+def transport_settings(peer: Peer, output_buffer: int = 4 << 20) -> TransportSettings:
+    """How to reach one peer from the config.
+
+    ``output_buffer``: octets written to the peer and not yet taken before the RIB holds the
+    rest (it keeps the latest state per prefix instead, and sends it when the peer drains).
+    """
     return TransportSettings(
         address=peer.address,
         port=peer.port,
@@ -162,6 +166,8 @@ def transport_settings(peer: Peer) -> TransportSettings:
         password=peer.secret(),
         ttl_security=peer.ttl_security,
         ttl=peer.multihop,
+        write_high_water=output_buffer,
+        write_low_water=output_buffer // 4,
     )
 
 
@@ -474,7 +480,7 @@ class Daemon:
         session = PeerSession(
             peer.address,
             session_settings(self.config, peer),
-            transport_settings(peer),
+            transport_settings(peer, self.config.output_buffer),
             self.rib,
         )
         self.sessions.append(session)
@@ -646,7 +652,7 @@ class Daemon:
             self.fib = fib
             events.watchers.append(fib)
             self.rib.add_channel(fib)
-            self.rib.sweep_hooks.append(fib.compact)
+            self.rib.compact_hooks.append(fib.compact)
             if not self.rib.view.deferring:
                 # No selection deferral to wait for: give the peers a minute to announce again.
                 asyncio.get_running_loop().call_later(60, fib.remove_leftovers)

@@ -8,9 +8,11 @@ what was made since. When the RIB has been idle for a while (no inbox work for `
 seconds) the freeze is lifted for one full collection, so cycles that died meanwhile (closed
 connections, dropped sessions) are still reclaimed, and everything left is frozen again. The
 same idle spell runs the RIB's sweep (``RibCore.sweep``: the intern tables of routes and
-attribute sets, which otherwise keep every one ever seen, the update groups' rewrite caches,
-and tables left oversized by a mass withdrawal), so a peer whose attributes churn, or that
-flaps with new ones each time, cannot grow them for ever.
+attribute sets, which otherwise keep every one ever seen, and the update groups' rewrite
+caches) and its compaction (tables left oversized by a mass withdrawal). Under churn that never
+lets the RIB idle (a peer whose attributes change every second), the sweep alone, which walks
+only the intern tables and needs no full collection, still runs every ``min_interval``, so the
+intern tables cannot grow for ever either.
 
 Data flow: the RIB shell calls ``busy()`` whenever it worked; the schedule arms one timer.
 """
@@ -27,15 +29,22 @@ class GcSchedule:
     """Full collections only when the RIB is idle (see the module docstring)."""
 
     def __init__(
-        self, sweep: Callable[[], int], idle_after: float = 2.0, min_interval: float = 60.0
+        self,
+        sweep: Callable[[], int],
+        compact: Callable[[], object] = lambda: None,
+        idle_after: float = 2.0,
+        min_interval: float = 60.0,
     ) -> None:
         self.sweep = sweep
+        self.compact = compact
         self.idle_after = idle_after
         self.min_interval = min_interval
         self.full_collections = 0
-        self.swept = 0  # intern-table entries dropped by the idle sweeps
+        self.swept = 0  # intern-table entries dropped by the sweeps
+        self.busy_sweeps = 0  # sweeps run while the RIB was busy
         self.last_pause = 0.0  # seconds the last full collection took
         self._last_full = 0.0
+        self._last_sweep = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._work = 0
 
@@ -45,7 +54,7 @@ class GcSchedule:
         gc.freeze()
         # Young-generation passes stay automatic and cheap; they just run less often.
         gc.set_threshold(10_000, 20, 20)
-        self._last_full = time.monotonic()
+        self._last_full = self._last_sweep = time.monotonic()
 
     def stop(self) -> None:
         """Give the objects back to the collector."""
@@ -67,6 +76,10 @@ class GcSchedule:
         self._timer = None
         loop = asyncio.get_running_loop()
         if self._work != work_seen:
+            if time.monotonic() - self._last_sweep >= self.min_interval:
+                self.swept += self.sweep()
+                self.busy_sweeps += 1
+                self._last_sweep = time.monotonic()
             self._timer = loop.call_later(self.idle_after, self._check, self._work)
             return
         wait = self.min_interval - (time.monotonic() - self._last_full)
@@ -77,7 +90,8 @@ class GcSchedule:
         gc.unfreeze()
         gc.collect()
         self.swept += self.sweep()
+        self.compact()
         gc.freeze()
         self.last_pause = time.perf_counter() - started
         self.full_collections += 1
-        self._last_full = time.monotonic()
+        self._last_full = self._last_sweep = time.monotonic()

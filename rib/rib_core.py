@@ -62,7 +62,7 @@ from rib.rib_events import (
     UpdatesIn,
 )
 from rib.route import Origin, Route, RouteTable, Source
-from rib.shards import SHARDS, give_back_memory
+from rib.shards import SHARDS
 from speaker.control_messages import Notification, RouteRefresh, encode_route_refresh
 from speaker.negotiated import Negotiated
 from speaker.path_attributes import ATTRIBUTES
@@ -283,17 +283,18 @@ class RibCore:
         The intern tables keep what no table refers to any more (a withdrawn route's Route, the
         attribute sets of changed routes) until swept: routes first, which frees their sets for
         the attribute sweep; the groups' rewrite caches would keep every set they ever
-        rewrote. Shards left oversized by a mass withdrawal are rebuilt, and the C allocator
-        is asked to give freed memory back to the system.
+        rewrote. It walks only those tables, so it may run while the RIB is busy.
         """
         dropped = self.routes.sweep()
         for group in self.groups.values():
             group.forget_rewrites()
         dropped += ATTRIBUTES.sweep()
         dropped += self.loc.next_hops.forget_unused({r.attrs.next_hop for r in self.routes})
-        self.loc.compact()
-        give_back_memory()
         return dropped
+
+    def compact(self) -> int:
+        """Rebuild the Loc-RIB's shards left oversized by a mass withdrawal (idle spells)."""
+        return self.loc.compact()
 
     # -- publication ---------------------------------------------------------------------------
 

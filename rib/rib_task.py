@@ -49,6 +49,7 @@ from rib.rib_events import (
 )
 from rib.rib_view import RibView
 from rib.route import Origin
+from rib.shards import give_back_memory
 from speaker.control_messages import Notification
 from speaker.path_attributes import PathAttributes
 from speaker.session_counters import LatencyHistogram
@@ -147,9 +148,9 @@ class Rib:
         self.update_latency = LatencyHistogram()
         self.status_hook: Callable[[], None] | None = None  # called when status may differ
         self.deferral_done_hook: Callable[[], None] | None = None
-        self.sweep_hooks: list[Callable[[], int]] = []  # more to free in idle spells (the FIB)
+        self.compact_hooks: list[Callable[[], int]] = []  # more to give back (the FIB's table)
         # The daemon hands full garbage collections to the RIB's idle spells (gc_schedule).
-        self.gc = GcSchedule(self.sweep) if manage_gc else None
+        self.gc = GcSchedule(self.sweep, self.compact) if manage_gc else None
         self.longest_slice = 0.0  # seconds of wall time between two yields, at most
         self.longest_slice_cpu = 0.0  # the same in CPU time (what the RIB itself spent)
 
@@ -226,8 +227,17 @@ class Rib:
             self.gc.stop()
 
     def sweep(self) -> int:
-        """The idle-spell sweep: the core's, then the hooks' (see ``RibCore.sweep``)."""
-        return self.core.sweep() + sum(hook() for hook in self.sweep_hooks)
+        """Free what nothing uses any more (see ``RibCore.sweep``)."""
+        return self.core.sweep()
+
+    def compact(self) -> int:
+        """Idle spells: rebuild oversized tables, then give freed memory back to the system.
+
+        The core's tables and the hooks' (the FIB's record).
+        """
+        rebuilt = self.core.compact() + sum(hook() for hook in self.compact_hooks)
+        give_back_memory()
+        return rebuilt
 
     # -- the sink the sessions call (never blocks, never does RIB work) --------------------------
 
