@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from .bfd_peers import BFDD, NFT
 from .bird import BIRD2, BIRD16_SBIN, BIRDC2
 from .exabgp_peer import EXABGP
-from .bfd_peers import BFDD, NFT
 from .frr import BGPD, VTYSH, ZEBRA
 from .gobgp import GOBGP, GOBGPD
 from .topology import remove_stale_namespaces
