@@ -93,6 +93,9 @@ class SessionCounters:
     packets_out: int = 0
     state_changes: int = 0
     auth_failures: int = 0
+    # The longest wait between two accepted packets while both sides were Up: how close the
+    # peer (or the path) came to our Detection Time.
+    longest_silence_us: int = 0
     dropped: dict[DropReason, int] = field(default_factory=dict)
 
     def drop(self, reason: DropReason) -> None:
@@ -129,4 +132,5 @@ class SessionStatus:
     packets_out: int
     state_changes: int
     auth_failures: int
+    longest_silence_us: int
     dropped: dict[str, int]

@@ -147,6 +147,7 @@ class BfdSession:
             packets_out=counters.packets_out,
             state_changes=counters.state_changes,
             auth_failures=counters.auth_failures,
+            longest_silence_us=counters.longest_silence_us,
             dropped={reason.name: n for reason, n in counters.dropped.items()},
         )
 
@@ -174,6 +175,7 @@ class BfdSession:
             verdict = auth.check(packet, settings.auth, self.auth_state)
             if verdict is not None:
                 return self._drop(verdict)
+        previous_remote_state = self.remote_state
         self.remote_discriminator = packet.my_discriminator
         self.remote_state = packet.state
         self.remote_diag = packet.diagnostic
@@ -188,6 +190,11 @@ class BfdSession:
             self._refresh_tx(now)
             return self._flush(now)  # 6.8.6: discarded, and not "received" for 6.8.4
         self.counters.packets_in += 1
+        # Counted only between two Up packets: a handshake's 1 s packets are no silence.
+        both_up = self.state == State.UP and previous_remote_state == State.UP == packet.state
+        if both_up and self._last_rx is not None:
+            silence_us = int((now - self._last_rx) * 1e6)
+            self.counters.longest_silence_us = max(self.counters.longest_silence_us, silence_us)
         self._fire(Event.received(packet.state), now)
         self._refresh_tx(now)
         if packet.poll:

@@ -130,6 +130,9 @@ def test_coming_up_polls_for_the_fast_rate_and_then_sends_at_it() -> None:
     assert min(gaps) >= 0.075 - 1e-9 and max(gaps) <= 0.100 + 1e-9
     status = pair.a.session.status()
     assert status.tx_interval_us == 100 * MS and status.rx_interval_us == 100 * MS
+    # Between two of B's Up packets the wait is one jittered interval (plus nothing: the
+    # latency is constant); the handshake's 1 s packets do not count.
+    assert 75 * MS <= status.longest_silence_us <= 100 * MS
     assert status.detection_time_us == 300 * MS  # 6.8.4: 3 x max(100 ms, 100 ms)
 
 
