@@ -139,7 +139,8 @@ async def main(config_path: str, result_path: str) -> None:
     t1 = time.monotonic()
     engine_cpu, own_cpu = cpu_seconds(engine_pid) - engine_cpu0, thread_cpu_seconds() - own_cpu0
     after = await service.status()
-    falls = [c for c in recorder.changes if t0 <= c.at <= t1 and c.old == State.UP]
+    # A peer's AdminDown (the other speaker stopping at the end) is no failure (RFC 5882 3.2).
+    falls = [c for c in recorder.changes if t0 <= c.at <= t1 and c.failure]
     worst_silence = max(
         (s["longest_silence_us"] for s in after.sessions.values()), default=0
     )
@@ -151,6 +152,7 @@ async def main(config_path: str, result_path: str) -> None:
         "window": [t0, t1],
         "falls_from_up": len(falls),
         "fall_diagnostics": sorted({int(c.diagnostic) for c in falls}),
+        "fall_times": [c.at for c in falls],
         "longest_silence_ms": worst_silence / 1000,
         "silence_before_ms": max(
             (s["longest_silence_us"] for s in before.sessions.values()), default=0

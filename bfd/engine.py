@@ -15,13 +15,16 @@ ms, so no stall of the sender may pass ~200 ms. The daemon's event loop runs RIB
 few ms but its process also does things no thread can preempt: C calls that hold the GIL
 (a ``list.sort`` of 1,000,000 keys, a netlink dump decoded in C) and full garbage collections
 of a heap of millions of route objects, each of which stops every thread of the process.
-``bench/bfd_isolation.py`` measured this (the engine in a thread versus in a process, with
-one session at 100 ms x 3, while the daemon's thread worked; figures in its docstring and
-bench/results): in a thread the longest gap between our packets followed the longest GIL
-hold (a 1,000,000-key sort: a gap beyond the peer's 300 ms Detection Time, a false Down),
-while in a process the gaps stayed within the 100 ms interval. The process costs one pipe and
-a Python interpreter (about 15 MB). The same ``Engine`` runs in a thread for that
-measurement (``Isolation.THREAD``), never in production.
+``bench/bfd_isolation.py`` measured it (10 sessions at 100 ms x 3 against simulated peers,
+24 s windows, a load on the daemon's thread in the middle third; bench/results/
+2026-12-07-bfd-isolation.md). With the engine in a thread, every load made sessions fall:
+RIB-like 5 ms slices of pure Python (10 false Downs: each wake-up of the engine thread waits
+for the GIL's 5 ms switch interval, and with 200 wake-ups a second it falls behind), sorts of
+1,000,000 floats holding the GIL for 284 ms (10; the peers went 296 ms without a packet), full
+collections of a 2,000,000-object heap (58 ms each, 15). With the engine in a process: no
+false Down under any load, and the peers never waited more than 104 ms for a packet. The
+process costs one socket pair and a Python interpreter (about 15 MB). The same ``Engine``
+runs in a thread for that measurement (``Isolation.THREAD``), never in production.
 """
 
 from __future__ import annotations
