@@ -11,6 +11,8 @@ the session Down on both ends.
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 
 import pytest
@@ -127,3 +129,58 @@ def test_frr_bfdd(topology: Topology, ipv6: bool, multihop: bool) -> None:
     myna = Myna(a, [mine]).start()
     _up_both(myna, frr, mine, theirs)
     _cut_and_heal(b, myna, frr, mine, theirs)
+    # Stopping Myna is administrative: bfdd hears AdminDown, diagnostic 7 (RFC 5882 3.2).
+    myna.stop()
+    record = wait_for(
+        lambda: next(p for p in frr.peers() if p["peer"] == theirs.address), 5,
+        "bfdd to see Myna's AdminDown", until=lambda p: p["status"] != "up",
+    )  # fmt: skip
+    assert record["remote-diagnostic"] == "administratively down", record
+
+
+_SEND = """
+import socket, struct, sys
+peer, your, ttl, kind = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+family = socket.AF_INET6 if ":" in peer else socket.AF_INET
+sock = socket.socket(family, socket.SOCK_DGRAM)
+if family == socket.AF_INET6:
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, ttl)
+else:
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+sock.bind(("", 49999))
+# RFC 5880 4.1: version 1, state Up, Detect Mult 3, Length 24, My Discriminator 0x1234.
+good = struct.pack("!BBBBIIIII", 0x20, 0xC0, 3, 24, 0x1234, your, 100000, 100000, 0)
+data = {"good": good, "garbage": b"\\x00\\x01garbage", "version": b"\\x40" + good[1:]}[kind]
+sock.sendto(data, (peer, 3784))
+"""
+
+
+def test_wrong_ttl_malformed_and_unknown_packets_are_dropped_and_counted(
+    topology: Topology,
+) -> None:
+    a, b = topology.add_host("a"), topology.add_host("b")
+    mine, theirs = _neighbors(a, b, False, False)
+    bird = BirdBfd(b, [theirs]).start()
+    myna = Myna(a, [mine]).start()
+    _up_both(myna, bird, mine, theirs)
+    ours = myna.status(mine.address)["local_discriminator"]
+
+    def send(your: int, ttl: int, kind: str) -> None:
+        b.run(sys.executable, "-c", _SEND, a.ipv4, str(your), str(ttl), kind)
+
+    send(ours, 64, "good")  # RFC 5881 5: TTL not 255 is discarded once demultiplexed
+    send(ours ^ 0xFFFF, 255, "good")  # 6.8.6: no session for this Your Discriminator
+    send(0, 255, "good")  # 6.8.6: Your Discriminator 0 in state Up
+    send(ours, 255, "garbage")  # 6.8.6: version
+    send(ours, 255, "version")
+    wait_for(lambda: myna.status(mine.address)["dropped"], 10, "the TTL drop counted",
+             until=lambda d: d.get("TTL_NOT_255") == 1)  # fmt: skip
+    engine = wait_for(
+        lambda: json.loads(myna.status_file.read_text())["dropped"], 10, "engine drops",
+        until=lambda d: sum(v for k, v in d.items() if k != "SEND_ERRORS") >= 4,
+    )  # fmt: skip
+    assert engine["UNKNOWN_DISCRIMINATOR"] == 1
+    assert engine["ZERO_DISCRIMINATOR_NOT_DOWN"] == 1
+    assert engine["BAD_VERSION"] == 2
+    assert myna.state(mine.address) == "Up"
+    assert [e["new"] for e in myna.events(mine.address)] in (["Init", "Up"], ["Up"])

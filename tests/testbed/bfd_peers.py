@@ -22,7 +22,7 @@ from typing import Any
 
 from .bird import BIRD2, BIRDC2
 from .frr import FRR_USER, VTYSH, ZEBRA
-from .topology import Host, wait_for
+from .topology import Host, stop_processes, wait_for
 
 BFDD = Path("/usr/lib/frr/bfdd")
 NFT = Path("/usr/sbin/nft")
@@ -85,11 +85,15 @@ class Myna:
         config = self.workdir / "sessions.json"
         config.write_text(json.dumps(sessions))
         self.events_file.unlink(missing_ok=True)
-        self.host.popen(
+        self.process = self.host.popen(
             sys.executable, str(RUNNER), str(config), str(self.events_file),
             str(self.status_file), log=self.workdir / "runner.log",
         )  # fmt: skip
         return self
+
+    def stop(self) -> None:
+        """SIGTERM the runner: the service closes, and the engine tells every peer AdminDown."""
+        stop_processes([self.process], grace=5.0)
 
     @property
     def events_file(self) -> Path:
