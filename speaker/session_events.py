@@ -64,6 +64,11 @@ class Event(IntEnum):
     UPDATE_MSG_ERR = 28
     SEND_HOLD_TIMER_EXPIRES = 29  # RFC 9687
     ROUTE_REFRESH_MSG = 100
+    # RFC 5882, from the peer's BFD session: the path failed (Up -> Down for a reason that is
+    # not AdminDown, 3.2 and 4.2), or BFD no longer holds the session down (Up again, or BFD
+    # stopped advising: disabled, AdminDown, its engine gone; 4.1 lets the session come up).
+    BFD_DOWN = 101
+    BFD_UP = 102
 
 
 class Timer(Enum):
@@ -83,6 +88,9 @@ class SessionSettings:
     The timer defaults are Calico's BIRD settings: connect delay 2 s, connect retry 5 s, error
     wait 5..30 s, and BIRD's hold 240 s / keepalive 80 s. ``peer_as`` None accepts any AS
     (the OPEN tells it). ``send_hold_time`` None means RFC 9687's max(8 minutes, 2 x hold).
+    ``bfd_graceful`` is BIRD's ``bfd graceful`` (False: ``bfd on``): a BFD failure ends a
+    session that negotiated graceful restart as a restart (no NOTIFICATION, the routes kept
+    stale) instead of as a hard failure (Cease/BFD Down, routes flushed).
     """
 
     local_as: int
@@ -99,6 +107,7 @@ class SessionSettings:
     error_forget: float = 300.0  # an Established spell this long resets the error wait
     open_hold_time: float = 240.0  # hold timer while waiting for the peer's OPEN (RFC 8.2.2)
     send_hold_time: float | None = None
+    bfd_graceful: bool = False
 
 
 # Actions: what the FSM asks its transport to do. One NamedTuple each: cheap to build, and the

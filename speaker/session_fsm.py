@@ -12,6 +12,16 @@ aioquic, so tests drive hours of protocol time in microseconds).
 
 During a connection collision (RFC 4271 section 6.8) a peer has two connections, each with its
 own state; ``state`` is the most advanced of them, or Idle/Connect/Active when there is none.
+
+BFD (RFC 5882) reaches the session as two events of the same table, fed by the transport:
+``bfd_down`` when the peer's BFD session falls from Up for a reason that is not AdminDown (3.2,
+4.2: the path failed), ``bfd_up`` when BFD no longer holds the session down. A failure ends
+every connection (Cease/BFD Down, RFC 9384; or, with ``bfd_graceful`` and graceful restart
+negotiated, no NOTIFICATION so that both sides keep the routes as stale, RFC 4724) and holds the
+session in Idle, refusing the peer's connections and opening none, until ``bfd_up``: 4.1 blocks
+an adjacency when both systems are willing to run BFD (the peer has shown it is: its session
+was Up) and the BFD session cannot come up. The error wait runs as after any error, so the
+session comes back at the later of BFD Up and the error wait's end.
 """
 
 from __future__ import annotations
@@ -108,10 +118,12 @@ class PeerFsm:
         self.pending_connect: int | None = None  # our outgoing attempt, not yet up
         self.error_wait = settings.error_wait_min
         self.established_at: float | None = None
+        self.bfd_held = False  # a BFD failure holds the session down until BFD is Up again
         self.last_error = ""
         self.connect_attempts = 0
         self.counters = SessionCounters()  # read by bgpd.metrics at scrape time
         self._idle_state = State.IDLE  # the state while no connection has sent an OPEN
+        self._running = False  # started and not stopped: what bfd_up may start again
         self._timers: dict[tuple[Timer, int], float] = {}
         self._next_id = 1
         self._out: list[Action] = []
@@ -164,6 +176,14 @@ class PeerFsm:
         ``notification`` replaces that Cease (e.g. 6/1 when the peer sent too many prefixes).
         """
         return self._run(now, Event.MANUAL_STOP, None, (text, notification))
+
+    def bfd_down(self, now: float) -> list[Action]:
+        """The peer's BFD session failed (RFC 5882 4.2): end the session, hold it down."""
+        return self._run(now, Event.BFD_DOWN, None, None)
+
+    def bfd_up(self, now: float, why: str = "BFD session Up") -> list[Action]:
+        """BFD no longer holds the session down (Up again, or not advising any more)."""
+        return self._run(now, Event.BFD_UP, None, why)
 
     def connection_made(self, now: float, conn_id: int, inbound: bool) -> list[Action]:
         """A TCP connection is up: ours (``Connect`` action's id) or the peer's."""
@@ -393,6 +413,10 @@ class PeerFsm:
         pass
 
     def _start(self, event: Event, _conn: Connection | None, _payload: object) -> None:
+        self._running = True
+        if self.bfd_held:
+            self._reason = "started, held down until BFD is Up again (RFC 5882 4.1)"
+            return
         self._idle_state = State.ACTIVE
         self._reason = "started"
         if event != Event.MANUAL_START_PASSIVE:
@@ -400,7 +424,10 @@ class PeerFsm:
             self._arm(Timer.CONNECT_RETRY, self.settings.connect_delay)
 
     def _restart(self, _event: Event, _conn: Connection | None, _payload: object) -> None:
-        """The error wait is over: AutomaticStart."""
+        """The error wait is over: AutomaticStart (unless BFD holds the session down)."""
+        if self.bfd_held:
+            self._reason = "error wait over, held down until BFD is Up again (RFC 5882 4.1)"
+            return
         self._reason = "error wait over"
         if self.settings.passive:
             self._idle_state = State.ACTIVE
@@ -421,7 +448,8 @@ class PeerFsm:
         conn_id, inbound = cast(tuple[int, bool], payload)
         if inbound:
             note = Notification(ErrorCode.CEASE, CeaseSubcode.CONNECTION_REJECTED)
-            self._out.append(SendNotification(conn_id, note, "session is down (idle)"))
+            why = "held down until BFD is Up again" if self.bfd_held else "session is down (idle)"
+            self._out.append(SendNotification(conn_id, note, why))
         self._out.append(Close(conn_id))
 
     def _open_connection(self, _event: Event, _conn: Connection | None, payload: object) -> None:
@@ -623,7 +651,50 @@ class PeerFsm:
         self._timers.clear()
         self.established_at = None
         self._idle_state = State.IDLE
+        self._running = False
         self._reason = reason
+
+    def _bfd_hold(self, _event: Event, _conn: Connection | None, _payload: object) -> None:
+        """BFD failed while no connection is open: stop trying until BFD is Up (5882 4.1)."""
+        self.bfd_held = True
+        self._reason = self.last_error = "BFD session down"
+        self._cancel(Timer.CONNECT_RETRY)
+        if self.pending_connect is not None:
+            self._out.append(Close(self.pending_connect))
+            self.pending_connect = None
+        self._idle_state = State.IDLE
+
+    def _bfd_failed(self, _event: Event, _conn: Connection | None, _payload: object) -> None:
+        """BFD failed: the path is gone (RFC 5882 4.2); end every connection, hold the session.
+
+        BIRD's split: ``bfd on`` (``bfd_graceful`` False) is a hard failure, Cease/BFD Down
+        (RFC 9384), after which RFC 4724 has both sides drop the routes (Myna offers no RFC
+        8538 N bit, so any NOTIFICATION ends graceful restart). ``bfd graceful`` ends a session
+        that negotiated graceful restart without a NOTIFICATION, as a restart: both sides keep
+        the routes as stale (RFC 5882 4.3.2: Myna's BFD shares fate with its control plane,
+        the C bit is clear, so the failure may be the peer restarting).
+        """
+        reason = "BFD session down: the path to the peer failed"
+        for conn in list(self.connections.values()):
+            graceful = (
+                self.settings.bfd_graceful
+                and conn.state == State.ESTABLISHED
+                and (conn.graceful or conn.long_lived)
+            )
+            if not graceful:
+                self._notify(conn, Notification(ErrorCode.CEASE, CeaseSubcode.BFD_DOWN), reason)
+            self._fail(conn, reason + (" (graceful restart)" if graceful else ""), not graceful)
+        self.bfd_held = True
+
+    def _bfd_released(self, _event: Event, _conn: Connection | None, payload: object) -> None:
+        """BFD no longer holds the session: start it again if nothing else keeps it Idle."""
+        if not self.bfd_held:
+            return  # BFD was Up, or came Up, with nothing waiting for it
+        self.bfd_held = False
+        waiting = (Timer.IDLE_HOLD, 0) in self._timers
+        if self.state == State.IDLE and self._running and not waiting:
+            self._restart(_event, None, None)
+        self._reason = f"{payload}: no longer held down"
 
 
 Handler = Callable[[PeerFsm, Event, Connection | None, object], None]
@@ -679,4 +750,8 @@ _TRANSITIONS: dict[tuple[State, Event], Handler] = {
     **{(s, e): _F._message_error for s in _OPEN_STATES for e in _MALFORMED},
     **{(s, _E.TCP_CONNECTION_FAILS): _F._connection_lost for s in _OPEN_STATES},
     **{(s, _E.MANUAL_STOP): _F._manual_stop for s in State},
+    # BFD (RFC 5882): a failure ends the session and holds it Idle; BFD_UP lets it go again.
+    **{(s, _E.BFD_DOWN): _F._bfd_hold for s in (_S.IDLE, _S.CONNECT, _S.ACTIVE)},
+    **{(s, _E.BFD_DOWN): _F._bfd_failed for s in _OPEN_STATES},
+    **{(s, _E.BFD_UP): _F._bfd_released for s in State},
 }

@@ -6,7 +6,9 @@ sans-I/O ``PeerFsm`` with ``loop.time()`` and carries out the actions that come 
 connects, closes, one ``call_at`` for the FSM's next deadline, and log lines. Decoded UPDATEs
 and session up/down go to a ``SessionSink`` (the RIB, later; a counter in the first daemon).
 When the sink says it is full the connection stops reading; when a peer stops reading and our
-write buffer passes its high-water mark, the FSM's Send Hold Timer runs (RFC 9687).
+write buffer passes its high-water mark, the FSM's Send Hold Timer runs (RFC 9687). The
+daemon's BFD wiring (``bgpd.bfd_peers``) feeds the peer's BFD verdicts in with ``bfd_down`` and
+``bfd_up``, and may watch state changes through ``observers``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import ipaddress
 import logging
 import socket
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -163,6 +165,8 @@ class PeerSession:
         self.messages_sent = 0
         self.state_since = time.time()  # wall clock of the last state change (BIRD's "since")
         self.state_info = ""  # why it changed
+        # Called with every state change after the sink (the daemon's BFD wiring uses it).
+        self.observers: list[Callable[[PeerSession, StateChange], None]] = []
         self._connecting: dict[int, asyncio.Task[None]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._restart: asyncio.TimerHandle | None = None
@@ -221,6 +225,14 @@ class PeerSession:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def bfd_down(self) -> None:
+        """The peer's BFD session failed (RFC 5882): the FSM ends the session and holds it."""
+        self._apply(self.fsm.bfd_down(self._loop.time()))
+
+    def bfd_up(self, why: str) -> None:
+        """BFD no longer holds the session down (``why``: Up again, or no longer advising)."""
+        self._apply(self.fsm.bfd_up(self._loop.time(), why))
 
     def send(self, data: bytes) -> bool:
         """Write encoded messages on the Established connection; False when there is none."""
@@ -332,6 +344,8 @@ class PeerSession:
                     self.state_since = time.time()
                     self.state_info = reason
                     self.sink.state_changed(self, action)
+                    for observer in self.observers:
+                        observer(self, action)
                 case NotificationReceived(_, notification):
                     self.log.warning("received NOTIFICATION %s", notification.describe())
                     self.counters.count_notification_received(notification)

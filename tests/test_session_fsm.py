@@ -2,7 +2,7 @@
 
 Each scenario is a plain function so that the last test can run them all again while recording
 which (state, event) pairs of ``session_fsm._TRANSITIONS`` fire, and assert that together they
-walk the whole table.
+walk the whole table (with ``test_session_fsm_bfd``'s scenarios for the BFD events).
 """
 
 from __future__ import annotations
@@ -613,8 +613,12 @@ def recording_transitions() -> Iterator[set[tuple[State, Event]]]:
 
 
 def test_the_scenarios_walk_the_whole_transition_table() -> None:
+    # The BFD events' scenarios live in their own module, which imports this one's helpers
+    # (so it cannot be imported at the top of this one).
+    from test_session_fsm_bfd import SCENARIOS as BFD_SCENARIOS  # noqa: PLC0415
+
     with recording_transitions() as seen:
-        for scenario in SCENARIOS:
+        for scenario in SCENARIOS + BFD_SCENARIOS:
             scenario()
         for fields, _ in [({"version": 3}, None), ({"hold_time": 1}, None)]:
             fsm, conn, now = opened()
