@@ -156,6 +156,8 @@ class Engine:
         match message:
             case ipc.AddSession(config):
                 self._add(config, now)
+            case ipc.ReconfigureSession(config):
+                self._reconfigure(config, now)
             case ipc.RemoveSession(key):
                 entry = self.entries.get(key)
                 if entry is not None:
@@ -176,6 +178,14 @@ class Engine:
         if config.key in self.entries:
             self._tell(ipc.SessionFailed(config.key, "a session with this key exists (caller)"))
             return
+        peer = canonical(config.peer)
+        for old in [e for e in self.entries.values() if e.removing and e.binding.peer == peer]:
+            # A new session to a peer whose old one is being removed (the daemon replaces it:
+            # its path changed). The old one's AdminDown goes out now, so the peer will not
+            # count the new session's Down as a failure (RFC 5882 3.2), and the old one goes
+            # at once rather than hold the path the new one binds.
+            self._apply(old, old.session.timers_expired(now))
+            self._forget(old)
         try:
             entry = self._open(config)
         except (OSError, ValueError) as error:
@@ -183,6 +193,22 @@ class Engine:
             return
         self.entries[config.key] = entry
         self._apply(entry, entry.session.start(now))
+
+    def _reconfigure(self, config: ipc.PeerConfig, now: float) -> None:
+        entry = self.entries.get(config.key)
+        if entry is None or entry.removing:
+            self._tell(ipc.SessionFailed(config.key, "no such session to reconfigure (caller)"))
+            return
+        if not entry.config.same_path(config):
+            self._tell(ipc.SessionFailed(config.key, "a new path needs a new session (caller)"))
+            return
+        try:
+            settings = _settings(config)
+        except ValueError as error:
+            self._tell(ipc.SessionFailed(config.key, f"ValueError: {error}"))
+            return
+        entry.config = config
+        self._apply(entry, entry.session.change_parameters(now, settings))
 
     def _open(self, config: ipc.PeerConfig) -> _Entry:
         peer = canonical(config.peer)
@@ -197,13 +223,7 @@ class Engine:
             local if config.mode is HopMode.MULTIHOP else None,
             ifindex if config.mode is HopMode.SINGLE_HOP else 0,
         )
-        settings = SessionSettings(
-            config.desired_min_tx_us,
-            config.required_min_rx_us,
-            config.detect_mult,
-            config.auth,
-            config.passive,
-        )
+        settings = _settings(config)
         self._receiver(family, config.mode)
         discriminator = self.rng.randrange(1, 1 << 32)
         while not self.demux.free(discriminator):
@@ -382,6 +402,18 @@ class Engine:
         self.selector.close()
         with contextlib.suppress(OSError):
             self.control.close()
+
+
+def _settings(config: ipc.PeerConfig) -> SessionSettings:
+    """The sans-I/O session's settings (ValueError: the daemon passed a bad configuration)."""
+    return SessionSettings(
+        config.desired_min_tx_us,
+        config.required_min_rx_us,
+        config.detect_mult,
+        config.auth,
+        config.passive,
+        config.idle_tx_us,
+    )
 
 
 def main(argv: list[str]) -> int:

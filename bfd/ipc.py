@@ -2,8 +2,8 @@
 
 Data flow: one ``AF_UNIX``/``SOCK_SEQPACKET`` socket pair joins the two, so each message is one
 datagram and needs no framing. A message is a frozen dataclass below, sent as JSON with its
-``kind``: the daemon sends ``AddSession``, ``RemoveSession``, ``SetAdminDown`` and
-``StatusRequest``; the engine answers with ``Ready``, ``SessionStateChanged``,
+``kind``: the daemon sends ``AddSession``, ``ReconfigureSession``, ``RemoveSession``,
+``SetAdminDown`` and ``StatusRequest``; the engine answers with ``Ready``, ``SessionStateChanged``,
 ``StatusReply`` and ``SessionFailed``. JSON, not pickle: the engine is our own child, but a
 format that cannot run code keeps it that way, and each message is small.
 """
@@ -44,11 +44,32 @@ class PeerConfig:
     passive: bool = False
     auth: AuthSettings | None = None
     min_ttl: int | None = None
+    idle_tx_us: int = 1_000_000
+
+    def same_path(self, other: PeerConfig) -> bool:
+        """Whether ``other`` runs over the same path (so it may change this session in place)."""
+        return (self.peer, self.local, self.interface, self.mode) == (
+            other.peer,
+            other.local,
+            other.interface,
+            other.mode,
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class AddSession:
     """Create the session (the engine answers with ``SessionFailed`` if it cannot)."""
+
+    config: PeerConfig
+
+
+@dataclass(frozen=True, slots=True)
+class ReconfigureSession:
+    """New intervals, multiplier, passivity or authentication for a session on the same path.
+
+    Applied in place as RFC 5880 6.8.3 asks (a Poll sequence when the session is Up), as BIRD
+    reconfigures its sessions: the session, and its clients, see no state change.
+    """
 
     config: PeerConfig
 
@@ -118,6 +139,7 @@ class SessionFailed:
 
 Message = (
     AddSession
+    | ReconfigureSession
     | RemoveSession
     | SetAdminDown
     | StatusRequest
@@ -130,6 +152,7 @@ _KINDS: dict[str, type[Any]] = {
     cls.__name__: cls
     for cls in (
         AddSession,
+        ReconfigureSession,
         RemoveSession,
         SetAdminDown,
         StatusRequest,
@@ -156,8 +179,9 @@ def decode(data: bytes) -> Message:
     cls = _KINDS.get(body.pop("kind", None))
     if cls is None:
         raise ValueError(f"unknown BFD engine message {data[:80]!r}")
-    if cls is AddSession:
-        return AddSession(_config_in(body["config"]))
+    if cls in (AddSession, ReconfigureSession):
+        wrapped: Message = cls(_config_in(body["config"]))
+        return wrapped
     message: Message = cls(**body)
     return message
 

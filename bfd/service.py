@@ -174,6 +174,16 @@ class BfdService:
         self._listeners[config.key] = listener
         self._send(ipc.AddSession(config))
 
+    def reconfigure_session(self, config: ipc.PeerConfig) -> None:
+        """New timers, passivity or authentication for session ``config.key``, in place.
+
+        The path (peer, local address, interface, hop mode) must be the session's own: a new
+        path is a new session (``remove_session`` then ``add_session``).
+        """
+        if config.key not in self._listeners:
+            raise ValueError(f"no BFD session {config.key!r} to reconfigure (caller's mistake)")
+        self._send(ipc.ReconfigureSession(config))
+
     def remove_session(self, key: str) -> None:
         """Delete a session: the peer is told AdminDown, then the engine forgets it."""
         if self._listeners.pop(key, None) is not None:

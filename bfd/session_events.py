@@ -15,7 +15,7 @@ from enum import IntEnum
 from typing import NamedTuple
 
 from bfd.auth import AuthSettings
-from bfd.wire_codes import MAX_INTERVAL_US, Diagnostic, DropReason, State
+from bfd.wire_codes import MAX_INTERVAL_US, SLOW_TX_INTERVAL_US, Diagnostic, DropReason, State
 
 
 class Event(IntEnum):
@@ -42,7 +42,9 @@ class SessionSettings:
     ``desired_min_tx_us`` is what we would like to send at once Up (while not Up we advertise
     at least 1 s, 6.8.3); ``required_min_rx_us`` the fastest we accept; ``detect_mult`` the
     packets the peer may miss. ``passive`` waits for the peer's first packet before sending
-    (6.1; RFC 5883 4 allows it for multihop). Raises ValueError naming a configuration mistake.
+    (6.1; RFC 5883 4 allows it for multihop). ``idle_tx_us`` is the Desired Min TX while not Up
+    (BIRD's ``idle tx interval``); 6.8.3 says it MUST NOT be below one second. Raises
+    ValueError naming a configuration mistake.
     """
 
     desired_min_tx_us: int = 300_000
@@ -50,6 +52,7 @@ class SessionSettings:
     detect_mult: int = 3
     auth: AuthSettings | None = None
     passive: bool = False
+    idle_tx_us: int = SLOW_TX_INTERVAL_US
 
     def __post_init__(self) -> None:
         for name in ("desired_min_tx_us", "required_min_rx_us"):
@@ -60,6 +63,11 @@ class SessionSettings:
                 raise ValueError(f"BFD {name} must be 1 to {MAX_INTERVAL_US} us, not {value}")
         if not 1 <= self.detect_mult <= 255:
             raise ValueError(f"BFD detect_mult must be 1 to 255, not {self.detect_mult}")
+        if not SLOW_TX_INTERVAL_US <= self.idle_tx_us <= MAX_INTERVAL_US:
+            raise ValueError(
+                f"BFD idle_tx_us must be 1 s (RFC 5880 6.8.3) to {MAX_INTERVAL_US} us, "
+                f"not {self.idle_tx_us}"
+            )
 
 
 class Transmit(NamedTuple):

@@ -17,7 +17,8 @@ passed in (seconds, any monotonic origin) and randomness (the jitter of 6.8.7) c
 Intervals, as the RFC splits them (6.8.1, 6.8.3):
 
 - ``advertised_tx_us`` / ``advertised_rx_us`` are bfd.DesiredMinTxInterval and
-  bfd.RequiredMinRxInterval, what our packets carry. While not Up the former is at least 1 s.
+  bfd.RequiredMinRxInterval, what our packets carry. While not Up the former is at least the
+  idle interval (1 s or more, 6.8.3).
 - ``_tx_basis_us`` is the Desired Min TX our own sending rate is computed from, and
   ``_rx_basis_us`` the Required Min RX our Detection Time is computed from. They follow the
   advertised values at once, except while Up when the advertised Desired Min TX rises (we
@@ -46,7 +47,7 @@ from bfd.session_events import (
     StateChanged,
     Transmit,
 )
-from bfd.wire_codes import SLOW_TX_INTERVAL_US, Diagnostic, DropReason, State
+from bfd.wire_codes import Diagnostic, DropReason, State
 
 _US = 1e-6
 
@@ -81,7 +82,7 @@ class BfdSession:
         self.remote_min_rx_us = 1  # 6.8.1: initialised to 1
         self.remote_desired_tx_us = 0
         self.remote_detect_mult = 0
-        self.advertised_tx_us = max(settings.desired_min_tx_us, SLOW_TX_INTERVAL_US)
+        self.advertised_tx_us = max(settings.desired_min_tx_us, settings.idle_tx_us)
         self.advertised_rx_us = settings.required_min_rx_us
         self._tx_basis_us = self.advertised_tx_us
         self._rx_basis_us = self.advertised_rx_us
@@ -291,7 +292,7 @@ class BfdSession:
         up = self.state == State.UP
         tx = settings.desired_min_tx_us
         if not up:
-            tx = max(tx, SLOW_TX_INTERVAL_US)
+            tx = max(tx, settings.idle_tx_us)
         rx = settings.required_min_rx_us
         changed = (tx, rx) != (self.advertised_tx_us, self.advertised_rx_us)
         self.advertised_tx_us, self.advertised_rx_us = tx, rx

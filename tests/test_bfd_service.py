@@ -43,9 +43,11 @@ def test_messages_survive_the_wire() -> None:
         desired_min_tx_us=100_000,
         auth=AuthSettings(AuthType.KEYED_SHA1, (AuthKey(3, b"\x00\xffkey"),), 3),
         min_ttl=250,
+        idle_tx_us=2_000_000,
     )
     for message in (
         ipc.AddSession(config),
+        ipc.ReconfigureSession(config),
         ipc.RemoveSession("k"),
         ipc.SetAdminDown("k", True),
         ipc.StatusRequest(7),
@@ -82,6 +84,8 @@ async def test_a_session_that_cannot_be_made_is_reported_to_its_listener() -> No
         assert key == "x" and "OSError" in reason
         status = await service.status()
         assert status.sessions == {}
+        with pytest.raises(ValueError, match="reconfigure"):
+            service.reconfigure_session(PeerConfig(key="x", peer="198.18.0.2"))
         with pytest.raises(ValueError, match="exists"):
             service.add_session(PeerConfig(key="y", peer="198.18.0.3", interface="no0"), heard)
             service.add_session(PeerConfig(key="y", peer="198.18.0.3", interface="no0"), heard)

@@ -345,7 +345,27 @@ def test_admin_down_session_from_the_start_sends_nothing() -> None:
     assert session.finished
 
 
+def test_idle_tx_interval_paces_a_session_that_is_not_up() -> None:
+    # BIRD's "idle tx interval": bfd.DesiredMinTxInterval while not Up, at least 1 s (6.8.3).
+    pair = BfdPair(fast(idle_tx_us=2 * SECOND), fast(), start=False)
+    pair.cut("b")  # b hears nothing: a stays Down and keeps sending at its idle rate
+    pair.apply(pair.a, pair.a.session.start(pair.now))
+    pair.run_for(20)
+    sent = pair.a.periodic()
+    assert {p.desired_min_tx_us for _, p in sent} == {2 * SECOND}
+    gaps = [later - earlier for (earlier, _), (later, _) in itertools.pairwise(sent)]
+    # 6.8.7: each interval is 75-100 % of the negotiated one, here the 2 s we advertise.
+    assert all(1.5 - 1e-9 <= gap <= 2.0 + 1e-9 for gap in gaps), gaps
+    # Up, the session sends at its Desired Min TX again.
+    pair.heal()
+    pair.apply(pair.b, pair.b.session.start(pair.now))
+    pair.up()
+    assert pair.a.periodic()[-1][1].desired_min_tx_us == 100 * MS
+
+
 def test_settings_refuse_what_the_rfc_does_not_allow() -> None:
+    with pytest.raises(ValueError, match="idle_tx_us"):
+        SessionSettings(idle_tx_us=SECOND - 1)  # 6.8.3: not less than one second
     with pytest.raises(ValueError, match="detect_mult"):
         SessionSettings(detect_mult=0)
     with pytest.raises(ValueError, match="required_min_rx_us"):
