@@ -120,6 +120,11 @@ class BfdService:
         self._request_ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
 
+    @property
+    def running(self) -> bool:
+        """The engine serves (started, not closed, not exited)."""
+        return self._sock is not None and self.engine_pid is not None
+
     async def start(self) -> None:
         """Start the engine and wait until it serves."""
         self._loop = asyncio.get_running_loop()

@@ -85,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
 def redacted(config: DaemonConfig) -> dict[str, object]:
     """The effective config as data, passwords replaced (they never reach a terminal)."""
     data = config.model_dump(mode="json", by_alias=True)
-    for section in [*data.get("peers", []), data.get("mesh") or {}]:
+    peers = data.get("peers", [])
+    bfd_blocks = [peer["bfd"] for peer in peers if peer.get("bfd")]
+    for section in [*peers, data.get("mesh") or {}, *bfd_blocks]:
         if section.get("password") is not None:
             section["password"] = "<hidden>"
     return data

@@ -70,6 +70,35 @@ def _routes(data: list[dict[str, Any]]) -> str:
     return table(rows, ["PREFIX", "NEXT HOP", "FROM", "AS PATH", "STALE"])
 
 
+def _bfd(data: list[dict[str, Any]]) -> str:
+    if not data:
+        return "no peer enables BFD"
+
+    def ms(row: dict[str, Any], key: str) -> str:
+        value = row.get(key)
+        return "" if value is None else f"{value:g}"
+
+    rows = [
+        [
+            r["peer"],
+            r["state"] + (" (BGP held)" if r.get("bgp_held") else ""),
+            r.get("mode") or "",
+            str(r.get("local_discriminator", "")),
+            str(r.get("remote_discriminator", "")),
+            ms(r, "tx_interval_ms"),
+            ms(r, "rx_interval_ms"),
+            ms(r, "detection_time_ms"),
+            r.get("last_diagnostic") or "",
+            _since(r["since"]),
+            r.get("error") or "",
+        ]
+        for r in data
+    ]
+    header = ["PEER", "STATE", "MODE", "LOCAL DISCR", "REMOTE DISCR", "TX MS", "RX MS",
+              "DETECT MS", "LAST DIAGNOSTIC", "SINCE", "ERROR"]  # fmt: skip
+    return table(rows, header)
+
+
 def _rib(data: dict[str, Any]) -> str:
     lines = ["Loc-RIB: " + ", ".join(f"{f} {n}" for f, n in data["loc_rib"].items())]
     lines.append(f"update groups: {data['update_groups']}")
@@ -102,12 +131,15 @@ FORMATS: dict[str, Callable[[Any], str]] = {
     "routes": _routes,
     "rib": _rib,
     "status": _status,
+    "bfd": _bfd,
 }
 
 
 def add_commands(sub: Any) -> None:
     """Add ``show`` and ``reload`` to the CLI's subparsers."""
-    show = sub.add_parser("show", help="show peers, routes, the RIB or the daemon's status")
+    show = sub.add_parser(
+        "show", help="show peers, routes, the RIB, BFD sessions or the daemon's status"
+    )
     show.add_argument("what", choices=sorted(FORMATS))
     show.add_argument("prefix", nargs="?", help="routes: every path of this prefix")
     show.add_argument("--json", action="store_true", help="print the answer as JSON")

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from bgpd.bfd_config import BfdModel, bfd_from_yaml
 from rib.calico_policy import filter_from_crd
 
 Asn = Annotated[int, Field(ge=1, le=0xFFFFFFFF)]
@@ -104,8 +105,10 @@ class Peer(_Model):
     route_reflector_client: bool = False
     max_prefixes: PrefixLimitModel | None = None
     timers: Timers | None = None
+    bfd: BfdModel | None = None  # RFC 5882: BFD advises this session (bgpd.bfd_config)
 
     _normal_address = field_validator("address")(lambda cls, v: _ip(v))
+    _bfd = field_validator("bfd", mode="before")(lambda cls, v: bfd_from_yaml(v))
 
     @field_validator("source_address")
     @classmethod
@@ -142,6 +145,22 @@ class Peer(_Model):
     def ipv6(self) -> bool:
         """The session runs over IPv6 (and carries IPv6 unicast)."""
         return ":" in self.address
+
+    @property
+    def bfd_enabled(self) -> bool:
+        """BFD advises this peer's session."""
+        return self.bfd is not None and self.bfd.enabled
+
+    @property
+    def one_hop(self) -> bool:
+        """The peer is configured one hop away (BIRD's ``direct``): TTL 1 or GTSM's 1 hop."""
+        return self.multihop == 1 or self.ttl_security == 1
+
+    def bfd_multihop(self) -> bool:
+        """RFC 5883 multihop BFD, or RFC 5881 single hop: as configured, else as the session."""
+        if self.bfd is not None and self.bfd.multihop is not None:
+            return self.bfd.multihop
+        return not self.one_hop
 
 
 class IpPoolModel(_Model):
@@ -616,8 +635,11 @@ def parse_config(text: str, source: str = "<config>") -> DaemonConfig:
             line = _line_of(tree, err["loc"])
             if line is not None:
                 where = f"line {line}: {where}"
-            # Never echo what was given for a password.
-            shown = err["type"] != "missing" and "password" not in where
+            # Never echo what was given for a password, nor a block that holds one (a model's
+            # own check, e.g. two passwords given, reports the whole block as its input).
+            given = err.get("input")
+            holds_password = isinstance(given, dict) and any("password" in str(k) for k in given)
+            shown = err["type"] != "missing" and "password" not in where and not holds_password
             lines.append(
                 f"{source}: {where}: {err['msg']}" + (f" (got {err['input']!r})" if shown else "")
             )

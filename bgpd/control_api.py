@@ -6,7 +6,9 @@ Data flow: ``control_socket`` reads one JSON request per line (``{"command": "pe
 state (sessions, RIB, kernel sync) without changing it, and returns plain JSON-able data; the
 CLI turns that into tables. ``reload`` loads and validates the file the daemon was started
 with, then applies it (``Daemon.reload``); an invalid file changes nothing and the answer lists
-its problems. The status file and the BIRD-compatible socket read the same views.
+its problems. The status file and the BIRD-compatible socket read the same views. ``bfd``
+needs the BFD engine's status, which is asked for over its socket: the socket calls
+``handle_async``, which refreshes it first (``BfdPeers.refresh``).
 """
 
 from __future__ import annotations
@@ -91,7 +93,14 @@ class ControlApi:
             "routes": self.routes,
             "rib": self.rib,
             "reload": self.reload,
+            "bfd": self.bfd,
         }
+
+    async def handle_async(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``handle``, after reading what the request needs from the BFD engine."""
+        if request.get("command") == "bfd":
+            await self.daemon.bfd.refresh()
+        return self.handle(request)
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         """One request -> ``{"ok": true, "data": ...}`` or ``{"ok": false, "error": ...}``."""
@@ -150,6 +159,10 @@ class ControlApi:
                 }
             )
         return out
+
+    def bfd(self, _request: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Every BFD-enabled peer's session, as last read from the engine."""
+        return self.daemon.bfd.rows
 
     def routes(self, request: dict[str, Any]) -> list[dict[str, Any]]:
         """Loc-RIB routes: every candidate of one prefix, or the best of all (up to a limit)."""

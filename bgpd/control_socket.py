@@ -94,7 +94,7 @@ class ControlSocket:
                     request = json.loads(line)
                     if not isinstance(request, dict):
                         raise ValueError("a request is a JSON object")
-                    answer = self.api.handle(request)
+                    answer = await self.api.handle_async(request)
                 except ValueError as error:
                     answer = {"ok": False, "error": f"not a JSON request: {error}"}
                 except Exception as error:  # ours: answer and log, never take the daemon down

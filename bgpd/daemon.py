@@ -2,10 +2,11 @@
 
 Data flow: ``Daemon`` builds one ``PeerSession`` per configured peer, one ``Listener`` for them
 all, and the ``Rib`` task that every session feeds (the sessions' sink); the configured
-``announce`` prefixes enter the RIB as this node's own routes. ``run`` waits for SIGTERM or
-SIGINT, on which every session is ceased with a shutdown text. ``StatusFile`` writes a JSON
-status (sessions, routes per peer) after changes when the config names a file; the control
-socket of the daemon issue supersedes it.
+``announce`` prefixes enter the RIB as this node's own routes. ``BfdPeers`` (``bfd_peers``)
+runs a BFD session for each peer that enables BFD and feeds its verdicts to the session.
+``run`` waits for SIGTERM or SIGINT, on which every session is ceased with a shutdown text.
+``StatusFile`` writes a JSON status (sessions, routes per peer) after changes when the config
+names a file; the control socket of the daemon issue supersedes it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import uvloop
 
+from bgpd.bfd_peers import BfdPeers
 from bgpd.bird_socket import BirdSocket
 from bgpd.config import DaemonConfig, Peer
 from bgpd.control_api import ControlApi
@@ -150,6 +152,7 @@ def session_settings(config: DaemonConfig, peer: Peer) -> SessionSettings:
         error_wait_min=timers.error_wait[0],
         error_wait_max=timers.error_wait[1],
         send_hold_time=timers.send_hold_time,
+        bfd_graceful=peer.bfd is not None and peer.bfd.graceful,
     )
 
 
@@ -390,6 +393,7 @@ class Daemon:
         self.control: ControlSocket | None = None
         self.bird_sockets: list[BirdSocket] = []
         self.metrics: MetricsServer | None = None  # /metrics, /healthz, /readyz
+        self.bfd = BfdPeers()  # the BFD engine and sessions, when some peer enables BFD
         self.systemd = SystemdNotifier()
         self.rib.status_hook = self._rib_worked
         self.rib.deferral_done_hook = self._restart_over
@@ -503,10 +507,17 @@ class Daemon:
         )
         self.listener.add(session)
         self.peer_configs[peer.address] = peer
+        self.bfd.attach(peer, session)
         return session
 
     def _remove_peer(self, session: PeerSession, subcode: CeaseSubcode, text: str) -> None:
-        """End ``session`` with a Cease and forget it: the RIB drops its routes at once."""
+        """End ``session`` with a Cease and forget it: the RIB drops its routes at once.
+
+        Its BFD session goes with it only when the peer is removed: a reset peer's new session
+        takes the BFD session over (``_add_peer``), which never saw the reset.
+        """
+        if subcode == CeaseSubcode.PEER_DECONFIGURED:
+            self.bfd.detach(session.name)
         session.cease(Notification.shutdown(text, subcode), text, None)
         session.close()
         self.listener.remove(session)
@@ -545,6 +556,10 @@ class Daemon:
                         peer, config.local_as_for(peer), False
                     )
                 session.start()
+        for address in plan.kept:
+            peer = next(p for p in config.peers if p.address == address)
+            self.peer_configs[address] = peer
+            self.bfd.attach(peer, self.session(address))  # in place, BGP untouched (5882 3.3)
         if plan.announce_changed:
             self._announce(old.announce, None)
             self._announce(config.announce, ATTRIBUTES.intern(PathAttributes()))
@@ -582,6 +597,7 @@ class Daemon:
             len(self.sessions),
         )
         self._started = asyncio.get_running_loop().time()
+        await self.bfd.start()
         self.rib.start()
         if self.config.kernel.program or self.config.kernel.learn:
             await self._start_kernel()
@@ -684,6 +700,9 @@ class Daemon:
         if self.fib is not None:
             # Persist (BIRD's "persist"): the sessions ending must not empty the kernel.
             self.rib.remove_channel(self.fib)
+        # BFD first: its AdminDown tells each peer this is no path failure (RFC 5882 3.2), so
+        # a peer running "bfd on" does not drop what graceful restart would keep.
+        await self.bfd.close()
         # Graceful-restart peers keep our routes, stale, instead of dropping them (a Cease).
         graceful = self.fib is not None
         for session in self.sessions:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from bgpd.bfd_peers import BfdPeers
     from bgpd.config import DaemonConfig, Peer
     from bgpd.reload_plan import ReloadPlan
     from kernel_sync.fib_programmer import FibProgrammer
@@ -36,6 +37,7 @@ class DaemonState(Protocol):
     fib: FibProgrammer | None
     learner: KernelLearner | None
     kernel_events: KernelEvents | None
+    bfd: BfdPeers
 
     @property
     def status(self) -> KernelStatus:

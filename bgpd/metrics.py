@@ -10,6 +10,9 @@ daemon, so the collector reads the daemon's dicts between two of its steps, neve
 step is half done. (prometheus-client's own ``start_http_server`` answers from a thread, which
 would read those dicts while the loop changes them.) A scrape costs a few microseconds per
 peer and per family: table sizes come from the shards' lengths, never from walking a table.
+The BFD sessions' figures live in the BFD engine's process: a scrape of ``/metrics`` first asks
+it for them (``BfdPeers.refresh``, a round trip over its socket), then ``bgpd.bfd_metrics``
+turns them into families.
 
 ``/healthz`` answers 200 whenever the loop answers at all (a loop stuck in a long step does
 not answer, and the probe times out). ``/readyz`` applies calico-node's rules for BIRD
@@ -41,6 +44,7 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
+from bgpd.bfd_metrics import bfd_metrics
 from speaker.session_counters import MESSAGE_TYPES, LatencyHistogram, SessionCounters
 from speaker.session_events import State
 from speaker.wire_codes import Family
@@ -94,6 +98,7 @@ class DaemonCollector(Collector):
         yield from self._prefixes()
         yield from self._rib()
         yield from self._kernel()
+        yield from bfd_metrics(self.daemon.bfd)
 
     def _sessions(self) -> Iterator[Metric]:
         peer = ["peer"]
@@ -413,6 +418,8 @@ class MetricsServer:
                 method = "GET"
             else:
                 method, target = words[0], words[1]
+                if target.split("?")[0] == "/metrics":
+                    await self.daemon.bfd.refresh()  # the BFD engine keeps its own counters
                 try:
                     status, content_type, body = self.answer(method, target.split("?")[0], accept)
                 except Exception:

@@ -11,12 +11,19 @@ change in those inputs resets every peer, since the compiled policies are shared
 that the running daemon cannot take over (router id, AS, listen addresses, reflection, kernel,
 metrics and control sockets) refuse the reload with a message naming them: they need a
 restart, which graceful restart and persisted kernel routes make hitless.
+
+A peer's ``bfd`` settings are not part of what resets it: BFD only advises the session (RFC
+5882 2), and 3.3 asks that configuring BFD, or setting it up again, not disturb its clients, so
+``bgpd.bfd_peers`` changes the BFD session alone (in place where the path is the same, as
+BIRD reconfigures its BFD sessions, else by a new session) and the BGP session stays
+Established with its routes. Such peers are listed in ``bfd_changed``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bgpd.bfd_config import BfdSecretError
 from bgpd.config import ConfigError, DaemonConfig, Peer
 
 # Top-level settings a running daemon cannot take over.
@@ -52,6 +59,7 @@ class ReloadPlan:
     reset: list[str] = field(default_factory=list)
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    bfd_changed: list[str] = field(default_factory=list)  # kept peers whose BFD settings changed
     announce_changed: bool = False
     log_changed: bool = False
     refused: list[str] = field(default_factory=list)  # settings that need a restart
@@ -66,6 +74,8 @@ class ReloadPlan:
             f"{len(self.added)} added",
             f"{len(self.removed)} removed",
         ]
+        if self.bfd_changed:
+            parts.append(f"BFD updated for {len(self.bfd_changed)}")
         if self.announce_changed:
             parts.append("announced prefixes updated")
         return "reload: " + ", ".join(parts)
@@ -79,7 +89,19 @@ def _secret(peer: Peer) -> str | None:
 
 
 def _peer_key(config: DaemonConfig, peer: Peer, secret: str | None) -> tuple[object, ...]:
-    return (peer, secret, peer.timers or config.timers, config.is_passive(peer))
+    without_bfd = peer.model_copy(update={"bfd": None})  # BFD changes reset no BGP session
+    return (without_bfd, secret, peer.timers or config.timers, config.is_passive(peer))
+
+
+def _bfd_key(peer: Peer) -> tuple[object, ...]:
+    bfd = peer.bfd
+    if bfd is None or not bfd.enabled:
+        return (None,)
+    try:
+        secret = bfd.secret(peer.address)
+    except BfdSecretError:
+        secret = None  # unreadable: the BFD wiring logs it when it tries
+    return (bfd, secret, peer.bfd_multihop(), peer.source_address)
 
 
 def plan_reload(
@@ -114,6 +136,8 @@ def plan_reload(
             plan.reset.append(address)
         else:
             plan.kept.append(address)
+            if _bfd_key(before[address]) != _bfd_key(peer):
+                plan.bfd_changed.append(address)
     plan.removed = [address for address in before if address not in after]
     plan.announce_changed = old.announce != new.announce
     plan.log_changed = (old.log_level, old.log_format) != (new.log_level, new.log_format)
