@@ -1,6 +1,6 @@
 """The packages' import graph has no cycle, and ``reflector`` is a leaf below ``rib``.
 
-Every ``import`` and ``from ... import`` of the five packages counts, those under
+Every ``import`` and ``from ... import`` of the six packages counts, those under
 ``TYPE_CHECKING`` and inside functions too: a cycle there is still two modules that each need
 the other to be understood (issue 16: ``bgpd.daemon`` <-> ``control_api`` / ``metrics`` was one).
 """
@@ -11,7 +11,7 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("bgpd", "speaker", "rib", "reflector", "kernel_sync")
+PACKAGES = ("bgpd", "speaker", "rib", "reflector", "kernel_sync", "bfd")
 
 
 def module_name(path: Path) -> str:

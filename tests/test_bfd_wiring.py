@@ -1,0 +1,234 @@
+"""The daemon's BFD wiring (``bgpd.bfd_peers``) between the config, the engine and the sessions.
+
+The engine is replaced by a recorder of the calls the wiring makes (add, reconfigure, remove)
+and the BGP session by a recorder of the verdicts it is fed, so that each rule is checked on its
+own, without sockets or root: RFC 5882 3.2 and 4.2 (only a fall from Up that is not the peer's
+AdminDown is a failure), 4.1 (an administratively disabled BFD, or none at all, holds nothing
+down), 3.3 (configuring BFD again disturbs no client: timers change in place, RFC 5880 6.8.3;
+a new path is a new session), and the local address rule (the source address, else the
+Established session's, else the kernel's route to the peer).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import pytest
+import yaml
+
+from bfd import ipc
+from bfd.service import BfdStateChange, BfdStatus
+from bfd.wire_codes import Diagnostic, HopMode, State
+from bgpd import bfd_peers
+from bgpd.bfd_peers import BfdPeers
+from bgpd.config import Peer, parse_config
+from speaker.session_events import SessionSettings, StateChange
+from speaker.session_events import State as BgpState
+from speaker.session_fsm import PeerFsm
+
+NAME = "198.18.0.2"
+
+
+class Engine:
+    """What the wiring asked of the BFD service."""
+
+    def __init__(self) -> None:
+        self.running = True
+        self.calls: list[tuple[str, Any]] = []
+        self.listeners: dict[str, Any] = {}
+
+    def add_session(self, config: ipc.PeerConfig, listener: Any) -> None:
+        self.calls.append(("add", config))
+        self.listeners[config.key] = listener
+
+    def reconfigure_session(self, config: ipc.PeerConfig) -> None:
+        self.calls.append(("reconfigure", config))
+
+    def remove_session(self, key: str) -> None:
+        self.calls.append(("remove", key))
+        self.listeners.pop(key, None)
+
+    async def status(self) -> BfdStatus:
+        return BfdStatus({}, {}, 0)
+
+    async def close(self) -> None:
+        self.running = False
+
+
+class Session:
+    """A BGP session as the wiring sees it; records the BFD verdicts."""
+
+    def __init__(self, local: str | None = None) -> None:
+        self.name = NAME
+        self.fsm = PeerFsm(SessionSettings(local_as=64512, router_id=1, peer_as=64512))
+        self.log = logging.LoggerAdapter(logging.getLogger("test"), {})
+        self.observers: list[Any] = []
+        self.verdicts: list[str] = []
+        self.local = local
+
+    def local_address(self) -> str | None:
+        return self.local
+
+    def bfd_down(self) -> None:
+        self.verdicts.append("down")
+
+    def bfd_up(self, why: str) -> None:
+        self.verdicts.append(f"up: {why}")
+
+
+def peer(**fields: Any) -> Peer:
+    data = {"router_id": "198.18.0.1", "local_as": 64512,
+            "peers": [{"address": NAME, "as": 64512, **fields}]}  # fmt: skip
+    (parsed,) = parse_config(yaml.safe_dump(data)).peers
+    return parsed
+
+
+def change(old: State, new: State, remote: State, diagnostic: Diagnostic) -> BfdStateChange:
+    return BfdStateChange(NAME, old, new, diagnostic, remote, time.monotonic())
+
+
+@pytest.fixture
+def wired() -> tuple[BfdPeers, Engine, Session]:
+    wiring, engine, session = BfdPeers(), Engine(), Session()
+    wiring.service = engine  # type: ignore[assignment]
+    return wiring, engine, session
+
+
+@pytest.mark.asyncio
+async def test_a_session_is_made_from_the_config(wired: tuple[BfdPeers, Engine, Session]) -> None:
+    wiring, engine, session = wired
+    wiring.attach(peer(source_address="198.18.0.1", bfd={"min_tx": 300, "multiplier": 3}),
+                  session)  # type: ignore[arg-type]  # fmt: skip
+    ((what, config),) = engine.calls
+    assert what == "add" and config.key == NAME and config.peer == NAME
+    assert (config.local, config.mode) == ("198.18.0.1", HopMode.MULTIHOP)
+    # BIRD's defaults but for what was given, in microseconds.
+    assert (config.desired_min_tx_us, config.required_min_rx_us, config.detect_mult) == (
+        300_000, 10_000, 3,
+    )  # fmt: skip
+    assert config.idle_tx_us == 1_000_000 and config.auth is None
+
+
+@pytest.mark.asyncio
+async def test_only_a_fall_from_up_that_is_no_admin_down_takes_bgp_down(
+    wired: tuple[BfdPeers, Engine, Session],
+) -> None:
+    wiring, engine, session = wired
+    wiring.attach(peer(source_address="198.18.0.1", bfd=True), session)  # type: ignore[arg-type]
+    listener = engine.listeners[NAME]
+    up = change(State.INIT, State.UP, State.UP, Diagnostic.NO_DIAGNOSTIC)
+    listener.bfd_state_changed(up)
+    # The peer said AdminDown: not a failure (RFC 5882 3.2), and nothing to hold (4.1).
+    listener.bfd_state_changed(
+        change(State.UP, State.DOWN, State.ADMIN_DOWN, Diagnostic.NEIGHBOR_SIGNALED_SESSION_DOWN)
+    )
+    listener.bfd_state_changed(up)
+    # The path failed: BGP goes down.
+    listener.bfd_state_changed(
+        change(State.UP, State.DOWN, State.UP, Diagnostic.CONTROL_DETECTION_TIME_EXPIRED)
+    )
+    # A session coming up from Down never was a failure (3.3).
+    listener.bfd_state_changed(change(State.DOWN, State.INIT, State.DOWN, Diagnostic.NO_DIAGNOSTIC))
+    listener.bfd_state_changed(up)
+    assert session.verdicts == [
+        "up: BFD session Up",
+        "up: BFD administratively down",
+        "up: BFD session Up",
+        "down",
+        "up: BFD session Up",
+    ]
+
+
+@pytest.mark.asyncio
+async def test_timers_change_in_place_and_a_new_path_is_a_new_session(
+    wired: tuple[BfdPeers, Engine, Session],
+) -> None:
+    wiring, engine, session = wired
+    wiring.attach(peer(source_address="198.18.0.1", bfd=True), session)  # type: ignore[arg-type]
+    wiring.attach(peer(source_address="198.18.0.1", bfd=True), session)  # type: ignore[arg-type]
+    assert [what for what, _ in engine.calls] == ["add"]  # nothing changed: nothing sent
+    wiring.attach(peer(source_address="198.18.0.1", bfd={"min_rx": 200}),
+                  session)  # type: ignore[arg-type]  # fmt: skip
+    what, config = engine.calls[-1]
+    assert what == "reconfigure" and config.key == NAME and config.required_min_rx_us == 200_000
+    old_listener = engine.listeners[NAME]
+    wiring.attach(peer(source_address="198.18.0.9", bfd={"min_rx": 200}),
+                  session)  # type: ignore[arg-type]  # fmt: skip
+    assert engine.calls[-2:-1] == [("remove", NAME)]
+    what, config = engine.calls[-1]
+    assert what == "add" and config.key == f"{NAME}#1" and config.local == "198.18.0.9"
+    # The old session's last words (its AdminDown) change nothing.
+    old_listener.bfd_state_changed(
+        change(State.UP, State.DOWN, State.UP, Diagnostic.CONTROL_DETECTION_TIME_EXPIRED)
+    )
+    assert session.verdicts == []
+    wiring.attach(peer(source_address="198.18.0.9", bfd=False), session)  # type: ignore[arg-type]
+    assert engine.calls[-1] == ("remove", f"{NAME}#1") and wiring.peers == {}
+
+
+@pytest.mark.asyncio
+async def test_no_bfd_session_holds_nothing_down(
+    wired: tuple[BfdPeers, Engine, Session],
+) -> None:
+    wiring, engine, session = wired
+    wiring.attach(peer(source_address="198.18.0.1", bfd=True), session)  # type: ignore[arg-type]
+    listener = engine.listeners[NAME]
+    listener.bfd_state_changed(change(State.INIT, State.UP, State.UP, Diagnostic.NO_DIAGNOSTIC))
+    listener.bfd_state_changed(
+        change(State.UP, State.DOWN, State.UP, Diagnostic.CONTROL_DETECTION_TIME_EXPIRED)
+    )
+    assert session.verdicts[-1] == "down"
+    listener.bfd_session_failed(NAME, "ValueError: bad")  # the engine dropped the session
+    assert session.verdicts[-1] == "up: no BFD session (ValueError: bad)"
+    # Disabling BFD for a held peer releases it too.
+    wiring.attach(peer(source_address="198.18.0.1", bfd=True), session)  # type: ignore[arg-type]
+    listener = engine.listeners[NAME]
+    listener.bfd_state_changed(change(State.INIT, State.UP, State.UP, Diagnostic.NO_DIAGNOSTIC))
+    listener.bfd_state_changed(
+        change(State.UP, State.DOWN, State.UP, Diagnostic.CONTROL_DETECTION_TIME_EXPIRED)
+    )
+    wiring.attach(peer(source_address="198.18.0.1", bfd=False), session)  # type: ignore[arg-type]
+    assert session.verdicts[-1] == "up: BFD disabled"
+
+
+@pytest.mark.asyncio
+async def test_the_local_address_is_the_one_bgp_uses(
+    wired: tuple[BfdPeers, Engine, Session],
+) -> None:
+    wiring, engine, session = wired
+    # No source address, no session yet: the kernel's route to the peer decides; here, in this
+    # test's namespace, that is the route to 127.0.0.2 (loopback), from 127.0.0.1.
+    session.name = "127.0.0.2"
+    wiring.attach(peer(bfd=True).model_copy(update={"address": "127.0.0.2"}),
+                  session)  # type: ignore[arg-type]  # fmt: skip
+    ((_, config),) = engine.calls
+    assert config.local == "127.0.0.1"
+    # The BGP session came up from another address: the BFD session follows it.
+    session.local = "127.0.0.3"
+    (observe,) = session.observers
+    observe(session, StateChange(BgpState.OPEN_CONFIRM, BgpState.ESTABLISHED, "up"))
+    assert engine.calls[-2] == ("remove", "127.0.0.2")
+    assert engine.calls[-1][1].local == "127.0.0.3"
+
+
+@pytest.mark.asyncio
+async def test_a_multihop_peer_without_a_route_waits(
+    wired: tuple[BfdPeers, Engine, Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wiring, engine, session = wired
+    # RFC 5883 4: a multihop session is an address pair; with no route to the peer there is
+    # no local address yet, so no session, and the wiring tries again.
+    monkeypatch.setattr(bfd_peers, "route_source", lambda _address: None)
+    wiring.attach(peer(bfd=True), session)  # type: ignore[arg-type]
+    entry = wiring.peers[NAME]
+    assert engine.calls == []
+    assert entry.error.startswith("no route to the peer") and entry.retry is not None
+    assert wiring.rows == []
+    await wiring.refresh()
+    assert [(row["peer"], row["state"]) for row in wiring.rows] == [(NAME, "none")]
+    monkeypatch.setattr(bfd_peers, "route_source", lambda _address: "198.18.0.1")
+    wiring.attach(peer(bfd=True), session)  # type: ignore[arg-type]
+    assert engine.calls[0][1].local == "198.18.0.1" and entry.retry is None
+    await wiring.close()
