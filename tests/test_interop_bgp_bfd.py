@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 from testbed import Host, Neighbor, PeerDaemon, State, Topology, wait_for
 from testbed.bgp_bfd import (
     BfdSpec,
@@ -52,7 +53,7 @@ class Setup:
         spec: BfdSpec,
         ipv6: bool,
         peer_as: int = 64512,
-        bird_socket: bool = False,
+        **myna_options: bool,
     ) -> None:
         self.a, self.b = topology.add_host("a"), topology.add_host("b")
         self.spec = spec
@@ -63,7 +64,7 @@ class Setup:
         self.peer = make_peer(self.b, Neighbor(self.theirs, 64512), self.peer_block).start()
         self.myna = MynaBfdPeer(
             self.a, self.a.ipv4, 64512, [Neighbor(self.mine, peer_as)], [self.myna_block],
-            bfd=spec, bird_socket=bird_socket,
+            bfd=spec, **myna_options,
         ).start()  # fmt: skip
         self.myna.wait_prefixes(self.mine, [self.peer_block], TIMEOUT)
         self.peer.wait_prefixes(self.theirs, [self.myna_block], TIMEOUT)
@@ -243,9 +244,9 @@ def test_reload_changes_bfd_in_place_without_touching_bgp(topology: Topology) ->
     assert setup.peer.session_state(setup.theirs) == State.ESTABLISHED
 
 
-def test_bird_socket_shows_bfd_sessions_as_bird_2_does(topology: Topology) -> None:
+def test_bird_socket_and_metrics_show_what_bird_shows(topology: Topology) -> None:
     spec = BfdSpec(multihop=False)
-    setup = Setup(topology, bird(spec), spec, False, bird_socket=True)
+    setup = Setup(topology, bird(spec), spec, False, bird_socket=True, metrics=True)
     theirs = setup.peer.bfd_sessions().splitlines()  # type: ignore[attr-defined]
     birdcl = str(BIRDC2.with_name("birdcl"))  # BIRD 2's own client, against Myna's socket
     sock = str(setup.myna.rundir / "bird.ctl")
@@ -259,6 +260,21 @@ def test_bird_socket_shows_bfd_sessions_as_bird_2_does(topology: Topology) -> No
     assert row.split()[2:3] == their_row.split()[2:3] == ["Up"]
     assert row.split()[-2:] == their_row.split()[-2:] == ["0.100", "0.300"]
     assert [len(part) for part in row.split("  ")[:1]] == [len(their_row.split("  ")[0])]
+    # Prometheus: the session Up, BIRD's Timeout as the Detection Time, packets both ways.
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(setup.myna.scrape())
+        for sample in family.samples
+    }
+    peer = (("peer", setup.mine),)
+    assert samples[("myna_bfd_session_up", peer)] == 1
+    assert samples[("myna_bfd_session_detection_time_seconds", peer)] == 0.3
+    assert samples[("myna_bfd_session_tx_interval_seconds", peer)] == 0.1
+    assert samples[("myna_bfd_session_packets_sent_total", peer)] > 0
+    assert samples[("myna_bfd_session_packets_received_total", peer)] > 0
+    assert samples[("myna_bfd_session_state_changes_total", peer)] in (1, 2)  # via Init or not
+    assert samples[("myna_bfd_session_auth_failures_total", peer)] == 0
+    assert samples[("myna_bfd_bgp_held", peer)] == 0
 
 
 def _yaml(config: dict[str, Any]) -> str:

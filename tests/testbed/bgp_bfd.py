@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +38,7 @@ from .myna_peer import MynaPeer
 from .peers import Neighbor, PeerError
 from .topology import Host
 
+METRICS_PORT = 9179
 _BIRD_AUTH = {
     "simple": "simple",
     "keyed_md5": "keyed md5",
@@ -171,11 +173,13 @@ class MynaBfdPeer(MynaPeer):
     kind = "myna"
 
     def __init__(
-        self, *args: Any, bfd: BfdSpec, bird_socket: bool = False, **kwargs: Any
-    ) -> None:
+        self, *args: Any, bfd: BfdSpec, bird_socket: bool = False, metrics: bool = False,
+        **kwargs: Any,
+    ) -> None:  # fmt: skip
         super().__init__(*args, **kwargs)
         self.bfd = bfd
         self.bird_socket = bird_socket
+        self.metrics = metrics
 
     def bfd_block(self) -> dict[str, Any]:
         """The ``bfd:`` of each peer."""
@@ -198,6 +202,8 @@ class MynaBfdPeer(MynaPeer):
         if self.bird_socket:
             config["control"]["bird_socket"] = str(self.rundir / "bird.ctl")
             config["control"]["bird6_socket"] = str(self.rundir / "bird6.ctl")
+        if self.metrics:
+            config["metrics"] = {"enabled": True, "address": "127.0.0.1", "port": METRICS_PORT}
         for peer in config["peers"]:
             peer["bfd"] = self.bfd_block()
             if not self.bfd.multihop:
@@ -217,6 +223,14 @@ class MynaBfdPeer(MynaPeer):
             if row["peer"] == peer:
                 return dict(row)
         raise PeerError(f"no BFD session for {peer} in {self.show('bfd')}")
+
+    def scrape(self) -> str:
+        """``/metrics``, fetched inside the host's namespace."""
+        fetch = (
+            "import urllib.request; print(urllib.request.urlopen("
+            f"'http://127.0.0.1:{METRICS_PORT}/metrics', timeout=10).read().decode())"
+        )
+        return self.host.run(sys.executable, "-c", fetch).stdout
 
     def kernel_routes(self) -> str:
         """The namespace's routes of protocol bird (12), IPv4 and IPv6."""
