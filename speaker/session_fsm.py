@@ -26,6 +26,7 @@ session comes back at the later of BFD Up and the error wait's end.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import cast
 
@@ -111,8 +112,13 @@ class Connection:
 class PeerFsm:
     """RFC 4271's FSM for one configured peer (see the module docstring)."""
 
-    def __init__(self, settings: SessionSettings) -> None:
+    def __init__(self, settings: SessionSettings, rng: random.Random | None = None) -> None:
         self.settings = settings
+        # RFC 4271 10's jitter, on the error wait (None: exact timers, for tests). Without it
+        # two active peers failing at the same moment (a path failure that both BFD sessions
+        # see) come out of identical error waits a few ms apart, each refusing the other's
+        # connection from its own Idle, again and again; BIRD shortens its by up to 25 %.
+        self._rng = rng
         self.capabilities = settings.capabilities  # less what the peer refused (RFC 5492)
         self.connections: dict[int, Connection] = {}
         self.pending_connect: int | None = None  # our outgoing attempt, not yet up
@@ -394,7 +400,10 @@ class PeerFsm:
         if self.pending_connect is not None:
             self._out.append(Close(self.pending_connect))
             self.pending_connect = None
-        self._arm(Timer.IDLE_HOLD, self.error_wait)
+        wait = self.error_wait
+        if self._rng is not None:
+            wait -= self._rng.uniform(0.0, wait / 4)
+        self._arm(Timer.IDLE_HOLD, wait)
         self.error_wait = min(self.error_wait * 2, self.settings.error_wait_max)
 
     def _connect(self) -> None:
@@ -424,15 +433,21 @@ class PeerFsm:
             self._arm(Timer.CONNECT_RETRY, self.settings.connect_delay)
 
     def _restart(self, _event: Event, _conn: Connection | None, _payload: object) -> None:
-        """The error wait is over: AutomaticStart (unless BFD holds the session down)."""
+        """The error wait is over: AutomaticStart (unless BFD holds the session down).
+
+        As BIRD restarts after its error wait (``bgp_startup`` -> ``bgp_active``): listen
+        first, connect when the connect delay runs out. Connecting at once would leave two
+        active peers that failed together (one path, one BFD failure each) refusing each
+        other's connections from their error waits without end; listening first lets the
+        earlier one's connection in.
+        """
         if self.bfd_held:
             self._reason = "error wait over, held down until BFD is Up again (RFC 5882 4.1)"
             return
         self._reason = "error wait over"
-        if self.settings.passive:
-            self._idle_state = State.ACTIVE
-        else:
-            self._connect()
+        self._idle_state = State.ACTIVE
+        if not self.settings.passive:
+            self._arm(Timer.CONNECT_RETRY, self.settings.connect_delay)
 
     def _retry_connect(self, _event: Event, _conn: Connection | None, _payload: object) -> None:
         self._reason = "connect retry timer expired"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import random
 import socket
 import time
 from collections.abc import Callable, MutableMapping
@@ -155,7 +156,7 @@ class PeerSession:
         sink: SessionSink,
     ) -> None:
         self.name = name
-        self.fsm = PeerFsm(settings)
+        self.fsm = PeerFsm(settings, random.Random())  # error waits jittered (RFC 4271 10)
         self.transport_settings = transport_settings
         self.sink = sink
         self.log = PeerLog(LOG, {"peer": name})

@@ -162,9 +162,12 @@ def scenario_error_wait_doubles_to_its_maximum() -> None:
     fsm.start(now)
     waits = []
     for _ in range(5):
-        now = fsm.next_deadline() or now
-        actions = fsm.timers_expired(now)
-        (connect,) = [a for a in actions if isinstance(a, Connect)]
+        # Out of the error wait it listens first and connects after the connect delay (BIRD).
+        connects: list[Connect] = []
+        while not connects:
+            now = fsm.next_deadline() or now
+            connects = [a for a in fsm.timers_expired(now) if isinstance(a, Connect)]
+        (connect,) = connects
         fsm.connection_made(now, connect.conn, inbound=False)
         wrong_as = raw_open(asn=65000, capabilities=(V4, FourOctetAsCapability(65000)))
         actions = fsm.data_received(now, connect.conn, wrong_as)

@@ -10,6 +10,7 @@ which BIRD's ``bfd on`` and ``bfd graceful`` choose between). ``SCENARIOS`` join
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -66,10 +67,11 @@ def scenario_bfd_down_ends_an_established_session_and_holds_it() -> None:
     # the other from its error wait: both active is not what this scenario is about).
     pair.b.fsm.settings = replace(pair.b.fsm.settings, passive=True)
     pair.run_until(lambda: pair.b.fsm.state == State.ACTIVE)
-    # BFD Up again: A starts at once (its error wait is long over) and the session returns.
+    # BFD Up again: A starts at once (its error wait is long over), listening first and
+    # connecting after the connect delay, as after any error wait; the session returns.
     pair.do(pair.a, pair.a.fsm.bfd_up(pair.now))
-    assert not pair.a.fsm.bfd_held
-    assert len(pair.a.actions(Connect)) == connects_before + 1
+    assert not pair.a.fsm.bfd_held and pair.a.fsm.state == State.ACTIVE
+    assert pair.a.fsm.timer_deadline(Timer.CONNECT_RETRY) == pytest.approx(pair.now + 1.0)
     pair.run_until(lambda: pair.both(State.ESTABLISHED))
     assert len(pair.a.actions(SessionUp)) == 2
 
@@ -130,7 +132,8 @@ def scenario_bfd_down_without_a_connection_stops_trying() -> None:
     fsm.start(0.0)
     assert fsm.state == State.IDLE and fsm.next_deadline() is None
     fsm.bfd_up(2.0)
-    assert fsm.state == State.CONNECT  # error wait over long ago: it connects at once
+    assert fsm.state == State.ACTIVE  # error wait over long ago: it starts at once
+    assert fsm.timer_deadline(Timer.CONNECT_RETRY) == pytest.approx(3.0)  # connect delay 1 s
 
 
 def scenario_bfd_up_waits_for_the_error_wait() -> None:
@@ -168,6 +171,35 @@ def scenario_manual_stop_is_not_undone_by_bfd_up() -> None:
     fsm.stop(now + 1)
     assert fsm.bfd_up(now + 2) == []
     assert fsm.state == State.IDLE and fsm.next_deadline() is None
+
+
+def scenario_both_ends_failing_at_once_come_back() -> None:
+    # One path, two BFD sessions: both active ends fall within milliseconds of each other and
+    # wait out equal error waits, ending a few ms apart. Were each to connect at once, each
+    # would find the other still Idle and be refused, again and again; out of its error wait
+    # each listens first (as BIRD does), so the earlier one's connection gets in. With RFC
+    # 4271 10's jitter on the error waits (the daemon's sessions) as without it.
+    def run(jitter: bool) -> Pair:
+        timers = {"capabilities": CAPS, "error_wait_min": 2.0, "error_wait_max": 2.0}
+        pair = Pair(settings(A_ID, **timers), settings(B_ID, **timers))
+        if jitter:
+            pair.a.fsm = PeerFsm(pair.a.fsm.settings, random.Random(1))
+            pair.b.fsm = PeerFsm(pair.b.fsm.settings, random.Random(2))
+        pair.start()
+        pair.run_until(lambda: pair.both(State.ESTABLISHED))
+        pair.cut = True  # the path is gone: BFD tells both ends, 10 ms apart
+        pair.do(pair.a, pair.a.fsm.bfd_down(pair.now))
+        pair.now += 0.01
+        pair.do(pair.b, pair.b.fsm.bfd_down(pair.now))
+        pair.cut = False
+        pair.links.clear()
+        pair.do(pair.a, pair.a.fsm.bfd_up(pair.now))  # back, before the error waits end
+        pair.do(pair.b, pair.b.fsm.bfd_up(pair.now))
+        pair.run_for(120)
+        return pair
+
+    assert run(jitter=True).both(State.ESTABLISHED)
+    assert run(jitter=False).both(State.ESTABLISHED)
 
 
 SCENARIOS: list[Callable[[], None]] = [
