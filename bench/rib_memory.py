@@ -152,6 +152,7 @@ class FakeSession:
     bytes_sent: int = 0
     ceased: str | None = None
     reading: asyncio.Event = field(default_factory=asyncio.Event)
+    established_conn: int | None = 1  # session_up's connection id
 
     def __post_init__(self) -> None:
         self.transport_settings = _Address(self.name)

@@ -20,6 +20,7 @@ from speaker.wire_codes import Family
 
 if TYPE_CHECKING:
     from rib.adj_rib_out import UpdateGroup
+    from rib.peer_lifecycle import TableSend
 
 
 class RibTimer(enum.Enum):
@@ -52,11 +53,14 @@ class PeerRib:
     families: frozenset[Family] = frozenset()
     enhanced_refresh: bool = False  # RFC 7313 negotiated
     stale: set[Family] = field(default_factory=set)  # families that may hold stale routes
-    timers: dict[RibTimer, float] = field(default_factory=dict)
+    # (timer, family or None) -> deadline; the long-lived stale time runs per family
+    timers: dict[tuple[RibTimer, Family | None], float] = field(default_factory=dict)
     # RFC 7313: keys announced since the peer's BoRR, per family being refreshed
     refreshing: dict[Family, set[int]] = field(default_factory=dict)
     writable: bool = True  # its connection takes data now
     missed: dict[Family, set[int]] = field(default_factory=dict)  # keys it missed meanwhile
+    conn: int = 0  # the Established connection our words are for (the shell checks it)
+    table: TableSend | None = None  # a table send not finished yet (it waits for a drain)
 
     @property
     def name(self) -> str:

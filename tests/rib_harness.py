@@ -53,6 +53,7 @@ class FakeSession:
     sent: list[bytes] = field(default_factory=list)
     resumed: int = 0
     ceased: list[tuple[Notification, str, float | None]] = field(default_factory=list)
+    established_conn: int | None = 1  # up_event's connection id
 
     def __post_init__(self) -> None:
         self.transport_settings = Settings(self.name)
