@@ -1,6 +1,6 @@
 """Loc-RIB -> FIB: the best routes (with their ECMP sets) written into the kernel, kept there.
 
-Data flow: the programmer is one of the RIB core's channels (``rib.rib_core.Channel``): it is
+Data flow: the programmer is one of the RIB core's channels (``rib.channels.Channel``): it is
 handed each batch of Loc-RIB ``Change``s and ``Run``s (``publish``; a run's route is built once
 per answer of the kernel policy and shared by its prefixes). For every change it works out the
 kernel route the new selection calls for (``_build``: Calico's kernel policy, then one next hop

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rib.adj_rib_out import ExportSettings, PathIds, Send, UpdateGroup
@@ -34,7 +33,7 @@ from rib.graceful_restart import (
     to_long_lived,
 )
 from rib.loc_rib import LocRib, Published
-from rib.peer_rib import PeerRib, RibTimer
+from rib.peer_rib import PeerRib, RibTimer, TableSend
 from rib.rib_events import DeferralDone, PeerUp
 from rib.route import RouteTable, Source, Stale
 from rib.shards import SHARDS
@@ -44,24 +43,12 @@ from speaker.session_events import SessionDown
 from speaker.wire_codes import Family, RouteRefreshSubtype
 
 if TYPE_CHECKING:
-    from rib.rib_core import Channel
+    from rib.channels import Channel
 
 LOG = logging.getLogger("myna.rib")
 RUN_CHUNK = 1024  # keys of a resync encoded between two chances to yield
 STALE_PATH_TIME = 360.0  # s a returned peer's stale routes may wait for End-of-RIB (FRR's)
 REFRESH_TIME = 360.0  # s an enhanced route refresh may take before its stale routes go
-
-
-@dataclass(slots=True)
-class TableSend:
-    """Where a table send to one member stands (``families`` shard by shard, then markers)."""
-
-    families: list[Family]
-    end_of_rib: bool = False
-    enhanced: bool = False  # RFC 7313: each family between BoRR and EoRR
-    index: int = 0
-    shard: int = 0
-    began: bool = False  # BoRR of the current family sent
 
 
 class PeerLifecycle:

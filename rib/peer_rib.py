@@ -20,7 +20,6 @@ from speaker.wire_codes import Family
 
 if TYPE_CHECKING:
     from rib.adj_rib_out import UpdateGroup
-    from rib.peer_lifecycle import TableSend
 
 
 class RibTimer(enum.Enum):
@@ -35,6 +34,18 @@ class RibTimer(enum.Enum):
     DEFERRAL_END = "deferral: every peer is done"
     DRAINED = "a member that fell behind takes data again"
     REMOVED = "a peer was removed"
+
+
+@dataclass(slots=True)
+class TableSend:
+    """Where a table send to one member stands (``families`` shard by shard, then markers)."""
+
+    families: list[Family]
+    end_of_rib: bool = False
+    enhanced: bool = False  # RFC 7313: each family between BoRR and EoRR
+    index: int = 0
+    shard: int = 0
+    began: bool = False  # BoRR of the current family sent
 
 
 @dataclass(eq=False)

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol
+from collections.abc import Callable, Iterator
 
 from reflector.loop_check import LoopCheck, LoopLog
 from rib.adj_rib_in import rib_key
 from rib.adj_rib_out import ExportSettings, PathIds, UpdateGroup
+from rib.channels import Channel
 from rib.decision import DecisionOptions
 from rib.loc_rib import LocRib, Published
 from rib.next_hops import NextHops, Resolve
@@ -65,13 +65,6 @@ LOG = logging.getLogger("myna.rib")
 RUN_CHUNK = 1024  # prefixes of one run applied between two chances to yield
 # A queued timer or internal work item: (what, family for per-family timers, peer)
 _Due = tuple[RibTimer, Family | None, PeerRib | None]
-
-
-class Channel(Protocol):
-    """A subscriber of the Loc-RIB's publications (BIRD's channels): groups, the FIB."""
-
-    def publish(self, changes: Sequence[Published]) -> None:
-        """Take one batch of changes, in the order they happened."""
 
 
 class Runs:

@@ -22,11 +22,12 @@ from collections.abc import Callable
 from typing import Protocol
 
 from rib.adj_rib_out import ExportSettings, Send
+from rib.channels import Channel
 from rib.decision import DecisionOptions
 from rib.gc_schedule import GcSchedule
 from rib.next_hops import Resolve
 from rib.policy import PrefixLimit
-from rib.rib_core import Channel, RibCore
+from rib.rib_core import RibCore
 from rib.rib_events import (
     Cease,
     DeferralDone,

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-from rib_core_harness import V4, CoreBed, ip, reflecting
+from rib_core_harness import V4, CoreBed, deliver, ip, reflecting
 from rib_harness import LOCAL_AS, FakeSession, end_of_rib
 
 from rib.adj_rib_in import split_key
@@ -468,7 +468,7 @@ def test_a_table_cut_short_by_a_full_connection_goes_on_when_it_drains() -> None
 
     for action in bed.core.work(bed.now, two_chunks):
         if isinstance(action, Send):
-            action.peer.send(action.data)  # type: ignore[attr-defined]
+            deliver(action)
     cut = len(bed["m"].table())
     assert 0 < cut < len(prefixes)
     bed.core.set_writable(bed["m"], False)  # the connection filled up

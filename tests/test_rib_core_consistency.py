@@ -25,7 +25,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rib_core_harness import V4, CoreBed, reflecting
+from rib_core_harness import V4, CoreBed, deliver, reflecting
 from rib_harness import LOCAL_AS, FakeSession, announce, capabilities, end_of_rib
 
 from rib.adj_rib_in import rib_key
@@ -150,7 +150,7 @@ class Bed:
         while True:
             for action in self.bed.core.work(self.bed.now, _yielding_after(budget)):
                 if isinstance(action, Send):
-                    action.peer.send(action.data)  # type: ignore[attr-defined]
+                    deliver(action)
             if first and unwritable is not None:
                 self.bed.core.set_writable(self.bed[unwritable], False)
             first = False
