@@ -17,8 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from kernel_sync.route_messages import KernelRoute
-from rib.loc_rib import compact_shard
-from rib.shards import SHARD_OF, SHARDS, SPREAD, new_shards, shard_items
+from rib.shards import SHARD_OF, SHARDS, SPREAD, compact_shard, new_shards, shard_items
 from speaker.wire_codes import Family
 
 Key = tuple[Family, int]

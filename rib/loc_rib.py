@@ -32,18 +32,16 @@ While the daemon restarts (RFC 4724 selection deferral) changes are not publishe
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 from rib.decision import DecisionOptions, IgpCost, rank, select
 from rib.next_hops import NextHops
 from rib.route import Route, Source
-from rib.shards import SHARD_OF, SHARDS, SPREAD, V, new_shards, shard_items, shard_len
+from rib.shards import SHARD_OF, SHARDS, SPREAD, compact_shard, new_shards, shard_items, shard_len
 from speaker.wire_codes import Family
 
 NO_ROUTES: tuple[Route, ...] = ()
-_COMPACT_FACTOR = 4  # a shard whose dict is this many times its content's size is rebuilt
 
 
 class Entry:
@@ -510,14 +508,3 @@ class LocRib:
             for index in range(SHARDS):
                 rebuilt += compact_shard(shards, index)
         return rebuilt
-
-
-def compact_shard(shards: list[dict[int, V]], index: int) -> int:
-    """Rebuild ``shards[index]`` when its dict is far larger than its content; 1 if rebuilt."""
-    shard = shards[index]
-    size = sys.getsizeof(shard)
-    # An empty dict is 64 bytes; a full one about 40 bytes per entry at worst (rib.shards).
-    if size > 1024 and size > _COMPACT_FACTOR * (64 + 48 * len(shard)):
-        shards[index] = dict(shard)
-        return 1
-    return 0
