@@ -152,6 +152,7 @@ class FakeSession:
     bytes_sent: int = 0
     ceased: str | None = None
     reading: asyncio.Event = field(default_factory=asyncio.Event)
+    established_conn: int | None = 1  # session_up's connection id
 
     def __post_init__(self) -> None:
         self.transport_settings = _Address(self.name)
@@ -318,10 +319,29 @@ async def load_myna(scenario: Scenario, count: int, trace: bool) -> dict[str, An
         "bytes_sent_to_export_peer": exporter.bytes_sent if exporter else 0,
         "fib_routes": 0 if fib is None else len(fib.installed),
     }
+    if trace:
+        assert before_snapshot is not None
+        traced, peak = tracemalloc.get_traced_memory()
+        after_snapshot = tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(False, tracemalloc.__file__)]
+        )
+        before_snapshot = before_snapshot.filter_traces(
+            [tracemalloc.Filter(False, tracemalloc.__file__)]
+        )
+        result["traced_bytes"] = traced - before_traced
+        result["traced_peak_bytes"] = peak - before_traced
+        result["top_lines"] = top_lines(after_snapshot, before_snapshot, count)
+    else:
+        result["rss_bytes"] = after["VmRSS"] - before["VmRSS"]
+        result["rss_peak_bytes"] = after["VmHWM"] - before["VmRSS"]
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+            result["rss_bytes_after_malloc_trim"] = proc_status()["VmRSS"] - before["VmRSS"]
     if scenario.withdraw:
         gone = b"".join(
-            encode_withdrawals(V4, prefixes, neg)
+            message
             for _, prefixes in route_groups(count, scenario.distinct, FEEDER)
+            for message in encode_withdrawals(V4, prefixes, neg)
         )
         withdrawals = MessageReader(neg.max_message_len)
         for offset in range(0, len(gone), CHUNK):
@@ -349,24 +369,7 @@ async def load_myna(scenario: Scenario, count: int, trace: bool) -> dict[str, An
             result["traced_after_withdrawal_bytes"] = (
                 tracemalloc.get_traced_memory()[0] - before_traced
             )
-    if trace:
-        assert before_snapshot is not None
-        traced, peak = tracemalloc.get_traced_memory()
-        after_snapshot = tracemalloc.take_snapshot().filter_traces(
-            [tracemalloc.Filter(False, tracemalloc.__file__)]
-        )
-        before_snapshot = before_snapshot.filter_traces(
-            [tracemalloc.Filter(False, tracemalloc.__file__)]
-        )
-        result["traced_bytes"] = traced - before_traced
-        result["traced_peak_bytes"] = peak - before_traced
-        result["top_lines"] = top_lines(after_snapshot, before_snapshot, count)
-    else:
-        result["rss_bytes"] = after["VmRSS"] - before["VmRSS"]
-        result["rss_peak_bytes"] = after["VmHWM"] - before["VmRSS"]
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-            result["rss_bytes_after_malloc_trim"] = proc_status()["VmRSS"] - before["VmRSS"]
+            del after_snapshot
     del stream
     await rib.close()
     return result

@@ -52,7 +52,7 @@ from rib.calico_policy import (
     filter_from_crd,
     import_reads_prefix,
 )
-from rib.graceful_restart import llgr_stale_time
+from rib.graceful_restart import peer_speaks_llgr
 from rib.policy import (
     Direction,
     LimitAction,
@@ -417,7 +417,7 @@ class Daemon:
                 next_hop_v6=packed if len(packed) == 16 else b"",
                 next_hop_mode=NextHopMode(peer.next_hop_mode),
                 policy=export_policy,
-                llgr=llgr_stale_time(up.sent_open, up.received_open) > 0,
+                llgr=peer_speaks_llgr(up.received_open),
                 add_path_limit=peer.add_paths_limit,
                 add_path_all=peer.add_paths_send == "all",
                 reflect=reflect,

@@ -9,10 +9,10 @@ server on ``asyncio.start_server``: each request is answered in the event loop t
 daemon, so the collector reads the daemon's dicts between two of its steps, never while a
 step is half done. (prometheus-client's own ``start_http_server`` answers from a thread, which
 would read those dicts while the loop changes them.) A scrape costs a few microseconds per
-peer and per family: table sizes come from the shards' lengths, never from walking a table.
-The BFD sessions' figures live in the BFD engine's process: a scrape of ``/metrics`` first asks
-it for them (``BfdPeers.refresh``, a round trip over its socket), then ``bgpd.bfd_metrics``
-turns them into families.
+peer and per family: table sizes come from the RIB's read API (counts it keeps), never from
+walking a table. The BFD sessions' figures live in the BFD engine's process: a scrape of
+``/metrics`` first asks it for them (``BfdPeers.refresh``, a round trip over its socket), then
+``bgpd.bfd_metrics`` turns them into families.
 
 ``/healthz`` answers 200 whenever the loop answers at all (a loop stuck in a long step does
 not answer, and the probe times out). ``/readyz`` applies calico-node's rules for BIRD

@@ -1,6 +1,6 @@
 """Loc-RIB -> FIB: the best routes (with their ECMP sets) written into the kernel, kept there.
 
-Data flow: the programmer is one of the RIB core's channels (``rib.rib_core.Channel``): it is
+Data flow: the programmer is one of the RIB core's channels (``rib.channels.Channel``): it is
 handed each batch of Loc-RIB ``Change``s and ``Run``s (``publish``; a run's route is built once
 per answer of the kernel policy and shared by its prefixes). For every change it works out the
 kernel route the new selection calls for (``_build``: Calico's kernel policy, then one next hop
@@ -52,6 +52,7 @@ from kernel_sync.route_messages import KernelRoute, NextHop, RouteChange, RouteO
 from kernel_sync.route_writer import Advice, BatchResult, RouteWriter
 from rib.loc_rib import Change, Published, Run
 from rib.route import Origin, Route
+from rib.shards import SHARD_OF, SPREAD
 from speaker.nlri import prefix_text
 from speaker.session_counters import LatencyHistogram
 from speaker.wire_codes import Family
@@ -291,23 +292,49 @@ class FibProgrammer:
 
         Its kernel route is built once per answer of the kernel policy (which reads the
         prefix: IPIP pools) and its shape shared by every prefix, instead of once per prefix.
+        The common case (nothing adopted, waiting or resolved recursively) is one tight loop
+        over the record's shards, comparing shared shapes by identity.
         """
         family, route = run.family, run.route
         ecmp: tuple[Route, ...] = () if route is None else (route,)
         policy = self.policy if route is not None and route.source.origin == Origin.BGP else None
         built: dict[tuple[bool, str | None], tuple[KernelRoute | None, bool, bool]] = {}
         shape_of = self.installed.shape
+        record = self._record
+        slow = bool(self.adopted or self.waiting or self.resolved)
+        shards = self.installed.shards(family)
+        queue = self._queue
+        high = -1
+        shard: dict[int, KernelRoute] = {}
         for prefix in run.prefixes:
             answer = (False, None) if policy is None else policy(prefix, family, route)  # type: ignore[arg-type]
-            shape = built.get(answer)
-            if shape is None:
+            built_shape = built.get(answer)
+            if built_shape is None:
                 want, waits, recursive = self._build(Change(family, prefix, None, (), route, ecmp))
-                shape = built[answer] = (
+                built_shape = built[answer] = (
                     None if want is None else shape_of(want),
                     waits,
                     recursive,
                 )
-            self._record(family, prefix, *shape, ecmp=ecmp, shaped=True)
+            shape, waits, recursive = built_shape
+            if slow or waits or recursive:
+                record(family, prefix, shape, waits, recursive, ecmp=ecmp, shaped=True)
+                continue
+            if prefix >> 22 != high:  # neighbours share a shard (rib.shards)
+                high = prefix >> 22
+                shard = shards[SHARD_OF[high % SPREAD]]
+            have = shard.get(prefix)
+            if have is shape:
+                continue  # shapes are shared: the same object is the same route
+            if shape is None:
+                assert have is not None
+                del shard[prefix]
+                gone = _new(KernelRoute, (have[0], prefix, *have[2:]))
+                queue[(family, prefix)] = _new(RouteChange, (RouteOp.DEL, gone))
+            else:
+                shard[prefix] = shape
+                want = _new(KernelRoute, (shape[0], prefix, *shape[2:]))
+                queue[(family, prefix)] = _new(RouteChange, (RouteOp.REPLACE, want))
 
     def _record(
         self,

@@ -17,8 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from kernel_sync.route_messages import KernelRoute
-from rib.loc_rib import compact_shard
-from rib.shards import SHARD_OF, SHARDS, SPREAD, new_shards, shard_items
+from rib.shards import SHARD_OF, SHARDS, SPREAD, compact_shard, new_shards, shard_items
 from speaker.wire_codes import Family
 
 Key = tuple[Family, int]
@@ -34,11 +33,15 @@ class KernelTable:
         self._tables: dict[Family, list[dict[int, KernelRoute]]] = {}
         self._shapes: dict[KernelRoute, KernelRoute] = {}
 
-    def _shard(self, family: Family, prefix: int) -> dict[int, KernelRoute]:
+    def shards(self, family: Family) -> list[dict[int, KernelRoute]]:
+        """The family's shards of prefix -> shape (indexed as ``rib.shards`` says)."""
         tables = self._tables.get(family)
         if tables is None:
             tables = self._tables[family] = new_shards()
-        return tables[SHARD_OF[(prefix >> 22) % SPREAD]]
+        return tables
+
+    def _shard(self, family: Family, prefix: int) -> dict[int, KernelRoute]:
+        return self.shards(family)[SHARD_OF[(prefix >> 22) % SPREAD]]
 
     def shape(self, route: KernelRoute) -> KernelRoute:
         """The shared prefix-less form of ``route``."""

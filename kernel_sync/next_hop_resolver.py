@@ -42,8 +42,10 @@ class NextHopResolver:
         self.table = table
         self.own_protocol = own_protocol
         self.on_change: Callable[[], None] = lambda: None
-        # family -> {(network, length): route}
-        self._routes: dict[int, dict[tuple[int, int], KernelRoute]] = {
+        # family -> {(network, length): {metric: route}}: a prefix can have several routes
+        # (two default routes of different metrics); the kernel uses the lowest metric, and so
+        # does resolution, and deleting one leaves the others.
+        self._routes: dict[int, dict[tuple[int, int], dict[int, KernelRoute]]] = {
             socket.AF_INET: {},
             socket.AF_INET6: {},
         }
@@ -73,7 +75,7 @@ class NextHopResolver:
             routes.clear()
         for route in await dump_routes(table=self.table):
             if self._relevant(route):
-                self._routes[route.family][self._key(route)] = route
+                self._routes[route.family].setdefault(self._key(route), {})[route.priority] = route
         self._reindex()
         self.on_change()
 
@@ -83,12 +85,22 @@ class NextHopResolver:
             return
         routes = self._routes[value.family]
         key = self._key(value)
+        by_metric = routes.get(key)
+        before = None if by_metric is None else by_metric[min(by_metric)]
         if header.type == MessageType.NEWROUTE:
-            if routes.get(key) == value:
+            if by_metric is None:
+                by_metric = routes[key] = {}
+            if by_metric.get(value.priority) == value:
                 return
-            routes[key] = value
-        elif routes.pop(key, None) is None:
-            return
+            by_metric[value.priority] = value
+        else:
+            if by_metric is None or by_metric.pop(value.priority, None) is None:
+                return
+            if not by_metric:
+                del routes[key]
+        after = routes[key][min(routes[key])] if key in routes else None
+        if after == before:
+            return  # a route behind the prefix's best changed: resolution is the same
         self._reindex()
         self.on_change()
 
@@ -125,9 +137,9 @@ class NextHopResolver:
         address = int.from_bytes(next_hop, "big")
         routes = self._routes[family]
         for length in self._lengths[family]:
-            route = routes.get((_network(address, length, bits), length))
-            if route is not None:
-                return route
+            by_metric = routes.get((_network(address, length, bits), length))
+            if by_metric:
+                return by_metric[min(by_metric)]
         return None
 
     def _lookup(self, next_hop: bytes) -> tuple[NextHop, ...] | None:

@@ -104,12 +104,21 @@ class Member(Protocol):
     def missed(self) -> dict[Family, set[int]]:
         """Keys whose words the peer did not get while it could not take data."""
 
+    @property
+    def conn(self) -> int:
+        """The connection of the peer's current session."""
+
 
 class Send(NamedTuple):
-    """Write ``data`` to the session ``peer`` (a core action)."""
+    """Write ``data`` to the session ``peer`` (a core action).
+
+    ``conn``: the connection the words were made for (its ``Negotiated``); the shell drops them
+    if the session is no longer on it (a new session gets its own table).
+    """
 
     peer: object
     data: bytes
+    conn: int = 0
 
 
 class PathIds:
@@ -425,12 +434,11 @@ class UpdateGroup:
                     words,
                 )
             return
+        old = self._ranked(change.old_all, change.old_ecmp)
+        if change.old_rank is not None and self.settings.add_path_all:
+            old = change.old_rank  # ranked with the resolution it had
         self._path_words(
-            family,
-            change.prefix,
-            self._ranked(change.old_all, change.old_ecmp),
-            self._ranked(change.new_all, change.new_ecmp),
-            words,
+            family, change.prefix, old, self._ranked(change.new_all, change.new_ecmp), words
         )
 
     def _path_words(
@@ -505,7 +513,7 @@ class UpdateGroup:
             if not data:
                 continue
             if member.writable:
-                self.out.append(Send(member.handle, data))
+                self.out.append(Send(member.handle, data, member.conn))
             else:
                 for word in mine:
                     if word[_ONLY] is None or word[_ONLY] is source:

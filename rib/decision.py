@@ -15,11 +15,13 @@ The steps, in the order they are applied (the letters are RFC 4271 9.1.2.2's own
     9.1.2.1   Route resolvability: a route whose NEXT_HOP cannot be resolved is not a candidate
               (the ``igp_cost`` hook answers None for it; without a hook every next hop counts
               as resolvable, at its source's fixed ``igp_cost``).
-    stale     Graceful restart (RFC 4724) and long-lived graceful restart (RFC 9494): a fresh
-              route beats a stale one, and an LLGR-stale route loses to every other route
-              (RFC 9494 asks for the latter; RFC 4724 leaves stale routes unranked, and BIRD
-              demotes only LLGR-stale ones). A route received with the LLGR_STALE community
-              counts as LLGR-stale too (RFC 9494 4.3: "treated as the least preferred").
+    stale     Long-lived graceful restart (RFC 9494 4.3): an LLGR-stale route, ours or one
+              received with the LLGR_STALE community, is "treated as the least preferred".
+              A route kept stale by graceful restart is not (RFC 4724 4.2: "The router MUST
+              NOT differentiate between stale and other routing information during
+              forwarding"; BIRD demotes only LLGR-stale routes too): it keeps its place in
+              the decision and in the ECMP set; only when everything else ties, after g),
+              does a fresh route win over a stale one.
     step 0    Route source, like BIRD's protocol preference: a route this node originates
               (configured static > learned from the kernel) beats every BGP route. (BIRD's
               default preferences differ for kernel routes: kernel 10 is below BGP's 100.)
@@ -139,15 +141,15 @@ _AS_SET = AsPathSegmentType.AS_SET
 _AS_SEQUENCE = AsPathSegmentType.AS_SEQUENCE
 
 # What one candidate is compared on, computed once per call (see ``_facts``):
-#   [0] staleness, step 0, 9.1.1, a), b)  - compared as one tuple, lower wins
+#   [0] LLGR-stale, step 0, 9.1.1, a), b)  - compared as one tuple, lower wins
 #   [1] MED                                 - step c), lower wins within a neighbouring AS
 #   [2] d), e)                              - lower wins
-#   [3] f), RFC 4456, g), path id, serial   - the tie-breakers, lower wins
+#   [3] f), RFC 4456, g), path id, stale, serial - the tie-breakers, lower wins
 #   [4] neighbouring AS                     - step c) groups by it
 #   [5] the route itself
 _Preference = tuple[int, int, int, int, int]
 _Cost = tuple[int, int]
-_TieBreak = tuple[int, int, int, int, int]
+_TieBreak = tuple[int, int, int, int, int, int]
 _Facts = tuple[_Preference, int, _Cost, _TieBreak, int, Route]
 
 # C-level accessors for min() and sort(): a lambda or generator costs a Python frame per route.
@@ -279,12 +281,11 @@ def _facts(route: Route, default_local_pref: int, missing_med: int, cost_e: int)
         path_length, neighbour = 0, THIS_AS
     else:
         path_length, neighbour = as_path_length(as_path), neighbour_as(as_path)
+    stale = route.stale
     preference = (
-        # Graceful restart: a stale route is kept only to avoid churn while its peer restarts;
-        # any fresh route is known to be current, so it wins whatever its attributes. RFC 9494
-        # makes LLGR-stale routes the "least preferred". Stale is FRESH < STALE < LLGR_STALE;
-        # a route that arrived tagged LLGR_STALE (a peer's peer kept it) ranks as LLGR-stale.
-        _LLGR if attrs.communities and _LLGR_STALE in attrs.communities else route.stale,
+        # RFC 9494 4.3: LLGR-stale routes are the "least preferred", ours and those that came
+        # tagged LLGR_STALE (a peer's peer kept them). GR-stale ones are not demoted (4724 4.2).
+        1 if stale == _LLGR or (attrs.communities and _LLGR_STALE in attrs.communities) else 0,
         # Step 0: our own routes (Calico's IPAM blocks, configured announcements) must not be
         # displaced by what a peer says about the same prefix; BIRD gets this from protocol
         # preference (static 200 over BGP 100). Kernel-learned loses to configured.
@@ -314,8 +315,10 @@ def _facts(route: Route, default_local_pref: int, missing_med: int, cost_e: int)
         # g) lowest peer address.
         source.address,
         # Beyond the RFC, so that no two candidates tie: two ADD-PATH paths from one peer,
-        # then two sessions of one peer (the old one's routes still held as stale).
+        # then two sessions of one peer (the old one's routes still held as stale: the fresh
+        # one wins), then the older source.
         route.path_id,
+        stale,
         source.serial,
     )
     return preference, med_value, cost, tie_break, neighbour, route

@@ -33,6 +33,9 @@ from speaker.wire_codes import (
 )
 
 _FORWARDING = int(GracefulRestartFamilyFlag.FORWARDING_STATE)
+STALE = frozenset({Stale.STALE, Stale.LLGR_STALE})  # every route kept for a restarting peer
+GR_STALE = frozenset({Stale.STALE})  # kept by graceful restart (RFC 4724)
+LLGR_STALE = frozenset({Stale.LLGR_STALE})  # kept by long-lived graceful restart (RFC 9494)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +45,9 @@ class GrTerms:
     ``negotiated``: both sides sent the GR capability. ``families``: the peer listed them in its
     GR capability (their routes are kept stale when the session drops, RFC 4724 4.2);
     ``forwarding``: those with the F bit set (stale routes kept from an earlier session survive
-    this one's start only for these). ``llgr_time``: RFC 9494's long-lived stale time when both
-    sides sent LLGR (0: none).
+    this one's start only for these). ``llgr``: RFC 9494, when both sides sent LLGR beside GR
+    (4.1, 4.5: LLGR without GR is ignored), per family the peer listed: (family, F bit,
+    long-lived stale time).
     """
 
     negotiated: bool = False
@@ -51,7 +55,15 @@ class GrTerms:
     restarting: bool = False  # the peer's OPEN carried the Restart State flag
     families: frozenset[Family] = frozenset()
     forwarding: frozenset[Family] = frozenset()
-    llgr_time: int = 0
+    llgr: tuple[tuple[Family, bool, int], ...] = ()
+
+    def llgr_time(self, family: Family) -> int | None:
+        """The long-lived stale time of ``family``, or None when LLGR does not cover it."""
+        return next((time for f, _, time in self.llgr if f is family), None)
+
+    def llgr_forwarding(self, family: Family) -> bool:
+        """LLGR covers ``family`` with the F bit set (RFC 9494 4.2, on re-establishment)."""
+        return any(f is family and forwarding for f, forwarding, _ in self.llgr)
 
 
 def _families(entries: Iterable[tuple[int, ...]]) -> tuple[set[Family], set[Family]]:
@@ -65,33 +77,43 @@ def _families(entries: Iterable[tuple[int, ...]]) -> tuple[set[Family], set[Fami
     return listed, forwarding
 
 
+def _first(open_: Open, kind: type) -> object | None:
+    return next((c for c in open_.capabilities if isinstance(c, kind)), None)
+
+
 def gr_terms(sent: Open, received: Open) -> GrTerms:
     """What ``sent`` and ``received`` say of graceful restart (see ``GrTerms``)."""
-    theirs = next(
-        (c for c in received.capabilities if isinstance(c, GracefulRestartCapability)), None
-    )
-    ours = any(isinstance(c, GracefulRestartCapability) for c in sent.capabilities)
-    if theirs is None:
+    theirs = _first(received, GracefulRestartCapability)
+    ours = _first(sent, GracefulRestartCapability) is not None
+    if not isinstance(theirs, GracefulRestartCapability):
         return GrTerms()
     listed, forwarding = _families(theirs.families)
+    llgr: list[tuple[Family, bool, int]] = []
+    their_llgr = _first(received, LongLivedGracefulRestartCapability)
+    our_llgr = _first(sent, LongLivedGracefulRestartCapability)
+    if ours and isinstance(their_llgr, LongLivedGracefulRestartCapability) and our_llgr:
+        for afi, safi, flags, stale_time in their_llgr.families:
+            family = Family.lookup(afi, safi)
+            if family is not None:
+                llgr.append((family, bool(flags & _FORWARDING), stale_time))
     return GrTerms(
         negotiated=ours,
         restart_time=theirs.restart_time,
         restarting=bool(theirs.restart_flags & GracefulRestartFlag.RESTART_STATE),
         families=frozenset(listed),
         forwarding=frozenset(forwarding),
-        llgr_time=llgr_stale_time(sent, received),
+        llgr=tuple(llgr),
     )
 
 
-def llgr_stale_time(sent: Open, received: Open) -> int:
-    """The long-lived stale time (RFC 9494) when both OPENs carry LLGR; 0 otherwise."""
-    ours = [c for c in sent.capabilities if isinstance(c, LongLivedGracefulRestartCapability)]
-    theirs = [c for c in received.capabilities if isinstance(c, LongLivedGracefulRestartCapability)]
-    if not ours or not theirs:
-        return 0
-    times = [stale for _, _, _, stale in theirs[0].families]
-    return min(times) if times else 0
+def peer_speaks_llgr(received: Open) -> bool:
+    """Whether LLGR_STALE routes may go to the peer (RFC 9494 4.3, 4.5).
+
+    The peer must have sent the LLGR capability, and GR beside it (4.1: LLGR alone is ignored).
+    """
+    return _first(received, LongLivedGracefulRestartCapability) is not None and (
+        _first(received, GracefulRestartCapability) is not None
+    )
 
 
 def _restate(
@@ -134,10 +156,14 @@ def mark_stale(
     families: Iterable[Family],
     out: list[Published],
 ) -> Iterator[None]:
-    """RFC 4724 4.2: the peer restarts; its routes of ``families`` are kept, marked stale."""
+    """RFC 4724 4.2: the peer restarts; its fresh routes of ``families`` are kept, marked stale.
+
+    Long-lived stale routes stay what they are (RFC 9494 4.2: consecutive restarts must not
+    shorten their time).
+    """
 
     def stale(route: Route) -> Route | bool:
-        if route.stale >= Stale.STALE:
+        if route.stale != Stale.FRESH:
             return False
         return routes.intern(route.source, route.attrs, route.path_id, Stale.STALE)
 
@@ -150,12 +176,12 @@ def flush(
     families: Iterable[Family],
     out: list[Published],
     *,
-    stale_only: bool = False,
+    only: frozenset[Stale] | None = None,
 ) -> Iterator[None]:
-    """Remove ``source``'s routes of ``families`` (only the stale ones, with ``stale_only``)."""
+    """Remove ``source``'s routes of ``families`` (``only``: those of these stalenesses)."""
 
     def gone(route: Route) -> Route | bool | None:
-        return False if stale_only and not route.stale else None
+        return False if only is not None and route.stale not in only else None
 
     yield from _restate(loc, source, families, gone, out)
 
@@ -167,9 +193,10 @@ def to_long_lived(
     families: Iterable[Family],
     out: list[Published],
 ) -> Iterator[None]:
-    """RFC 9494 4.2: stale routes become long-lived stale, tagged LLGR_STALE.
+    """RFC 9494 4.2: the routes of ``families`` become long-lived stale, tagged LLGR_STALE.
 
-    Routes tagged NO_LLGR are removed instead (4.2, "MUST NOT be retained").
+    Routes tagged NO_LLGR are removed instead (4.2, "MUST NOT be retained"); routes that are
+    long-lived stale already keep what they are.
     """
     tagged: dict[int, PathAttributes] = {}
     no_llgr = int(WellKnownCommunity.NO_LLGR)
@@ -206,11 +233,3 @@ def keep_refreshed(
         if gone:
             loc.replace_routes(family, gone, dict.fromkeys((id(r) for _, r in gone), None), out)
         yield
-
-
-def any_stale(loc: LocRib, source: Source, family: Family) -> bool:
-    """Whether ``source`` still holds a stale route of ``family`` (a whole-table walk)."""
-    for shard in range(SHARDS):
-        if any(route.stale for _, route in loc.source_routes(family, source, shard)):
-            return True
-    return False

@@ -32,18 +32,16 @@ While the daemon restarts (RFC 4724 selection deferral) changes are not publishe
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
-from rib.decision import DecisionOptions, IgpCost, select
+from rib.decision import DecisionOptions, IgpCost, rank, select
 from rib.next_hops import NextHops
 from rib.route import Route, Source
-from rib.shards import SHARD_OF, SHARDS, SPREAD, V, new_shards, shard_items, shard_len
+from rib.shards import SHARD_OF, SHARDS, SPREAD, compact_shard, new_shards, shard_items, shard_len
 from speaker.wire_codes import Family
 
 NO_ROUTES: tuple[Route, ...] = ()
-_COMPACT_FACTOR = 4  # a shard whose dict is this many times its content's size is rebuilt
 
 
 class Entry:
@@ -72,6 +70,9 @@ class Change(NamedTuple):
     new_ecmp: tuple[Route, ...]
     old_all: Sequence[Route] = NO_ROUTES
     new_all: Sequence[Route] = NO_ROUTES
+    # Next-hop resolution changed (``LocRib.reselect``): every candidate as it ranked before,
+    # best first, since ranking ``old_all`` now would use the new resolution.
+    old_rank: Sequence[Route] | None = None
 
 
 class Run(NamedTuple):
@@ -418,6 +419,14 @@ class LocRib:
         if shards is None or not changed:
             return
         igp_cost = self._igp_cost()
+        now_cost = self.next_hops.igp_cost
+
+        def old_cost(route: Route) -> int | None:
+            before = changed.get(route.attrs.next_hop)
+            if before is None:
+                return now_cost(route)
+            return before[1] if before[0] else None
+
         table = shards[shard]
         for prefix, slot in list(table.items()):
             if isinstance(slot, Entry):
@@ -425,14 +434,15 @@ class LocRib:
                 if not any(c.attrs.next_hop in changed for c in entry.candidates):
                     continue
                 best, ecmp = select(entry.candidates, self.options, igp_cost=igp_cost)
-                if best is entry.best and ecmp == entry.ecmp:
-                    continue
                 old_best, old_ecmp = entry.best, entry.ecmp
                 entry.best, entry.ecmp = best, ecmp
                 if not self.deferring:
+                    # Published even when the selection stayed: a path behind the best may
+                    # have become eligible or not (ADD-PATH "all paths" groups send those).
+                    old_rank = rank(entry.candidates, self.options, igp_cost=old_cost)
                     out.append(
                         Change(family, prefix, old_best, old_ecmp, best, ecmp,
-                               entry.candidates, entry.candidates)
+                               entry.candidates, entry.candidates, old_rank)
                     )  # fmt: skip
                 continue
             route = slot
@@ -447,7 +457,7 @@ class LocRib:
             new = (route,) if now else NO_ROUTES
             out.append(
                 Change(family, prefix, old[0] if old else None, old,
-                       new[0] if new else None, new, (route,), (route,))
+                       new[0] if new else None, new, (route,), (route,), old)
             )  # fmt: skip
 
     def table_changes(self, family: Family, shard: int) -> list[Published]:
@@ -498,14 +508,3 @@ class LocRib:
             for index in range(SHARDS):
                 rebuilt += compact_shard(shards, index)
         return rebuilt
-
-
-def compact_shard(shards: list[dict[int, V]], index: int) -> int:
-    """Rebuild ``shards[index]`` when its dict is far larger than its content; 1 if rebuilt."""
-    shard = shards[index]
-    size = sys.getsizeof(shard)
-    # An empty dict is 64 bytes; a full one about 40 bytes per entry at worst (rib.shards).
-    if size > 1024 and size > _COMPACT_FACTOR * (64 + 48 * len(shard)):
-        shards[index] = dict(shard)
-        return 1
-    return 0

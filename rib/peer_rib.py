@@ -36,6 +36,18 @@ class RibTimer(enum.Enum):
     REMOVED = "a peer was removed"
 
 
+@dataclass(slots=True)
+class TableSend:
+    """Where a table send to one member stands (``families`` shard by shard, then markers)."""
+
+    families: list[Family]
+    end_of_rib: bool = False
+    enhanced: bool = False  # RFC 7313: each family between BoRR and EoRR
+    index: int = 0
+    shard: int = 0
+    began: bool = False  # BoRR of the current family sent
+
+
 @dataclass(eq=False)
 class PeerRib:
     """What the RIB knows of one peer (see the module docstring)."""
@@ -52,11 +64,14 @@ class PeerRib:
     families: frozenset[Family] = frozenset()
     enhanced_refresh: bool = False  # RFC 7313 negotiated
     stale: set[Family] = field(default_factory=set)  # families that may hold stale routes
-    timers: dict[RibTimer, float] = field(default_factory=dict)
+    # (timer, family or None) -> deadline; the long-lived stale time runs per family
+    timers: dict[tuple[RibTimer, Family | None], float] = field(default_factory=dict)
     # RFC 7313: keys announced since the peer's BoRR, per family being refreshed
     refreshing: dict[Family, set[int]] = field(default_factory=dict)
     writable: bool = True  # its connection takes data now
     missed: dict[Family, set[int]] = field(default_factory=dict)  # keys it missed meanwhile
+    conn: int = 0  # the Established connection our words are for (the shell checks it)
+    table: TableSend | None = None  # a table send not finished yet (it waits for a drain)
 
     @property
     def name(self) -> str:

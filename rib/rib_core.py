@@ -27,27 +27,20 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol
+from collections.abc import Callable, Iterator
 
 from reflector.loop_check import LoopCheck, LoopLog
 from rib.adj_rib_in import rib_key
-from rib.adj_rib_out import ExportSettings, PathIds, Send, UpdateGroup
+from rib.adj_rib_out import ExportSettings, PathIds, UpdateGroup
+from rib.channels import Channel
 from rib.decision import DecisionOptions
-from rib.graceful_restart import (
-    flush,
-    gr_terms,
-    keep_refreshed,
-    mark_stale,
-    to_long_lived,
-)
 from rib.loc_rib import LocRib, Published
 from rib.next_hops import NextHops, Resolve
+from rib.peer_lifecycle import STALE_PATH_TIME, PeerLifecycle
 from rib.peer_rib import PeerRib, RibTimer
 from rib.policy import LimitDecision
 from rib.rib_events import (
     Cease,
-    DeferralDone,
     NextHopsChanged,
     Originate,
     PeerAdded,
@@ -63,23 +56,15 @@ from rib.rib_events import (
 )
 from rib.route import Origin, Route, RouteTable, Source
 from rib.shards import SHARDS
-from speaker.control_messages import Notification, RouteRefresh, encode_route_refresh
+from speaker.control_messages import Notification
 from speaker.negotiated import Negotiated
 from speaker.path_attributes import ATTRIBUTES
-from speaker.session_events import SessionDown
-from speaker.wire_codes import Family, RouteRefreshSubtype
+from speaker.wire_codes import Family
 
 LOG = logging.getLogger("myna.rib")
 RUN_CHUNK = 1024  # prefixes of one run applied between two chances to yield
-STALE_PATH_TIME = 360.0  # s a returned peer's stale routes may wait for End-of-RIB (FRR's)
-REFRESH_TIME = 360.0  # s an enhanced route refresh may take before its stale routes go
-
-
-class Channel(Protocol):
-    """A subscriber of the Loc-RIB's publications (BIRD's channels): groups, the FIB."""
-
-    def publish(self, changes: Sequence[Published]) -> None:
-        """Take one batch of changes, in the order they happened."""
+# A queued timer or internal work item: (what, family for per-family timers, peer)
+_Due = tuple[RibTimer, Family | None, PeerRib | None]
 
 
 class Runs:
@@ -130,7 +115,7 @@ class Runs:
         return sum(len(run[4]) for run in self.runs)
 
 
-class RibCore:
+class RibCore(PeerLifecycle):
     """The RIB's state and decisions (see the module docstring)."""
 
     def __init__(
@@ -167,7 +152,7 @@ class RibCore:
         self.version = 0  # publications so far: views cached on it stay valid while it holds
         self.now = 0.0
         self._serials = 0
-        self._queue: deque[RibEvent | tuple[RibTimer, PeerRib | None]] = deque()
+        self._queue: deque[RibEvent | _Due] = deque()
         self._current: Iterator[None] | None = None
         self._changes: list[Published] = []  # applied to the Loc-RIB, not yet published
         self._out: list[object] = []  # actions for the shell
@@ -184,7 +169,7 @@ class RibCore:
             peer = self.peers.pop(event.peer, None)
             if peer is not None:
                 peer.removed = True  # later events of this session are dropped
-                self._queue.append((RibTimer.REMOVED, peer))
+                self._queue.append((RibTimer.REMOVED, None, peer))
             return
         if isinstance(event, PeerStateChanged):
             peer = self.peers.get(event.peer)
@@ -198,23 +183,23 @@ class RibCore:
         if state is None or state.writable == writable:
             return
         state.writable = writable
-        if writable and state.missed:
-            self._queue.append((RibTimer.DRAINED, state))
+        if writable and (state.missed or state.table is not None):
+            self._queue.append((RibTimer.DRAINED, None, state))
 
     def handle_timer(self, now: float) -> None:
         """Queue the work of every deadline that has passed."""
         self.now = now
         if self.deferral_deadline is not None and now >= self.deferral_deadline:
             self.deferral_deadline = None
-            self._queue.append((RibTimer.DEFERRAL, None))
+            self._queue.append((RibTimer.DEFERRAL, None, None))
         if self.peer_wait_until and now >= self.peer_wait_until:
             self.peer_wait_until = 0.0
-            self._queue.append((RibTimer.DEFERRAL_CHECK, None))
+            self._queue.append((RibTimer.DEFERRAL_CHECK, None, None))
         for peer in list(self.peers.values()):
-            for timer, deadline in list(peer.timers.items()):
+            for (timer, family), deadline in list(peer.timers.items()):
                 if now >= deadline:
-                    del peer.timers[timer]
-                    self._queue.append((timer, peer))
+                    del peer.timers[(timer, family)]
+                    self._queue.append((timer, family, peer))
 
     def next_deadline(self) -> float | None:
         """When ``handle_timer`` has something to do next (None: nothing is armed)."""
@@ -299,10 +284,11 @@ class RibCore:
     # -- publication ---------------------------------------------------------------------------
 
     def _publish(self) -> None:
-        changes = self._changes
-        if not changes:
+        if not self._changes:
             return
-        self._changes = []
+        # Copied and cleared in place: generators still running append to this very list.
+        changes = self._changes[:]
+        self._changes.clear()
         self.version += 1
         for channel in self.channels:
             channel.publish(changes)
@@ -310,7 +296,7 @@ class RibCore:
     def _apply(self, work: Runs) -> Iterator[None]:
         """Apply ``work`` to the Loc-RIB in chunks, yielding between them."""
         apply_run = self.loc.apply_run
-        out = self._changes
+        out = self._changes  # the same list for good: ``_publish`` empties it in place
         for family, source, path_id, route, prefixes in work.runs:
             count = len(prefixes)
             for start in range(0, count, RUN_CHUNK):
@@ -321,7 +307,7 @@ class RibCore:
 
     # -- dispatch ------------------------------------------------------------------------------
 
-    def _dispatch(self, item: RibEvent | tuple[RibTimer, PeerRib | None]) -> Iterator[None]:
+    def _dispatch(self, item: RibEvent | _Due) -> Iterator[None]:
         if isinstance(item, tuple):
             return self._on_timer(*item)
         peer = self.peers.get(getattr(item, "peer", None))
@@ -343,7 +329,9 @@ class RibCore:
             self._check_deferral()
         return iter(())
 
-    def _on_timer(self, timer: RibTimer, peer: PeerRib | None) -> Iterator[None]:
+    def _on_timer(
+        self, timer: RibTimer, family: Family | None, peer: PeerRib | None
+    ) -> Iterator[None]:
         if timer is RibTimer.DEFERRAL:
             return self._end_deferral("selection deferral timer expired")
         if timer is RibTimer.DEFERRAL_END:
@@ -359,197 +347,21 @@ class RibCore:
         if timer is RibTimer.RESTART:
             return self._on_restart_timeout(peer)
         if timer is RibTimer.LLGR:
-            peer.log.warning("long-lived stale time over: stale routes removed")
-            return self._flush_stale(peer, peer.stale_families())
+            assert family is not None
+            return self._on_llgr_timeout(peer, family)
         if timer is RibTimer.STALE_PATH:
-            peer.log.warning(
-                "graceful restart: no End-of-RIB %.0f s after the peer came back, stale routes "
-                "removed",
-                self.stale_path_time,
-            )
-            return self._flush_stale(peer, peer.stale_families())
+            return self._on_stale_path_timeout(peer)
         if timer is RibTimer.REFRESH:
             return self._end_refresh(peer, list(peer.refreshing))
         if timer is RibTimer.DRAINED:
-            return self._resync(peer)
+            return self._on_drained(peer)
         return iter(())
 
-    # -- peers and sessions --------------------------------------------------------------------
+    # -- peers and sessions (the rest is rib.peer_lifecycle) -----------------------------------
 
     def _new_source(self, **fields: object) -> Source:
         self._serials += 1
         return Source(serial=self._serials, **fields)  # type: ignore[arg-type]
-
-    def _on_remove(self, peer: PeerRib) -> Iterator[None]:
-        peer.up = False
-        peer.timers.clear()
-        self._leave_group(peer)
-        if peer.source is not None:
-            yield from flush(self.loc, peer.source, list(self.loc.tables), self._changes)
-        self._check_deferral()
-
-    def _on_up(self, peer: PeerRib, event: PeerUp) -> Iterator[None]:
-        if peer.removed:
-            return
-        self._publish()  # so that the new member's table and later changes do not overlap
-        up = event.up
-        received = up.received_open
-        old = peer.source
-        settings = peer.settings
-        if (
-            old is None
-            or old.router_id != received.bgp_id
-            or old.asn != received.real_asn
-            or old.ibgp != up.negotiated.ibgp
-            or old.rr_client != settings.rr_client
-        ):
-            if old is not None:
-                yield from flush(self.loc, old, list(self.loc.tables), self._changes)
-                peer.stale.clear()
-            peer.source = self._new_source(
-                name=settings.name,
-                address=settings.address,
-                router_id=received.bgp_id,
-                asn=received.real_asn,
-                ibgp=up.negotiated.ibgp,
-                rr_client=settings.rr_client,
-            )
-        terms = gr_terms(up.sent_open, received)
-        peer.gr = terms
-        peer.timers.pop(RibTimer.RESTART, None)
-        peer.timers.pop(RibTimer.LLGR, None)
-        if peer.stale:
-            # RFC 4724 4.2: stale routes of a family survive the new session's start only if its
-            # GR capability lists the family with the F bit; otherwise they go at once.
-            lost = [f for f in peer.stale if not (terms.negotiated and f in terms.forwarding)]
-            if lost:
-                peer.log.info(
-                    "graceful restart: the peer came back without forwarding state for %s: "
-                    "stale routes removed",
-                    ", ".join(sorted(f.name for f in lost)),
-                )
-                yield from self._flush_stale(peer, lost)
-            if peer.stale:
-                peer.timers[RibTimer.STALE_PATH] = self.now + self.stale_path_time
-        peer.up = True
-        peer.eor = set()
-        peer.refreshing.clear()
-        peer.timers.pop(RibTimer.REFRESH, None)
-        peer.families = up.negotiated.families
-        peer.enhanced_refresh = up.negotiated.enhanced_route_refresh
-        peer.writable = True
-        peer.missed.clear()
-        if settings.limit is not None:
-            settings.limit.reset()
-        key = (up.negotiated, event.export)
-        group = self.groups.get(key)
-        if group is None:
-            group = self.groups[key] = UpdateGroup(
-                up.negotiated, event.export, self.loc, self.path_ids, out=self._out
-            )
-            self.channels.append(group)
-        group.members.append(peer)
-        peer.group = group
-        if not self.loc.deferring:
-            yield from self._send_table(peer, group, peer.families, end_of_rib=True)
-        self._check_deferral()
-
-    def _on_down(self, peer: PeerRib, down: SessionDown) -> Iterator[None]:
-        if not peer.up:
-            return
-        peer.up = False
-        self._leave_group(peer)
-        peer.timers.pop(RibTimer.STALE_PATH, None)
-        peer.timers.pop(RibTimer.REFRESH, None)
-        peer.refreshing.clear()
-        source = peer.source
-        if source is None:
-            return
-        terms = peer.gr
-        families = [f for f in self.loc.tables if self.loc.count(source, f)]
-        graceful = down.graceful and not peer.stale
-        if graceful and terms.negotiated and terms.restart_time:
-            # RFC 4724 4.2: keep the families the peer's GR capability listed, stale, for its
-            # restart time; the others go now.
-            kept = [f for f in families if f in terms.families]
-            gone = [f for f in families if f not in terms.families]
-            if gone:
-                yield from flush(self.loc, source, gone, self._changes)
-            yield from mark_stale(self.loc, self.routes, source, kept, self._changes)
-            peer.stale.update(kept)
-            count = sum(self.loc.count(source, f) for f in kept)
-            peer.log.info(
-                "graceful restart: %d routes kept as stale for up to %d s",
-                count,
-                terms.restart_time,
-            )
-            peer.timers[RibTimer.RESTART] = self.now + terms.restart_time
-        elif graceful and terms.llgr_time:
-            # RFC 9494: LLGR without GR (or with a restart time of 0): long-lived at once.
-            yield from self._to_long_lived(peer, families)
-        else:
-            # Not graceful, or a second drop before End-of-RIB: everything goes at once.
-            yield from flush(self.loc, source, families, self._changes)
-            peer.stale.clear()
-        self._check_deferral()
-
-    def _leave_group(self, peer: PeerRib) -> None:
-        group = peer.group
-        peer.group = None
-        if group is None:
-            return
-        if peer in group.members:
-            group.members.remove(peer)
-        if not group.members:
-            for key, value in list(self.groups.items()):
-                if value is group:
-                    del self.groups[key]
-            self.channels.remove(group)
-
-    def _send_table(
-        self,
-        peer: PeerRib,
-        group: UpdateGroup,
-        families: Sequence[Family] | frozenset[Family],
-        *,
-        end_of_rib: bool = False,
-        enhanced: bool = False,
-    ) -> Iterator[None]:
-        """The member's whole view of ``families``, shard by shard; then End-of-RIB or EoRR."""
-        for family in sorted(families):
-            if enhanced:
-                self._send(peer, encode_route_refresh(_refresh(family, RouteRefreshSubtype.BEGIN)))
-            for shard in range(SHARDS):
-                data = group.table_for(peer, family, shard)
-                if data:
-                    self._send(peer, data)
-                    yield
-            if enhanced:
-                self._send(peer, encode_route_refresh(_refresh(family, RouteRefreshSubtype.END)))
-        if end_of_rib:
-            self._send(peer, group.end_of_rib())
-
-    def _send(self, peer: PeerRib, data: bytes) -> None:
-        if peer.writable:
-            self._out.append(Send(peer.handle, data))
-
-    def _resync(self, peer: PeerRib) -> Iterator[None]:
-        """A member that fell behind drained: the latest state of every key it missed."""
-        group = peer.group
-        if group is None or not peer.up:
-            peer.missed.clear()
-            return
-        while peer.missed and peer.writable:
-            family, keys = peer.missed.popitem()
-            ordered = sorted(keys)
-            for start in range(0, len(ordered), RUN_CHUNK):
-                data = group.keys_for(peer, family, ordered[start : start + RUN_CHUNK])
-                if data:
-                    self._send(peer, data)
-                yield
-                if not peer.writable:  # behind again: what is left waits for the next drain
-                    peer.missed.setdefault(family, set()).update(ordered[start + RUN_CHUNK :])
-                    return
 
     # -- UPDATEs -------------------------------------------------------------------------------
 
@@ -601,6 +413,8 @@ class RibCore:
                     if attrs is None:
                         work.extend(family, source, 0, None, reach.prefixes)
                         continue
+                    if attrs is not plain.attrs:
+                        note(attrs.next_hop)  # import policy may have set another next hop
                     route = plain if attrs is plain.attrs else intern(source, attrs)
                     work.extend(family, source, 0, route, reach.prefixes)
                     continue
@@ -608,6 +422,7 @@ class RibCore:
                     route = plain if not path_id else intern(source, reach.attributes, path_id)
                     attrs = policy(family, prefix, route)
                     if attrs is not None and attrs is not route.attrs:
+                        note(attrs.next_hop)
                         route = intern(source, attrs, path_id)
                     work.add(family, prefix, source, path_id, None if attrs is None else route)
             if update.end_of_rib is not None:
@@ -636,80 +451,6 @@ class RibCore:
                 self._out.append(Cease(peer.handle, note, reason, outcome.restart_after))
                 return
 
-    def _end_of_rib(self, peer: PeerRib, family: Family) -> Iterator[None]:
-        peer.eor.add(family)
-        source = peer.source
-        if family in peer.stale and source is not None:
-            before = self.loc.count(source, family)
-            yield from self._flush_stale(peer, [family])
-            after = self.loc.count(source, family)
-            if before != after:
-                peer.log.info(
-                    "End-of-RIB %s: %d stale routes not refreshed, removed",
-                    family.name,
-                    before - after,
-                )
-        self._check_deferral()
-
-    def _flush_stale(self, peer: PeerRib, families: Sequence[Family]) -> Iterator[None]:
-        if peer.source is not None:
-            yield from flush(self.loc, peer.source, families, self._changes, stale_only=True)
-        peer.stale.difference_update(families)
-        if not peer.stale:
-            peer.timers.pop(RibTimer.STALE_PATH, None)
-
-    def _on_restart_timeout(self, peer: PeerRib) -> Iterator[None]:
-        families = peer.stale_families()
-        if peer.gr.llgr_time and families:
-            yield from self._to_long_lived(peer, families)
-            return
-        peer.log.warning("graceful restart: the peer did not return in time, stale routes removed")
-        yield from self._flush_stale(peer, families)
-
-    def _to_long_lived(self, peer: PeerRib, families: Sequence[Family]) -> Iterator[None]:
-        """RFC 9494 4.2: the routes stay, tagged LLGR_STALE, for the long-lived stale time."""
-        if peer.source is None:
-            return
-        yield from to_long_lived(self.loc, self.routes, peer.source, families, self._changes)
-        peer.stale.update(families)
-        count = sum(self.loc.count(peer.source, f) for f in families)
-        peer.log.warning(
-            "long-lived graceful restart: %d routes kept as LLGR_STALE for up to %d s",
-            count,
-            peer.gr.llgr_time,
-        )
-        peer.timers[RibTimer.LLGR] = self.now + peer.gr.llgr_time
-
-    # -- route refresh -------------------------------------------------------------------------
-
-    def _on_refresh(self, peer: PeerRib, refresh: RouteRefresh) -> Iterator[None]:
-        family = Family.lookup(refresh.afi, refresh.safi)
-        if family is None or family not in peer.families:
-            return
-        if refresh.subtype == RouteRefreshSubtype.NORMAL:
-            # RFC 2918: the Adj-RIB-Out again; RFC 7313: between BoRR and EoRR when negotiated.
-            group = peer.group
-            if group is None or self.loc.deferring:
-                return
-            yield from self._send_table(
-                peer, group, (family,), end_of_rib=not peer.enhanced_refresh,
-                enhanced=peer.enhanced_refresh,
-            )  # fmt: skip
-        elif refresh.subtype == RouteRefreshSubtype.BEGIN and peer.enhanced_refresh:
-            # RFC 7313 4: what the peer does not announce again before EoRR goes then.
-            peer.refreshing[family] = set()
-            peer.timers[RibTimer.REFRESH] = self.now + REFRESH_TIME
-        elif refresh.subtype == RouteRefreshSubtype.END and family in peer.refreshing:
-            yield from self._end_refresh(peer, [family])
-
-    def _end_refresh(self, peer: PeerRib, families: Sequence[Family]) -> Iterator[None]:
-        for family in families:
-            refreshed = peer.refreshing.pop(family, None)
-            if refreshed is not None and peer.source is not None:
-                yield from keep_refreshed(self.loc, peer.source, family, refreshed, self._changes)
-        if not peer.refreshing:
-            peer.timers.pop(RibTimer.REFRESH, None)
-
     # -- the node's own routes, next hops --------------------------------------------------------
 
     def _on_originate(self, event: Originate) -> Iterator[None]:
@@ -727,6 +468,9 @@ class RibCore:
         yield from self._apply(work)
 
     def _on_next_hops(self) -> Iterator[None]:
+        # What changed before is published first: the groups rank ADD-PATH candidates when
+        # they take a change, and must do it with the resolution the change was made under.
+        self._publish()
         changed = self.loc.next_hops.refresh()
         if not changed:
             return
@@ -763,7 +507,7 @@ class RibCore:
             or (not p.up and (early or p.coming_up))
         ]
         if not waiting and any(p.up for p in self.peers.values()):
-            self._queue.append((RibTimer.DEFERRAL_END, None))
+            self._queue.append((RibTimer.DEFERRAL_END, None, None))
 
     def _end_deferral(self, reason: str) -> Iterator[None]:
         if not self.loc.deferring:
@@ -772,19 +516,12 @@ class RibCore:
         self.deferral_deadline = None
         self.peer_wait_until = 0.0
         self.loc.deferring = False
-        self._out.append(DeferralDone(reason))
         # Every channel (the groups with their members, the FIB) gets the whole table, once per
-        # group, as changes from nothing; then each member its End-of-RIB.
+        # group, as changes from nothing; then each member its End-of-RIB, and only then the
+        # daemon hears of it (it deletes the kernel routes nobody selected again).
         for family in list(self.loc.tables):
             for shard in range(SHARDS):
                 self._changes.extend(self.loc.table_changes(family, shard))
                 yield
         self._publish()
-        for group in self.groups.values():
-            end = group.end_of_rib()
-            for member in group.members:
-                self._send(member, end)  # type: ignore[arg-type]
-
-
-def _refresh(family: Family, subtype: RouteRefreshSubtype) -> RouteRefresh:
-    return RouteRefresh(family.afi, family.safi, subtype)
+        self._deferral_done(reason)

@@ -22,12 +22,12 @@ from collections.abc import Callable
 from typing import Protocol
 
 from rib.adj_rib_out import ExportSettings, Send
+from rib.channels import Channel
 from rib.decision import DecisionOptions
 from rib.gc_schedule import GcSchedule
-from rib.graceful_restart import llgr_stale_time
 from rib.next_hops import Resolve
 from rib.policy import PrefixLimit
-from rib.rib_core import Channel, RibCore
+from rib.rib_core import RibCore
 from rib.rib_events import (
     Cease,
     DeferralDone,
@@ -57,7 +57,7 @@ from speaker.session_events import RouteRefreshReceived, SessionDown, SessionUp,
 from speaker.update_message import Update
 from speaker.wire_codes import Family
 
-__all__ = ["ImportPolicy", "Rib", "RibSession", "accept_import", "llgr_stale_time"]
+__all__ = ["ImportPolicy", "Rib", "RibSession", "accept_import"]
 
 LOG = logging.getLogger("myna.rib")
 SLICE_SECONDS = 0.003  # RIB work before its changes are published and the loop yields
@@ -107,6 +107,10 @@ class RibSession(Protocol):
     @property
     def coming_up(self) -> bool:
         """OpenSent, OpenConfirm or Established: the peer answers."""
+
+    @property
+    def established_conn(self) -> int | None:
+        """The id of the Established connection, if any."""
 
 
 ExportFactory = Callable[[RibSession, SessionUp], ExportSettings]
@@ -330,12 +334,16 @@ class Rib:
         now = time.perf_counter()
         for action in actions:
             if isinstance(action, Send):
-                action.peer.send(action.data)  # type: ignore[attr-defined]
+                session: RibSession = action.peer  # type: ignore[assignment]
+                # Words made for a session that has ended do not go to its successor, which
+                # gets a table of its own (and may have negotiated otherwise).
+                if session.established_conn == action.conn:
+                    session.send(action.data)
             elif isinstance(action, UpdatesDone):
                 self.update_latency.observe(now - action.received_at)
             elif isinstance(action, Cease):
-                session: RibSession = action.peer  # type: ignore[assignment]
-                session.cease(action.notification, action.reason, action.restart_after)
+                ended: RibSession = action.peer  # type: ignore[assignment]
+                ended.cease(action.notification, action.reason, action.restart_after)
             elif isinstance(action, DeferralDone) and self.deferral_done_hook is not None:
                 self.deferral_done_hook()
 

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import sys
 from collections.abc import Iterator, Sequence
 from typing import TypeVar
 
 V = TypeVar("V")
 SHARDS = 61
+_COMPACT_FACTOR = 4  # a shard whose dict is this many times its content's size is rebuilt
 SPREAD = 1021  # a prime: (key >> 22) % SPREAD is even for any regular run of /18s
 SCATTER = 439  # neighbouring residues land this far apart in the unequal shares (coprime)
 
@@ -94,3 +96,14 @@ def give_back_memory() -> None:
     """
     if _TRIM is not None:
         _TRIM(0)  # type: ignore[operator]
+
+
+def compact_shard(shards: list[dict[int, V]], index: int) -> int:
+    """Rebuild ``shards[index]`` when its dict is far larger than its content; 1 if rebuilt."""
+    shard = shards[index]
+    size = sys.getsizeof(shard)
+    # An empty dict is 64 bytes; a full one about 40 bytes per entry at worst (rib.shards).
+    if size > 1024 and size > _COMPACT_FACTOR * (64 + 48 * len(shard)):
+        shards[index] = dict(shard)
+        return 1
+    return 0

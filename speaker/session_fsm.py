@@ -526,10 +526,16 @@ class PeerFsm:
         conn.graceful = any(
             isinstance(c, GracefulRestartCapability) for c in received.capabilities
         ) and any(isinstance(c, GracefulRestartCapability) for c in conn.sent_open.capabilities)
-        conn.long_lived = any(
-            isinstance(c, LongLivedGracefulRestartCapability) for c in received.capabilities
-        ) and any(
-            isinstance(c, LongLivedGracefulRestartCapability) for c in conn.sent_open.capabilities
+        # RFC 9494 4.1/4.5: LLGR counts only beside GR.
+        conn.long_lived = (
+            conn.graceful
+            and any(
+                isinstance(c, LongLivedGracefulRestartCapability) for c in received.capabilities
+            )
+            and any(
+                isinstance(c, LongLivedGracefulRestartCapability)
+                for c in conn.sent_open.capabilities
+            )
         )
         if conn.negotiated.extended_message:
             conn.reader.enable_extended_messages()

@@ -66,6 +66,7 @@ class CoreBed:
         self.peers: dict[str, FakeSession] = {}
         self.exports: dict[str, Callable[[FakeSession], ExportSettings]] = {}
         self.actions: list[object] = []
+        self.connections = 0  # each session gets a connection id of its own, as the FSM's
 
     def __getitem__(self, name: str) -> FakeSession:
         return self.peers[name]
@@ -106,14 +107,23 @@ class CoreBed:
         ours: tuple[Capability, ...] | None = None,
         theirs: tuple[Capability, ...] | None = None,
     ) -> None:
-        """The peer's session comes up (what it held from an earlier session is forgotten)."""
+        """The peer's session comes up (what it held from an earlier session is forgotten).
+
+        Like the transport, the session is on its new connection from now on: words the core
+        still makes for the old one are not delivered (``run``).
+        """
         session = self.peers[name]
         session.sent.clear()
-        up = up_event(session, router_id or session.name, asn=asn, ours=ours, theirs=theirs)
+        self.connections += 1
+        up = up_event(
+            session, router_id or session.name, asn=asn, ours=ours, theirs=theirs,
+            conn=self.connections,
+        )  # fmt: skip
         self.handle(PeerUp(session, up, self.exports[name](session)))
 
     def down(self, name: str, graceful: bool = False) -> None:
         session = self.peers[name]
+        session.established_conn = None
         self.handle(PeerDown(session, SessionDown("test", graceful)))
 
     def announce(
@@ -134,7 +144,7 @@ class CoreBed:
             actions = self.core.work(self.now, should_yield)
             for action in actions:
                 if isinstance(action, Send):
-                    action.peer.send(action.data)  # type: ignore[attr-defined]
+                    deliver(action)
                 else:
                     out.append(action)
             if not self.core.has_work:
@@ -147,6 +157,13 @@ class CoreBed:
         self.now += seconds
         self.core.handle_timer(self.now)
         return self.run()
+
+
+def deliver(send: Send) -> None:
+    """What the shell does with a ``Send``: write it if the session is still on its connection."""
+    session: FakeSession = send.peer  # type: ignore[assignment]
+    if session.established_conn == send.conn:
+        session.send(send.data)
 
 
 def reflecting(cluster_id: str) -> Callable[[FakeSession], ExportSettings]:

@@ -247,6 +247,25 @@ def test_next_hops_resolve_by_longest_match_over_routes_that_are_not_ours() -> N
     assert resolver.resolve(ip("198.18.200.1")) is None
 
 
+def test_a_prefix_with_two_kernel_routes_resolves_through_the_lower_metric_while_either_stays(
+) -> None:
+    """The kernel keys routes by prefix, table and metric, and forwards by the lowest metric:
+    two default routes (a multi-homed node) are two routes, and deleting one leaves the other
+    (the RIB's eligibility and step e follow the resolver: RFC 4271 9.1.2.1)."""
+    low = kernel_route("0.0.0.0/0", "198.18.0.1", protocol=3, oif=2)._replace(priority=100)
+    high = kernel_route("0.0.0.0/0", "198.18.1.1", protocol=3, oif=3)._replace(priority=200)
+    resolver = resolver_with(low, high)
+    assert resolver.cost(ip("198.18.200.1")) == 100
+    told: list[bool] = []
+    resolver.on_change = lambda: told.append(True)
+    resolver.on_kernel(header(MessageType.DELROUTE), high)
+    assert resolver.cost(ip("198.18.200.1")) == 100 and told == []  # the best did not change
+    resolver.on_kernel(header(MessageType.NEWROUTE), high)
+    resolver.on_kernel(header(MessageType.DELROUTE), low)
+    assert resolver.cost(ip("198.18.200.1")) == 200 and told == [True]
+    assert resolver.resolve(ip("198.18.200.1")) == (NextHop(ip("198.18.1.1"), 3),)
+
+
 @on_uvloop
 async def test_recursive_routes_follow_the_kernel_and_unresolvable_ones_wait() -> None:
     resolver = resolver_with(kernel_route("198.18.0.0/24", protocol=2, oif=2, scope=253))

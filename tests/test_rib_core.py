@@ -13,12 +13,14 @@ import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-from rib_core_harness import V4, CoreBed, ip, reflecting
-from rib_harness import LOCAL_AS, FakeSession
+from rib_core_harness import V4, CoreBed, deliver, ip, reflecting
+from rib_harness import LOCAL_AS, FakeSession, end_of_rib
 
 from rib.adj_rib_in import split_key
+from rib.adj_rib_out import Send
+from rib.loc_rib import Run
 from rib.rib_core import STALE_PATH_TIME
-from rib.rib_events import NextHopsChanged, Originate, RefreshIn
+from rib.rib_events import DeferralDone, NextHopsChanged, Originate, RefreshIn, Started, UpdatesIn
 from rib.route import Origin, Stale
 from speaker.capabilities import (
     Capability,
@@ -251,6 +253,108 @@ def test_llgr_follows_the_restart_time_then_ends() -> None:
     assert bed.core.loc.lookup(V4, block(1)) == (None, ())
 
 
+def test_consecutive_restarts_delete_only_the_routes_still_stale() -> None:
+    """RFC 4724 4.2: "To deal with possible consecutive restarts, a route (from the peer)
+    previously marked as stale MUST be deleted": the routes the peer announced again since it
+    came back stay (stale again); the ones it did not are deleted."""
+    bed = gr_bed(gr())
+    bed.announce("a", [block(2)], as_path=((2, (64999,)),))
+    bed.run()
+    bed.down("a", graceful=True)
+    bed.run()
+    bed.up("a", asn=64999, ours=gr(), theirs=gr())
+    bed.run()
+    bed.announce("a", [block(1)], as_path=((2, (64999,)),))  # block 2 not (yet) again
+    bed.down("a", graceful=True)
+    bed.run()
+    assert bed.core.loc.lookup(V4, block(1))[0] is not None
+    assert bed.core.loc.lookup(V4, block(2)) == (None, ())
+    assert set(bed["c"].table()) == {block(1)}
+
+
+def test_consecutive_restarts_keep_long_lived_stale_routes_for_their_time() -> None:
+    """RFC 9494 4.2: "in the case of consecutive restarts, the previously marked stale routes
+    MUST NOT be deleted before the timer for the Long-Lived Stale Time expires", and that timer
+    is not restarted until the peer has synchronized a new session."""
+    caps = gr(restart=30, llgr=3600)
+    bed = gr_bed(caps)
+    bed.down("a", graceful=True)
+    bed.run()
+    bed.advance(31)  # restart time over: long-lived stale, for 3,600 s from now
+    bed.up("a", asn=64999, ours=caps, theirs=caps)
+    bed.run()
+    bed.down("a", graceful=True)  # again, before any End-of-RIB
+    bed.run()
+    best, _ = bed.core.loc.lookup(V4, block(1))
+    assert best is not None and best.stale == Stale.LLGR_STALE
+    bed.advance(3598)
+    assert bed.core.loc.lookup(V4, block(1))[0] is not None
+    bed.advance(3)  # 3,600 s after the first long-lived period began
+    assert bed.core.loc.lookup(V4, block(1)) == (None, ())
+
+
+def test_long_lived_stale_routes_go_when_the_peer_returns_without_llgr() -> None:
+    """RFC 9494 4.2: once re-established, if "the LLGR and accompanying GR Capability are not
+    received", or the family's F bit is clear in the LLGR Capability, its long-lived stale
+    routes are removed at once."""
+    caps = gr(restart=30, llgr=3600)
+    bed = gr_bed(caps)
+    bed.down("a", graceful=True)
+    bed.run()
+    bed.advance(31)
+    assert bed.core.loc.lookup(V4, block(1))[0].stale == Stale.LLGR_STALE  # type: ignore[union-attr]
+    bed.up("a", asn=64999, ours=caps, theirs=gr(restart=30))  # GR, but no LLGR
+    bed.run()
+    assert bed.core.loc.lookup(V4, block(1)) == (None, ())
+
+
+def test_a_restart_timer_due_behind_the_queued_session_up_does_nothing() -> None:
+    """The peer is back (its session up was queued before the deadline passed): the restart
+    time is no longer running (RFC 4724 4.2), so its routes are neither removed nor made
+    long-lived stale."""
+    caps = gr(restart=30, llgr=3600)
+    bed = gr_bed(caps)
+    bed.down("a", graceful=True)
+    bed.run()
+    bed.now += 29.9
+    bed.up("a", asn=64999, ours=caps, theirs=caps)  # queued
+    bed.now += 0.2
+    bed.core.handle_timer(bed.now)  # the restart deadline passed: queued behind the session up
+    bed.run()
+    best, _ = bed.core.loc.lookup(V4, block(1))
+    assert best is not None and best.stale == Stale.STALE  # waiting for End-of-RIB
+    assert set(bed["c"].table()) == {block(1)}
+
+
+def test_deferral_ends_for_the_daemon_only_after_the_table_is_published() -> None:
+    """The daemon deletes the kernel routes nobody selected again when selection deferral ends
+    (``DeferralDone``): by then every channel must have the whole table, or routes would be
+    deleted and written again (the flap deferral exists to prevent)."""
+    published: list[object] = []
+
+    class Fib:
+        def publish(self, changes: list[object]) -> None:
+            published.extend(changes)
+
+    bed = CoreBed(selection_deferral=120)
+    bed.core.add_channel(Fib())
+    bed.add("a", "198.18.0.2")
+    bed.handle(Started())
+    bed.run()
+    bed.up("a", ours=gr(), theirs=gr())
+    bed.run()
+    bed.announce("a", [block(n) for n in range(20)])
+    bed.handle(UpdatesIn(bed["a"], (end_of_rib(),)))
+    routes_when_done = None
+    while bed.core.has_work:
+        for action in bed.core.work(bed.now, lambda: True):  # a slice ends at every chance
+            if isinstance(action, DeferralDone):
+                routes_when_done = sum(
+                    len(c.prefixes) if isinstance(c, Run) else 1 for c in published  # type: ignore[attr-defined]
+                )
+    assert routes_when_done == 20
+
+
 # -- next-hop resolvability (RFC 4271 9.1.2.1) and interior cost (step e) --------------------------
 
 
@@ -340,6 +444,42 @@ def test_a_member_that_stops_reading_gets_only_the_latest_state_when_it_drains()
     assert not bed.core.peers[slow].missed
 
 
+def test_a_table_cut_short_by_a_full_connection_goes_on_when_it_drains() -> None:
+    """RFC 4724 4: "The End-of-RIB marker MUST be sent by a BGP speaker to its peer once it
+    completes the initial routing update": a member whose connection fills in the middle of its
+    table gets the rest, then End-of-RIB, when it drains (BIRD pauses its feed the same way)."""
+    bed = CoreBed()
+    bed.add("e", "198.18.0.9")
+    bed.up("e", asn=64999)
+    # 4,000 /26s over many /18s, so over many shards: the table goes out in many steps.
+    first = int(ipaddress.IPv4Address("198.18.0.0"))
+    prefixes = [
+        prefix_from_text(f"{ipaddress.IPv4Address(first + 64 * n)}/26") for n in range(4000)
+    ]
+    bed.announce("e", prefixes, as_path=((2, (64999,)),))
+    bed.run()
+    bed.add("m", "198.18.0.4")
+    bed.up("m")
+    calls = [0]
+
+    def two_chunks() -> bool:
+        calls[0] += 1
+        return calls[0] > 2
+
+    for action in bed.core.work(bed.now, two_chunks):
+        if isinstance(action, Send):
+            deliver(action)
+    cut = len(bed["m"].table())
+    assert 0 < cut < len(prefixes)
+    bed.core.set_writable(bed["m"], False)  # the connection filled up
+    bed.run()
+    assert len(bed["m"].table()) == cut and bed["m"].end_of_ribs() == []
+    bed.core.set_writable(bed["m"], True)
+    bed.run()
+    assert len(bed["m"].table()) == len(prefixes)
+    assert bed["m"].end_of_ribs() == [V4]
+
+
 # -- route refresh ---------------------------------------------------------------------------------
 
 
@@ -373,6 +513,23 @@ def test_a_refresh_request_is_answered_between_borr_and_eorr_when_enhanced() -> 
     first, last = messages(bed["a"])[0][1], messages(bed["a"])[-1][1]
     assert decode_route_refresh(first).subtype == 1 and decode_route_refresh(last).subtype == 2
     assert set(bed["a"].table()) == {block(1)}
+
+
+def test_a_plain_refresh_is_answered_with_the_routes_and_no_end_of_rib() -> None:
+    """RFC 2918 asks for the Adj-RIB-Out again; End-of-RIB marks the end of the initial update
+    only (RFC 4724 2), and neither BIRD nor FRR sends one after a plain refresh."""
+    caps = (
+        MultiprotocolCapability(1, 1), FourOctetAsCapability(LOCAL_AS), RouteRefreshCapability()
+    )
+    bed = CoreBed()
+    bed.add("a", "198.18.0.2")
+    bed.up("a", ours=caps, theirs=caps)
+    bed.handle(Originate(V4, (block(1),), PathAttributes(), Origin.STATIC))
+    bed.run()
+    bed["a"].sent.clear()
+    bed.handle(RefreshIn(bed["a"], RouteRefresh(1, 1)))
+    bed.run()
+    assert set(bed["a"].table()) == {block(1)} and bed["a"].end_of_ribs() == []
 
 
 def test_after_an_enhanced_refresh_the_routes_not_announced_again_go_and_the_others_stay() -> None:
