@@ -1,9 +1,9 @@
-"""200 BFD sessions at 100 ms x 3 against one speaker, Myna's runtime and BIRD 2, with a load.
+"""200 BFD sessions at 100 ms x 3 against one speaker, Myna and BIRD 2, with a load on Myna.
 
 Run it (root):
 
     .venv/bin/python -m bench.bfd_scale [--peers 200] [--minutes 10] [--load all|none|...]
-        [--only myna,bird] [--json] [--save bench/results]
+        [--only myna-rib,myna-kernel,bird,myna] [--json] [--save bench/results]
 
 Data flow, per row: a fresh ``tests/testbed`` ``Topology`` with two namespaces on one bridge,
 ``node`` (198.18.0.1, plus 198.18.2.1/23 so the peers are on-link) and ``peers`` (one
@@ -12,7 +12,13 @@ simulated in one process in ``peers``: ``bench.bfd_node`` running Myna's BFD run
 multihop session per peer address (multihop: what BIRD runs for Calico's multihop BGP
 sessions). The speaker under test runs in ``node`` with one multihop session per peer:
 
-  Myna    ``bench.bfd_node``: the BFD engine in its own process, and in the daemon's process
+  myna-rib     the Myna daemon (``myna run``) with a BFD-enabled peer per simulated peer,
+               and a real load during the middle third of the window: a feeder peer sending
+               1,000,000 /32s into its RIB, withdrawing them, sending them again...
+  myna-kernel  the same daemon with kernel programming on, the feeder's 100,000 /32s written
+               into the node's kernel and deleted again, over and over
+               (``bench.bfd_scale_daemon`` has both rows)
+  myna    ``bench.bfd_node``: the BFD engine in its own process, and in the daemon's process
           the load of ``--load`` during the middle third of the window (``bfd_node``'s
           docstring: RIB-like 5 ms slices, GIL-holding sorts of 1,000,000 floats, full
           collections of a 2,000,000-object heap)
@@ -45,6 +51,7 @@ from testbed.bird import BIRD2, BIRDC2
 from testbed.topology import run as run_command
 
 from bench.bfd_node import cpu_seconds
+from bench.bfd_scale_daemon import describe, run_daemon_row
 from bench.results_file import machine, save
 
 NODE = "198.18.0.1"
@@ -176,15 +183,21 @@ def run_bird(count: int, window: float) -> dict[str, Any]:
 def table(rows: dict[str, dict[str, Any]], minutes: float, load: str) -> str:
     out = [
         f"BFD scale: {next(iter(rows.values()))['peers']['sessions']} multihop sessions at "
-        f"{INTERVAL_MS} ms x {MULTIPLIER}, {minutes:g} min window, load on Myna's loop: {load}",
+        f"{INTERVAL_MS} ms x {MULTIPLIER}, {minutes:g} min window, the load in its middle third",
         "",
-        "| speaker | Up at end | false Downs (speaker / peers) | longest silence seen by the "
-        "peers, ms | longest silence seen by the speaker, ms | speaker CPU, % of a core |",
-        "|---|---|---|---|---|---|",
+        "| speaker | load | Up at end | false Downs (speaker / peers) | longest silence seen by "
+        "the peers, ms | longest silence seen by the speaker, ms | speaker CPU, % of a core |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, row in rows.items():
         speaker, peers = row["speaker"], row["peers"]
-        if name == "myna":
+        if name.startswith("myna-"):
+            load_text = describe(row)
+        elif name == "myna":
+            load_text = f"synthetic on the loop: {load}"
+        else:
+            load_text = "none"
+        if name.startswith("myna"):
             cpu = 100 * speaker["engine_cpu_s"] / (speaker["window"][1] - speaker["window"][0])
             own = 100 * speaker["own_cpu_s"] / (speaker["window"][1] - speaker["window"][0])
             cpu_text = f"{cpu:.1f} (engine; daemon process {own:.1f} with the load)"
@@ -196,7 +209,7 @@ def table(rows: dict[str, dict[str, Any]], minutes: float, load: str) -> str:
             downs = speaker["sessions"] - speaker["fewest_up"]
             silence = "-"
         out.append(
-            f"| {name} | {speaker['up_at_end']}/{speaker['sessions']} | {downs} / "
+            f"| {name} | {load_text} | {speaker['up_at_end']}/{speaker['sessions']} | {downs} / "
             f"{peers['falls_from_up']} | {peers['longest_silence_ms']:.0f} | {silence} | "
             f"{cpu_text} |"
         )
@@ -208,14 +221,16 @@ def main() -> None:
     parser.add_argument("--peers", type=int, default=200)
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--load", default="all", choices=["none", "slices", "gil", "gc", "all"])
-    parser.add_argument("--only", default="myna,bird")
+    parser.add_argument("--only", default="myna-rib,myna-kernel,bird")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--save", type=Path)
     args = parser.parse_args()
     window = args.minutes * 60
     rows: dict[str, dict[str, Any]] = {}
     for name in args.only.split(","):
-        if name == "myna":
+        if name in ("myna-rib", "myna-kernel"):
+            rows[name] = run_daemon_row(args.peers, window, name.removeprefix("myna-"))
+        elif name == "myna":
             rows[name] = run_myna(args.peers, window, args.load)
         elif name == "bird":
             rows[name] = run_bird(args.peers, window)
@@ -224,8 +239,10 @@ def main() -> None:
     text = table(rows, args.minutes, args.load)
     print(json.dumps(rows) if args.json else text)
     if args.save:
+        # The daemon rows and the runtime rows are different set-ups: their own files.
+        daemon_rows = any(name.startswith("myna-") for name in rows)
         path = save(
-            "bfd-scale",
+            "bfd-scale-daemon" if daemon_rows else "bfd-scale",
             "BFD scale: Myna's runtime and BIRD 2 against simulated peers",
             " ".join(["python -m bench.bfd_scale", *sys.argv[1:]]),
             text,

@@ -3,15 +3,17 @@
 Run it (in a network namespace that reaches the peer; ``bench/rib_memory.py`` does):
 
     .venv/bin/python -m bench.bgp_feeder --peer 198.18.0.1 --local 198.18.0.2 \\
-        [--count N] [--attrs shared|distinct] [--local-as 64512] [--peer-as 64512]
+        [--count N] [--attrs shared|distinct] [--local-as 64512] [--peer-as 64512] [--first A]
 
 Data flow: the feeder connects to the peer's port 179 from ``--local``, sends an OPEN (IPv4
 unicast, 4-octet AS) built with Myna's codec, answers the peer's OPEN with a KEEPALIVE and,
 once the peer's KEEPALIVE arrives, encodes the whole table with ``encode_announcements`` for
 the negotiated session (so encoding is never part of what a benchmark times) and prints
 ``established``. Commands come on stdin, one per line: ``send`` writes every UPDATE and an
-End-of-RIB and prints ``sent <prefixes> <messages> <seconds>``; ``stop`` (or end of input)
-sends a Cease NOTIFICATION and exits. Meanwhile a KEEPALIVE goes out every third of the
+End-of-RIB and prints ``sent <prefixes> <messages> <seconds>``; ``withdraw`` withdraws every
+prefix and prints ``withdrawn <prefixes> <messages> <seconds>`` (so a benchmark can load the
+peer again and again on one session); ``stop`` (or end of input) sends a Cease NOTIFICATION
+and exits. Meanwhile a KEEPALIVE goes out every third of the
 negotiated hold time; whatever the peer sends is read and dropped (a NOTIFICATION from it is
 printed and ends the feeder with status 1). Lines go to stdout, flushed, one event each.
 
@@ -22,6 +24,8 @@ all, which is every distinct prefix the block has), then, past that, /32s counti
 198.20.0.0, the next address after the block (``SPILL_START``; the same continuation
 ``tests/test_rib.py``'s 1,000,000-prefix test uses). Those only ever exist as NLRI inside the
 benchmark's own namespaces: no daemon there has a kernel protocol, so nothing is routed.
+``--first ADDRESS`` announces /32s counting up from ADDRESS instead (``bench.bfd_scale`` puts
+100,000 of them from 198.18.64.0 into a daemon's kernel, clear of the addresses in use).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from speaker.framing import MessageReader
 from speaker.negotiated import Negotiated, negotiate
 from speaker.open_message import decode_open, encode_open, open_for
 from speaker.path_attributes import PathAttributes
-from speaker.update_message import encode_announcements, encode_end_of_rib
+from speaker.update_message import encode_announcements, encode_end_of_rib, encode_withdrawals
 from speaker.wire_codes import Family, MessageType
 
 V4 = Family.IPV4_UNICAST
@@ -73,13 +77,20 @@ def inside_block(count: int) -> int:
     return min(count, 2 * BLOCK.num_addresses - 1)
 
 
-def route_groups(count: int, distinct: bool, next_hop: str) -> list[RouteGroup]:
+def route_groups(
+    count: int, distinct: bool, next_hop: str, first: str | None = None
+) -> list[RouteGroup]:
     """The table: one attribute set for all (``distinct`` False) or one per 1,000 prefixes.
 
     Sets are what an iBGP peer sends: ORIGIN IGP, empty AS_PATH, NEXT_HOP, LOCAL_PREF 100;
-    the distinct ones differ in MED (the number of their 1,000-prefix block).
+    the distinct ones differ in MED (the number of their 1,000-prefix block). ``first``: /32s
+    from that address instead of ``benchmark_prefixes``.
     """
-    prefixes = benchmark_prefixes(count)
+    if first is None:
+        prefixes = benchmark_prefixes(count)
+    else:
+        start = int(ipaddress.IPv4Address(first))
+        prefixes = [((start + i) << 8) | 32 for i in range(count)]
     hop = ipaddress.IPv4Address(next_hop).packed
     if not distinct:
         return [(PathAttributes(next_hop=hop, local_pref=LOCAL_PREF), prefixes)]
@@ -121,6 +132,7 @@ class Feeder:
         self.established = asyncio.Event()
         self.failed: str | None = None
         self.messages: list[bytes] = []
+        self.withdrawals: list[bytes] = []
         self.keepalive_every = HOLD_TIME / 3
 
     async def run(self) -> int:
@@ -155,6 +167,12 @@ class Feeder:
                     await writer.drain()
                     elapsed = time.perf_counter() - started
                     say(f"sent {args.count} {len(self.messages)} {elapsed:.3f}")
+                elif command == "withdraw":
+                    started = time.perf_counter()
+                    writer.write(b"".join(self.withdrawals))
+                    await writer.drain()
+                    elapsed = time.perf_counter() - started
+                    say(f"withdrawn {args.count} {len(self.withdrawals)} {elapsed:.3f}")
                 elif not command or command == "stop":
                     break
                 else:
@@ -183,9 +201,14 @@ class Feeder:
                     hold = min(HOLD_TIME, received.hold_time)
                     self.keepalive_every = hold / 3 if hold else 30.0
                     groups = route_groups(
-                        self.args.count, self.args.attrs == "distinct", self.args.next_hop
+                        self.args.count,
+                        self.args.attrs == "distinct",
+                        self.args.next_hop,
+                        self.args.first,
                     )
                     self.messages = encode_routes(groups, neg)
+                    every = [prefix for _, prefixes in groups for prefix in prefixes]
+                    self.withdrawals = encode_withdrawals(V4, every, neg)
                     writer.write(KEEPALIVE_MESSAGE)
                     opened = True
                 elif kind == MessageType.KEEPALIVE and opened:
@@ -212,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer-as", type=int, default=64512)
     parser.add_argument("--count", type=int, default=1_000_000, help="prefixes to announce")
     parser.add_argument("--attrs", choices=("shared", "distinct"), default="shared")
+    parser.add_argument("--first", help="announce /32s from this address up instead")
     args = parser.parse_args(argv)
     args.next_hop = args.next_hop or args.local
     return asyncio.run(Feeder(args).run())
