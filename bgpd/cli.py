@@ -86,8 +86,9 @@ def redacted(config: DaemonConfig) -> dict[str, object]:
     """The effective config as data, passwords replaced (they never reach a terminal)."""
     data = config.model_dump(mode="json", by_alias=True)
     peers = data.get("peers", [])
-    bfd_blocks = [peer["bfd"] for peer in peers if peer.get("bfd")]
-    for section in [*peers, data.get("mesh") or {}, *bfd_blocks]:
+    mesh = data.get("mesh") or {}
+    bfd_blocks = [block["bfd"] for block in [*peers, mesh] if block.get("bfd")]
+    for section in [*peers, mesh, *bfd_blocks]:
         if section.get("password") is not None:
             section["password"] = "<hidden>"
     return data

@@ -349,6 +349,10 @@ class MeshModel(_Model):
     password_env: str | None = None
     restart_time: Annotated[int, Field(ge=0, le=4095)] = 120  # nodeMeshMaxRestartTime
     keepalive_time: Annotated[int, Field(ge=1)] | None = None  # nodeMeshKeepAliveTime
+    # BFD for every derived peer, as operators add "bfd on" to confd's mesh template
+    bfd: BfdModel | None = None
+
+    _bfd = field_validator("bfd", mode="before")(lambda cls, v: bfd_from_yaml(v))
 
     @field_validator("nodes", mode="before")
     @classmethod
@@ -479,6 +483,7 @@ class DaemonConfig(_Model):
                 "restart_time": mesh.restart_time,
                 "timers": timers,
                 "route_reflector_client": client,
+                "bfd": mesh.bfd,
             }
         )
 

@@ -120,6 +120,20 @@ def test_passwords_are_read_where_the_config_says_and_hidden(
     assert str(key) in printed  # where it is read from is no secret
 
 
+def test_the_mesh_gives_bfd_to_every_derived_peer() -> None:
+    data = {
+        "router_id": "198.18.0.1", "local_as": 64512,
+        "mesh": {"enabled": True, "nodes": ["198.18.0.1", "198.18.0.2", "198.18.0.3"],
+                 "bfd": {"auth": "keyed_sha1", "password": "mesh-s3cret"}},
+    }  # fmt: skip
+    parsed = parse_config(yaml.safe_dump(data))
+    assert [p.address for p in parsed.peers] == ["198.18.0.2", "198.18.0.3"]
+    assert all(p.bfd_enabled and p.bfd.auth == "keyed_sha1" for p in parsed.peers)
+    assert all(p.bfd_multihop() for p in parsed.peers)  # Calico's mesh peers are multihop
+    printed = yaml.safe_dump(redacted(parsed))
+    assert "mesh-s3cret" not in printed and printed.count("<hidden>") == 3
+
+
 def test_a_bfd_change_is_no_bgp_reset() -> None:
     # BFD only advises the session (RFC 5882 2, 3.3): the BFD session changes, BGP stays.
     old = config([peer(bfd=True), peer(address="198.18.0.3")])
