@@ -1,0 +1,1028 @@
+"""The parser of BIRD 1.6's filter language: terms, commands, sets, functions and filters.
+
+Role: recursive descent over BIRD's grammar (``filter/config.Y``), building ``filter_ast``
+nodes. It is layered under ``ConfigParser``, which calls ``function_definition``,
+``filter_definition``, ``filter_reference`` (``import filter X|{...}``, ``where``) and
+``term``/``evaluate`` where the file's structure holds numbers and values.
+
+What BIRD does while parsing, this does too: constant parts are evaluated now (``define``,
+``(term)`` where a number or set item is expected, pair/community constructors of literals)
+with BIRD's errors, and names are resolved now (a call needs a function defined earlier, an
+assignment a variable). Terms follow BIRD's precedence: ``&&``/``||`` lowest (left
+associative), then the comparisons and ``~`` (not associative: ``a = b = c`` is a syntax
+error), ``+ -``, ``* /``, then ``!`` (so ``!a = b`` is ``(!a) = b``, as in BIRD), then
+``.len`` and friends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Callable
+
+from bgpd.bird_config import filter_ast as ast
+from bgpd.bird_config.as_paths import MaskItem, MaskItemKind, PathMask
+from bgpd.bird_config.attributes import (
+    DYNAMIC_ATTRIBUTES,
+    STATIC_ATTRIBUTES,
+    UNSUPPORTED_ATTRIBUTES,
+)
+from bgpd.bird_config.errors import BirdConfigError, Position
+from bgpd.bird_config.filter_compiler import ConstantEvaluator
+from bgpd.bird_config.lexer import Lexer, Token, TokenKind
+from bgpd.bird_config.parse_base import ParserBase
+from bgpd.bird_config.prefix_sets import PrefixPattern, PrefixPatternSet
+from bgpd.bird_config.symbols import SymbolKind
+from bgpd.bird_config.value_sets import SetItem, TreeSet
+from bgpd.bird_config.values import BirdType, as_int
+
+_TYPES = {
+    "int": BirdType.INT,
+    "bool": BirdType.BOOL,
+    "ip": BirdType.IP,
+    "prefix": BirdType.PREFIX,
+    "pair": BirdType.PAIR,
+    "quad": BirdType.QUAD,
+    "ec": BirdType.EC,
+    "lc": BirdType.LC,
+    "string": BirdType.STRING,
+    "bgpmask": BirdType.PATH_MASK,
+    "bgppath": BirdType.PATH,
+    "clist": BirdType.CLIST,
+    "eclist": BirdType.ECLIST,
+    "lclist": BirdType.LCLIST,
+}
+_SET_ELEMENT_TYPES = frozenset(
+    {BirdType.INT, BirdType.PAIR, BirdType.QUAD, BirdType.EC, BirdType.LC, BirdType.IP}
+)
+_PREC_LOGIC, _PREC_COMPARE, _PREC_SUM, _PREC_PRODUCT, _PREC_NOT = 1, 2, 3, 4, 5
+_BINARY: dict[str, tuple[int, ast.BinaryOp, bool]] = {
+    # text: (precedence, operator, operands swapped)
+    "&&": (_PREC_LOGIC, ast.BinaryOp.AND, False),
+    "||": (_PREC_LOGIC, ast.BinaryOp.OR, False),
+    "=": (_PREC_COMPARE, ast.BinaryOp.EQUAL, False),
+    "!=": (_PREC_COMPARE, ast.BinaryOp.NOT_EQUAL, False),
+    "<": (_PREC_COMPARE, ast.BinaryOp.LESS, False),
+    "<=": (_PREC_COMPARE, ast.BinaryOp.LESS_EQUAL, False),
+    ">": (_PREC_COMPARE, ast.BinaryOp.LESS, True),
+    ">=": (_PREC_COMPARE, ast.BinaryOp.LESS_EQUAL, True),
+    "~": (_PREC_COMPARE, ast.BinaryOp.MATCH, False),
+    "!~": (_PREC_COMPARE, ast.BinaryOp.NOT_MATCH, False),
+    "+": (_PREC_SUM, ast.BinaryOp.ADD, False),
+    "-": (_PREC_SUM, ast.BinaryOp.SUBTRACT, False),
+    "*": (_PREC_PRODUCT, ast.BinaryOp.MULTIPLY, False),
+    "/": (_PREC_PRODUCT, ast.BinaryOp.DIVIDE, False),
+}
+_METHODS = {m.value: m for m in ast.Method}
+_EC_KINDS = {"rt": 0x0002, "ro": 0x0003, "generic": 0xFFFF}
+_EC_KIND_WORDS = ("rt", "ro", "generic", "unknown")
+_TERMINATIONS = {
+    "quitbird": ast.Termination.QUITBIRD,
+    "accept": ast.Termination.ACCEPT,
+    "reject": ast.Termination.REJECT,
+    "error": ast.Termination.ERROR,
+    "print": ast.Termination.PRINT,
+    "printn": ast.Termination.PRINTN,
+}
+_EMPTY_BY_STORAGE = {
+    ast.StorageType.AS_PATH: BirdType.PATH,
+    ast.StorageType.INT_SET: BirdType.CLIST,
+    ast.StorageType.EC_SET: BirdType.ECLIST,
+    ast.StorageType.LC_SET: BirdType.LCLIST,
+}
+_U16 = 0xFFFF
+_ALL32 = 0xFFFFFFFF
+
+
+def _enum_value(token: Token) -> tuple[BirdType, int]:
+    value = token.value
+    assert isinstance(value, tuple)
+    enum_type, code = value
+    return enum_type, code
+
+
+def _check_u16(value: int, at: Position) -> None:
+    if value > _U16:
+        raise BirdConfigError(at, f"Value {_signed(value)} out of range (0-65535)")
+
+
+def _signed(value: int) -> int:
+    """``%d`` of a value BIRD holds as an int."""
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+class FilterParser(ParserBase):
+    """The filter language (see the module docstring)."""
+
+    def __init__(self, lexer: Lexer, printer: Callable[[str], None] | None = None) -> None:
+        super().__init__(lexer)
+        self.evaluator = ConstantEvaluator(self.ipv6, printer)
+        self.printed = self.evaluator.printed  # what parse-time ``print``s wrote, in order
+        self._serials = itertools.count(1)
+        self._owner = ""  # the function or filter being parsed
+        self._defining: ast.FunctionDef | None = None
+        self._inline_filters = itertools.count(1)
+
+    # -- parse-time evaluation ---------------------------------------------------------------
+
+    def evaluate(self, expr: ast.Expr) -> tuple[BirdType, object] | None:
+        """BIRD's ``f_eval``: the value, or None after a run-time error (already logged)."""
+        return self.evaluator.evaluate(expr)
+
+    def evaluate_int(self, expr: ast.Expr, error: Callable[[str], BirdConfigError]) -> int:
+        """BIRD's ``f_eval_int``: an int or "Integer expression expected"."""
+        result = self.evaluate(expr)
+        if result is None or result[0] != BirdType.INT:
+            raise error("Integer expression expected")
+        value = result[1]
+        assert isinstance(value, int)
+        return value
+
+    # -- definitions ---------------------------------------------------------------------------
+
+    def type_name(self) -> BirdType:
+        """``type``: ``int``, ``prefix set``..."""
+        token = self.peek()
+        if token.kind is not TokenKind.KEYWORD or token.text not in _TYPES:
+            raise self.syntax_error()
+        self.advance()
+        bird_type = _TYPES[token.text]
+        while self.accept("set"):
+            if bird_type in _SET_ELEMENT_TYPES:
+                bird_type = BirdType.SET
+            elif bird_type == BirdType.PREFIX:
+                bird_type = BirdType.PREFIX_SET
+            else:
+                raise self.error_here("You can't create sets of this type.")
+        return bird_type
+
+    def _declaration(self) -> ast.Variable:
+        declared = self.type_name()
+        name = self.expect_kind(TokenKind.SYMBOL)
+        variable = ast.Variable(name.text, declared, self._owner, next(self._serials))
+        self.symbols.define(name.text, SymbolKind.VARIABLE, variable, name.position)
+        return variable
+
+    def _declarations(self) -> tuple[ast.Variable, ...]:
+        """``decls``: ``type name;`` until the body's ``{``."""
+        found = []
+        while not self.at("{"):
+            found.append(self._declaration())
+            self.expect(";")
+        return tuple(found)
+
+    def function_definition(self) -> ast.FunctionDef:
+        """``function NAME ( [type name {; type name}] ) decls { cmds }``."""
+        start = self.expect("function")
+        name = self.expect_kind(TokenKind.SYMBOL)
+        function = ast.FunctionDef(name.text, start.position)
+        self.symbols.define(name.text, SymbolKind.FUNCTION, function, name.position)
+        self.symbols.push()
+        self._owner, self._defining = name.text, function
+        try:
+            self.expect("(")
+            params = []
+            if not self.at(")"):
+                params.append(self._declaration())
+                while self.accept(";"):
+                    params.append(self._declaration())
+            self.expect(")")
+            # BIRD attaches the parameters only once the whole body is read: a call of the
+            # function inside its own body sees none (and runs nothing).
+            local_vars = self._declarations()
+            body = self._block_body()
+        finally:
+            self.symbols.pop()
+            self._owner, self._defining = "", None
+        function.params, function.locals, function.body = tuple(params), local_vars, body
+        return function
+
+    def filter_definition(self) -> ast.FilterDef:
+        """``filter NAME decls { cmds }``."""
+        start = self.expect("filter")
+        name = self.expect_kind(TokenKind.SYMBOL)
+        definition = ast.FilterDef(name.text, start.position)
+        self.symbols.define(name.text, SymbolKind.FILTER, definition, name.position)
+        self._filter_body(definition)
+        return definition
+
+    def _filter_body(self, definition: ast.FilterDef) -> None:
+        self.symbols.push()
+        self._owner = definition.name
+        try:
+            definition.locals = self._declarations()
+            definition.body = self._block_body()
+        finally:
+            self.symbols.pop()
+            self._owner = ""
+
+    def filter_reference(self) -> ast.FilterDef:
+        """``filter``: a filter's name, or an inline ``decls { cmds }``."""
+        token = self.peek()
+        if token.kind is TokenKind.SYMBOL:
+            self.advance()
+            symbol = self.symbols.find(token.text)
+            if symbol is None or symbol.kind is not SymbolKind.FILTER:
+                raise self.error_here("No such filter.")
+            assert isinstance(symbol.value, ast.FilterDef)
+            return symbol.value
+        definition = ast.FilterDef(f"(inline {next(self._inline_filters)})", token.position)
+        self._filter_body(definition)
+        return definition
+
+    def where_filter(self) -> ast.FilterDef:
+        """``where term``: accept when the term is true, reject otherwise."""
+        start = self.expect("where")
+        condition = self.term()
+        accept = ast.Terminate(start.position, ast.Termination.ACCEPT, ())
+        reject = ast.Terminate(start.position, ast.Termination.REJECT, ())
+        definition = ast.FilterDef(f"(where {next(self._inline_filters)})", start.position)
+        definition.body = (ast.If(start.position, condition, (accept,), None), reject)
+        return definition
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def _block_body(self) -> tuple[ast.Command, ...]:
+        self.expect("{")
+        commands = self._commands()
+        self.expect("}")
+        return commands
+
+    def _commands(self) -> tuple[ast.Command, ...]:
+        found = []
+        while self._starts_command():
+            found.append(self.command())
+        return tuple(found)
+
+    def _starts_command(self) -> bool:
+        token = self.peek()
+        if token.kind is TokenKind.SYMBOL:
+            return True
+        if token.kind is not TokenKind.KEYWORD:
+            return False
+        return (
+            token.text in ("if", "return", "preference", "unset", "case")
+            or token.text in _TERMINATIONS
+            or token.text in STATIC_ATTRIBUTES
+            or token.text in DYNAMIC_ATTRIBUTES
+            or token.text in UNSUPPORTED_ATTRIBUTES
+        )
+
+    def _block(self) -> tuple[ast.Command, ...]:
+        """``block``: one command or ``{ cmds }``."""
+        if self.at("{"):
+            return self._block_body()
+        return (self.command(),)
+
+    def command(self) -> ast.Command:
+        """``cmd``."""
+        token = self.peek()
+        at = token.position
+        if token.kind is TokenKind.SYMBOL:
+            return self._symbol_command(token)
+        text = token.text
+        if text == "if":
+            self.advance()
+            condition = self.term()
+            self.expect("then")
+            then = self._block()
+            otherwise = self._block() if self.accept("else") else None
+            return ast.If(at, condition, then, otherwise)
+        if text == "return":
+            self.advance()
+            value = self.term()
+            self.expect(";")
+            return ast.Return(at, value)
+        if text == "preference":
+            self.advance()
+            self.expect("=")
+            value = self.term()
+            self.expect(";")
+            return ast.SetPreference(at, value)
+        if text == "unset":
+            self.advance()
+            self.expect("(")
+            attr = self._dynamic_attribute(self.advance())
+            if attr is None:
+                raise self.syntax_error(self.previous)
+            self.expect(")")
+            self.expect(";")
+            return ast.UnsetDynamic(at, attr)
+        if text == "case":
+            return self._case()
+        if text in _TERMINATIONS:
+            self.advance()
+            values = self._print_list()
+            self.expect(";")
+            return ast.Terminate(at, _TERMINATIONS[text], values)
+        if text in STATIC_ATTRIBUTES:
+            self.advance()
+            static = STATIC_ATTRIBUTES[text]
+            self.expect("=")
+            value = self.term()
+            self.expect(";")
+            if not static.writable:
+                raise self.error_here("This static attribute is read-only.")
+            return ast.SetStatic(at, static, value)
+        return self._attribute_command(token)
+
+    def _symbol_command(self, token: Token) -> ast.Command:
+        if self.at("(", 1):
+            call = self._call()
+            self.expect(";")
+            return ast.CallCommand(token.position, call)
+        self.advance()
+        self.expect("=")
+        value = self.term()
+        self.expect(";")
+        symbol = self.symbols.find(token.text)
+        if symbol is None or symbol.kind is not SymbolKind.VARIABLE:
+            raise self.error_here("You may set only variables.")
+        assert isinstance(symbol.value, ast.Variable)
+        return ast.Assign(token.position, symbol.value, value)
+
+    def _attribute_command(self, token: Token) -> ast.Command:
+        attr = self._dynamic_attribute(self.advance())
+        if attr is None:
+            raise self.syntax_error(token)
+        at = token.position
+        if self.accept("="):
+            value = self.term()
+            self.expect(";")
+            return ast.SetDynamic(at, attr, value)
+        self.expect(".")
+        method = self.advance()
+        read = ast.DynamicRead(at, attr)
+        if method.is_("empty"):
+            self.expect(";")
+            empty_type = _EMPTY_BY_STORAGE.get(attr.storage)
+            if empty_type is None:
+                raise self.error_here("Can't empty that attribute")
+            return ast.SetDynamic(at, attr, ast.EmptyList(at, empty_type))
+        operation = (
+            {
+                "add": ast.ListOperation.ADD,
+                "delete": ast.ListOperation.DELETE,
+                "filter": ast.ListOperation.FILTER,
+            }.get(method.text)
+            if method.kind is TokenKind.KEYWORD
+            else None
+        )
+        if not method.is_("prepend") and operation is None:
+            raise self.syntax_error(method)
+        self.expect("(")
+        argument = self.term()
+        self.expect(")")
+        self.expect(";")
+        if operation is None:
+            return ast.SetDynamic(at, attr, ast.Prepend(at, read, argument))
+        return ast.SetDynamic(at, attr, ast.ListOp(at, operation, read, argument))
+
+    def _dynamic_attribute(self, token: Token) -> ast.DynamicAttr | None:
+        """The attribute a keyword names, None if it names none; unsupported ones fail."""
+        if token.kind is not TokenKind.KEYWORD:
+            return None
+        if token.text in UNSUPPORTED_ATTRIBUTES:
+            raise self.unsupported(token, f"the route attribute {token.text}")
+        return DYNAMIC_ATTRIBUTES.get(token.text)
+
+    def _print_list(self) -> tuple[ast.Expr, ...]:
+        if self.at(";"):
+            return ()
+        values = [self.term()]
+        while self.accept(","):
+            values.append(self.term())
+        return tuple(values)
+
+    def _case(self) -> ast.Command:
+        start = self.expect("case")
+        subject = self.term()
+        self.expect("{")
+        arms: list[ast.CaseArm] = []
+        otherwise: tuple[ast.Command, ...] | None = None
+        item_type: BirdType | None = None
+        while not self.at("}"):
+            if self.at_kind(TokenKind.ELSE_COLON):
+                self.advance()
+                commands = self._commands()
+                # BIRD keeps every "else:" arm in its tree; the lookup finds one of them.
+                otherwise = commands if otherwise is None else otherwise
+                continue
+            items, kind = self._items(switch=True)
+            self.expect(":")
+            if item_type is None:
+                item_type = kind
+            elif kind != item_type:
+                raise self.unsupported(start, "a case with values of different types")
+            arms.append(ast.CaseArm(tuple((i.low, i.high) for i in items), self._commands()))
+        self.expect("}")
+        return ast.Case(start.position, subject, item_type, tuple(arms), otherwise)
+
+    # -- terms ---------------------------------------------------------------------------------
+
+    def term(self, min_precedence: int = _PREC_LOGIC) -> ast.Expr:
+        """``term`` (see the module docstring for precedence)."""
+        left = self._unary()
+        while True:
+            token = self.peek()
+            info = _BINARY.get(token.text) if token.kind is TokenKind.PUNCT else None
+            if info is None or info[0] < min_precedence:
+                return left
+            precedence, op, swapped = info
+            self.advance()
+            right = self.term(precedence + 1)
+            if precedence == _PREC_COMPARE:
+                after = self.peek()
+                if after.kind is TokenKind.PUNCT and _BINARY.get(after.text, (0,))[0] == (
+                    _PREC_COMPARE
+                ):
+                    raise self.syntax_error(after)
+            if swapped:
+                left, right = right, left
+            left = ast.Binary(token.position, op, left, right)
+
+    def _unary(self) -> ast.Expr:
+        token = self.peek()
+        if token.is_("!"):
+            self.advance()
+            return ast.Not(token.position, self.term(_PREC_NOT))
+        return self._postfix(self._primary())
+
+    def _postfix(self, operand: ast.Expr) -> ast.Expr:
+        while self.at("."):
+            self.advance()
+            token = self.advance()
+            if token.is_("mask"):
+                self.expect("(")
+                length = self.term()
+                self.expect(")")
+                operand = ast.IpMask(operand.position, operand, length)
+                continue
+            method = _METHODS.get(token.text) if token.kind is TokenKind.KEYWORD else None
+            if method is None:
+                raise self.syntax_error(token)
+            operand = ast.MethodCall(operand.position, method, operand)
+        return operand
+
+    def _primary(self) -> ast.Expr:
+        token = self.peek()
+        at = token.position
+        kind = token.kind
+        if kind is TokenKind.NUM:
+            self.advance()
+            return ast.Constant(at, BirdType.INT, token.value)
+        if kind is TokenKind.TEXT:
+            self.advance()
+            return ast.Constant(at, BirdType.STRING, token.value)
+        if kind is TokenKind.ENUM:
+            self.advance()
+            enum_type, code = _enum_value(token)
+            return ast.Constant(at, enum_type, code)
+        if kind is TokenKind.IPV4 and self.ipv6:
+            self.advance()
+            return ast.Constant(at, BirdType.QUAD, token.value)
+        if kind in (TokenKind.IPV4, TokenKind.IPV6):
+            self.advance()
+            if self.at("/"):
+                return self._prefix_constant(token)
+            return _indirect(ast.Constant(at, BirdType.IP, token.value))
+        if kind is TokenKind.SYMBOL:
+            if self.at("(", 1):
+                return self._call()
+            return self._symbol_value(self.advance())
+        if kind is TokenKind.PUNCT:
+            return self._punct_primary(token)
+        if kind is TokenKind.KEYWORD:
+            return self._keyword_primary(token)
+        raise self.syntax_error()
+
+    def _punct_primary(self, token: Token) -> ast.Expr:
+        at = token.position
+        text = token.text
+        if text == "(":
+            return self._parenthesis()
+        if text == "[":
+            self.advance()
+            return self._set_constant(at)
+        if text == "[=":
+            self.advance()
+            return self._path_mask(at, "=]")
+        if text == "/":
+            self.advance()
+            return self._path_mask(at, "/")
+        if text == "+":
+            self.advance()
+            self.expect("empty")
+            self.expect("+")
+            return ast.EmptyList(at, BirdType.PATH)
+        if text == "-":
+            dashes = 0
+            while self.accept("-"):
+                dashes += 1
+                if dashes == 3:
+                    break
+            self.expect("empty")
+            for _ in range(dashes):
+                self.expect("-")
+            return ast.EmptyList(at, (BirdType.CLIST, BirdType.ECLIST, BirdType.LCLIST)[dashes - 1])
+        raise self.syntax_error()
+
+    def _keyword_primary(self, token: Token) -> ast.Expr:
+        at = token.position
+        text = token.text
+        if text in ("true", "false"):
+            self.advance()
+            return ast.Constant(at, BirdType.BOOL, text == "true")
+        if text == "defined":
+            self.advance()
+            self.expect("(")
+            operand = self.term()
+            self.expect(")")
+            return ast.Defined(at, operand)
+        if text == "preference":
+            self.advance()
+            return ast.PreferenceRead(at)
+        if text in STATIC_ATTRIBUTES:
+            self.advance()
+            return ast.StaticRead(at, STATIC_ATTRIBUTES[text])
+        if text in ("prepend", "add", "delete", "filter"):
+            self.advance()
+            self.expect("(")
+            first = self.term()
+            self.expect(",")
+            second = self.term()
+            self.expect(")")
+            if text == "prepend":
+                return ast.Prepend(at, first, second)
+            return ast.ListOp(at, ast.ListOperation(text), first, second)
+        if text == "roa_check":
+            raise self.unsupported(token, "roa_check")
+        attr = self._dynamic_attribute(token)
+        if attr is not None:
+            self.advance()
+            return ast.DynamicRead(at, attr)
+        raise self.syntax_error()
+
+    def _parenthesis(self) -> ast.Expr:
+        start = self.expect("(")
+        at = start.position
+        kind_token = self.peek()
+        if kind_token.kind is TokenKind.KEYWORD and kind_token.text in _EC_KIND_WORDS:
+            kind = self._ec_kind()
+            self.expect(",")
+            key = self.term()
+            self.expect(",")
+            value = self.term()
+            self.expect(")")
+            return self._ec_constructor(at, kind, key, value)
+        first = self.term()
+        if self.accept(")"):
+            return first
+        self.expect(",")
+        second = self.term()
+        if self.accept(")"):
+            return self._pair_constructor(at, first, second)
+        self.expect(",")
+        third = self.term()
+        self.expect(")")
+        return self._lc_constructor(at, first, second, third)
+
+    def _ec_kind(self) -> int:
+        token = self.advance()
+        if token.text == "unknown":
+            return self.expect_kind(TokenKind.NUM).number()
+        return _EC_KINDS[token.text]
+
+    def _pair_constructor(self, at: Position, first: ast.Expr, second: ast.Expr) -> ast.Expr:
+        if _direct(first) and _direct(second):
+            assert isinstance(first, ast.Constant) and isinstance(second, ast.Constant)
+            if first.bird_type != BirdType.INT or second.bird_type != BirdType.INT:
+                raise self.error_here(
+                    "Can't operate with value of non-integer type in pair constructor"
+                )
+            a, b = as_int(first.value), as_int(second.value)
+            _check_u16(a, self.here())
+            _check_u16(b, self.here())
+            return ast.Constant(at, BirdType.PAIR, a << 16 | b)
+        return ast.PairOf(at, first, second)
+
+    def _ec_constructor(self, at: Position, kind: int, key: ast.Expr, value: ast.Expr) -> ast.Expr:
+        key_value: int | None = None
+        ipv4_key = False
+        if isinstance(key, ast.Constant) and (_direct(key) or not self.ipv6):
+            allowed = (BirdType.INT, BirdType.QUAD) + ((BirdType.IP,) if not _direct(key) else ())
+            if key.bird_type not in allowed:
+                raise self.error_here(
+                    "Can't operate with key of non-integer/IPv4 type in EC constructor"
+                )
+            key_value = as_int(key.value)
+            ipv4_key = key.bird_type != BirdType.INT
+        value_number: int | None = None
+        if _direct(value):
+            assert isinstance(value, ast.Constant)
+            if value.bird_type != BirdType.INT:
+                raise self.error_here(
+                    "Can't operate with value of non-integer type in EC constructor"
+                )
+            value_number = as_int(value.value)
+        if key_value is None or value_number is None:
+            return ast.EcOf(at, kind, key, value)
+        return ast.Constant(
+            at, BirdType.EC, self._ec_value(kind, ipv4_key, key_value, value_number)
+        )
+
+    def _ec_value(self, kind: int, ipv4_key: bool, key: int, value: int) -> int:
+        if kind == 0xFFFF:
+            return (key << 32 | value) & (1 << 64) - 1
+        if ipv4_key:
+            _check_u16(value, self.here())
+            return ((kind | 0x0100) << 48 | key << 16 | value) & (1 << 64) - 1
+        if key < 0x10000:
+            return ((kind << 48) | key << 32 | value) & (1 << 64) - 1
+        _check_u16(value, self.here())
+        return ((kind | 0x0200) << 48 | key << 16 | value) & (1 << 64) - 1
+
+    def _lc_constructor(
+        self, at: Position, first: ast.Expr, second: ast.Expr, third: ast.Expr
+    ) -> ast.Expr:
+        parts = (first, second, third)
+        if all(_direct(p) for p in parts):
+            constants = [p for p in parts if isinstance(p, ast.Constant)]
+            if any(c.bird_type != BirdType.INT for c in constants):
+                raise self.error_here(
+                    "LC - Can't operate with value of non-integer type in tuple constructor"
+                )
+            value = tuple(int(c.value) for c in constants)  # type: ignore[call-overload]
+            return _indirect(ast.Constant(at, BirdType.LC, value))
+        return ast.LcOf(at, first, second, third)
+
+    def _prefix_constant(self, address: Token) -> ast.Expr:
+        self.expect("/")
+        length = self.expect_kind(TokenKind.NUM)
+        prefix = self._valid_prefix(address, length)
+        return _indirect(ast.Constant(address.position, BirdType.PREFIX, prefix))
+
+    def _valid_prefix(self, address: Token, length_token: Token) -> int:
+        value = address.value
+        length = length_token.value
+        assert isinstance(value, int) and isinstance(length, int)
+        host_bits = self.bits - length if length <= self.bits else 0
+        if length > self.bits or value & ((1 << host_bits) - 1):
+            from bgpd.bird_config.values import format_ip  # noqa: PLC0415 - error path only
+
+            raise self.error_here(
+                f"Invalid network prefix: {format_ip(value, self.ipv6)}/{_signed(length)}."
+            )
+        return value << 8 | length
+
+    def _symbol_value(self, token: Token) -> ast.Expr:
+        """``symbol``: a constant or variable (BIRD decides once it sees what follows)."""
+        symbol = self.symbols.find(token.text)
+        if symbol is not None and symbol.kind is SymbolKind.CONSTANT:
+            constant = symbol.value
+            assert isinstance(constant, ast.Constant)
+            return _indirect(ast.Constant(token.position, constant.bird_type, constant.value))
+        if symbol is not None and symbol.kind is SymbolKind.VARIABLE:
+            assert isinstance(symbol.value, ast.Variable)
+            return ast.VariableRef(token.position, symbol.value)
+        raise self.error_ahead(f"{token.text}: variable expected.")
+
+    def _call(self) -> ast.Call:
+        name = self.advance()
+        self.expect("(")
+        args: list[ast.Expr] = []
+        if not self.at(")"):
+            args.append(self.term())
+            while self.accept(","):
+                args.append(self.term())
+        self.expect(")")
+        symbol = self.symbols.find(name.text)
+        if symbol is None or symbol.kind is not SymbolKind.FUNCTION:
+            raise self.error_here("You can't call something which is not a function. Really.")
+        function = symbol.value
+        assert isinstance(function, ast.FunctionDef)
+        recursive = function is self._defining
+        params = () if recursive else function.params
+        if len(params) != len(args):
+            raise self.error_here(f"Wrong number of arguments for function {name.text}.")
+        return ast.Call(name.position, name.text, None if recursive else function, tuple(args))
+
+    # -- path masks ----------------------------------------------------------------------------
+
+    def _path_mask(self, at: Position, closing: str) -> ast.Expr:
+        parts: list[ast.MaskPart] = []
+        old_style = closing == "/"
+        while not self.at(closing):
+            token = self.peek()
+            if token.kind is TokenKind.NUM:
+                self.advance()
+                low = token.number()
+                if not old_style and self.accept(".."):
+                    high = self.expect_kind(TokenKind.NUM).number()
+                    parts.append(ast.MaskPart(MaskItemKind.ASN_RANGE, low, high))
+                else:
+                    parts.append(ast.MaskPart(MaskItemKind.ASN, low, low))
+            elif token.is_("?"):
+                self.advance()
+                kind = MaskItemKind.ASTERISK if old_style else MaskItemKind.QUESTION
+                parts.append(ast.MaskPart(kind))
+            elif token.is_("*") and not old_style:
+                self.advance()
+                parts.append(ast.MaskPart(MaskItemKind.ASTERISK))
+            elif not old_style and token.kind is TokenKind.SYMBOL:
+                self.advance()
+                parts.append(ast.MaskPart(MaskItemKind.ASN, expr=self._symbol_value(token)))
+            elif not old_style and token.is_("("):
+                self.advance()
+                expr = self.term()
+                self.expect(")")
+                parts.append(ast.MaskPart(MaskItemKind.ASN, expr=expr))
+            else:
+                raise self.syntax_error()
+        self.advance()
+        if any(part.expr is not None for part in parts):
+            return ast.PathMaskOf(at, tuple(parts))
+        items = tuple(MaskItem(p.kind, p.low, p.high) for p in parts)
+        return _indirect(ast.Constant(at, BirdType.PATH_MASK, PathMask(items)))
+
+    # -- sets ----------------------------------------------------------------------------------
+
+    def _set_constant(self, at: Position) -> ast.Expr:
+        first = self.peek()
+        if (
+            first.kind in (TokenKind.IPV4, TokenKind.IPV6)
+            and not (self.ipv6 and first.kind is TokenKind.IPV4)
+            and self.at("/", 1)
+        ):
+            return self._prefix_set(at)
+        items, item_type = self._items(switch=False)
+        self.expect("]")
+        return ast.Constant(at, BirdType.SET, TreeSet(items, item_type))
+
+    def _prefix_set(self, at: Position) -> ast.Expr:
+        patterns = [self._prefix_pattern()]
+        while self.accept(","):
+            patterns.append(self._prefix_pattern())
+        self.expect("]")
+        return ast.Constant(at, BirdType.PREFIX_SET, PrefixPatternSet(tuple(patterns), self.bits))
+
+    def _prefix_pattern(self) -> PrefixPattern:
+        address = self.advance()
+        if address.kind not in (TokenKind.IPV4, TokenKind.IPV6) or (
+            self.ipv6 and address.kind is TokenKind.IPV4
+        ):
+            raise self.syntax_error(address)
+        self.expect("/")
+        length_token = self.expect_kind(TokenKind.NUM)
+        prefix = self._valid_prefix(address, length_token)
+        length = prefix & 0xFF
+        if self.accept("+"):
+            return PrefixPattern(prefix >> 8, length, length, self.bits)
+        if self.accept("-"):
+            return PrefixPattern(prefix >> 8, length, 0, length)
+        if self.accept("{"):
+            low = self.expect_kind(TokenKind.NUM).number()
+            self.expect(",")
+            high = self.expect_kind(TokenKind.NUM).number()
+            self.expect("}")
+            if not low <= high <= self.bits:
+                raise self.error_here(
+                    f"Invalid prefix pattern range: {{{_signed(low)}, {_signed(high)}}}."
+                )
+            return PrefixPattern(prefix >> 8, length, low, high)
+        return PrefixPattern(prefix >> 8, length, length, length)
+
+    def _items(self, switch: bool) -> tuple[list[SetItem], BirdType]:
+        """``set_items`` (or ``switch_items``): the items and their one type."""
+        items: list[SetItem] = []
+        item_type: BirdType | None = None
+        start = self.peek()
+        while True:
+            new_items, new_type = self._item(switch)
+            if item_type is None:
+                item_type = new_type
+            elif new_type != item_type:
+                raise self.unsupported(start, "a set with values of different types")
+            items.extend(new_items)
+            if not self.accept(","):
+                break
+        assert item_type is not None
+        return items, item_type
+
+    def _item(self, switch: bool) -> tuple[list[SetItem], BirdType]:
+        if self.at("("):
+            return self._parenthesised_item(switch)
+        low_type, low = self._atom(switch)
+        if not self.accept(".."):
+            return [SetItem(low, low)], low_type
+        high_type, high = self._atom(switch)
+        if high_type != low_type:
+            raise self.unsupported(self.previous or self.peek(), "a range between two types")
+        return [SetItem(low, high)], low_type
+
+    def _atom(self, switch: bool) -> tuple[BirdType, object]:
+        token = self.advance()
+        kind = token.kind
+        if kind is TokenKind.NUM:
+            return BirdType.INT, token.value
+        if kind is TokenKind.IPV4 and self.ipv6:
+            return BirdType.QUAD, token.value
+        if kind in (TokenKind.IPV4, TokenKind.IPV6):
+            return BirdType.IP, token.value
+        if kind is TokenKind.ENUM:
+            return _enum_value(token)
+        if token.is_("("):
+            expr = self.term()
+            self.expect(")")
+            if switch:
+                return BirdType.INT, self.evaluate_int(expr, self.error_here)
+            result = self.evaluate(expr)
+            if result is None or (result[0] not in _SET_ELEMENT_TYPES and not result[0].is_enum):
+                raise self.error_here("Set-incompatible type")
+            return result
+        if kind is TokenKind.SYMBOL and not switch:
+            symbol = self.symbols.find(token.text)
+            if symbol is None or symbol.kind is not SymbolKind.CONSTANT:
+                raise self.error_here(f"{token.text}: constant expected")
+            constant = symbol.value
+            assert isinstance(constant, ast.Constant)
+            if constant.bird_type not in _SET_ELEMENT_TYPES and not constant.bird_type.is_enum:
+                raise self.error_here(f"{token.text}: set-incompatible type")
+            return constant.bird_type, constant.value
+        raise self.syntax_error(token)
+
+    def _cnum(self) -> int:
+        """``cnum``: a term evaluated now to an int (BIRD reads the next token first)."""
+        expr = self.term()
+        return self.evaluate_int(expr, self.error_ahead)
+
+    def _parenthesised_item(self, switch: bool) -> tuple[list[SetItem], BirdType]:
+        """``( ... )`` in a set: a pair, extended or large community item, or ``(term)``."""
+        token = self.peek(1)
+        if token.kind is TokenKind.KEYWORD and token.text in _EC_KIND_WORDS:
+            return self._ec_item()
+        if token.is_("*"):
+            return self._wildcard_item()
+        # "(term)" alone is a set atom, maybe the start of a range
+        self.expect("(")
+        expr = self.term()
+        if self.at(")"):
+            self.advance()
+            low: object
+            if switch:
+                low_type, low = BirdType.INT, self.evaluate_int(expr, self.error_here)
+            else:
+                result = self.evaluate(expr)
+                if result is None or (
+                    result[0] not in _SET_ELEMENT_TYPES and not result[0].is_enum
+                ):
+                    raise self.error_here("Set-incompatible type")
+                low_type, low = result
+            if not self.accept(".."):
+                return [SetItem(low, low)], low_type
+            high_type, high = self._atom(switch)
+            if high_type != low_type:
+                raise self.unsupported(self.previous or self.peek(), "a range between two types")
+            return [SetItem(low, high)], low_type
+        first = self.evaluate_int(expr, self.error_ahead)
+        if self.accept(".."):
+            return self._range_first_item(first, self._cnum())
+        self.expect(",")
+        if self.accept("*"):
+            if self.accept(","):  # (a, *, *)
+                self.expect("*")
+                self.expect(")")
+                return [SetItem((first, 0, 0), (first, _ALL32, _ALL32))], BirdType.LC
+            self.expect(")")  # (a, *)
+            return self._pair_items(first, first, 0, _U16)
+        second = self._cnum()
+        if self.accept(".."):
+            second_high = self._cnum()
+            if self.accept(","):  # (a, b..c, *)
+                self.expect("*")
+                self.expect(")")
+                return [SetItem((first, second, 0), (first, second_high, _ALL32))], BirdType.LC
+            self.expect(")")  # (a, b..c)
+            return self._pair_items(first, first, second, second_high)
+        if self.accept(","):
+            return self._lc_item(first, second)
+        self.expect(")")
+        if self.accept(".."):  # (a, b) .. (c, d)
+            self.expect("(")
+            first_high = self._cnum()
+            self.expect(",")
+            second_high = self._cnum()
+            self.expect(")")
+            return self._pair_items(first, first_high, second, second_high)
+        return self._pair_items(first, first, second, second)
+
+    def _range_first_item(self, first: int, last: int) -> tuple[list[SetItem], BirdType]:
+        """``(a..b, ...)``: a pair set (one item per first value) or a large-community range."""
+        self.expect(",")
+        if self.accept("*"):
+            if self.accept(","):  # (a..b, *, *)
+                self.expect("*")
+                self.expect(")")
+                return [SetItem((first, 0, 0), (last, _ALL32, _ALL32))], BirdType.LC
+            self.expect(")")  # (a..b, *): one range
+            return self._pair_items(first, last, 0, _U16)
+        second = self._cnum()
+        second_high = self._cnum() if self.accept("..") else second
+        self.expect(")")
+        return self._pair_set(first, last, second, second_high)
+
+    def _wildcard_item(self) -> tuple[list[SetItem], BirdType]:
+        self.expect("(")
+        self.expect("*")
+        self.expect(",")
+        if self.accept("*"):
+            if self.accept(","):
+                self.expect("*")
+                self.expect(")")
+                return [SetItem((0, 0, 0), (_ALL32, _ALL32, _ALL32))], BirdType.LC
+            self.expect(")")
+            return self._pair_items(0, _U16, 0, _U16)
+        second = self._cnum()
+        second_high = self._cnum() if self.accept("..") else second
+        self.expect(")")
+        return self._pair_set(0, _U16, second, second_high)
+
+    def _lc_item(self, first: int, second: int) -> tuple[list[SetItem], BirdType]:
+        """After ``(a, b,``: the rest of a large-community item."""
+        if self.accept("*"):  # (a, b, *)
+            self.expect(")")
+            return [SetItem((first, second, 0), (first, second, _ALL32))], BirdType.LC
+        third = self._cnum()
+        if self.accept(".."):  # (a, b, c..d)
+            third_high = self._cnum()
+            self.expect(")")
+            return [SetItem((first, second, third), (first, second, third_high))], BirdType.LC
+        self.expect(")")
+        if not self.accept(".."):  # (a, b, c)
+            return [SetItem((first, second, third), (first, second, third))], BirdType.LC
+        self.expect("(")  # (a, b, c) .. (d, e, f)
+        first_high = self._cnum()
+        self.expect(",")
+        second_high = self._cnum()
+        self.expect(",")
+        third_high = self._cnum()
+        self.expect(")")
+        return [SetItem((first, second, third), (first_high, second_high, third_high))], (
+            BirdType.LC
+        )
+
+    def _pair_items(
+        self, first: int, first_high: int, second: int, second_high: int
+    ) -> tuple[list[SetItem], BirdType]:
+        """``f_new_pair_item``: one range from (first, second) to (first_high, second_high)."""
+        _check_pair_values(self, first, first_high, second, second_high)
+        return [SetItem(first << 16 | second, first_high << 16 | second_high)], BirdType.PAIR
+
+    def _pair_set(
+        self, first: int, first_high: int, second: int, second_high: int
+    ) -> tuple[list[SetItem], BirdType]:
+        """``f_new_pair_set``: for each first value, its range of second values."""
+        _check_pair_values(self, first, first_high, second, second_high)
+        return [
+            SetItem(a << 16 | second, a << 16 | second_high) for a in range(first, first_high + 1)
+        ], BirdType.PAIR
+
+    def _ec_item(self) -> tuple[list[SetItem], BirdType]:
+        self.expect("(")
+        kind = self._ec_kind()
+        self.expect(",")
+        key = self._cnum()
+        self.expect(",")
+        if self.accept("*"):
+            low, high = 0, _ALL32
+        else:
+            low = self._cnum()
+            high = self._cnum() if self.accept("..") else low
+        self.expect(")")
+        if kind != 0xFFFF and key >= 0x10000:
+            _check_u16(low, self.here())
+            if high == _ALL32:
+                high = _U16
+            else:
+                _check_u16(high, self.here())
+        return [
+            SetItem(self._ec_value(kind, False, key, low), self._ec_value(kind, False, key, high))
+        ], BirdType.EC
+
+
+def _check_pair_values(
+    parser: FilterParser, first: int, first_high: int, second: int, second_high: int
+) -> None:
+    for value in (first, first_high, second, second_high):
+        _check_u16(value, parser.here())
+    if first_high < first or second_high < second:
+        raise parser.error_here("From value cannot be higher that To value in pair sets")
+
+
+def _indirect(constant: ast.Constant) -> ast.Constant:
+    """The constant marked as BIRD's FI_CONSTANT_INDIRECT (see ``Constant.indirect``)."""
+    return dataclasses.replace(constant, indirect=True)
+
+
+def _direct(expr: ast.Expr) -> bool:
+    return isinstance(expr, ast.Constant) and not expr.indirect

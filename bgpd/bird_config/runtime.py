@@ -1,0 +1,369 @@
+"""What compiled BIRD filters call while they run: errors, BIRD's odd operators, verdicts.
+
+Role: ``filter_compiler`` generates one Python function per filter; most of a filter becomes
+plain Python expressions, and the rest calls into this module: the comparisons where an
+undefined value takes part, string patterns, community-list operations, BIRD's view of a
+route's source (``source``, ``proto``, ``gw``... from ``rib.route.Source``), and the
+``VerdictMaker`` that turns the filter's outcome into a ``rib.policy.Verdict`` with the
+edited attribute set, interned once per distinct (attribute set, edit).
+
+Errors: a BIRD run-time error (``Can't operate with values of incompatible types``...) ends
+the filter and the route is rejected, as BIRD does (``F_ERROR`` counts as a reject); here it is
+a ``FilterError`` raised by the generated code and caught around it. ``accept``/``reject``
+inside a function called from an expression unwind with ``Terminal``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from bgpd.bird_config.values import RouteDestCode, RouteSourceCode, ScopeCode
+from rib.policy import Action, Verdict
+from rib.route import LocalKind, Origin, Source
+from speaker.path_attributes import ATTRIBUTES, PathAttributes
+
+LOG = logging.getLogger("myna.bird_filter")
+U32 = 0xFFFFFFFF
+_CACHE_LIMIT = 8192
+
+
+class FilterError(Exception):
+    """A BIRD run-time error in a filter: the filter stops and the route is rejected."""
+
+    def __init__(self, message: str, line: int = 0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+class Terminal(Exception):  # noqa: N818 - it is BIRD's accept/reject, not an error
+    """``accept``/``reject``/``error`` inside a function called from an expression."""
+
+    def __init__(self, kind: int, site: int) -> None:
+        super().__init__(kind, site)
+        self.kind = kind
+        self.site = site
+
+
+def fail(message: str, line: int = 0) -> Any:
+    """Raise the run-time error (usable inside an expression)."""
+    raise FilterError(message, line)
+
+
+def no_route(line: int = 0) -> Any:
+    """A route attribute read where there is no route (BIRD's parse-time evaluation)."""
+    raise FilterError("No route to access", line)
+
+
+# --- comparisons with undefined values ----------------------------------------------------------
+# BIRD's val_compare sorts an undefined (void) value before anything ("Hack for else"), so
+# `krt_metric < 1024` is true when krt_metric is undefined, and `void = void` is true.
+
+
+def less(a: Any, b: Any) -> bool:
+    """``a < b`` of two values of one type, either maybe void."""
+    if a is None:
+        return b is not None
+    if b is None:
+        return False
+    return bool(a < b)
+
+
+def less_equal(a: Any, b: Any) -> bool:
+    """``a <= b`` of two values of one type, either maybe void."""
+    if a is None:
+        return True
+    if b is None:
+        return False
+    return bool(a <= b)
+
+
+def less_mixed(a: Any, b: Any, or_equal: bool, line: int) -> bool:
+    """``<``/``<=`` of values of two different types: only void compares."""
+    if a is None:
+        return b is not None or or_equal
+    if b is None:
+        return False
+    raise FilterError("Can't compare values of incompatible types", line)
+
+
+def need_bool(value: Any, message: str, line: int) -> bool:
+    """``value`` if it is a bool (maybe-void bool operands); else the run-time error."""
+    if value is True or value is False:
+        return value
+    raise FilterError(message, line)
+
+
+# --- string patterns (BIRD's patmatch: '*', '?', backslash escapes) ---------------------------
+
+
+def patmatch(pattern: str, text: str) -> bool:
+    """BIRD's ``patmatch``, quirks included.
+
+    After ``*`` the next character is searched for literally, so ``**`` needs a ``*`` in the
+    text.
+    """
+    p = s = 0
+    while p < len(pattern):
+        char = pattern[p]
+        if char == "?" and s < len(text):
+            p += 1
+            s += 1
+        elif char == "*":
+            if p + 1 >= len(pattern):
+                return True
+            wanted = pattern[p + 1]
+            if wanted == "\\" and p + 2 < len(pattern):
+                wanted = pattern[p + 2]
+            while True:
+                while s < len(text) and text[s] != wanted:
+                    s += 1
+                if s >= len(text):
+                    return False
+                if patmatch(pattern[p + 1 :], text[s:]):
+                    return True
+                s += 1
+        else:
+            if char == "\\" and p + 1 < len(pattern):
+                p += 1
+            if s >= len(text) or pattern[p] != text[s]:
+                return False
+            p += 1
+            s += 1
+    return s >= len(text)
+
+
+def pattern_matcher(pattern: str) -> Callable[[str], bool]:
+    """``text ~ pattern`` for one constant pattern, memoised per text (interface names)."""
+    seen: dict[str, bool] = {}
+
+    def matches(text: str) -> bool:
+        hit = seen.get(text)
+        if hit is None:
+            hit = patmatch(pattern, text)
+            if len(seen) < 4096:
+                seen[text] = hit
+        return hit
+
+    return matches
+
+
+# --- BIRD's view of a route's origin ----------------------------------------------------------
+
+
+class RouteFacts(NamedTuple):
+    """What a BIRD filter reads of a route besides its attribute set, per ``Source``."""
+
+    source: int  # RTS_*
+    proto: str
+    from_address: int
+    gateway: int | None  # None: the BGP next hop (read from the attributes)
+    ifname: str
+    dest: int  # RTD_*
+    scope: int
+    preference: int
+    krt_metric: int | None
+    krt_source: int | None
+    krt_prefsrc: int | None
+    krt_realm: int | None
+
+
+_KIND_SOURCE = {
+    LocalKind.STATIC: RouteSourceCode.STATIC,
+    LocalKind.KERNEL: RouteSourceCode.INHERIT,
+    LocalKind.DEVICE: RouteSourceCode.DEVICE,
+    LocalKind.STATIC_DEVICE: RouteSourceCode.STATIC_DEVICE,
+}
+# BIRD's default preferences: DEF_PREF_BGP, _INHERITED (kernel), _STATIC, _DIRECT.
+_DEFAULT_PREFERENCE = {
+    RouteSourceCode.BGP: 100,
+    RouteSourceCode.INHERIT: 10,
+    RouteSourceCode.STATIC: 200,
+    RouteSourceCode.STATIC_DEVICE: 200,
+    RouteSourceCode.DEVICE: 240,
+}
+_FACTS: dict[int, tuple[Source, RouteFacts]] = {}
+
+
+def route_facts(source: Source) -> RouteFacts:
+    """BIRD's ``source``, ``proto``, ``from``, ``gw``... of routes from ``source`` (cached).
+
+    A BGP route: RTS_BGP, ``from`` the peer's address, ``gw`` its next hop, RTD_ROUTER. Any
+    other route: from its ``KernelFacts``; without them, a kernel route is RTS_INHERIT and a
+    configured one RTS_STATIC, both blackholes (what Myna originates for Calico's blocks).
+    """
+    hit = _FACTS.get(id(source))
+    if hit is not None and hit[0] is source:
+        return hit[1]
+    kernel = source.kernel
+    if source.origin == Origin.BGP:
+        rts = RouteSourceCode.BGP
+        facts_dest, gateway, scope = RouteDestCode.ROUTER, None, ScopeCode.UNIVERSE
+        from_address = source.address
+    elif kernel is not None:
+        rts = _KIND_SOURCE[kernel.kind]
+        facts_dest, gateway = RouteDestCode(kernel.dest), kernel.gateway or 0
+        scope = ScopeCode(kernel.scope)
+        from_address = 0
+    else:
+        rts = RouteSourceCode.INHERIT if source.origin == Origin.KERNEL else RouteSourceCode.STATIC
+        facts_dest, gateway, scope = RouteDestCode.BLACKHOLE, 0, ScopeCode.UNIVERSE
+        from_address = 0
+    # only the kernel protocol's routes have krt_metric and krt_source (krt_make_tmp_attrs)
+    from_kernel = rts == RouteSourceCode.INHERIT
+    preference = source.preference
+    if preference is None:
+        preference = _DEFAULT_PREFERENCE[rts]
+    facts = RouteFacts(
+        source=int(rts),
+        proto=source.protocol or source.name,
+        from_address=from_address,
+        gateway=gateway,
+        ifname=source.interface or "",
+        dest=int(facts_dest),
+        scope=int(scope),
+        preference=preference,
+        krt_metric=kernel.metric if from_kernel and kernel is not None else None,
+        krt_source=kernel.protocol if from_kernel and kernel is not None else None,
+        krt_prefsrc=kernel.preferred_source if kernel is not None else None,
+        krt_realm=kernel.realm if kernel is not None else None,
+    )
+    if len(_FACTS) >= _CACHE_LIMIT:
+        _FACTS.clear()
+    _FACTS[id(source)] = (source, facts)
+    return facts
+
+
+_NEXT_HOPS: dict[bytes, int | None] = {}
+
+
+def next_hop_address(next_hop: bytes) -> int | None:
+    """``bgp_next_hop`` of a next-hop field: the (global) address, None when empty."""
+    hit = _NEXT_HOPS.get(next_hop, -1)
+    if hit != -1:
+        return hit
+    value = int.from_bytes(next_hop[:16], "big") if next_hop else None
+    if len(_NEXT_HOPS) >= _CACHE_LIMIT:
+        _NEXT_HOPS.clear()
+    _NEXT_HOPS[next_hop] = value
+    return value
+
+
+# --- verdicts ---------------------------------------------------------------------------------
+
+UNSET = object()  # an attribute unset() by the filter: absent from the result
+
+
+class VerdictMaker:
+    """Verdicts of one compiled filter, shared as far as their content allows.
+
+    ``sites`` are the filter's accept/reject places (their reasons); ``fields`` the
+    ``PathAttributes`` fields the filter may write, in the order the generated code passes
+    their final values. An accept with unchanged attributes and no kernel settings is one
+    constant per site; otherwise the verdict is cached per (site, attribute set, values).
+    """
+
+    def __init__(
+        self,
+        reasons: tuple[str, ...],
+        fields: tuple[str, ...],
+        ipv6: bool,
+    ) -> None:
+        self.reasons = reasons
+        self.fields = fields
+        self.address_octets = 16 if ipv6 else 4
+        self.accepts = tuple(Verdict(Action.ACCEPT, reason=r) for r in reasons)
+        self.rejects = tuple(Verdict(Action.REJECT, reason=r) for r in reasons)
+        # (site, priority, preference, tunnel) -> verdict; the generated code looks here first
+        self.plain: dict[tuple[int, Any, Any, Any], Verdict] = {}
+        self._edited: dict[tuple[Any, ...], tuple[PathAttributes, Verdict]] = {}
+        self._last_error = 0.0
+
+    def accept(  # noqa: PLR0917 - called positionally by generated code
+        self,
+        site: int,
+        attrs: PathAttributes,
+        values: tuple[Any, ...] | None,
+        priority: int | None,
+        preference: int | None,
+        tunnel: str | None,
+    ) -> Verdict:
+        """The verdict of ``accept`` at ``site`` with these final values."""
+        if values is None:
+            key = (site, priority, preference, tunnel)
+            return self.plain.get(key) or self.make_plain(key)
+        edited_key = (site, id(attrs), values, priority, preference, tunnel)
+        hit = self._edited.get(edited_key)
+        if hit is not None and hit[0] is attrs:
+            return hit[1]
+        edited = self._edit(attrs, values)
+        verdict = Verdict(
+            Action.ACCEPT,
+            None if edited is attrs else edited,
+            priority,
+            self.reasons[site],
+            tunnel,
+            preference,
+        )
+        if len(self._edited) >= _CACHE_LIMIT:
+            self._edited.clear()
+        self._edited[edited_key] = (attrs, verdict)
+        return verdict
+
+    def make_plain(self, key: tuple[int, Any, Any, Any]) -> Verdict:
+        """The verdict of an accept that leaves the attributes alone (cached)."""
+        site, priority, preference, tunnel = key
+        verdict = Verdict(Action.ACCEPT, None, priority, self.reasons[site], tunnel, preference)
+        if len(self.plain) >= _CACHE_LIMIT:
+            self.plain.clear()
+        self.plain[key] = verdict
+        return verdict
+
+    def _edit(self, attrs: PathAttributes, values: tuple[Any, ...]) -> PathAttributes:
+        changes: dict[str, Any] = {}
+        for name, value in zip(self.fields, values, strict=True):
+            new = self._field_value(name, value)
+            if new != getattr(attrs, name):
+                changes[name] = new
+        if not changes:
+            return attrs
+        return ATTRIBUTES.intern(attrs._replace(**changes))
+
+    def _field_value(self, name: str, value: Any) -> Any:
+        if value is UNSET or value is None:
+            return _ABSENT[name]
+        if name == "next_hop":
+            return int(value).to_bytes(self.address_octets, "big")
+        if name == "origin":
+            return int(value) & 0xFF  # BIRD stores any int; the wire has one octet
+        return value
+
+    def error(self, name: str, error: FilterError) -> Verdict:
+        """A run-time error: logged (at most once a second per filter), route rejected."""
+        now = time.monotonic()
+        if now - self._last_error >= 1.0:
+            self._last_error = now
+            LOG.error("filters, line %d: %s (filter %s)", error.line, error.message, name)
+        return _ERROR_VERDICT
+
+
+_ABSENT = {
+    "origin": 0,
+    "as_path": (),
+    "next_hop": b"",
+    "med": None,
+    "local_pref": None,
+    "atomic_aggregate": False,
+    "aggregator": None,
+    "communities": (),
+    "originator_id": None,
+    "cluster_list": (),
+    "extended_communities": (),
+    "large_communities": (),
+}
+_ERROR_VERDICT = Verdict(Action.REJECT, reason="BIRD filter run-time error")
+WRONG_FAMILY = Verdict(Action.REJECT, reason="route of the other address family")
+NO_DECISION = Verdict(Action.REJECT, reason="filter did not return accept nor reject (BIRD: error)")
