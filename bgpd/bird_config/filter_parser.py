@@ -1,9 +1,10 @@
-"""The parser of BIRD 1.6's filter language: terms, commands, sets, functions and filters.
+"""The parser of BIRD 1.6's filter language: terms, commands, functions and filters.
 
 Role: recursive descent over BIRD's grammar (``filter/config.Y``), building ``filter_ast``
 nodes. It is layered under ``ConfigParser``, which calls ``function_definition``,
 ``filter_definition``, ``filter_reference`` (``import filter X|{...}``, ``where``) and
-``term``/``evaluate`` where the file's structure holds numbers and values.
+``term``/``evaluate`` where the file's structure holds numbers and values. Literal values
+(sets, prefix sets, path masks) and parse-time evaluation are in ``value_parser``.
 
 What BIRD does while parsing, this does too: constant parts are evaluated now (``define``,
 ``(term)`` where a number or set item is expected, pair/community constructors of literals)
@@ -16,24 +17,27 @@ error), ``+ -``, ``* /``, then ``!`` (so ``!a = b`` is ``(!a) = b``, as in BIRD)
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from collections.abc import Callable
 
 from bgpd.bird_config import filter_ast as ast
-from bgpd.bird_config.as_paths import MaskItem, MaskItemKind, PathMask
 from bgpd.bird_config.attributes import (
     DYNAMIC_ATTRIBUTES,
     STATIC_ATTRIBUTES,
     UNSUPPORTED_ATTRIBUTES,
 )
-from bgpd.bird_config.errors import BirdConfigError, Position
-from bgpd.bird_config.filter_compiler import ConstantEvaluator
+from bgpd.bird_config.errors import Position
 from bgpd.bird_config.lexer import Lexer, Token, TokenKind
-from bgpd.bird_config.parse_base import ParserBase
-from bgpd.bird_config.prefix_sets import PrefixPattern, PrefixPatternSet
 from bgpd.bird_config.symbols import SymbolKind
-from bgpd.bird_config.value_sets import SetItem, TreeSet
+from bgpd.bird_config.value_parser import (
+    EC_KIND_WORDS,
+    SET_ELEMENT_TYPES,
+    ValueParser,
+    check_u16,
+    direct,
+    enum_value,
+    indirect,
+)
 from bgpd.bird_config.values import BirdType, as_int
 
 _TYPES = {
@@ -52,9 +56,6 @@ _TYPES = {
     "eclist": BirdType.ECLIST,
     "lclist": BirdType.LCLIST,
 }
-_SET_ELEMENT_TYPES = frozenset(
-    {BirdType.INT, BirdType.PAIR, BirdType.QUAD, BirdType.EC, BirdType.LC, BirdType.IP}
-)
 _PREC_LOGIC, _PREC_COMPARE, _PREC_SUM, _PREC_PRODUCT, _PREC_NOT = 1, 2, 3, 4, 5
 _BINARY: dict[str, tuple[int, ast.BinaryOp, bool]] = {
     # text: (precedence, operator, operands swapped)
@@ -74,8 +75,6 @@ _BINARY: dict[str, tuple[int, ast.BinaryOp, bool]] = {
     "/": (_PREC_PRODUCT, ast.BinaryOp.DIVIDE, False),
 }
 _METHODS = {m.value: m for m in ast.Method}
-_EC_KINDS = {"rt": 0x0002, "ro": 0x0003, "generic": 0xFFFF}
-_EC_KIND_WORDS = ("rt", "ro", "generic", "unknown")
 _TERMINATIONS = {
     "quitbird": ast.Termination.QUITBIRD,
     "accept": ast.Termination.ACCEPT,
@@ -90,53 +89,19 @@ _EMPTY_BY_STORAGE = {
     ast.StorageType.EC_SET: BirdType.ECLIST,
     ast.StorageType.LC_SET: BirdType.LCLIST,
 }
-_U16 = 0xFFFF
-_ALL32 = 0xFFFFFFFF
 
 
-def _enum_value(token: Token) -> tuple[BirdType, int]:
-    value = token.value
-    assert isinstance(value, tuple)
-    enum_type, code = value
-    return enum_type, code
-
-
-def _check_u16(value: int, at: Position) -> None:
-    if value > _U16:
-        raise BirdConfigError(at, f"Value {_signed(value)} out of range (0-65535)")
-
-
-def _signed(value: int) -> int:
-    """``%d`` of a value BIRD holds as an int."""
-    return value - (1 << 32) if value >= 1 << 31 else value
-
-
-class FilterParser(ParserBase):
+class FilterParser(ValueParser):
     """The filter language (see the module docstring)."""
 
     def __init__(self, lexer: Lexer, printer: Callable[[str], None] | None = None) -> None:
-        super().__init__(lexer)
-        self.evaluator = ConstantEvaluator(self.ipv6, printer)
-        self.printed = self.evaluator.printed  # what parse-time ``print``s wrote, in order
+        super().__init__(lexer, printer)
         self._serials = itertools.count(1)
         self._owner = ""  # the function or filter being parsed
         self._defining: ast.FunctionDef | None = None
         self._inline_filters = itertools.count(1)
 
     # -- parse-time evaluation ---------------------------------------------------------------
-
-    def evaluate(self, expr: ast.Expr) -> tuple[BirdType, object] | None:
-        """BIRD's ``f_eval``: the value, or None after a run-time error (already logged)."""
-        return self.evaluator.evaluate(expr)
-
-    def evaluate_int(self, expr: ast.Expr, error: Callable[[str], BirdConfigError]) -> int:
-        """BIRD's ``f_eval_int``: an int or "Integer expression expected"."""
-        result = self.evaluate(expr)
-        if result is None or result[0] != BirdType.INT:
-            raise error("Integer expression expected")
-        value = result[1]
-        assert isinstance(value, int)
-        return value
 
     # -- definitions ---------------------------------------------------------------------------
 
@@ -148,7 +113,7 @@ class FilterParser(ParserBase):
         self.advance()
         bird_type = _TYPES[token.text]
         while self.accept("set"):
-            if bird_type in _SET_ELEMENT_TYPES:
+            if bird_type in SET_ELEMENT_TYPES:
                 bird_type = BirdType.SET
             elif bird_type == BirdType.PREFIX:
                 bird_type = BirdType.PREFIX_SET
@@ -476,7 +441,7 @@ class FilterParser(ParserBase):
             return ast.Constant(at, BirdType.STRING, token.value)
         if kind is TokenKind.ENUM:
             self.advance()
-            enum_type, code = _enum_value(token)
+            enum_type, code = enum_value(token)
             return ast.Constant(at, enum_type, code)
         if kind is TokenKind.IPV4 and self.ipv6:
             self.advance()
@@ -485,11 +450,11 @@ class FilterParser(ParserBase):
             self.advance()
             if self.at("/"):
                 return self._prefix_constant(token)
-            return _indirect(ast.Constant(at, BirdType.IP, token.value))
+            return indirect(ast.Constant(at, BirdType.IP, token.value))
         if kind is TokenKind.SYMBOL:
             if self.at("(", 1):
                 return self._call()
-            return self._symbol_value(self.advance())
+            return self.symbol_value(self.advance())
         if kind is TokenKind.PUNCT:
             return self._punct_primary(token)
         if kind is TokenKind.KEYWORD:
@@ -567,7 +532,7 @@ class FilterParser(ParserBase):
         start = self.expect("(")
         at = start.position
         kind_token = self.peek()
-        if kind_token.kind is TokenKind.KEYWORD and kind_token.text in _EC_KIND_WORDS:
+        if kind_token.kind is TokenKind.KEYWORD and kind_token.text in EC_KIND_WORDS:
             kind = self._ec_kind()
             self.expect(",")
             key = self.term()
@@ -587,30 +552,24 @@ class FilterParser(ParserBase):
         self.expect(")")
         return self._lc_constructor(at, first, second, third)
 
-    def _ec_kind(self) -> int:
-        token = self.advance()
-        if token.text == "unknown":
-            return self.expect_kind(TokenKind.NUM).number()
-        return _EC_KINDS[token.text]
-
     def _pair_constructor(self, at: Position, first: ast.Expr, second: ast.Expr) -> ast.Expr:
-        if _direct(first) and _direct(second):
+        if direct(first) and direct(second):
             assert isinstance(first, ast.Constant) and isinstance(second, ast.Constant)
             if first.bird_type != BirdType.INT or second.bird_type != BirdType.INT:
                 raise self.error_here(
                     "Can't operate with value of non-integer type in pair constructor"
                 )
             a, b = as_int(first.value), as_int(second.value)
-            _check_u16(a, self.here())
-            _check_u16(b, self.here())
+            check_u16(a, self.here())
+            check_u16(b, self.here())
             return ast.Constant(at, BirdType.PAIR, a << 16 | b)
         return ast.PairOf(at, first, second)
 
     def _ec_constructor(self, at: Position, kind: int, key: ast.Expr, value: ast.Expr) -> ast.Expr:
         key_value: int | None = None
         ipv4_key = False
-        if isinstance(key, ast.Constant) and (_direct(key) or not self.ipv6):
-            allowed = (BirdType.INT, BirdType.QUAD) + ((BirdType.IP,) if not _direct(key) else ())
+        if isinstance(key, ast.Constant) and (direct(key) or not self.ipv6):
+            allowed = (BirdType.INT, BirdType.QUAD) + ((BirdType.IP,) if not direct(key) else ())
             if key.bird_type not in allowed:
                 raise self.error_here(
                     "Can't operate with key of non-integer/IPv4 type in EC constructor"
@@ -618,7 +577,7 @@ class FilterParser(ParserBase):
             key_value = as_int(key.value)
             ipv4_key = key.bird_type != BirdType.INT
         value_number: int | None = None
-        if _direct(value):
+        if direct(value):
             assert isinstance(value, ast.Constant)
             if value.bird_type != BirdType.INT:
                 raise self.error_here(
@@ -631,57 +590,33 @@ class FilterParser(ParserBase):
             at, BirdType.EC, self._ec_value(kind, ipv4_key, key_value, value_number)
         )
 
-    def _ec_value(self, kind: int, ipv4_key: bool, key: int, value: int) -> int:
-        if kind == 0xFFFF:
-            return (key << 32 | value) & (1 << 64) - 1
-        if ipv4_key:
-            _check_u16(value, self.here())
-            return ((kind | 0x0100) << 48 | key << 16 | value) & (1 << 64) - 1
-        if key < 0x10000:
-            return ((kind << 48) | key << 32 | value) & (1 << 64) - 1
-        _check_u16(value, self.here())
-        return ((kind | 0x0200) << 48 | key << 16 | value) & (1 << 64) - 1
-
     def _lc_constructor(
         self, at: Position, first: ast.Expr, second: ast.Expr, third: ast.Expr
     ) -> ast.Expr:
         parts = (first, second, third)
-        if all(_direct(p) for p in parts):
+        if all(direct(p) for p in parts):
             constants = [p for p in parts if isinstance(p, ast.Constant)]
             if any(c.bird_type != BirdType.INT for c in constants):
                 raise self.error_here(
                     "LC - Can't operate with value of non-integer type in tuple constructor"
                 )
             value = tuple(int(c.value) for c in constants)  # type: ignore[call-overload]
-            return _indirect(ast.Constant(at, BirdType.LC, value))
+            return indirect(ast.Constant(at, BirdType.LC, value))
         return ast.LcOf(at, first, second, third)
 
     def _prefix_constant(self, address: Token) -> ast.Expr:
         self.expect("/")
         length = self.expect_kind(TokenKind.NUM)
         prefix = self._valid_prefix(address, length)
-        return _indirect(ast.Constant(address.position, BirdType.PREFIX, prefix))
+        return indirect(ast.Constant(address.position, BirdType.PREFIX, prefix))
 
-    def _valid_prefix(self, address: Token, length_token: Token) -> int:
-        value = address.value
-        length = length_token.value
-        assert isinstance(value, int) and isinstance(length, int)
-        host_bits = self.bits - length if length <= self.bits else 0
-        if length > self.bits or value & ((1 << host_bits) - 1):
-            from bgpd.bird_config.values import format_ip  # noqa: PLC0415 - error path only
-
-            raise self.error_here(
-                f"Invalid network prefix: {format_ip(value, self.ipv6)}/{_signed(length)}."
-            )
-        return value << 8 | length
-
-    def _symbol_value(self, token: Token) -> ast.Expr:
+    def symbol_value(self, token: Token) -> ast.Expr:
         """``symbol``: a constant or variable (BIRD decides once it sees what follows)."""
         symbol = self.symbols.find(token.text)
         if symbol is not None and symbol.kind is SymbolKind.CONSTANT:
             constant = symbol.value
             assert isinstance(constant, ast.Constant)
-            return _indirect(ast.Constant(token.position, constant.bird_type, constant.value))
+            return indirect(ast.Constant(token.position, constant.bird_type, constant.value))
         if symbol is not None and symbol.kind is SymbolKind.VARIABLE:
             assert isinstance(symbol.value, ast.Variable)
             return ast.VariableRef(token.position, symbol.value)
@@ -709,320 +644,4 @@ class FilterParser(ParserBase):
 
     # -- path masks ----------------------------------------------------------------------------
 
-    def _path_mask(self, at: Position, closing: str) -> ast.Expr:
-        parts: list[ast.MaskPart] = []
-        old_style = closing == "/"
-        while not self.at(closing):
-            token = self.peek()
-            if token.kind is TokenKind.NUM:
-                self.advance()
-                low = token.number()
-                if not old_style and self.accept(".."):
-                    high = self.expect_kind(TokenKind.NUM).number()
-                    parts.append(ast.MaskPart(MaskItemKind.ASN_RANGE, low, high))
-                else:
-                    parts.append(ast.MaskPart(MaskItemKind.ASN, low, low))
-            elif token.is_("?"):
-                self.advance()
-                kind = MaskItemKind.ASTERISK if old_style else MaskItemKind.QUESTION
-                parts.append(ast.MaskPart(kind))
-            elif token.is_("*") and not old_style:
-                self.advance()
-                parts.append(ast.MaskPart(MaskItemKind.ASTERISK))
-            elif not old_style and token.kind is TokenKind.SYMBOL:
-                self.advance()
-                parts.append(ast.MaskPart(MaskItemKind.ASN, expr=self._symbol_value(token)))
-            elif not old_style and token.is_("("):
-                self.advance()
-                expr = self.term()
-                self.expect(")")
-                parts.append(ast.MaskPart(MaskItemKind.ASN, expr=expr))
-            else:
-                raise self.syntax_error()
-        self.advance()
-        if any(part.expr is not None for part in parts):
-            return ast.PathMaskOf(at, tuple(parts))
-        items = tuple(MaskItem(p.kind, p.low, p.high) for p in parts)
-        return _indirect(ast.Constant(at, BirdType.PATH_MASK, PathMask(items)))
-
     # -- sets ----------------------------------------------------------------------------------
-
-    def _set_constant(self, at: Position) -> ast.Expr:
-        first = self.peek()
-        if (
-            first.kind in (TokenKind.IPV4, TokenKind.IPV6)
-            and not (self.ipv6 and first.kind is TokenKind.IPV4)
-            and self.at("/", 1)
-        ):
-            return self._prefix_set(at)
-        items, item_type = self._items(switch=False)
-        self.expect("]")
-        return ast.Constant(at, BirdType.SET, TreeSet(items, item_type))
-
-    def _prefix_set(self, at: Position) -> ast.Expr:
-        patterns = [self._prefix_pattern()]
-        while self.accept(","):
-            patterns.append(self._prefix_pattern())
-        self.expect("]")
-        return ast.Constant(at, BirdType.PREFIX_SET, PrefixPatternSet(tuple(patterns), self.bits))
-
-    def _prefix_pattern(self) -> PrefixPattern:
-        address = self.advance()
-        if address.kind not in (TokenKind.IPV4, TokenKind.IPV6) or (
-            self.ipv6 and address.kind is TokenKind.IPV4
-        ):
-            raise self.syntax_error(address)
-        self.expect("/")
-        length_token = self.expect_kind(TokenKind.NUM)
-        prefix = self._valid_prefix(address, length_token)
-        length = prefix & 0xFF
-        if self.accept("+"):
-            return PrefixPattern(prefix >> 8, length, length, self.bits)
-        if self.accept("-"):
-            return PrefixPattern(prefix >> 8, length, 0, length)
-        if self.accept("{"):
-            low = self.expect_kind(TokenKind.NUM).number()
-            self.expect(",")
-            high = self.expect_kind(TokenKind.NUM).number()
-            self.expect("}")
-            if not low <= high <= self.bits:
-                raise self.error_here(
-                    f"Invalid prefix pattern range: {{{_signed(low)}, {_signed(high)}}}."
-                )
-            return PrefixPattern(prefix >> 8, length, low, high)
-        return PrefixPattern(prefix >> 8, length, length, length)
-
-    def _items(self, switch: bool) -> tuple[list[SetItem], BirdType]:
-        """``set_items`` (or ``switch_items``): the items and their one type."""
-        items: list[SetItem] = []
-        item_type: BirdType | None = None
-        start = self.peek()
-        while True:
-            new_items, new_type = self._item(switch)
-            if item_type is None:
-                item_type = new_type
-            elif new_type != item_type:
-                raise self.unsupported(start, "a set with values of different types")
-            items.extend(new_items)
-            if not self.accept(","):
-                break
-        assert item_type is not None
-        return items, item_type
-
-    def _item(self, switch: bool) -> tuple[list[SetItem], BirdType]:
-        if self.at("("):
-            return self._parenthesised_item(switch)
-        low_type, low = self._atom(switch)
-        if not self.accept(".."):
-            return [SetItem(low, low)], low_type
-        high_type, high = self._atom(switch)
-        if high_type != low_type:
-            raise self.unsupported(self.previous or self.peek(), "a range between two types")
-        return [SetItem(low, high)], low_type
-
-    def _atom(self, switch: bool) -> tuple[BirdType, object]:
-        token = self.advance()
-        kind = token.kind
-        if kind is TokenKind.NUM:
-            return BirdType.INT, token.value
-        if kind is TokenKind.IPV4 and self.ipv6:
-            return BirdType.QUAD, token.value
-        if kind in (TokenKind.IPV4, TokenKind.IPV6):
-            return BirdType.IP, token.value
-        if kind is TokenKind.ENUM:
-            return _enum_value(token)
-        if token.is_("("):
-            expr = self.term()
-            self.expect(")")
-            if switch:
-                return BirdType.INT, self.evaluate_int(expr, self.error_here)
-            result = self.evaluate(expr)
-            if result is None or (result[0] not in _SET_ELEMENT_TYPES and not result[0].is_enum):
-                raise self.error_here("Set-incompatible type")
-            return result
-        if kind is TokenKind.SYMBOL and not switch:
-            symbol = self.symbols.find(token.text)
-            if symbol is None or symbol.kind is not SymbolKind.CONSTANT:
-                raise self.error_here(f"{token.text}: constant expected")
-            constant = symbol.value
-            assert isinstance(constant, ast.Constant)
-            if constant.bird_type not in _SET_ELEMENT_TYPES and not constant.bird_type.is_enum:
-                raise self.error_here(f"{token.text}: set-incompatible type")
-            return constant.bird_type, constant.value
-        raise self.syntax_error(token)
-
-    def _cnum(self) -> int:
-        """``cnum``: a term evaluated now to an int (BIRD reads the next token first)."""
-        expr = self.term()
-        return self.evaluate_int(expr, self.error_ahead)
-
-    def _parenthesised_item(self, switch: bool) -> tuple[list[SetItem], BirdType]:
-        """``( ... )`` in a set: a pair, extended or large community item, or ``(term)``."""
-        token = self.peek(1)
-        if token.kind is TokenKind.KEYWORD and token.text in _EC_KIND_WORDS:
-            return self._ec_item()
-        if token.is_("*"):
-            return self._wildcard_item()
-        # "(term)" alone is a set atom, maybe the start of a range
-        self.expect("(")
-        expr = self.term()
-        if self.at(")"):
-            self.advance()
-            low: object
-            if switch:
-                low_type, low = BirdType.INT, self.evaluate_int(expr, self.error_here)
-            else:
-                result = self.evaluate(expr)
-                if result is None or (
-                    result[0] not in _SET_ELEMENT_TYPES and not result[0].is_enum
-                ):
-                    raise self.error_here("Set-incompatible type")
-                low_type, low = result
-            if not self.accept(".."):
-                return [SetItem(low, low)], low_type
-            high_type, high = self._atom(switch)
-            if high_type != low_type:
-                raise self.unsupported(self.previous or self.peek(), "a range between two types")
-            return [SetItem(low, high)], low_type
-        first = self.evaluate_int(expr, self.error_ahead)
-        if self.accept(".."):
-            return self._range_first_item(first, self._cnum())
-        self.expect(",")
-        if self.accept("*"):
-            if self.accept(","):  # (a, *, *)
-                self.expect("*")
-                self.expect(")")
-                return [SetItem((first, 0, 0), (first, _ALL32, _ALL32))], BirdType.LC
-            self.expect(")")  # (a, *)
-            return self._pair_items(first, first, 0, _U16)
-        second = self._cnum()
-        if self.accept(".."):
-            second_high = self._cnum()
-            if self.accept(","):  # (a, b..c, *)
-                self.expect("*")
-                self.expect(")")
-                return [SetItem((first, second, 0), (first, second_high, _ALL32))], BirdType.LC
-            self.expect(")")  # (a, b..c)
-            return self._pair_items(first, first, second, second_high)
-        if self.accept(","):
-            return self._lc_item(first, second)
-        self.expect(")")
-        if self.accept(".."):  # (a, b) .. (c, d)
-            self.expect("(")
-            first_high = self._cnum()
-            self.expect(",")
-            second_high = self._cnum()
-            self.expect(")")
-            return self._pair_items(first, first_high, second, second_high)
-        return self._pair_items(first, first, second, second)
-
-    def _range_first_item(self, first: int, last: int) -> tuple[list[SetItem], BirdType]:
-        """``(a..b, ...)``: a pair set (one item per first value) or a large-community range."""
-        self.expect(",")
-        if self.accept("*"):
-            if self.accept(","):  # (a..b, *, *)
-                self.expect("*")
-                self.expect(")")
-                return [SetItem((first, 0, 0), (last, _ALL32, _ALL32))], BirdType.LC
-            self.expect(")")  # (a..b, *): one range
-            return self._pair_items(first, last, 0, _U16)
-        second = self._cnum()
-        second_high = self._cnum() if self.accept("..") else second
-        self.expect(")")
-        return self._pair_set(first, last, second, second_high)
-
-    def _wildcard_item(self) -> tuple[list[SetItem], BirdType]:
-        self.expect("(")
-        self.expect("*")
-        self.expect(",")
-        if self.accept("*"):
-            if self.accept(","):
-                self.expect("*")
-                self.expect(")")
-                return [SetItem((0, 0, 0), (_ALL32, _ALL32, _ALL32))], BirdType.LC
-            self.expect(")")
-            return self._pair_items(0, _U16, 0, _U16)
-        second = self._cnum()
-        second_high = self._cnum() if self.accept("..") else second
-        self.expect(")")
-        return self._pair_set(0, _U16, second, second_high)
-
-    def _lc_item(self, first: int, second: int) -> tuple[list[SetItem], BirdType]:
-        """After ``(a, b,``: the rest of a large-community item."""
-        if self.accept("*"):  # (a, b, *)
-            self.expect(")")
-            return [SetItem((first, second, 0), (first, second, _ALL32))], BirdType.LC
-        third = self._cnum()
-        if self.accept(".."):  # (a, b, c..d)
-            third_high = self._cnum()
-            self.expect(")")
-            return [SetItem((first, second, third), (first, second, third_high))], BirdType.LC
-        self.expect(")")
-        if not self.accept(".."):  # (a, b, c)
-            return [SetItem((first, second, third), (first, second, third))], BirdType.LC
-        self.expect("(")  # (a, b, c) .. (d, e, f)
-        first_high = self._cnum()
-        self.expect(",")
-        second_high = self._cnum()
-        self.expect(",")
-        third_high = self._cnum()
-        self.expect(")")
-        return [SetItem((first, second, third), (first_high, second_high, third_high))], (
-            BirdType.LC
-        )
-
-    def _pair_items(
-        self, first: int, first_high: int, second: int, second_high: int
-    ) -> tuple[list[SetItem], BirdType]:
-        """``f_new_pair_item``: one range from (first, second) to (first_high, second_high)."""
-        _check_pair_values(self, first, first_high, second, second_high)
-        return [SetItem(first << 16 | second, first_high << 16 | second_high)], BirdType.PAIR
-
-    def _pair_set(
-        self, first: int, first_high: int, second: int, second_high: int
-    ) -> tuple[list[SetItem], BirdType]:
-        """``f_new_pair_set``: for each first value, its range of second values."""
-        _check_pair_values(self, first, first_high, second, second_high)
-        return [
-            SetItem(a << 16 | second, a << 16 | second_high) for a in range(first, first_high + 1)
-        ], BirdType.PAIR
-
-    def _ec_item(self) -> tuple[list[SetItem], BirdType]:
-        self.expect("(")
-        kind = self._ec_kind()
-        self.expect(",")
-        key = self._cnum()
-        self.expect(",")
-        if self.accept("*"):
-            low, high = 0, _ALL32
-        else:
-            low = self._cnum()
-            high = self._cnum() if self.accept("..") else low
-        self.expect(")")
-        if kind != 0xFFFF and key >= 0x10000:
-            _check_u16(low, self.here())
-            if high == _ALL32:
-                high = _U16
-            else:
-                _check_u16(high, self.here())
-        return [
-            SetItem(self._ec_value(kind, False, key, low), self._ec_value(kind, False, key, high))
-        ], BirdType.EC
-
-
-def _check_pair_values(
-    parser: FilterParser, first: int, first_high: int, second: int, second_high: int
-) -> None:
-    for value in (first, first_high, second, second_high):
-        _check_u16(value, parser.here())
-    if first_high < first or second_high < second:
-        raise parser.error_here("From value cannot be higher that To value in pair sets")
-
-
-def _indirect(constant: ast.Constant) -> ast.Constant:
-    """The constant marked as BIRD's FI_CONSTANT_INDIRECT (see ``Constant.indirect``)."""
-    return dataclasses.replace(constant, indirect=True)
-
-
-def _direct(expr: ast.Expr) -> bool:
-    return isinstance(expr, ast.Constant) and not expr.indirect

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from bgpd.bird_config.values import RouteDestCode, RouteSourceCode, ScopeCode
+from bgpd.bird_config.values import BirdType, RouteDestCode, RouteSourceCode, ScopeCode
 from rib.policy import Action, Verdict
 from rib.route import LocalKind, Origin, Source
 from speaker.path_attributes import ATTRIBUTES, PathAttributes
@@ -367,3 +367,65 @@ _ABSENT = {
 _ERROR_VERDICT = Verdict(Action.REJECT, reason="BIRD filter run-time error")
 WRONG_FAMILY = Verdict(Action.REJECT, reason="route of the other address family")
 NO_DECISION = Verdict(Action.REJECT, reason="filter did not return accept nor reject (BIRD: error)")
+
+
+class CaseTable:
+    """BIRD's ``case``: its arms' values in a ``find_tree`` tree, searched as BIRD does.
+
+    A subject of another type than the arms' is "incomparable" to every item, and BIRD's tree
+    walk then stops at the root: that arm runs. An undefined subject finds the ``else:`` arm.
+    """
+
+    def __init__(
+        self,
+        items: list[tuple[object, object, int]],
+        item_type: BirdType | None,
+        has_else: bool,
+        ipv6: bool,
+    ) -> None:
+        entries: list[tuple[int, object, object, int]] = [(0, None, None, -1)] if has_else else []
+        entries.extend((1, low, high, arm) for low, high, arm in items)
+        entries.sort(key=lambda e: (e[0], e[1]) if e[0] else (0, 0))  # void (else) first
+        self.item_type = int(item_type) if item_type is not None else 0
+        self.ipv6 = ipv6
+        self.nodes = entries
+        self.root = self._build(0, len(entries))
+
+    def _build(self, low: int, high: int) -> tuple[Any, ...] | None:
+        if low >= high:
+            return None
+        middle = (low + high) // 2
+        return (self.nodes[middle], self._build(low, middle), self._build(middle + 1, high))
+
+    def _compare(self, typed: int, item: object, value: object, value_type: int) -> int:
+        item_type = self.item_type if typed else int(BirdType.VOID)
+        if item_type != value_type:
+            if item_type == int(BirdType.VOID):
+                return -1
+            if value_type == int(BirdType.VOID):
+                return 1
+            ip_quad = {item_type, value_type} == {int(BirdType.IP), int(BirdType.QUAD)}
+            if not (ip_quad and not self.ipv6):
+                return 999
+        if item == value:
+            return 0
+        return -1 if item < value else 1  # type: ignore[operator]
+
+    def _find(self, value: object, value_type: int) -> int | None:
+        node = self.root
+        while node is not None:
+            (typed, low, high, arm_number), left, right = node
+            arm = int(arm_number)
+            first = self._compare(typed, low, value, value_type)
+            if first != 1 and self._compare(typed, high, value, value_type) != -1:
+                return arm
+            node = right if first == -1 else left
+        return None
+
+    def find(self, value: object, static: int) -> int:
+        """The arm to run: its index, -1 for ``else:``, -2 for none."""
+        value_type = int(BirdType.VOID) if value is None or static == 0 else static
+        arm = self._find(value, value_type)
+        if arm is None:
+            arm = self._find(None, int(BirdType.VOID))
+        return -2 if arm is None else arm
