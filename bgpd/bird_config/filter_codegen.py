@@ -391,16 +391,8 @@ class Generator:
         base = lb or rb
         comparable = base is None or base in _ORDERED or base.is_enum
         if not same or not comparable:
-            if not same:
-                return CExpr(f"_less_mixed({left.code}, {right.code}, {or_equal}, {line})", result)
-            fail = self._fail("Can't compare values of incompatible types", node.position)
-            return CExpr(
-                f"_less_mixed({left.code}, {right.code}, {or_equal}, {line}) "
-                f"if ({left.code}) is None or ({right.code}) is None else {fail}"
-                if left.pure and right.pure
-                else self._after([left.code, right.code], fail),
-                result,
-            )
+            # only an undefined value compares with another type (or with paths, lists...)
+            return CExpr(f"_less_mixed({left.code}, {right.code}, {or_equal}, {line})", result)
         pure = left.pure and right.pure
         if not left.stype.may_void() and not right.stype.may_void():
             return CExpr(f"({left.code} {symbol} {right.code})", result, None, pure)

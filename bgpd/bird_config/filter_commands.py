@@ -117,6 +117,7 @@ class ProgramGenerator(Generator):
         super().__init__(ipv6=ipv6, mode=mode, route=route)
         self._frames: list[_Frame] = [_Frame(False, "error")]
         self._inlined = 0
+        self._closure_count = 0
         self.flags: set[str] = set()
 
     # -- bookkeeping ----------------------------------------------------------------------------
@@ -469,7 +470,8 @@ class ProgramGenerator(Generator):
         return CExpr(f"{closure.name}({', '.join(args)})", closure.stype)
 
     def _closure(self, function: ast.FunctionDef) -> FunctionClosure:
-        name = f"_fn{len(self.closures)}"
+        self._closure_count += 1
+        name = f"_fn{self._closure_count}"
         saved_lines, saved_indent = self.lines, self._indent
         self.lines, self._indent = [], 1
         frame = _Frame(True, "return", [], set())

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +64,7 @@ from rib.route import Origin
 from speaker.wire_codes import Family
 
 LOG = logging.getLogger("myna.bird_filter")
+_LOG_BUFFER = 1024  # BIRD's LOG_BUFFER_SIZE
 
 # --- the generated module ---------------------------------------------------------------------
 
@@ -73,7 +75,11 @@ def _format(value: object, type_code: int, ipv6: bool = False) -> str:
 
 def _namespace(ipv6: bool, printer: Callable[[str], None]) -> dict[str, Any]:
     def print_buffer(buffer: list[str]) -> None:
-        printer("".join(buffer))
+        text = "".join(buffer)
+        if len(text) >= _LOG_BUFFER:
+            # BIRD's log line is a 1024-byte buffer: a full one is cut and marked
+            text = text[: _LOG_BUFFER - 100] + " ... <too long>"
+        printer(text)
         buffer.clear()
 
     return {
@@ -127,6 +133,13 @@ def _namespace(ipv6: bool, printer: Callable[[str], None]) -> dict[str, Any]:
         "_format": functools.partial(_format, ipv6=ipv6),
         "_print": print_buffer,
     }
+
+
+def _compile(source: str, name: str) -> Any:
+    """Python's compile, without its warnings about the generated code reaching the user."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return compile(source, name, "exec")
 
 
 def _log_print(text: str) -> None:

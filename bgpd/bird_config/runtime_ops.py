@@ -171,9 +171,30 @@ def ip_mask(value: Any, static: int, length: Any, length_static: int, bits: int,
         raise FilterError("Integer expected", line)
     if _type(value, static) != _IP:
         raise FilterError("You can mask only IP addresses", line)
-    size = min(int(length), bits)
-    mask = ((1 << size) - 1) << (bits - size)
-    return int(value) & mask
+    return int(value) & bird_mask(int(length), bits)
+
+
+def _u32_mask(length: int) -> int:
+    """BIRD's ``u32_mkmask``: ``~((1 << (32 - n)) - 1)`` with x86's shift count mod 32."""
+    if not length:
+        return 0
+    return ~((1 << ((32 - length) & 31)) - 1) & U32
+
+
+def bird_mask(length: int, bits: int) -> int:
+    """BIRD's ``ipa_mkmask`` (a length beyond the address is not refused, only odd)."""
+    if bits == 32:
+        return _u32_mask(length)
+    mask = 0
+    for _ in range(4):  # ip6_mkmask: four 32-bit words
+        if not length:
+            word = 0
+        elif length >= 32:
+            word, length = U32, length - 32
+        else:
+            word, length = _u32_mask(length), 0
+        mask = mask << 32 | word
+    return mask
 
 
 def prepend_checked(path: Any, path_static: int, asn: Any, asn_static: int, line: int) -> Any:
