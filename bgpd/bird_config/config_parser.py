@@ -235,16 +235,18 @@ class ConfigParser(ProtocolItemParser):
             raise self.syntax_error(type_token)
         if protocol_type is m.ProtocolType.DEVICE:
             if self._device_defined:
-                raise self.error_ahead("Kernel device protocol already defined")
+                raise self.error_here("Kernel device protocol already defined")
             self._device_defined = True
         protocol = self._new_protocol(protocol_type, start.position, template)
         self.expect("{")
         while not self.at("}"):
             if self.accept(";"):
                 continue
+            self.item_closed = False
             if not self._generic_item(protocol) and not self.protocol_item(protocol):
                 raise self.syntax_error()
-            self.expect(";")
+            if not self.item_closed:  # options checked after their ";" read it themselves
+                self.expect(";")
         self.advance()
         if isinstance(protocol, m.BgpProtocol) and not template:
             self.check_bgp(protocol)
@@ -277,7 +279,8 @@ class ConfigParser(ProtocolItemParser):
             if source.type is not protocol_type:
                 raise self.error_here("Can't copy configuration from a different protocol type")
         if name_token is not None:
-            name, where = name_token.text, name_token.position
+            # BIRD defines the name once it has read the token after it
+            name, where = name_token.text, self.peek().position
         else:
             name, where = self._default_name(protocol_type), at
         if source is not None:

@@ -250,7 +250,9 @@ class Lexer:
         source.offset += 2
         while True:
             if source.offset >= len(text):
-                raise BirdConfigError(self._position(source, source.offset), "Unterminated comment")
+                # BIRD's column: the characters read on the last line (0 after a newline)
+                at = Position(source.name, source.line, source.offset - source.line_start)
+                raise BirdConfigError(at, "Unterminated comment")
             if text.startswith("*/", source.offset):
                 source.offset += 2
                 return
@@ -321,7 +323,9 @@ def _end_column(source: _Source) -> int:
     lexeme and a comment's characters one each.
     """
     text = source.text
-    if not text or text.endswith("\n"):
+    if not text:
+        return 1  # nothing read: chno and toklen are both 0
+    if text.endswith("\n"):
         return 0
     line_start = text.rfind("\n") + 1
     line = text[line_start:]

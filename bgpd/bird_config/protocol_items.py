@@ -53,6 +53,8 @@ _BGP_UNSUPPORTED = {
 class ProtocolItemParser(FilterParser):
     """Protocol options and the values they take (see the module docstring)."""
 
+    item_closed = False  # the option being read has read its ";" already
+
     # -- basic values ----------------------------------------------------------------------------
 
     def number(self) -> int:
@@ -170,8 +172,13 @@ class ProtocolItemParser(FilterParser):
         token = self.expect_kind(TokenKind.SYMBOL)
         symbol = self.symbols.find(token.text)
         if symbol is None or symbol.kind is not SymbolKind.TABLE:
-            raise self.error_ahead("Table name expected")
+            raise self.error_here("Table name expected")
         return token.text
+
+    def close_item(self) -> None:
+        """Read the option's ``;`` now (BIRD checks some options only after it)."""
+        self.expect(";")
+        self.item_closed = True
 
     def protocol_item(self, protocol: m.ProtocolConfig) -> bool:
         """Read one option of ``protocol``'s type; False when the next token starts none."""
@@ -329,13 +336,19 @@ class ProtocolItemParser(FilterParser):
         protocol.local_as = self.number()
 
     def _bgp_neighbor(self, protocol: m.BgpProtocol, _token: Token) -> None:
+        address: int | None = None
         if not (self.at("as") or self.at("port") or self.at(";")):
             address = self.address()
             if self.at("%"):
                 raise self.unsupported(self.peek(), "a neighbor with an interface scope")
+        self._neighbor_options(protocol)
+        if address is not None:
+            self.close_item()  # BIRD checks once it has read the ";"
             if protocol.neighbor is not None:
-                raise self.error_ahead("Only one neighbor per BGP instance is allowed")
+                raise self.error_here("Only one neighbor per BGP instance is allowed")
             protocol.neighbor = address
+
+    def _neighbor_options(self, protocol: m.BgpProtocol) -> None:
         while True:
             if self.accept("port"):
                 port = self.number()
@@ -374,6 +387,7 @@ class ProtocolItemParser(FilterParser):
             protocol.multihop = 64
             return
         hops = self.number()
+        self.close_item()
         if not 1 <= hops <= 255:
             raise self.error_here("Multihop must be in range 1-255")
         protocol.multihop = hops
