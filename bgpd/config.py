@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from bgpd.bird_config.bgp_export import BgpExportContext
 from bgpd.bird_config.filter_ast import FilterProgram
 from rib.calico_policy import filter_from_crd
 from rib.policy import PolicyCheck
@@ -82,13 +83,22 @@ class BirdFilterModel(_Model):
     defined_at: str = ""
     program: FilterProgram = Field(exclude=True, repr=False)
 
-    def compile(self, export: bool = True) -> PolicyCheck:
-        """The filter as a policy check (BIRD's export or import semantics of ``unset``)."""
+    def compile(
+        self, export: bool = True, bgp_export: BgpExportContext | None = None
+    ) -> PolicyCheck:
+        """The filter as a policy check (BIRD's export or import semantics of ``unset``).
+
+        ``bgp_export``: the filter is a BGP peer's export filter; the check then starts from
+        what BIRD's BGP protocol makes of each route before its export filter (refusals,
+        ORIGIN / AS_PATH / NEXT_HOP / LOCAL_PREF, route reflection) and its verdict carries
+        the complete attribute set to send: see ``bgpd.bird_config.bgp_export``.
+        """
         from bgpd.bird_config.filter_codegen import FilterMode  # noqa: PLC0415 - heavy, rare
         from bgpd.bird_config.filter_compiler import compile_filter  # noqa: PLC0415
 
         mode = FilterMode.EXPORT if export else FilterMode.IMPORT
-        return compile_filter(self.program, name=self.name, mode=mode).check
+        compiled = compile_filter(self.program, name=self.name, mode=mode, bgp_export=bgp_export)
+        return compiled.check
 
 
 class PrefixLimitModel(_Model):

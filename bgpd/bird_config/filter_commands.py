@@ -58,11 +58,11 @@ INITIAL = {
     "bgp_large_community": "attrs.large_communities",
     "krt_metric": (
         "(priority if priority is not None else "
-        "(None if src.kernel is None else _route_facts(src).krt_metric))"
+        "(None if src.origin is _ORIGIN_BGP else _route_facts(src).krt_metric))"
     ),
-    "krt_source": "(None if src.kernel is None else _route_facts(src).krt_source)",
-    "krt_prefsrc": "(None if src.kernel is None else _route_facts(src).krt_prefsrc)",
-    "krt_realm": "(None if src.kernel is None else _route_facts(src).krt_realm)",
+    "krt_source": "(None if src.origin is _ORIGIN_BGP else _route_facts(src).krt_source)",
+    "krt_prefsrc": "(None if src.origin is _ORIGIN_BGP else _route_facts(src).krt_prefsrc)",
+    "krt_realm": "(None if src.origin is _ORIGIN_BGP else _route_facts(src).krt_realm)",
     "krt_tunnel": "None",
 }
 _WRITE_RULES: dict[ast.StorageType, tuple[frozenset[BirdType], str]] = {

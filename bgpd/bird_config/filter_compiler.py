@@ -55,6 +55,7 @@ from typing import Any
 
 from bgpd.bird_config import as_paths, runtime, runtime_ops
 from bgpd.bird_config import filter_ast as ast
+from bgpd.bird_config.bgp_export import BgpExportContext, export_view
 from bgpd.bird_config.errors import Position
 from bgpd.bird_config.filter_codegen import FilterMode
 from bgpd.bird_config.filter_commands import FIELDS, INITIAL, ProgramGenerator
@@ -205,20 +206,19 @@ def compile_filter(
     mode: FilterMode = FilterMode.EXPORT,
     log: Callable[[str], None] = _log_print,
     file_of: Callable[[Position], str] | None = None,
+    bgp_export: BgpExportContext | None = None,
 ) -> CompiledFilter:
-    """``program`` as a ``PolicyCheck`` (see the module docstring)."""
+    """``program`` as a ``PolicyCheck`` (see the module docstring).
+
+    ``bgp_export``: the filter is a BGP protocol's export filter towards that session; it
+    then reads BIRD's export view of each route and gives the complete set to send
+    (``bgp_export``).
+    """
     family = Family.IPV6_UNICAST if program.ipv6 else Family.IPV4_UNICAST
     label = name or program.name
+    view = export_view(bgp_export, program.ipv6) if bgp_export is not None else None
     if program.kind is not ast.FilterKind.FILTER or program.filter is None:
-        verdict = Verdict(
-            Action.ACCEPT if program.kind is ast.FilterKind.ALL else Action.REJECT,
-            reason=f"{label}: {program.kind.value}",
-        )
-
-        def fixed(prefix: int, fam: Family, route: Any, priority: int | None = None) -> Verdict:
-            return verdict if fam is family else runtime.WRONG_FAMILY
-
-        return CompiledFilter(fixed, f"# {program.kind.value}")
+        return _fixed(program, label, family, view)
     definition = program.filter
     generator = ProgramGenerator(program.ipv6, mode, route=True)
     generator.reason_prefix = f"{label}: "
@@ -229,15 +229,48 @@ def compile_filter(
     generator._indent = 2
     generator.commands(definition.body)
     generator.emit("return _NO_DECISION")
-    source, namespace = _assemble(generator, label)
+    source, namespace = _assemble(generator, label, view is not None)
     namespace.update(generator.constants)
     namespace["_print"] = _namespace(program.ipv6, log)["_print"]
-    exec(compile(source, f"<bird filter {label}>", "exec"), namespace)
+    namespace["_view"] = view
+    exec(_compile(source, f"<bird filter {label}>"), namespace)
     check: PolicyCheck = namespace["_filter"]
     return CompiledFilter(check, source)
 
 
-def _assemble(generator: ProgramGenerator, label: str) -> tuple[str, dict[str, Any]]:
+def _fixed(
+    program: ast.FilterProgram,
+    label: str,
+    family: Family,
+    view: Callable[[Any], Any] | None,
+) -> CompiledFilter:
+    """``all`` or ``none``: no code, but a BGP export still goes through BIRD's view."""
+    accept = program.kind is ast.FilterKind.ALL
+    reason = f"{label}: {program.kind.value}"
+    verdict = Verdict(Action.ACCEPT if accept else Action.REJECT, reason=reason)
+    if accept and view is not None:
+        export = view
+
+        def exported(prefix: int, fam: Family, route: Any, priority: int | None = None) -> Verdict:
+            if fam is not family:
+                return runtime.WRONG_FAMILY
+            seen = export(route)
+            if seen is None:
+                return runtime.REFUSED_BY_PROTOCOL
+            attrs = seen[0]
+            return verdict if attrs is route.attrs else verdict._replace(attrs=attrs)
+
+        return CompiledFilter(exported, "# all, through BIRD's BGP export view")
+
+    def fixed(prefix: int, fam: Family, route: Any, priority: int | None = None) -> Verdict:
+        return verdict if fam is family else runtime.WRONG_FAMILY
+
+    return CompiledFilter(fixed, f"# {program.kind.value}")
+
+
+def _assemble(
+    generator: ProgramGenerator, label: str, exported: bool
+) -> tuple[str, dict[str, Any]]:
     written = sorted(generator.attrs_written & set(FIELDS), key=list(FIELDS).index)
     fields = tuple(FIELDS[name] for name in written)
     maker = runtime.VerdictMaker(tuple(generator.sites), fields, generator.ipv6)
@@ -250,6 +283,7 @@ def _assemble(generator: ProgramGenerator, label: str) -> tuple[str, dict[str, A
             "_rejects": maker.rejects,
             "_FAMILY": Family.IPV6_UNICAST if generator.ipv6 else Family.IPV4_UNICAST,
             "_LABEL": label,
+            "_REFUSED": runtime.REFUSED_BY_PROTOCOL,
         }
     )
     values = "None"
@@ -266,9 +300,14 @@ def _assemble(generator: ProgramGenerator, label: str) -> tuple[str, dict[str, A
     )
     preference = "(a_pref if w_pref else None)" if generator.writes_preference else "None"
     tunnel = "a_krt_tunnel" if "krt_tunnel" in generator.attrs_written else "None"
-    plain = values == "None" and priority == preference == tunnel == "None"
+    plain = values == "None" and priority == preference == tunnel == "None" and not exported
 
     def accept(site: str) -> str:
+        if exported:
+            return (
+                f"_vm.accept({site}, attrs, {values}, {priority}, {preference}, {tunnel}, "
+                "route.attrs)"
+            )
         if plain:
             return f"_accepts[{site}]"
         if values == "None":
@@ -281,7 +320,11 @@ def _assemble(generator: ProgramGenerator, label: str) -> tuple[str, dict[str, A
     needs_bgp = any(n in used for n in ("bgp_origin", "bgp_path"))
     if generator.uses_facts or generator.uses_preference:
         init.append("f_ = _route_facts(src)")
-    if needs_bgp:
+    if exported:
+        init.extend(
+            ("_v = _view(route)", "if _v is None:", "    return _REFUSED", "attrs, bgp = _v")
+        )
+    elif needs_bgp:
         init.append("bgp = src.origin is _ORIGIN_BGP")
     init.extend(f"a_{n} = {INITIAL[n]}" for n in sorted(used))
     if generator.uses_preference:

@@ -212,7 +212,8 @@ def route_facts(source: Source) -> RouteFacts:
         rts = RouteSourceCode.INHERIT if source.origin == Origin.KERNEL else RouteSourceCode.STATIC
         facts_dest, gateway, scope = RouteDestCode.BLACKHOLE, 0, ScopeCode.UNIVERSE
         from_address = 0
-    # only the kernel protocol's routes have krt_metric and krt_source (krt_make_tmp_attrs)
+    # only the kernel protocol's routes have krt_metric and krt_source (krt_make_tmp_attrs),
+    # and always: a route without a metric or protocol reads 0 as in BIRD (RTPROT_UNSPEC)
     from_kernel = rts == RouteSourceCode.INHERIT
     preference = source.preference
     if preference is None:
@@ -226,8 +227,8 @@ def route_facts(source: Source) -> RouteFacts:
         dest=int(facts_dest),
         scope=int(scope),
         preference=preference,
-        krt_metric=kernel.metric if from_kernel and kernel is not None else None,
-        krt_source=kernel.protocol if from_kernel and kernel is not None else None,
+        krt_metric=((kernel.metric if kernel else None) or 0) if from_kernel else None,
+        krt_source=((kernel.protocol if kernel else None) or 0) if from_kernel else None,
         krt_prefsrc=kernel.preferred_source if kernel is not None else None,
         krt_realm=kernel.realm if kernel is not None else None,
     )
@@ -279,7 +280,7 @@ class VerdictMaker:
         self.rejects = tuple(Verdict(Action.REJECT, reason=r) for r in reasons)
         # (site, priority, preference, tunnel) -> verdict; the generated code looks here first
         self.plain: dict[tuple[int, Any, Any, Any], Verdict] = {}
-        self._edited: dict[tuple[Any, ...], tuple[PathAttributes, Verdict]] = {}
+        self._edited: dict[tuple[Any, ...], tuple[PathAttributes, PathAttributes, Verdict]] = {}
         self._last_error = 0.0
 
     def accept(  # noqa: PLR0917 - called positionally by generated code
@@ -290,19 +291,27 @@ class VerdictMaker:
         priority: int | None,
         preference: int | None,
         tunnel: str | None,
+        original: PathAttributes | None = None,
     ) -> Verdict:
-        """The verdict of ``accept`` at ``site`` with these final values."""
-        if values is None:
-            key = (site, priority, preference, tunnel)
-            return self.plain.get(key) or self.make_plain(key)
-        edited_key = (site, id(attrs), values, priority, preference, tunnel)
+        """The verdict of ``accept`` at ``site`` with these final values.
+
+        ``attrs`` is what the filter started from; ``original``, when given, the route's own
+        set (a BGP export starts from BIRD's export view of it): the verdict's set is None
+        only when the result is the route's own set.
+        """
+        if original is None:
+            if values is None:
+                key = (site, priority, preference, tunnel)
+                return self.plain.get(key) or self.make_plain(key)
+            original = attrs
+        edited_key = (site, id(attrs), id(original), values, priority, preference, tunnel)
         hit = self._edited.get(edited_key)
-        if hit is not None and hit[0] is attrs:
-            return hit[1]
-        edited = self._edit(attrs, values)
+        if hit is not None and hit[0] is attrs and hit[1] is original:
+            return hit[2]
+        edited = attrs if values is None else self._edit(attrs, values)
         verdict = Verdict(
             Action.ACCEPT,
-            None if edited is attrs else edited,
+            None if edited is original else edited,
             priority,
             self.reasons[site],
             tunnel,
@@ -310,7 +319,7 @@ class VerdictMaker:
         )
         if len(self._edited) >= _CACHE_LIMIT:
             self._edited.clear()
-        self._edited[edited_key] = (attrs, verdict)
+        self._edited[edited_key] = (attrs, original, verdict)
         return verdict
 
     def make_plain(self, key: tuple[int, Any, Any, Any]) -> Verdict:
@@ -366,6 +375,9 @@ _ABSENT = {
 }
 _ERROR_VERDICT = Verdict(Action.REJECT, reason="BIRD filter run-time error")
 WRONG_FAMILY = Verdict(Action.REJECT, reason="route of the other address family")
+REFUSED_BY_PROTOCOL = Verdict(
+    Action.REJECT, reason="BGP refuses it before the filter (BIRD's bgp_import_control)"
+)
 NO_DECISION = Verdict(Action.REJECT, reason="filter did not return accept nor reject (BIRD: error)")
 
 
