@@ -12,9 +12,10 @@ shown by ``myna check`` (``calico_facts``).
 Mapping (BIRD -> Myna):
 
 * ``router id`` -> ``router_id`` (required: Myna does not pick one from interfaces).
-* the AS most BGP protocols use as ``local as`` -> ``local_as``; a protocol with another one
-  gets ``Peer.local_as`` (Calico's ``localASNumber``). A file without BGP protocols and
-  templates says nothing: 64512, Calico's default, which no session uses then.
+* the ``local as`` of the BGP templates (without templates: the one most BGP protocols
+  use) -> ``local_as``; a protocol with another one gets ``Peer.local_as`` (Calico's
+  ``localASNumber``). A file without BGP protocols and templates says nothing: 64512,
+  Calico's default, which no session uses then.
 * ``neighbor IP [port P] as N``, ``source address``/``local IP as``, ``passive``,
   ``password``, ``rr client``, ``rr cluster id`` (one for the node: ``cluster_id``),
   ``next hop self|keep``, ``add paths``, ``allow local as N``, ``graceful restart
@@ -31,7 +32,10 @@ Mapping (BIRD -> Myna):
   ``kernel table`` -> ``table``, ``metric``, filters -> ``kernel.import_filter`` and
   ``export_filter`` (krt_metric and krt_tunnel in the verdict); ``persist``, ``merge paths``
   and ``graceful restart`` must be on, as Myna always behaves so.
-* ``log`` with debug or trace -> ``log_level: debug``.
+* ``log`` with debug or trace, or a protocol with ``debug all`` -> ``log_level: debug``
+  (Myna has one log level, not BIRD's per-protocol debug categories: only a request for
+  all of them turns it on; Calico writes ``debug all`` for logSeverityScreen Debug and
+  ``debug { states ... }`` otherwise).
 """
 
 from __future__ import annotations
@@ -74,12 +78,17 @@ def filter_model(program: ast.FilterProgram, where: Position) -> BirdFilterModel
 
 
 def _node_as(config: m.BirdConfig) -> int:
-    found = Counter(
-        p.local_as for p in config.protocols if isinstance(p, m.BgpProtocol) and p.local_as
-    )
+    """The AS the BGP protocols share; the ones with another get ``Peer.local_as``.
+
+    A ``local as`` in a BGP template is the common one (Calico's bgp_template, which a peer
+    with localASNumber overrides); without templates, the one most protocols use.
+    """
+    templates = [t for t in config.templates.values() if isinstance(t, m.BgpProtocol)]
+    found = Counter(t.local_as for t in templates if t.local_as)
     if not found:
-        templates = [t for t in config.templates.values() if isinstance(t, m.BgpProtocol)]
-        found = Counter(t.local_as for t in templates if t.local_as)
+        found = Counter(
+            p.local_as for p in config.protocols if isinstance(p, m.BgpProtocol) and p.local_as
+        )
     if not found:
         return _DEFAULT_AS
     return found.most_common(1)[0][0]
@@ -261,7 +270,9 @@ def daemon_config_from_bird(config: m.BirdConfig) -> DaemonConfig:
         data["direct"] = direct
     if config.graceful_restart_wait is not None:
         data["selection_deferral"] = float(config.graceful_restart_wait)
-    if any({"debug", "trace"} & set(log.categories) for log in config.logs):
+    if any({"debug", "trace"} & set(log.categories) for log in config.logs) or any(
+        p.debug == m.DEBUG_FLAGS for p in config.protocols
+    ):
         data["log_level"] = "debug"
     try:
         return DaemonConfig.model_validate(data)
