@@ -56,6 +56,8 @@ CASES: dict[str, str] = {
     "device template and protocol": "template device t {}\nprotocol device {}\n",
     "kernel": "protocol kernel { learn; persist; scan time 2; import all; export none; "
     "graceful restart; merge paths on limit 4; kernel table 254; metric 20; }\n" + _DEVICE,
+    "kernel device routes": "protocol kernel { persist; device routes; }\n"
+    "protocol kernel k2 { persist; kernel table 7; device routes off; }\n" + _DEVICE,
     "kernel merge limit": "protocol kernel { persist; merge paths yes limit 300; }\n",
     "two kernels one table": "protocol kernel { persist; }\nprotocol kernel { persist; }\n",
     "kernel scan times differ": "protocol kernel k1 { persist; scan time 2; table master; }\n"

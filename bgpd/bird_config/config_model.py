@@ -160,6 +160,7 @@ class KernelProtocol(ProtocolConfig):
     merge_paths: int = 0  # 0: off; else at most this many next hops (BIRD's default 16)
     kernel_table: int | None = None
     metric: int = 32
+    device_routes: bool = False  # export routes through an interface, without a gateway
 
 
 @dataclass

@@ -29,8 +29,9 @@ Mapping (BIRD -> Myna):
 * ``graceful restart wait N`` -> ``selection_deferral``.
 * kernel protocol: ``learn`` -> learning every alien route type and protocol BIRD learns
   (not 0 unspec, 1 redirect, 2 kernel, nor ours), ``scan time`` -> ``reconcile_interval``,
-  ``kernel table`` -> ``table``, ``metric``, filters -> ``kernel.import_filter`` and
-  ``export_filter`` (krt_metric and krt_tunnel in the verdict); ``persist``, ``merge paths``
+  ``kernel table`` -> ``table``, ``metric``, ``device routes`` -> ``device_routes``,
+  filters -> ``kernel.import_filter`` and ``export_filter`` (krt_metric and krt_tunnel in
+  the verdict); ``persist``, ``merge paths``
   and ``graceful restart`` must be on, as Myna always behaves so.
 * ``log`` with debug or trace, or a protocol with ``debug all`` -> ``log_level: debug``
   (Myna has one log level, not BIRD's per-protocol debug categories: only a request for
@@ -180,6 +181,7 @@ def _kernel(config: m.BirdConfig) -> dict[str, Any]:
         "program": kernel.export_filter.kind is not ast.FilterKind.NONE,
         "learn": kernel.learn,
         "metric": kernel.metric,
+        "device_routes": kernel.device_routes,
         "reconcile_interval": float(kernel.scan_time),
         "import_filter": filter_model(kernel.import_filter, kernel.position),
         "export_filter": filter_model(kernel.export_filter, kernel.position),

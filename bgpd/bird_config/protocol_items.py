@@ -221,7 +221,9 @@ class ProtocolItemParser(FilterParser):
             self.advance()
             protocol.metric = self.number()
         elif token.is_("device"):
-            raise self.unsupported(token, "device routes")
+            self.advance()
+            self.expect("routes")
+            protocol.device_routes = self.switch()
         else:
             return False
         return True
