@@ -454,7 +454,8 @@ class FilterDef:
     position: Position
     locals: tuple[Variable, ...] = ()
     body: tuple[Command, ...] = ()
-    source_text: str = ""  # the filter as written (for ``myna check``)
+    # the filter as written, its declarations and block (a ``where`` has none)
+    source_text: str = ""
 
 
 class FilterKind(Enum):

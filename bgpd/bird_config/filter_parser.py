@@ -172,6 +172,7 @@ class FilterParser(ValueParser):
         return definition
 
     def _filter_body(self, definition: ast.FilterDef) -> None:
+        start = self.peek().position
         self.symbols.push()
         self._owner = definition.name
         try:
@@ -180,6 +181,8 @@ class FilterParser(ValueParser):
         finally:
             self.symbols.pop()
             self._owner = ""
+        assert self.previous is not None
+        definition.source_text = self.lexer.text_between(start, self.previous)
 
     def filter_reference(self) -> ast.FilterDef:
         """``filter``: a filter's name, or an inline ``decls { cmds }``."""

@@ -143,8 +143,10 @@ class Lexer:
         self.keywords = (KEYWORDS_V6 if ipv6 else KEYWORDS_V4) | CALICO_FORK_KEYWORDS
         self.enums = ENUM_CONSTANTS_V6 if ipv6 else ENUM_CONSTANTS_V4
         self.files: list[str] = [path]
+        self._texts: dict[str, str] = {}
         if text is None:
             text = self._read(path, None)
+        self._texts[path] = text
         self._stack = [_Source(path, text, depth=1)]
         self.last: Token | None = None
 
@@ -153,7 +155,9 @@ class Lexer:
     def _read(self, name: str, at: Position | None) -> str:
         try:
             with open(name, "rb") as handle:
-                return handle.read().decode("latin-1")
+                text = handle.read().decode("latin-1")
+                self._texts[name] = text
+                return text
         except OSError as exc:
             if at is None:
                 raise BirdConfigError(
@@ -183,6 +187,17 @@ class Lexer:
         self.files.extend(matches)
         first, rest = matches[0], matches[1:]
         self._stack.append(_Source(first, self._read(first, at), depth, pending=rest))
+
+    def text_between(self, start: Position, last: Token) -> str:
+        """The text from ``start`` to the end of token ``last`` ("" across files)."""
+        if start.file != last.position.file or start.file not in self._texts:
+            return ""
+        lines = self._texts[start.file].splitlines(keepends=True)
+        if last.position.line > len(lines):
+            return ""
+        begin = sum(len(line) for line in lines[: start.line - 1]) + start.column - 1
+        end = sum(len(line) for line in lines[: last.position.line - 1]) + last.position.column - 1
+        return self._texts[start.file][begin : end + len(last.text)]
 
     # -- tokens --------------------------------------------------------------------------------
 
