@@ -84,13 +84,23 @@ def build_parser() -> argparse.ArgumentParser:
         )
     check = sub.choices["check"]
     family = check.add_mutually_exclusive_group()
-    family.add_argument("-4", dest="bird_ipv6", action="store_false", default=None,
-                        help="a BIRD file in bird's (IPv4) language")
-    family.add_argument("-6", dest="bird_ipv6", action="store_true",
-                        help="a BIRD file in bird6's language (default: by its name)")
+    family.add_argument(
+        "-4",
+        dest="bird_ipv6",
+        action="store_false",
+        default=None,
+        help="a BIRD file in bird's (IPv4) language",
+    )
+    family.add_argument(
+        "-6",
+        dest="bird_ipv6",
+        action="store_true",
+        help="a BIRD file in bird6's language (default: by its name)",
+    )
     for name in ("bird", "bird6"):
-        cmd = sub.add_parser(name, help=f"BIRD 1.6's {name} command line (-p -c FILE to check)",
-                             add_help=False)
+        cmd = sub.add_parser(
+            name, help=f"BIRD 1.6's {name} command line (-p -c FILE to check)", add_help=False
+        )
         cmd.add_argument("bird_args", nargs=argparse.REMAINDER)
     add_commands(sub)
     add_lab_arguments(

@@ -15,6 +15,8 @@ from __future__ import annotations
 import logging
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bgpd.bird_config import filter_ast as ast
 from bgpd.bird_config.bgp_export import NO_EXPORT, BgpExportContext
@@ -536,3 +538,65 @@ def test_import_mode_unset() -> None:
     assert verdict.action is Action.ACCEPT
     assert verdict.attrs is not None
     assert verdict.attrs.med is None
+
+
+# --- prefix classes: the memo gives what the code gives ------------------------------------------
+
+OPAQUE = """
+filter uses_len { if net.len > 24 then accept; reject; }
+filter prints { print net; if net ~ 198.18.0.0/16 then accept; reject; }
+filter copies_net prefix p; { p = net; if p ~ 198.18.0.0/16 then accept; reject; }
+"""
+
+
+@pytest.mark.parametrize("name", ["uses_len", "prints", "copies_net"])
+def test_a_filter_reading_the_prefix_otherwise_is_not_memoised(name: str) -> None:
+    config = read_bird_config(
+        "unit.conf", text="router id 198.19.0.1;\n" + OPAQUE + "protocol device {}\n"
+    )
+    program = ast.FilterProgram(ast.FilterKind.FILTER, config.filters[name])
+    compiled_filter = compile_filter(program, name=name, log=lambda _line: None)
+    assert compiled_filter.check.__name__ == "_filter"  # the generated function itself
+
+
+def test_calico_filters_are_memoised() -> None:
+    check = compiled(EXPORT_DEFAULTS, "export_ibgp")
+    assert check.__name__ == "memo_check"
+
+
+_SOURCES = (IBGP_PEER, EBGP_PEER, FELIX_BLACKHOLE, WORKLOAD, BPF_WORKLOAD, STATIC_BLACKHOLE)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    address=st.sampled_from(
+        [0xC6124100, 0xC6124104, 0xC6124000, 0xC6130000, 0xC6124140, 0xC6120000]
+    ),
+    offset=st.integers(0, 255),
+    length=st.integers(14, 32),
+    source=st.sampled_from(_SOURCES),
+    priority=st.sampled_from([None, 0, 512, 5000]),
+)
+def test_memoised_verdicts_equal_the_code(
+    address: int, offset: int, length: int, source: Source, priority: int | None
+) -> None:
+    config = read_bird_config(
+        "unit.conf", text="router id 198.19.0.1;\n" + EXPORT_DEFAULTS + "protocol device {}\n"
+    )
+    program = ast.FilterProgram(ast.FilterKind.FILTER, config.filters["export_ibgp"])
+    memo = _MEMO_CHECKS.setdefault("m", compile_filter(program, name="m").check)
+    plain = _MEMO_CHECKS.setdefault("p", compile_filter(program, name="p", memoise=False).check)
+    network = (address + offset) & ~((1 << (32 - length)) - 1) & 0xFFFFFFFF
+    prefix = network << 8 | length
+    rt = route(source)
+    for _ in range(2):  # the second call comes from the memo
+        got, want = memo(prefix, V4, rt, priority), plain(prefix, V4, rt, priority)
+        assert (got.action, got.attrs, got.priority, got.preference) == (
+            want.action,
+            want.attrs,
+            want.priority,
+            want.preference,
+        )
+
+
+_MEMO_CHECKS: dict[str, PolicyCheck] = {}

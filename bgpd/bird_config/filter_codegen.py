@@ -450,8 +450,8 @@ class Generator:
             return f"({a} in {b})"
         if pair == (BirdType.STRING, BirdType.STRING):
             if right.constant is not None:
-                matcher = self.constant(_pattern_matcher(str(right.constant[0])), "pm")
-                return f"{matcher}({a})"
+                matcher = self.constant(runtime.PatternMemo(str(right.constant[0])), "pm")
+                return f"{matcher}[{a}]"
             return f"_patmatch({b}, {a})"
         if rb == BirdType.SET:
             if right.constant is None:
@@ -560,6 +560,18 @@ class Generator:
         value = self.expr(node.value)
         base = target.stype.base
         result = SType(base if base in (*_LISTS, BirdType.PATH) else BirdType.CLIST)
+        single = _LIST_ITEMS.get(base) if base is not None else None
+        if (
+            single is not None
+            and value.stype.base in single
+            and not target.stype.may_void()
+            and not value.stype.may_void()
+            and node.operation in (ast.ListOperation.ADD, ast.ListOperation.DELETE)
+            and (value.stype.base != BirdType.IP or not self.ipv6)
+        ):
+            # the common case (Calico's bgp_community.add((a, b))): no run-time type dispatch
+            helper = "_list_add" if node.operation is ast.ListOperation.ADD else "_list_delete"
+            return CExpr(f"{helper}({target.code}, {value.code})", result)
         item_type = 0
         if value.constant is not None and isinstance(value.constant[0], TreeSet):
             item_type = int(value.constant[0].item_type)
@@ -615,9 +627,12 @@ def _network_mask(length: int, bits: int) -> int:
     return (((1 << length) - 1) << (bits - length)) << 8
 
 
-def _pattern_matcher(pattern: str) -> Callable[[str], bool]:
-    return runtime.pattern_matcher(pattern)
-
+# list type -> the item types ``add``/``delete`` take one at a time
+_LIST_ITEMS: dict[BirdType, tuple[BirdType, ...]] = {
+    BirdType.CLIST: (BirdType.PAIR, BirdType.QUAD, BirdType.IP),
+    BirdType.ECLIST: (BirdType.EC,),
+    BirdType.LCLIST: (BirdType.LC,),
+}
 
 _EXPR_HANDLERS: dict[type, Callable[[Any, Any], CExpr]] = {
     ast.Constant: Generator._constant,

@@ -42,6 +42,15 @@ Not supported (the config is refused where they appear): writing ``from``, ``gw`
 ``ifname``, ``scope``, ``krt_source``, ``krt_prefsrc``, ``krt_realm``; ``ifindex``;
 ``unset`` of ``bgp_origin``, ``bgp_path``, ``bgp_next_hop``; ``quitbird``; a function whose
 value is used and may have different types.
+
+Why Python source, compiled once: a filter becomes one Python function (functions inlined,
+constants folded into masks and sets, each attribute read once into a local), handed to
+``compile()``; a tree of closures would pay a call per AST node per route. Per route, that
+function costs a few attribute reads and integer compares; on top, ``prefix_classes``
+memoises its verdicts per (prefix class, source, attribute set, priority) when the filter
+reads the prefix only through constant tests, as Calico's do, so a table of routes sharing
+a few attribute sets costs one classification per prefix and one dict probe per route
+(``bench/filter_bench.py``: within the hand-written ``rib.calico_policy``'s cost).
 """
 
 from __future__ import annotations
@@ -59,6 +68,8 @@ from bgpd.bird_config.bgp_export import BgpExportContext, export_view
 from bgpd.bird_config.errors import Position
 from bgpd.bird_config.filter_codegen import FilterMode
 from bgpd.bird_config.filter_commands import FIELDS, INITIAL, ProgramGenerator
+from bgpd.bird_config.prefix_classes import analyse, memoised
+from bgpd.bird_config.value_sets import list_add, list_delete
 from bgpd.bird_config.values import BirdType, format_value
 from rib.policy import Action, PolicyCheck, Verdict
 from rib.route import Origin
@@ -122,6 +133,8 @@ def _namespace(ipv6: bool, printer: Callable[[str], None]) -> dict[str, Any]:
         "_ip_mask": runtime_ops.ip_mask,
         "_prepend_checked": runtime_ops.prepend_checked,
         "_list_op": runtime_ops.list_op,
+        "_list_add": list_add,
+        "_list_delete": list_delete,
         "_make_pair": runtime_ops.make_pair,
         "_make_ec": runtime_ops.make_ec,
         "_make_lc": runtime_ops.make_lc,
@@ -207,12 +220,14 @@ def compile_filter(
     log: Callable[[str], None] = _log_print,
     file_of: Callable[[Position], str] | None = None,
     bgp_export: BgpExportContext | None = None,
+    memoise: bool = True,
 ) -> CompiledFilter:
     """``program`` as a ``PolicyCheck`` (see the module docstring).
 
     ``bgp_export``: the filter is a BGP protocol's export filter towards that session; it
     then reads BIRD's export view of each route and gives the complete set to send
-    (``bgp_export``).
+    (``bgp_export``). ``memoise``: run it once per prefix class where it reads the prefix
+    only through constant tests (``prefix_classes``); off, every call runs the code.
     """
     family = Family.IPV6_UNICAST if program.ipv6 else Family.IPV4_UNICAST
     label = name or program.name
@@ -235,6 +250,16 @@ def compile_filter(
     namespace["_view"] = view
     exec(_compile(source, f"<bird filter {label}>"), namespace)
     check: PolicyCheck = namespace["_filter"]
+    classes = analyse(source, namespace) if memoise else None
+    if classes is not None:
+        check = memoised(
+            check,
+            classes,
+            family,
+            runtime.WRONG_FAMILY,
+            runtime.ERROR_VERDICT,
+            runtime.NO_DECISION,
+        )
     return CompiledFilter(check, source)
 
 
@@ -326,7 +351,13 @@ def _assemble(
         )
     elif needs_bgp:
         init.append("bgp = src.origin is _ORIGIN_BGP")
-    init.extend(f"a_{n} = {INITIAL[n]}" for n in sorted(used))
+    # the route's facts are already at hand in f_ when the filter reads any
+    facts_at_hand = generator.uses_facts or generator.uses_preference
+    init.extend(
+        f"a_{n} = "
+        + (INITIAL[n].replace("_route_facts(src)", "f_") if facts_at_hand else INITIAL[n])
+        for n in sorted(used)
+    )
     if generator.uses_preference:
         init.append("a_pref = f_.preference")
     elif generator.writes_preference:

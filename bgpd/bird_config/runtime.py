@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from bgpd.bird_config.values import BirdType, RouteDestCode, RouteSourceCode, ScopeCode
@@ -136,19 +135,24 @@ def patmatch(pattern: str, text: str) -> bool:
     return s >= len(text)
 
 
-def pattern_matcher(pattern: str) -> Callable[[str], bool]:
-    """``text ~ pattern`` for one constant pattern, memoised per text (interface names)."""
-    seen: dict[str, bool] = {}
+class PatternMemo(dict[str, bool]):
+    """``text ~ pattern`` for one constant pattern, as a dict from text (interface names).
 
-    def matches(text: str) -> bool:
-        hit = seen.get(text)
-        if hit is None:
-            hit = patmatch(pattern, text)
-            if len(seen) < 4096:
-                seen[text] = hit
+    The generated code subscripts it (``memo[ifname]``): a hit costs one dict probe, a miss
+    runs ``patmatch`` once and remembers (up to 4096 texts).
+    """
+
+    __slots__ = ("pattern",)
+
+    def __init__(self, pattern: str) -> None:
+        super().__init__()
+        self.pattern = pattern
+
+    def __missing__(self, text: str) -> bool:
+        hit = patmatch(self.pattern, text)
+        if len(self) < 4096:
+            self[text] = hit
         return hit
-
-    return matches
 
 
 # --- BIRD's view of a route's origin ----------------------------------------------------------
@@ -185,7 +189,8 @@ _DEFAULT_PREFERENCE = {
     RouteSourceCode.STATIC_DEVICE: 200,
     RouteSourceCode.DEVICE: 240,
 }
-_FACTS: dict[int, tuple[Source, RouteFacts]] = {}
+# keyed by the Source itself (compared and hashed by identity); bounded
+_FACTS: dict[Source, RouteFacts] = {}
 
 
 def route_facts(source: Source) -> RouteFacts:
@@ -195,9 +200,9 @@ def route_facts(source: Source) -> RouteFacts:
     other route: from its ``KernelFacts``; without them, a kernel route is RTS_INHERIT and a
     configured one RTS_STATIC, both blackholes (what Myna originates for Calico's blocks).
     """
-    hit = _FACTS.get(id(source))
-    if hit is not None and hit[0] is source:
-        return hit[1]
+    hit = _FACTS.get(source)
+    if hit is not None:
+        return hit
     kernel = source.kernel
     if source.origin == Origin.BGP:
         rts = RouteSourceCode.BGP
@@ -234,7 +239,7 @@ def route_facts(source: Source) -> RouteFacts:
     )
     if len(_FACTS) >= _CACHE_LIMIT:
         _FACTS.clear()
-    _FACTS[id(source)] = (source, facts)
+    _FACTS[source] = facts
     return facts
 
 
@@ -280,7 +285,7 @@ class VerdictMaker:
         self.rejects = tuple(Verdict(Action.REJECT, reason=r) for r in reasons)
         # (site, priority, preference, tunnel) -> verdict; the generated code looks here first
         self.plain: dict[tuple[int, Any, Any, Any], Verdict] = {}
-        self._edited: dict[tuple[Any, ...], tuple[PathAttributes, PathAttributes, Verdict]] = {}
+        self._edited: dict[tuple[int, int, int], tuple[Any, ...]] = {}
         self._last_error = 0.0
 
     def accept(  # noqa: PLR0917 - called positionally by generated code
@@ -304,10 +309,19 @@ class VerdictMaker:
                 key = (site, priority, preference, tunnel)
                 return self.plain.get(key) or self.make_plain(key)
             original = attrs
-        edited_key = (site, id(attrs), id(original), values, priority, preference, tunnel)
+        # one entry per (site, attribute set): the values reached there from one set rarely
+        # vary, and comparing them is cheaper than hashing them
+        edited_key = (site, id(attrs), id(original))
         hit = self._edited.get(edited_key)
-        if hit is not None and hit[0] is attrs and hit[1] is original:
-            return hit[2]
+        if (
+            hit is not None
+            and hit[0] is attrs
+            and hit[1] is original
+            and hit[2] == values
+            and hit[3] == (priority, preference, tunnel)
+        ):
+            verdict: Verdict = hit[4]
+            return verdict
         edited = attrs if values is None else self._edit(attrs, values)
         verdict = Verdict(
             Action.ACCEPT,
@@ -319,7 +333,13 @@ class VerdictMaker:
         )
         if len(self._edited) >= _CACHE_LIMIT:
             self._edited.clear()
-        self._edited[edited_key] = (attrs, original, verdict)
+        self._edited[edited_key] = (
+            attrs,
+            original,
+            values,
+            (priority, preference, tunnel),
+            verdict,
+        )
         return verdict
 
     def make_plain(self, key: tuple[int, Any, Any, Any]) -> Verdict:
@@ -356,7 +376,7 @@ class VerdictMaker:
         if now - self._last_error >= 1.0:
             self._last_error = now
             LOG.error("filters, line %d: %s (filter %s)", error.line, error.message, name)
-        return _ERROR_VERDICT
+        return ERROR_VERDICT
 
 
 _ABSENT = {
@@ -373,7 +393,7 @@ _ABSENT = {
     "extended_communities": (),
     "large_communities": (),
 }
-_ERROR_VERDICT = Verdict(Action.REJECT, reason="BIRD filter run-time error")
+ERROR_VERDICT = Verdict(Action.REJECT, reason="BIRD filter run-time error")
 WRONG_FAMILY = Verdict(Action.REJECT, reason="route of the other address family")
 REFUSED_BY_PROTOCOL = Verdict(
     Action.REJECT, reason="BGP refuses it before the filter (BIRD's bgp_import_control)"
