@@ -343,3 +343,27 @@ def test_a_mutated_calico_file_is_accepted_exactly_when_bird_accepts_it(
         print(f"{source} #{seed}: {myna[1].strip()}")
         return
     assert myna == bird, f"{source} mutated with seed {seed}"
+
+
+def _every_corpus_file() -> list[Path]:
+    if not CORPUS.is_dir():
+        return [Path("<corpus missing>")]
+    return sorted(p for p in CORPUS.rglob("bird*.cfg") if p.name in ("bird.cfg", "bird6.cfg"))
+
+
+@pytest.mark.parametrize("path", _every_corpus_file(), ids=lambda p: str(p.relative_to(CORPUS)))
+def test_the_corpus_is_read_as_stock_bird_16_reads_it(path: Path) -> None:
+    """Stock BIRD 1.6 accepts every file but the one that sets krt_tunnel (Calico's fork)."""
+    if not CORPUS.is_dir():
+        pytest.fail(f"the confd corpus is missing: {CORPUS}", pytrace=False)
+    ipv6 = path.name == "bird6.cfg"
+    bird, myna = both(path, ipv6)
+    assert myna == (0, "")  # Myna has Calico's krt_tunnel too
+    fork_only = "krt_tunnel" in "".join(
+        p.read_text() for p in path.parent.glob("bird6_*.cfg" if ipv6 else "bird_*.cfg")
+    )
+    if fork_only:
+        assert bird[0] == 1
+        assert "You may set only variables." in bird[1]
+    else:
+        assert bird == (0, "")
