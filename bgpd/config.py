@@ -299,6 +299,8 @@ class KernelModel(_Model):
     table: Annotated[int, Field(ge=1, le=0xFFFFFFFF)] = 254
     protocol: Annotated[int, Field(ge=1, le=255)] = 12  # "bird": what Felix and calicoctl expect
     metric: Annotated[int, Field(ge=0, le=0xFFFFFFFF)] = 32
+    # BIRD's protocol name for it, what filters read as ``proto`` on learned routes
+    name: str = "kernel1"
     # BIRD's "device routes": also write routes that go out of an interface without a
     # gateway (RTD_DEVICE); BIRD's kernel protocol leaves them out by default.
     device_routes: bool = False

@@ -182,6 +182,7 @@ def _kernel(config: m.BirdConfig) -> dict[str, Any]:
         "learn": kernel.learn,
         "metric": kernel.metric,
         "device_routes": kernel.device_routes,
+        "name": kernel.name,
         "reconcile_interval": float(kernel.scan_time),
         "import_filter": filter_model(kernel.import_filter, kernel.position),
         "export_filter": filter_model(kernel.export_filter, kernel.position),
