@@ -40,10 +40,11 @@ from rib.calico_policy import (
     compile_kernel_programming,
 )
 from rib.policy import Action, PeerContext
-from rib.route import ROUTES, Destination, KernelFacts, LocalKind, Origin, Route, Source
+from rib.route import Destination, KernelFacts, LocalKind, Origin, Route, RouteTable, Source
 from speaker.path_attributes import ATTRIBUTES, PathAttributes
 from speaker.wire_codes import Family
 
+ROUTES = RouteTable()  # this module's own intern table (each RIB core has its own)
 V4 = Family.IPV4_UNICAST
 NODE_AS = 64512
 INPUTS = CalicoPolicyInputs(

@@ -70,9 +70,10 @@ from typing import Any
 
 from bench.bgp_feeder import encode_routes, inside_block, route_groups
 from bench.results_file import machine, save
+from kernel_sync.fib_programmer import FibProgrammer
+from kernel_sync.route_writer import BatchResult
 from rib.adj_rib_out import ExportSettings, NextHopMode
 from rib.rib_task import Rib, RibSession
-from rib.route import ROUTES
 from speaker.capabilities import Capability, FourOctetAsCapability, MultiprotocolCapability
 from speaker.control_messages import Notification
 from speaker.framing import MessageReader
@@ -80,7 +81,7 @@ from speaker.negotiated import negotiate
 from speaker.open_message import Open
 from speaker.path_attributes import ATTRIBUTES
 from speaker.session_events import SessionUp
-from speaker.update_message import Update, decode_update
+from speaker.update_message import Update, decode_update, encode_withdrawals
 from speaker.wire_codes import Family, MessageType
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,6 +109,8 @@ class Scenario:
     distinct: bool = False  # one attribute set per 1,000 prefixes instead of one for all
     export_peer: bool = False  # Myna: an eBGP peer in its own update group
     import_table: bool = False  # BIRD: ``import table on``
+    fib: bool = False  # Myna: the kernel programmer's record of every route too
+    withdraw: bool = False  # Myna: then every route withdrawn, and the idle spell's sweep
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -115,6 +118,12 @@ SCENARIOS: dict[str, Scenario] = {
     "myna-distinct": Scenario("Myna, distinct attributes (1 set per 1,000)", "myna", True),
     "myna-shared-export": Scenario(
         "Myna, shared, + 1 eBGP export peer (Adj-RIB-Out too)", "myna", export_peer=True
+    ),
+    "myna-shared-fib": Scenario(
+        "Myna, shared, + kernel programming (FIB record)", "myna", fib=True
+    ),
+    "myna-shared-withdrawn": Scenario(
+        "Myna, shared, then all withdrawn (memory given back)", "myna", withdraw=True
     ),
     "bird-shared": Scenario("BIRD 2, shared attributes", "bird"),
     "bird-distinct": Scenario("BIRD 2, distinct attributes (1 set per 1,000)", "bird", True),
@@ -143,6 +152,7 @@ class FakeSession:
     bytes_sent: int = 0
     ceased: str | None = None
     reading: asyncio.Event = field(default_factory=asyncio.Event)
+    established_conn: int | None = 1  # session_up's connection id
 
     def __post_init__(self) -> None:
         self.transport_settings = _Address(self.name)
@@ -167,6 +177,16 @@ class FakeSession:
     def cease(self, notification: Notification, reason: str, restart_after: float | None) -> None:
         """The RIB ends the session (a prefix limit; none is set here): record why."""
         self.ceased = f"{notification.code}/{notification.subcode}: {reason}"
+
+
+class NullWriter:
+    """A route writer whose kernel takes every write (nothing is sent anywhere)."""
+
+    def submit(self, changes: list[Any]) -> asyncio.Future[BatchResult]:
+        """Every change acknowledged at once."""
+        future: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
+        future.set_result(BatchResult(changes, [0] * len(changes), {}))
+        return future
 
 
 def _capabilities(asn: int) -> tuple[Capability, ...]:
@@ -236,6 +256,11 @@ def top_lines(
 async def load_myna(scenario: Scenario, count: int, trace: bool) -> dict[str, Any]:
     """Load the table into a fresh RIB and measure it (see the module docstring)."""
     rib = Rib(LOCAL_AS, int(ipaddress.IPv4Address(ROUTER_ID)), manage_gc=True)
+    fib = None
+    if scenario.fib:
+        # The kernel programmer as the daemon attaches it; its writes go nowhere.
+        fib = FibProgrammer(NullWriter(), ifindex=lambda _name: 1)  # type: ignore[arg-type]
+        rib.add_channel(fib)
     feeder = FakeSession(FEEDER)
     rib.add_peer(feeder, export_settings)
     rib.start()
@@ -246,7 +271,7 @@ async def load_myna(scenario: Scenario, count: int, trace: bool) -> dict[str, An
         exporter = FakeSession(EXPORT_PEER)
         rib.add_peer(exporter, export_settings)
         rib.session_up(exporter, session_up(EXPORT_AS))
-    while not all(p.up for p in rib.peers.values()):
+    while not all(p.up for p in rib.view.peers()):
         await asyncio.sleep(0.01)
     neg = up.negotiated
     stream = b"".join(encode_routes(route_groups(count, scenario.distinct, FEEDER), neg))
@@ -260,7 +285,6 @@ async def load_myna(scenario: Scenario, count: int, trace: bool) -> dict[str, An
 
     started = time.perf_counter()
     reader = MessageReader(neg.max_message_len)
-    peer = rib.peers[feeder.name]
     pauses = 0
     for offset in range(0, len(stream), CHUNK):
         batch: tuple[Update, ...] = tuple(
@@ -274,23 +298,26 @@ async def load_myna(scenario: Scenario, count: int, trace: bool) -> dict[str, An
             await feeder.reading.wait()
         await asyncio.sleep(0)  # the next chunk arrives in a later loop iteration
     del batch
-    while V4 not in peer.eor:
+    while V4 not in rib.view.peer(feeder.name).end_of_rib:  # type: ignore[union-attr]
         await asyncio.sleep(0.002)
     elapsed = time.perf_counter() - started
     del reader
 
+    if fib is not None:
+        await fib.settle()
     full_collection()
     after = proc_status()
     result: dict[str, Any] = {
         "count": count,
         "load_seconds": elapsed,
-        "routes_adj_rib_in": len(peer.adj_in),
-        "routes_loc_rib": len(rib.loc),
+        "routes_adj_rib_in": sum(rib.view.peer(feeder.name).received.values()),  # type: ignore[union-attr]
+        "routes_loc_rib": rib.view.prefix_count(),
         "attribute_sets": len(ATTRIBUTES),
-        "route_objects": len(ROUTES),
+        "route_objects": rib.view.route_objects,
         "longest_slice_cpu_ms": rib.longest_slice_cpu * 1000,
         "back_pressure_pauses": pauses,
         "bytes_sent_to_export_peer": exporter.bytes_sent if exporter else 0,
+        "fib_routes": 0 if fib is None else len(fib.installed),
     }
     if trace:
         assert before_snapshot is not None
@@ -310,6 +337,39 @@ async def load_myna(scenario: Scenario, count: int, trace: bool) -> dict[str, An
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL("libc.so.6").malloc_trim(0)
             result["rss_bytes_after_malloc_trim"] = proc_status()["VmRSS"] - before["VmRSS"]
+    if scenario.withdraw:
+        gone = b"".join(
+            message
+            for _, prefixes in route_groups(count, scenario.distinct, FEEDER)
+            for message in encode_withdrawals(V4, prefixes, neg)
+        )
+        withdrawals = MessageReader(neg.max_message_len)
+        for offset in range(0, len(gone), CHUNK):
+            batch = tuple(
+                decode_update(body, neg)
+                for kind, body in withdrawals.feed(gone[offset : offset + CHUNK])
+                if kind == UPDATE
+            )
+            if not rib.updates(feeder, batch):
+                feeder.reading.clear()
+                await feeder.reading.wait()
+            await asyncio.sleep(0)
+        while rib.view.prefix_count():
+            await asyncio.sleep(0.01)
+        del gone, batch
+        # What the daemon's idle spell does: a full collection, the sweep, the compaction.
+        full_collection()
+        rib.sweep()
+        rib.compact()
+        full_collection()
+        left = proc_status()
+        result["rss_after_withdrawal_bytes"] = left["VmRSS"] - before["VmRSS"]
+        result["rss_loaded_bytes"] = after["VmRSS"] - before["VmRSS"]
+        if trace:
+            result["traced_after_withdrawal_bytes"] = (
+                tracemalloc.get_traced_memory()[0] - before_traced
+            )
+            del after_snapshot
     del stream
     await rib.close()
     return result
@@ -346,7 +406,7 @@ def myna_row(name: str, count: int) -> dict[str, Any]:
     for result in (plain, traced):
         if result["routes_loc_rib"] != count or result["routes_adj_rib_in"] != count:
             raise RuntimeError(f"{name}: the RIB holds {result}, not {count} routes")
-    return {
+    row = {
         "label": SCENARIOS[name].label,
         "alloc_bytes_per_route": traced["traced_bytes"] / count,
         "alloc_source": "tracemalloc",
@@ -357,6 +417,15 @@ def myna_row(name: str, count: int) -> dict[str, Any]:
         "traced_run": {k: v for k, v in traced.items() if k != "top_lines"},
         "top_lines": traced["top_lines"],
     }
+    if "rss_after_withdrawal_bytes" in plain:
+        # What stays of the loaded table's RSS after every route went and an idle spell ran.
+        row["rss_kept_after_withdrawal"] = (
+            plain["rss_after_withdrawal_bytes"] / plain["rss_loaded_bytes"]
+        )
+        row["traced_bytes_per_route_after_withdrawal"] = (
+            traced["traced_after_withdrawal_bytes"] / count
+        )
+    return row
 
 
 # -- BIRD 2, in network namespaces ---------------------------------------------------------------
@@ -585,6 +654,22 @@ def table(report: dict[str, Any]) -> str:
         lines.append(
             f"- {row['label']}: {worst:.0f} bytes/route at worst, {verdict} the "
             f"{report['target_bytes_per_route']} bytes/route target (Adj-RIB-In + Loc-RIB)"
+        )
+    fib, base = report["rows"].get("myna-shared-fib"), report["rows"].get("myna-shared")
+    if fib is not None and base is not None:
+        extra = fib["alloc_bytes_per_route"] - base["alloc_bytes_per_route"]
+        lines.append(
+            f"- kernel programming costs {extra:.0f} bytes/route more (tracemalloc; "
+            f"{fib['rss_bytes_per_route'] - base['rss_bytes_per_route']:.0f} by RSS delta); "
+            "the issue's bar is under 100"
+        )
+    withdrawn = report["rows"].get("myna-shared-withdrawn")
+    if withdrawn is not None:
+        lines.append(
+            f"- after every route is withdrawn and an idle spell ran, "
+            f"{withdrawn['rss_kept_after_withdrawal']:.0%} of the loaded table's RSS stays "
+            f"({withdrawn['traced_bytes_per_route_after_withdrawal']:.1f} bytes/route still "
+            "allocated by tracemalloc)"
         )
     shared = report["rows"].get("myna-shared")
     if shared is not None:

@@ -471,6 +471,9 @@ class DaemonConfig(_Model):
     # node with any route_reflector_client peer uses its router id.
     cluster_id: str | None = None
     client_to_client: bool = True  # off: routes from clients go to non-clients only
+    # Octets of UPDATEs a peer may have waiting to be taken; past it the RIB holds its output
+    # and keeps only the latest state per prefix (bounded memory for a peer that stops reading)
+    output_buffer: Annotated[int, Field(ge=65536)] = 4 << 20
     # Routes of the node itself beyond what the kernel gives (BIRD's static and direct
     # protocols); exported as the peers' filters say.
     static_routes: tuple[StaticRouteModel, ...] = ()

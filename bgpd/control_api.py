@@ -19,15 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bgpd.config import ConfigError, load_config
-from rib.adj_rib_in import split_key
-from rib.adj_rib_out import UpdateGroup
 from rib.route import Route
-from rib.shards import shard_items, shard_len
 from speaker.nlri import prefix_family, prefix_from_text, prefix_text
 from speaker.wire_codes import Family
 
 if TYPE_CHECKING:
-    from bgpd.daemon import Daemon
+    from bgpd.daemon_state import DaemonState
 
 ROUTE_LIMIT = 10_000  # `show routes` without a prefix lists at most this many
 VERSION = "0.1.0"
@@ -37,7 +34,7 @@ class RequestError(Exception):
     """The request is wrong (the caller's fault): unknown command, bad prefix."""
 
 
-def peer_kind(daemon: Daemon, address: str) -> str:
+def peer_kind(daemon: DaemonState, address: str) -> str:
     """``mesh``, ``node`` or ``global``: how confd names the peer's BIRD protocol."""
     peer = daemon.peer_configs.get(address)
     return getattr(peer, "kind", "global") if peer is not None else "global"
@@ -81,18 +78,10 @@ def route_view(route: Route) -> dict[str, Any]:
     return out
 
 
-def advertised_count(group: UpdateGroup) -> int:
-    """Routes an update group advertises (paths, for ADD-PATH families)."""
-    total = sum(shard_len(shards) for shards in group.advertised.values())
-    for shards in group.advertised_paths.values():
-        total += sum(len(paths) for _, paths in shard_items(shards))
-    return total
-
-
 class ControlApi:
     """Answers control requests from the daemon's state (see the module docstring)."""
 
-    def __init__(self, daemon: Daemon, config_path: Path | None) -> None:
+    def __init__(self, daemon: DaemonState, config_path: Path | None) -> None:
         self.daemon = daemon
         self.config_path = config_path
         self.started = time.time()
@@ -132,8 +121,8 @@ class ControlApi:
             "uptime": time.time() - self.started,
             "peers": len(sessions),
             "established": sum(1 for s in sessions if s.state.label == "Established"),
-            "loc_rib": len(daemon.rib.loc),
-            "graceful_restart_recovery": daemon.rib.loc.deferring,
+            "loc_rib": daemon.rib.view.prefix_count(),
+            "graceful_restart_recovery": daemon.rib.view.deferring,
             "kernel": daemon.status.kernel(),
         }
 
@@ -142,12 +131,9 @@ class ControlApi:
         daemon = self.daemon
         out = []
         for session in daemon.sessions:
-            peer = daemon.rib.peers.get(session.name)
+            peer = daemon.rib.view.peer(session.name)
             config = daemon.peer_configs.get(session.name)
             kind = peer_kind(daemon, session.name)
-            advertised = 0
-            if peer is not None and peer.group is not None:
-                advertised = advertised_count(peer.group)
             out.append(
                 {
                     "address": session.name,
@@ -158,8 +144,8 @@ class ControlApi:
                     "since": session.state_since,
                     "info": session.state_info,
                     "last_error": session.fsm.last_error,
-                    "received": len(peer.adj_in) if peer is not None else 0,
-                    "advertised": advertised,
+                    "received": sum(peer.received.values()) if peer is not None else 0,
+                    "advertised": daemon.rib.view.advertised(session.name),
                     "route_reflector_client": bool(peer is not None and peer.rr_client),
                 }
             )
@@ -167,14 +153,14 @@ class ControlApi:
 
     def routes(self, request: dict[str, Any]) -> list[dict[str, Any]]:
         """Loc-RIB routes: every candidate of one prefix, or the best of all (up to a limit)."""
-        loc = self.daemon.rib.loc
+        view = self.daemon.rib.view
         text = request.get("prefix")
         if text:
             try:
                 prefix, family = prefix_from_text(str(text)), prefix_family(str(text))
             except ValueError:
                 raise RequestError(f"{text!r} is not a prefix like 198.19.1.0/26") from None
-            best, ecmp = loc.lookup(family, prefix)
+            best, ecmp = view.lookup(family, prefix)
             return [
                 {
                     "prefix": prefix_text(prefix, family),
@@ -182,46 +168,47 @@ class ControlApi:
                     "best": route is best,
                     "ecmp": route in ecmp,
                 }
-                for route in loc.candidates(family, prefix)
+                for route in view.candidates(family, prefix)
             ]
         out: list[dict[str, Any]] = []
-        for family in list(loc.tables):
-            for prefix, best, ecmp in loc.best_routes(family):
+        for family in view.families():
+            for prefix, best, ecmp in view.best_routes(family):
                 if len(out) >= ROUTE_LIMIT:
                     return out
-                view = {"prefix": prefix_text(prefix, family), **route_view(best)}
+                row = {"prefix": prefix_text(prefix, family), **route_view(best)}
                 if len(ecmp) > 1:
-                    view["ecmp_next_hops"] = sorted(_address(r.attrs.next_hop) for r in ecmp)
-                out.append(view)
+                    row["ecmp_next_hops"] = sorted(_address(r.attrs.next_hop) for r in ecmp)
+                out.append(row)
         return out
 
     def rib(self, _request: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Table sizes: Loc-RIB per family, Adj-RIB-In per peer, update groups."""
-        rib = self.daemon.rib
+        """Table sizes: Loc-RIB per family, routes received per peer, update groups."""
+        view = self.daemon.rib.view
         families = {f.name.lower(): 0 for f in (Family.IPV4_UNICAST, Family.IPV6_UNICAST)}
-        for family in list(rib.loc.tables):
-            families[family.name.lower()] = sum(1 for _ in rib.loc.best_routes(family))
-        adj_in = {
-            name: {f.name.lower(): peer.adj_in.count(f) for f in peer.adj_in.tables}
-            for name, peer in rib.peers.items()
+        for family in view.families():
+            families[family.name.lower()] = sum(1 for _ in view.best_routes(family))
+        received = {
+            peer.name: {f.name.lower(): count for f, count in sorted(peer.received.items())}
+            for peer in view.peers()
         }
         return {
             "loc_rib": families,
-            "adj_rib_in": adj_in,
-            "update_groups": len(rib.groups),
+            "adj_rib_in": received,
+            "update_groups": view.update_groups,
         }
 
     def received(self, address: str) -> dict[str, list[str]]:
         """The prefixes a peer gave us, by family (the status file's test view)."""
-        peer = self.daemon.rib.peers.get(address)
+        view = self.daemon.rib.view
+        peer = view.peer(address)
         if peer is None:
             return {}
         return {
-            family.name.lower(): sorted(
-                prefix_text(split_key(key)[0], family) for key, _ in peer.adj_in.items(family)
-            )
-            for family in peer.adj_in.tables
-            if peer.adj_in.count(family) <= ROUTE_LIMIT
+            family.name.lower(): [
+                prefix_text(prefix, family) for prefix in view.received(address, family)
+            ]
+            for family, count in sorted(peer.received.items())
+            if count <= ROUTE_LIMIT
         }
 
     # --- commands --------------------------------------------------------------------------

@@ -50,6 +50,7 @@ from rib.calico_policy import (
     filter_from_crd,
     import_reads_prefix,
 )
+from rib.graceful_restart import peer_speaks_llgr
 from rib.policy import (
     Direction,
     LimitAction,
@@ -58,11 +59,13 @@ from rib.policy import (
     as_rib_policy,
     compile_filters,
 )
-from rib.rib_task import ImportPolicy, Rib, RibSession, llgr_stale_time
+from rib.rib_events import ImportPolicy
+from rib.rib_task import Rib, RibSession
 from rib.route import Origin, Route
 from speaker.capabilities import (
     AddPathCapability,
     Capability,
+    EnhancedRouteRefreshCapability,
     FourOctetAsCapability,
     GracefulRestartCapability,
     LongLivedGracefulRestartCapability,
@@ -94,14 +97,19 @@ def _router_id_int(text: str) -> int:
 
 
 def capabilities_for(peer: Peer, local_as: int, restarting: bool) -> tuple[Capability, ...]:
-    """What we offer a peer: its address family, route refresh, 4-octet AS, GR."""
+    """What we offer a peer.
+
+    Its address family, route refresh (RFC 2918 and RFC 7313), 4-octet AS, ADD-PATH, GR and LLGR
+    (RFC 9494 4.1: LLGR only beside GR).
+    """
     family = Family.IPV6_UNICAST if peer.ipv6 else Family.IPV4_UNICAST
     caps: list[Capability] = [
         MultiprotocolCapability(family.afi, family.safi),
         RouteRefreshCapability(),
+        EnhancedRouteRefreshCapability(),
         FourOctetAsCapability(local_as),
     ]
-    if peer.long_lived_stale_time:
+    if peer.long_lived_stale_time and peer.graceful_restart:
         caps.append(
             LongLivedGracefulRestartCapability(
                 ((family.afi, family.safi, FORWARDING_PRESERVED, peer.long_lived_stale_time),)
@@ -145,8 +153,12 @@ def session_settings(config: DaemonConfig, peer: Peer) -> SessionSettings:
     )
 
 
-def transport_settings(peer: Peer) -> TransportSettings:
-    """How to reach one peer from the config."""
+def transport_settings(peer: Peer, output_buffer: int = 4 << 20) -> TransportSettings:
+    """How to reach one peer from the config.
+
+    ``output_buffer``: octets written to the peer and not yet taken before the RIB holds the
+    rest (it keeps the latest state per prefix instead, and sends it when the peer drains).
+    """
     return TransportSettings(
         address=peer.address,
         port=peer.port,
@@ -154,6 +166,8 @@ def transport_settings(peer: Peer) -> TransportSettings:
         password=peer.secret(),
         ttl_security=peer.ttl_security,
         ttl=peer.multihop,
+        write_high_water=output_buffer,
+        write_low_water=output_buffer // 4,
     )
 
 
@@ -256,22 +270,22 @@ class StatusFile:
 
     def status(self) -> dict[str, object]:
         """What the status file holds."""
-        rib = self.daemon.rib
+        view = self.daemon.rib.view
         peers: dict[str, object] = {}
         for session in self.daemon.sessions:
-            peer = rib.peers[session.name]
+            peer = view.peer(session.name)
             routes = self.daemon.api.received(session.name)
             peers[session.name] = {
                 "state": session.state.label,
                 "last_error": session.fsm.last_error,
                 "connect_attempts": session.fsm.connect_attempts,
-                "route_count": len(peer.adj_in),
+                "route_count": 0 if peer is None else sum(peer.received.values()),
                 "routes": routes,
             }
         ecmp: dict[str, list[str]] = {}
-        if len(rib.loc) <= STATUS_ROUTE_LIMIT:
-            for family in list(rib.loc.tables):
-                for prefix, _, paths in rib.loc.best_routes(family):
+        if view.prefix_count() <= STATUS_ROUTE_LIMIT:
+            for family in view.families():
+                for prefix, _, paths in view.best_routes(family):
                     if len(paths) > 1:
                         ecmp[prefix_text(prefix, family)] = sorted(
                             str(ipaddress.ip_address(r.attrs.next_hop[:16])) for r in paths
@@ -279,9 +293,9 @@ class StatusFile:
         return {
             "router_id": self.daemon.config.router_id,
             "pid": os.getpid(),
-            "loc_rib": len(rib.loc),
+            "loc_rib": view.prefix_count(),
             "ecmp": ecmp,
-            "selection_deferred": rib.loc.deferring,
+            "selection_deferred": view.deferring,
             "peers": peers,
             "kernel": self.kernel(),
         }
@@ -399,7 +413,7 @@ class Daemon:
                 next_hop_v6=packed if len(packed) == 16 else b"",
                 next_hop_mode=NextHopMode(peer.next_hop_mode),
                 policy=export_policy,
-                llgr=llgr_stale_time(up.sent_open, up.received_open) > 0,
+                llgr=peer_speaks_llgr(up.received_open),
                 add_path_limit=peer.add_paths_limit,
                 add_path_all=peer.add_paths_send == "all",
                 reflect=reflect,
@@ -441,11 +455,12 @@ class Daemon:
         now = loop.time()
         waiting: set[bytes] = set()
         deadlines = []
-        for name, peer in self.rib.peers.items():
+        for peer in self.rib.view.peers():
+            name = peer.name
             config = self.peer_configs.get(name)
             if config is None or not config.graceful_restart:
                 continue
-            if peer.up and (not peer.graceful or peer.eor >= peer.families):
+            if peer.up and (not peer.graceful_restart or peer.end_of_rib >= peer.families):
                 continue  # back, with everything it had to say
             deadline = self._started + config.restart_time
             if not peer.up and now >= deadline:
@@ -465,7 +480,7 @@ class Daemon:
         session = PeerSession(
             peer.address,
             session_settings(self.config, peer),
-            transport_settings(peer),
+            transport_settings(peer, self.config.output_buffer),
             self.rib,
         )
         self.sessions.append(session)
@@ -521,7 +536,7 @@ class Daemon:
                 self._remove_peer(
                     session, CeaseSubcode.OTHER_CONFIGURATION_CHANGE, "peer configuration changed"
                 )
-        restarting = self.rib.loc.deferring
+        restarting = self.rib.view.deferring
         for peer in config.peers:
             if peer.address in plan.added or peer.address in plan.reset:
                 session = self._add_peer(peer)
@@ -612,6 +627,8 @@ class Daemon:
                 policy = calico
             resolver = None
             if kernel.recursive_next_hops:
+                # BIRD's "gateway recursive": next hops resolve through the kernel's routes, in
+                # the RIB (eligibility and interior cost) and in the FIB (the gateways to use).
                 resolver = NextHopResolver(kernel.table, kernel.protocol)
                 events.watchers.append(resolver)  # before the programmer: it reads the resolver
             self.writer = RouteWriter()
@@ -623,11 +640,20 @@ class Daemon:
                 resolver=resolver,
             )
             fib.request_resync = events.schedule_resync
+            if resolver is not None:
+                self.rib.set_resolver(resolver.cost)
+
+                def kernel_routes_changed(retry: Callable[[], None] = fib.retry) -> None:
+                    retry()
+                    self.rib.next_hops_changed()
+
+                resolver.on_change = kernel_routes_changed
             fib.adopt(await dump_routes(table=kernel.table, protocol=kernel.protocol))
             self.fib = fib
             events.watchers.append(fib)
-            self.rib.subscribers.append(fib.on_changes)
-            if not self.rib.loc.deferring:
+            self.rib.add_channel(fib)
+            self.rib.compact_hooks.append(fib.compact)
+            if not self.rib.view.deferring:
                 # No selection deferral to wait for: give the peers a minute to announce again.
                 asyncio.get_running_loop().call_later(60, fib.remove_leftovers)
         if kernel.learn:
@@ -657,7 +683,7 @@ class Daemon:
         self.systemd.stopping()
         if self.fib is not None:
             # Persist (BIRD's "persist"): the sessions ending must not empty the kernel.
-            self.rib.subscribers.remove(self.fib.on_changes)
+            self.rib.remove_channel(self.fib)
         # Graceful-restart peers keep our routes, stale, instead of dropping them (a Cease).
         graceful = self.fib is not None
         for session in self.sessions:

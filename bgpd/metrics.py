@@ -9,7 +9,8 @@ server on ``asyncio.start_server``: each request is answered in the event loop t
 daemon, so the collector reads the daemon's dicts between two of its steps, never while a
 step is half done. (prometheus-client's own ``start_http_server`` answers from a thread, which
 would read those dicts while the loop changes them.) A scrape costs a few microseconds per
-peer and per family: table sizes come from the shards' lengths, never from walking a table.
+peer and per family: table sizes come from the RIB's read API (counts it keeps), never from
+walking a table.
 
 ``/healthz`` answers 200 whenever the loop answers at all (a loop stuck in a long step does
 not answer, and the probe times out). ``/readyz`` applies calico-node's rules for BIRD
@@ -41,13 +42,12 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
-from rib.shards import shard_len
 from speaker.session_counters import MESSAGE_TYPES, LatencyHistogram, SessionCounters
 from speaker.session_events import State
 from speaker.wire_codes import Family
 
 if TYPE_CHECKING:
-    from bgpd.daemon import Daemon
+    from bgpd.daemon_state import DaemonState
     from speaker.transport import PeerSession
 
 LOG = logging.getLogger("myna.metrics")
@@ -81,7 +81,7 @@ def histogram(name: str, documentation: str, values: LatencyHistogram) -> Histog
 class DaemonCollector(Collector):
     """Reads the daemon's state at scrape time (see the module docstring)."""
 
-    def __init__(self, daemon: Daemon, clock: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, daemon: DaemonState, clock: asyncio.AbstractEventLoop) -> None:
         self.daemon = daemon
         self.clock = clock  # the loop whose time() the FSMs' timestamps are in
 
@@ -180,16 +180,16 @@ class DaemonCollector(Collector):
         )
         accepted = GaugeMetricFamily(
             "myna_peer_prefixes_accepted",
-            "Routes from the peer held in its Adj-RIB-In after import policy (paths with "
-            "ADD-PATH; stale ones included during graceful restart).",
+            "Routes from the peer kept after import policy (paths with ADD-PATH; stale ones "
+            "included during graceful restart).",
             labels=labels,
         )
         advertised = GaugeMetricFamily(
             "myna_peer_prefixes_advertised",
-            "Prefixes currently advertised to the peer (its update group's Adj-RIB-Out).",
+            "Routes (paths with ADD-PATH) the peer currently holds from us, all families.",
             labels=labels,
         )
-        rib_peers = self.daemon.rib.peers
+        view = self.daemon.rib.view
         for session in self.daemon.sessions:
             name = session.name
             counters = session.counters
@@ -197,18 +197,16 @@ class DaemonCollector(Collector):
                 received.add_metric([name, _family(family)], count)
             for family, count in sorted(counters.prefixes_withdrawn.items()):
                 withdrawn.add_metric([name, _family(family)], count)
-            peer = rib_peers.get(name)
+            peer = view.peer(name)
             if peer is None:
                 continue
-            group = peer.group
-            for family in sorted(set(peer.families) | set(peer.adj_in.tables)):
-                accepted.add_metric([name, _family(family)], peer.adj_in.count(family))
-                out = 0
-                if group is not None:
-                    out = shard_len(group.advertised.get(family, [])) + shard_len(
-                        group.advertised_paths.get(family, [])
-                    )
-                advertised.add_metric([name, _family(family)], out)
+            for family in sorted(set(peer.families) | set(peer.received)):
+                accepted.add_metric([name, _family(family)], peer.received.get(family, 0))
+            # The update group counts routes, not families: one figure, under the family the
+            # session speaks (the peer's first).
+            families = sorted(peer.families)
+            if families:
+                advertised.add_metric([name, _family(families[0])], view.advertised(name))
         yield from (received, withdrawn, accepted, advertised)
 
     def _rib(self) -> Iterator[Metric]:
@@ -219,17 +217,19 @@ class DaemonCollector(Collector):
             "Prefixes in the Loc-RIB (each with its candidates, best route and ECMP set).",
             labels=family,
         )
-        for fam, shards in sorted(rib.loc.tables.items()):
-            loc.add_metric([_family(fam)], shard_len(shards))
+        view = rib.view
+        for fam in view.families():
+            loc.add_metric([_family(fam)], view.prefix_count(fam))
         adj_in = GaugeMetricFamily(
             "myna_adj_rib_in_routes",
-            "Routes held in the Adj-RIBs-In of every peer, after import policy.",
+            "Routes received from every peer and kept after import policy (the Loc-RIB's "
+            "candidates; Myna keeps no separate Adj-RIB-In).",
             labels=family,
         )
         totals: dict[Family, int] = {}
-        for peer in rib.peers.values():
-            for fam, tables in peer.adj_in.tables.items():
-                totals[fam] = totals.get(fam, 0) + shard_len(tables)
+        for peer in view.peers():
+            for fam, count in peer.received.items():
+                totals[fam] = totals.get(fam, 0) + count
         for fam, count in sorted(totals.items()):
             adj_in.add_metric([_family(fam)], count)
         yield loc
@@ -237,17 +237,17 @@ class DaemonCollector(Collector):
         yield GaugeMetricFamily(
             "myna_rib_selection_deferred",
             "1 while best-path selection waits for End-of-RIB after a restart (RFC 4724).",
-            value=1.0 if rib.loc.deferring else 0.0,
+            value=1.0 if rib.view.deferring else 0.0,
         )
         yield GaugeMetricFamily(
             "myna_rib_update_groups",
             "Update groups (peers sharing one export and encoding).",
-            value=len(rib.groups),
+            value=rib.view.update_groups,
         )
         yield CounterMetricFamily(
             "myna_rib_prefixes_processed_total",
             "Prefix changes applied to the Loc-RIB.",
-            value=rib.prefixes_processed,
+            value=rib.view.prefixes_processed,
         )
         yield GaugeMetricFamily(
             "myna_rib_longest_slice_seconds",
@@ -316,7 +316,7 @@ class MetricsServer:
 
     def __init__(
         self,
-        daemon: Daemon,
+        daemon: DaemonState,
         address: str = "127.0.0.1",
         port: int = 9179,
         ready_threshold: float = READY_THRESHOLD,
@@ -365,7 +365,7 @@ class MetricsServer:
         down = [s.name for s in sessions if s.state != State.ESTABLISHED]
         up = len(sessions) - len(down)
         problems: list[str] = []
-        if self.daemon.rib.loc.deferring:
+        if self.daemon.rib.view.deferring:
             problems.append(
                 "graceful restart in progress: best-path selection waits for End-of-RIB"
             )

@@ -1,12 +1,16 @@
-"""Kernel FIB sync over netlink (a later issue).
+"""Kernel FIB sync over netlink: learning the node's blocks, programming routes from peers.
 
-What exists so far is the netlink layer that sync stands on: Myna encodes and decodes its own
+The sync is ``kernel_learner`` (the node's own routes, Felix's blackholes, into the RIB),
+``fib_programmer`` (a channel of the RIB: the selected routes into the kernel, recorded in a
+``kernel_table``), ``next_hop_resolver`` (next hops through the kernel's routes, for the RIB's
+decision and the FIB's gateways) and ``kernel_events`` (one notification monitor feeding them
+all, with resyncs). Below them is the netlink layer: Myna encodes and decodes its own
 route messages (pyroute2 builds about 4,000 a second; this layer writes over 100,000 and reads
 dumps at several hundred thousand), and keeps pyroute2 for the test bed only. Sans-I/O at the
 core, like the BGP codec in ``speaker/``: bytes in, frozen values out, and back; the asyncio
 layer is a thin shell that moves bytes and matches replies.
 
-Data flow: the owner of the FIB (the sync to come) hands ``RouteChange(op, KernelRoute)``
+Data flow: the owner of the FIB (``fib_programmer``) hands ``RouteChange(op, KernelRoute)``
 values to ``route_writer.RouteWriter``, which encodes them (``route_messages``), sends them in
 64 KiB batches and resolves one future per batch to a ``BatchResult`` with an errno and an
 ``Advice`` per change. ``netlink_socket.dump_routes`` / ``dump_links`` / ``dump_addresses``

@@ -1,13 +1,15 @@
 """Loc-RIB -> FIB: the best routes (with their ECMP sets) written into the kernel, kept there.
 
-Data flow: the RIB task calls ``on_changes`` with each batch of Loc-RIB ``Change``s and ``Run``s
-(this is one of its subscribers; a run's route is built once per answer of the kernel policy
-and copied per prefix). For every change the programmer works out the kernel route the new
-selection calls for (``_build``: Calico's kernel policy, then one next hop per ECMP path:
-through ``tunl0`` with the onlink flag for IPIP pools, as BIRD's ``krt_tunnel`` does, or
-through the gateways the ``NextHopResolver`` finds for a next hop that is not a neighbour, as
-BIRD's ``gateway recursive``), records it in ``installed`` (what the kernel should hold) and
-queues a REPLACE or a DEL. The queue goes to the kernel in one batch per turn of the event
+Data flow: the programmer is one of the RIB core's channels (``rib.channels.Channel``): it is
+handed each batch of Loc-RIB ``Change``s and ``Run``s (``publish``; a run's route is built once
+per answer of the kernel policy and shared by its prefixes). For every change it works out the
+kernel route the new selection calls for (``_build``: Calico's kernel policy, then one next hop
+per ECMP path: through ``tunl0`` with the onlink flag for IPIP pools, as BIRD's ``krt_tunnel``
+does, or through the gateways the ``NextHopResolver`` finds for a next hop that is not a
+neighbour, as BIRD's ``gateway recursive``; an IPv6 next hop of an IPv4 route, RFC 8950, goes
+in RTA_VIA), records it in ``installed`` (what the kernel should hold: a
+``kernel_sync.kernel_table.KernelTable``, one dict slot per route) and queues a REPLACE or a
+DEL. The queue goes to the kernel in one batch per turn of the event
 loop through ``RouteWriter``, whose acknowledgements arrive asynchronously. Routes of this
 node's own (kernel-learned or static) are never written: they are already in the kernel, owned
 by Felix or the operator, and so are routes of any protocol but ours.
@@ -41,6 +43,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from kernel_sync.kernel_table import KernelTable
 from kernel_sync.netlink_codes import MessageType, NextHopFlag, RouteProtocol, RouteTable
 from kernel_sync.netlink_messages import Address, Header, Link
 from kernel_sync.netlink_socket import dump_routes
@@ -49,6 +52,7 @@ from kernel_sync.route_messages import KernelRoute, NextHop, RouteChange, RouteO
 from kernel_sync.route_writer import Advice, BatchResult, RouteWriter
 from rib.loc_rib import Change, Published, Run
 from rib.route import Origin, Route
+from rib.shards import SHARD_OF, SPREAD
 from speaker.nlri import prefix_text
 from speaker.session_counters import LatencyHistogram
 from speaker.wire_codes import Family
@@ -62,6 +66,11 @@ Key = tuple[Family, int]
 RETRY_FIRST = 1.0  # seconds; doubled after each failed round, up to RETRY_MAX
 RETRY_MAX = 30.0
 LOGGED_REPAIRS = 20  # per resync, one line each; the rest are counted
+
+
+def _gateway(next_hop: bytes) -> bytes:
+    """The gateway address of a BGP next hop: IPv4, or the global IPv6 of a (global, link-local)."""
+    return next_hop if len(next_hop) <= 4 else next_hop[:16]
 
 
 def program_all(_prefix: int, _family: Family, _route: Route) -> tuple[bool, str | None]:
@@ -101,13 +110,14 @@ class FibProgrammer:
         self._dump = dump or (
             lambda: dump_routes(table=self.settings.table, protocol=self.settings.protocol)
         )
-        self.installed: dict[Key, KernelRoute] = {}
+        self.installed = KernelTable()
         self.adopted: set[Key] = set()  # from an earlier run, not yet reselected
         self.leftovers_removed = False
         # Selections to look at again when the kernel changes: their route could not be built
         # or was refused for a reason that may pass, or it went through a resolved next hop.
-        self.waiting: dict[Key, Change] = {}
-        self.resolved: dict[Key, Change] = {}
+        # Each keeps its ECMP set (one tuple shared by a whole run's prefixes).
+        self.waiting: dict[Key, tuple[Route, ...]] = {}
+        self.resolved: dict[Key, tuple[Route, ...]] = {}
         self.counters = {"errors": 0, "repairs": 0, "retries": 0, "writes": 0}
         self.write_latency = LatencyHistogram()  # seconds from a batch submitted to its last ack
         # KernelEvents sets this to its re-read of every watcher; alone, we re-read ourselves.
@@ -127,9 +137,13 @@ class FibProgrammer:
 
     # --- what the kernel should hold -------------------------------------------------------
 
-    def _hops(self, family: Family, route: Route, tunnel: str | None) -> list[NextHop] | None:
-        """The next hops for one path; None when they cannot be known now."""
-        gateway = route.attrs.next_hop[: 4 if family == Family.IPV4_UNICAST else 16]
+    def _hops(self, route: Route, tunnel: str | None) -> list[NextHop] | None:
+        """The next hops for one path; None when they cannot be known now.
+
+        The gateway is the next hop's address: 4 octets, or 16 (an IPv6 one, of an IPv6 route or,
+        RFC 8950, of an IPv4 route; the link-local that may follow is not used).
+        """
+        gateway = _gateway(route.attrs.next_hop)
         if not gateway:
             return []  # no next hop of this family: the path adds nothing
         if tunnel:
@@ -148,7 +162,6 @@ class FibProgrammer:
         if best is None or best.source.origin != Origin.BGP:
             return None, False, False
         family = change.family
-        width = 4 if family == Family.IPV4_UNICAST else 16
         hops: list[NextHop] = []
         waits = recursive = False
         for route in change.new_ecmp:
@@ -157,11 +170,11 @@ class FibProgrammer:
                 if route is best:
                     return None, False, False
                 continue
-            got = self._hops(family, route, tunnel)
+            got = self._hops(route, tunnel)
             if got is None:
                 waits = True
                 continue
-            if not tunnel and got and got[0].gateway != route.attrs.next_hop[:width]:
+            if not tunnel and got and got[0].gateway != _gateway(route.attrs.next_hop):
                 recursive = True  # through another gateway: look again when the kernel changes
             hops.extend(hop for hop in got if hop not in hops)
         if not hops:
@@ -259,10 +272,10 @@ class FibProgrammer:
             and want.flags & NextHopFlag.ONLINK == have.flags & NextHopFlag.ONLINK
         )
 
-    # --- RIB subscriber ----------------------------------------------------------------------
+    # --- the RIB's channel ---------------------------------------------------------------------
 
-    def on_changes(self, changes: Sequence[Published]) -> None:
-        """RIB subscriber: queue what the kernel must change."""
+    def publish(self, changes: Sequence[Published]) -> None:
+        """A batch of the Loc-RIB's changes: queue what the kernel must change."""
         for change in changes:
             if isinstance(change, Run):
                 self._apply_run(change)
@@ -272,31 +285,56 @@ class FibProgrammer:
 
     def _apply(self, change: Change) -> None:
         want, waits, recursive = self._build(change)
-        self._record(change.family, change.prefix, want, waits, recursive, change=change)
+        self._record(change.family, change.prefix, want, waits, recursive, ecmp=change.new_ecmp)
 
     def _apply_run(self, run: Run) -> None:
         """A Loc-RIB ``Run``: one path for many prefixes.
 
         Its kernel route is built once per answer of the kernel policy (which reads the
-        prefix: IPIP pools) and copied with each prefix, instead of once per prefix.
+        prefix: IPIP pools) and its shape shared by every prefix, instead of once per prefix.
+        The common case (nothing adopted, waiting or resolved recursively) is one tight loop
+        over the record's shards, comparing shared shapes by identity.
         """
         family, route = run.family, run.route
         ecmp: tuple[Route, ...] = () if route is None else (route,)
         policy = self.policy if route is not None and route.source.origin == Origin.BGP else None
         built: dict[tuple[bool, str | None], tuple[KernelRoute | None, bool, bool]] = {}
+        shape_of = self.installed.shape
+        record = self._record
+        slow = bool(self.adopted or self.waiting or self.resolved)
+        shards = self.installed.shards(family)
+        queue = self._queue
+        high = -1
+        shard: dict[int, KernelRoute] = {}
         for prefix in run.prefixes:
             answer = (False, None) if policy is None else policy(prefix, family, route)  # type: ignore[arg-type]
-            shape = built.get(answer)
-            change = None
+            built_shape = built.get(answer)
+            if built_shape is None:
+                want, waits, recursive = self._build(Change(family, prefix, None, (), route, ecmp))
+                built_shape = built[answer] = (
+                    None if want is None else shape_of(want),
+                    waits,
+                    recursive,
+                )
+            shape, waits, recursive = built_shape
+            if slow or waits or recursive:
+                record(family, prefix, shape, waits, recursive, ecmp=ecmp, shaped=True)
+                continue
+            if prefix >> 22 != high:  # neighbours share a shard (rib.shards)
+                high = prefix >> 22
+                shard = shards[SHARD_OF[high % SPREAD]]
+            have = shard.get(prefix)
+            if have is shape:
+                continue  # shapes are shared: the same object is the same route
             if shape is None:
-                change = Change(family, prefix, None, (), route, ecmp)
-                shape = built[answer] = self._build(change)
-            want, waits, recursive = shape
-            if want is not None:
-                want = _new(KernelRoute, (want[0], prefix, *want[2:]))
-            if change is None and (waits or recursive):
-                change = Change(family, prefix, None, (), route, ecmp)
-            self._record(family, prefix, want, waits, recursive, change=change)
+                assert have is not None
+                del shard[prefix]
+                gone = _new(KernelRoute, (have[0], prefix, *have[2:]))
+                queue[(family, prefix)] = _new(RouteChange, (RouteOp.DEL, gone))
+            else:
+                shard[prefix] = shape
+                want = _new(KernelRoute, (shape[0], prefix, *shape[2:]))
+                queue[(family, prefix)] = _new(RouteChange, (RouteOp.REPLACE, want))
 
     def _record(
         self,
@@ -306,11 +344,13 @@ class FibProgrammer:
         waits: bool,
         recursive: bool,
         *,
-        change: Change | None,
+        ecmp: tuple[Route, ...],
+        shaped: bool = False,
     ) -> None:
         """Queue the write that makes the kernel hold ``want`` for the prefix.
 
-        ``change`` (needed when ``waits`` or ``recursive``) is kept to build the route again.
+        ``ecmp`` (kept when ``waits`` or ``recursive``) is what the route is built from again
+        when the kernel changes. ``shaped``: ``want`` is a shared shape (prefix 0) already.
         """
         key = (family, prefix)
         if self.waiting:
@@ -318,32 +358,40 @@ class FibProgrammer:
         if self.resolved:
             self.resolved.pop(key, None)
         if waits:
-            self.waiting[key] = change  # type: ignore[assignment]
+            self.waiting[key] = ecmp
         if recursive:
-            self.resolved[key] = change  # type: ignore[assignment]
-        have = self.installed.get(key)
-        if self.adopted and want is not None and key in self.adopted and self._same(want, have):
+            self.resolved[key] = ecmp
+        installed = self.installed
+        have = installed.get(key)
+        full = want
+        if shaped and want is not None:
+            full = _new(KernelRoute, (want[0], prefix, *want[2:]))
+        if self.adopted and full is not None and key in self.adopted and self._same(full, have):
             self.adopted.discard(key)  # selected again, unchanged: left as it is
             return
         if self.adopted:
             self.adopted.discard(key)
-        if want == have:
+        if full == have:
             return
-        if want is None:
+        if full is None:
             if have is not None:
-                del self.installed[key]
+                installed.pop(key)
                 self._queue[key] = _new(RouteChange, (RouteOp.DEL, have))
         else:
-            self.installed[key] = want
-            self._queue[key] = _new(RouteChange, (RouteOp.REPLACE, want))
+            if shaped:
+                installed.set_shape(family, prefix, want)  # type: ignore[arg-type]
+            else:
+                installed[key] = full
+            self._queue[key] = _new(RouteChange, (RouteOp.REPLACE, full))
 
     def retry(self) -> None:
         """Build the waiting and recursively resolved routes again (the kernel changed)."""
-        again = list(self.waiting.values()) + list(self.resolved.values())
+        again = list(self.waiting.items()) + list(self.resolved.items())
         if again:
             self.counters["retries"] += 1
-            for change in again:
-                self._apply(change)
+            for (family, prefix), ecmp in again:
+                best = ecmp[0] if ecmp else None
+                self._apply(Change(family, prefix, None, (), best, ecmp))
             self._schedule()
 
     # --- kernel watcher: drift ---------------------------------------------------------------
@@ -483,6 +531,10 @@ class FibProgrammer:
         LOG.info("reading our kernel routes again: %s", why)
         if self._resync_task is None or self._resync_task.done():
             self._resync_task = asyncio.get_running_loop().create_task(self.resync())
+
+    def compact(self) -> int:
+        """Give back what a mass withdrawal left oversized (the RIB's idle sweep)."""
+        return self.installed.compact()
 
     def close(self) -> None:
         """Stop the retry timer (the routes stay in the kernel)."""

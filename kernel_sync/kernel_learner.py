@@ -11,6 +11,11 @@ withdrawn when its device goes down: the events hub re-reads the table on every 
 (the kernel flushes such IPv4 routes without a notification), and ``resync`` applies the
 difference, as it does after an overrun (ENOBUFS). Our own routes (protocol 12 by default)
 never match the filter.
+
+A prefix can have several kernel routes (one per table and metric: the kernel's key): the
+prefix is this node's while at least one of them matches the filter, so deleting one of two
+leaves it announced, and a route replaced (same table and metric) by one the filter does not
+select counts as gone, as BIRD's kernel protocol sees the kernel's table as it is now.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from speaker.wire_codes import Family
 LOG = logging.getLogger("myna.kernel")
 
 Originate = Callable[[Family, list[int], PathAttributes | None, Origin], None]
+Key = tuple[Family, int]
+Identity = tuple[int, int]  # (table, metric): which of a prefix's kernel routes this is
 _DOWN = int(NextHopFlag.DEAD | NextHopFlag.LINKDOWN)
 
 
@@ -114,11 +121,12 @@ class KernelLearner:
         self.originate = originate
         self.learn = learn or LearnFilter()
         self.selects = self.learn.compile(link_name, link_up)
-        self.learned: set[tuple[Family, int]] = set()
+        # prefix -> the kernel routes of it that the filter selects (at least one)
+        self.learned: dict[Key, set[Identity]] = {}
         self.resyncs = 0
         self._attrs = ATTRIBUTES.intern(PathAttributes())  # next hop self, per update group
         # While a resync's dump runs: what notifications said of each route meanwhile.
-        self._during_dump: dict[tuple[Family, int], bool] | None = None
+        self._during_dump: dict[tuple[Key, Identity], bool] | None = None
 
     async def resync(self) -> None:
         """Dump the table and make the learned set equal to what the filter selects in it."""
@@ -128,22 +136,27 @@ class KernelLearner:
             routes = await dump_routes(table=self.learn.table)
         finally:
             during, self._during_dump = self._during_dump, None
-        now = {(family_of(r), r.prefix) for r in routes if self.selects(r)}
+        now: dict[Key, set[Identity]] = {}
+        for route in routes:
+            if self.selects(route):
+                now.setdefault((family_of(route), route.prefix), set()).add(_identity(route))
         # A notification read while the dump ran may be newer than what the dump saw of that
         # route (it changed after the kernel had dumped it): the last notification wins.
-        for key, present in during.items():
+        for (key, identity), present in during.items():
             if present:
-                now.add(key)
-            else:
-                now.discard(key)
+                now.setdefault(key, set()).add(identity)
+            elif key in now:
+                now[key].discard(identity)
+                if not now[key]:
+                    del now[key]
         for family in (Family.IPV4_UNICAST, Family.IPV6_UNICAST):
-            gone = [p for f, p in self.learned - now if f == family]
-            new = [p for f, p in now - self.learned if f == family]
+            gone = [p for f, p in self.learned.keys() - now.keys() if f == family]
+            new = [p for f, p in now.keys() - self.learned.keys() if f == family]
             if gone:
                 self.originate(family, gone, None, Origin.KERNEL)
             if new:
                 self.originate(family, new, self._attrs, Origin.KERNEL)
-        if now != self.learned:
+        if now.keys() != self.learned.keys():
             LOG.info("kernel routes learned: %d", len(now))
         self.learned = now
 
@@ -152,22 +165,39 @@ class KernelLearner:
         if not isinstance(value, KernelRoute):
             return
         key = (family_of(value), value.prefix)
+        identity = _identity(value)
         if header.type == MessageType.NEWROUTE:
             if self.selects(value):
                 if self._during_dump is not None:
-                    self._during_dump[key] = True
-                if key not in self.learned:
-                    self.learned.add(key)
+                    self._during_dump[(key, identity)] = True
+                held = self.learned.get(key)
+                if held is None:
+                    self.learned[key] = {identity}
                     self.originate(key[0], [key[1]], self._attrs, Origin.KERNEL)
-        elif (
-            header.type == MessageType.DELROUTE
-            # Not selects(): the route may be going because its device went down.
-            and value.protocol in self.learn.protocols
-            and value.type in self.learn.types
-            and value.table == self.learn.table
-        ):
+                else:
+                    held.add(identity)
+                return
+            # Not selected: if it replaced one we learned (same table and metric), that one
+            # is gone.
             if self._during_dump is not None:
-                self._during_dump[key] = False
-            if key in self.learned:
-                self.learned.discard(key)
-                self.originate(key[0], [key[1]], None, Origin.KERNEL)
+                self._during_dump[(key, identity)] = False
+            self._forget(key, identity)
+        elif header.type == MessageType.DELROUTE:
+            # Not selects(): the route may be going because its device went down.
+            if self._during_dump is not None:
+                self._during_dump[(key, identity)] = False
+            self._forget(key, identity)
+
+    def _forget(self, key: Key, identity: Identity) -> None:
+        held = self.learned.get(key)
+        if held is None or identity not in held:
+            return
+        held.discard(identity)
+        if not held:
+            del self.learned[key]
+            self.originate(key[0], [key[1]], None, Origin.KERNEL)
+
+
+def _identity(route: KernelRoute) -> Identity:
+    """Which of its prefix's kernel routes ``route`` is: the kernel keys them by table, metric."""
+    return route.table, route.priority

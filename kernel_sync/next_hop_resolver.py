@@ -42,13 +42,16 @@ class NextHopResolver:
         self.table = table
         self.own_protocol = own_protocol
         self.on_change: Callable[[], None] = lambda: None
-        # family -> {(network, length): route}
-        self._routes: dict[int, dict[tuple[int, int], KernelRoute]] = {
+        # family -> {(network, length): {metric: route}}: a prefix can have several routes
+        # (two default routes of different metrics); the kernel uses the lowest metric, and so
+        # does resolution, and deleting one leaves the others.
+        self._routes: dict[int, dict[tuple[int, int], dict[int, KernelRoute]]] = {
             socket.AF_INET: {},
             socket.AF_INET6: {},
         }
         self._lengths: dict[int, list[int]] = {socket.AF_INET: [], socket.AF_INET6: []}
         self._memo: dict[bytes, tuple[NextHop, ...] | None] = {}
+        self._costs: dict[bytes, int | None] = {}
 
     def _relevant(self, route: KernelRoute) -> bool:
         return (
@@ -64,6 +67,7 @@ class NextHopResolver:
         for family, routes in self._routes.items():
             self._lengths[family] = sorted({length for _, length in routes}, reverse=True)
         self._memo.clear()
+        self._costs.clear()
 
     async def resync(self) -> None:
         """Mirror the table again (at start, after overruns and link or address changes)."""
@@ -71,7 +75,7 @@ class NextHopResolver:
             routes.clear()
         for route in await dump_routes(table=self.table):
             if self._relevant(route):
-                self._routes[route.family][self._key(route)] = route
+                self._routes[route.family].setdefault(self._key(route), {})[route.priority] = route
         self._reindex()
         self.on_change()
 
@@ -81,12 +85,22 @@ class NextHopResolver:
             return
         routes = self._routes[value.family]
         key = self._key(value)
+        by_metric = routes.get(key)
+        before = None if by_metric is None else by_metric[min(by_metric)]
         if header.type == MessageType.NEWROUTE:
-            if routes.get(key) == value:
+            if by_metric is None:
+                by_metric = routes[key] = {}
+            if by_metric.get(value.priority) == value:
                 return
-            routes[key] = value
-        elif routes.pop(key, None) is None:
-            return
+            by_metric[value.priority] = value
+        else:
+            if by_metric is None or by_metric.pop(value.priority, None) is None:
+                return
+            if not by_metric:
+                del routes[key]
+        after = routes[key][min(routes[key])] if key in routes else None
+        if after == before:
+            return  # a route behind the prefix's best changed: resolution is the same
         self._reindex()
         self.on_change()
 
@@ -98,23 +112,45 @@ class NextHopResolver:
         self._memo[next_hop] = answer
         return answer
 
-    def _lookup(self, next_hop: bytes) -> tuple[NextHop, ...] | None:
+    def cost(self, next_hop: bytes) -> int | None:
+        """Whether a BGP next hop resolves, and at what interior cost (the RIB asks).
+
+        RFC 4271 9.1.2.1 and step e). None: not at all; 0: on-link (a connected subnet, as BIRD
+        counts a device route); else the metric of the kernel route it goes through.
+
+        ``next_hop`` is as the route carries it: 4 octets, 16, or 32 (global and link-local:
+        the global one is looked up).
+        """
+        if next_hop in self._costs:
+            return self._costs[next_hop]
+        address = next_hop[:16] if len(next_hop) > 16 else next_hop
+        route = self._covering(address)
+        cost = None
+        if route is not None and route.type == RouteType.UNICAST:
+            cost = 0 if self.resolve(address) is ON_LINK else route.priority
+        self._costs[next_hop] = cost
+        return cost
+
+    def _covering(self, next_hop: bytes) -> KernelRoute | None:
         family = socket.AF_INET if len(next_hop) == 4 else socket.AF_INET6
         bits = len(next_hop) * 8
         address = int.from_bytes(next_hop, "big")
         routes = self._routes[family]
         for length in self._lengths[family]:
-            route = routes.get((_network(address, length, bits), length))
-            if route is None:
-                continue
-            if route.type != RouteType.UNICAST:
-                return None  # blackhole, unreachable, prohibit: no way there
-            if route.multipath:
-                hops = tuple(h for h in route.multipath if h.gateway)
-                if len(hops) < len(route.multipath):
-                    return ON_LINK  # a path straight onto the device: on-link
-                return tuple(NextHop(h.gateway, h.oif) for h in hops)
-            if not route.gateway:
-                return ON_LINK  # a connected subnet or a device route
-            return (NextHop(route.gateway, route.oif),)
+            by_metric = routes.get((_network(address, length, bits), length))
+            if by_metric:
+                return by_metric[min(by_metric)]
         return None
+
+    def _lookup(self, next_hop: bytes) -> tuple[NextHop, ...] | None:
+        route = self._covering(next_hop)
+        if route is None or route.type != RouteType.UNICAST:
+            return None  # nothing, or a blackhole, unreachable, prohibit: no way there
+        if route.multipath:
+            hops = tuple(h for h in route.multipath if h.gateway)
+            if len(hops) < len(route.multipath):
+                return ON_LINK  # a path straight onto the device: on-link
+            return tuple(NextHop(h.gateway, h.oif) for h in hops)
+        if not route.gateway:
+            return ON_LINK  # a connected subnet or a device route
+        return (NextHop(route.gateway, route.oif),)

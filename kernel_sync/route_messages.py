@@ -144,6 +144,10 @@ _ADDRESS_LEN: dict[int, int] = {AF_INET: 4, AF_INET6: 16}
 # Attribute headers of fixed-size address attributes, packed once.
 _DST_HEAD = {size: RTATTR.pack(4 + size, RouteAttr.DST) for size in (4, 16)}
 _GATEWAY_HEAD = {size: RTATTR.pack(4 + size, RouteAttr.GATEWAY) for size in (4, 16)}
+# RFC 8950: an IPv4 route through an IPv6 gateway goes in RTA_VIA (struct rtvia: the gateway's
+# address family, then its address), which Linux takes since 5.2.
+_VIA_V6 = RTATTR.pack(4 + 2 + 16, RouteAttr.VIA) + struct.pack("=H", AF_INET6)
+_VIA_PAD = b"\x00\x00"  # rtattr lengths are padded to 4 octets
 _TABLE, _PRIORITY, _OIF = int(RouteAttr.TABLE), int(RouteAttr.PRIORITY), int(RouteAttr.OIF)
 _DEL = int(RouteOp.DEL)
 _NOWHERE = int(RouteScope.NOWHERE)
@@ -158,15 +162,21 @@ def _net_masks(bits: int) -> list[int]:
 NETWORK_MASKS = {4: _net_masks(32), 16: _net_masks(128)}
 
 
+def _gateway(gateway: bytes, size: int) -> bytes:
+    """RTA_GATEWAY for a gateway of the route's family, RTA_VIA for an IPv6 one of an IPv4 route."""
+    if len(gateway) == size:
+        return _GATEWAY_HEAD[size] + gateway
+    if size == 4 and len(gateway) == 16:
+        return _VIA_V6 + gateway + _VIA_PAD
+    raise NetlinkEncodeError(f"gateway of {len(gateway)} octets, want {size}")
+
+
 def _encode_multipath(hops: Sequence[NextHop], size: int) -> bytes:
     parts = []
-    gateway_head = _GATEWAY_HEAD[size]
     for gateway, oif, flags, weight in hops:
-        if gateway and len(gateway) != size:
-            raise NetlinkEncodeError(f"next-hop gateway of {len(gateway)} octets, want {size}")
         if not 1 <= weight <= 256:
             raise NetlinkEncodeError(f"next-hop weight {weight} outside 1..256")
-        nested = gateway_head + gateway if gateway else b""
+        nested = _gateway(gateway, size) if gateway else b""
         parts.append(_RTNH.pack(RTNH_LEN + len(nested), flags, weight - 1, oif) + nested)
     body = b"".join(parts)
     return RTATTR.pack(4 + len(body), RouteAttr.MULTIPATH) + body
@@ -208,9 +218,7 @@ def encode_route(
         if priority:
             parts.append(_ATTR_U32.pack(8, _PRIORITY, priority))
         if gateway:
-            if len(gateway) != size:
-                raise NetlinkEncodeError(f"gateway of {len(gateway)} octets, want {size}")
-            parts.append(_GATEWAY_HEAD[size] + gateway)
+            parts.append(_gateway(gateway, size))
         if oif:
             parts.append(_ATTR_U32.pack(8, _OIF, oif))
         if hops:
@@ -287,10 +295,19 @@ def _decode_multipath(data: bytes, start: int, end: int, size: int) -> tuple[Nex
                 if alen - 4 != size:
                     raise NetlinkDecodeError(f"next-hop gateway of {alen - 4} octets")
                 gateway = data[pos + 4 : pos + alen]
+            elif kind & 0x3FFF == RouteAttr.VIA:
+                gateway = _via(data, pos, alen)
             pos += (alen + 3) & ~3
         hops.append(NextHop(gateway, oif, flags, extra + 1))
         start += (length + 3) & ~3
     return tuple(hops)
+
+
+def _via(data: bytes, pos: int, alen: int) -> bytes:
+    """The address of an RTA_VIA at ``pos`` (after its 2-octet address family)."""
+    if alen - 6 not in (4, 16):
+        raise NetlinkDecodeError(f"RTA_VIA of {alen - 4} octets")
+    return data[pos + 6 : pos + alen]
 
 
 def decode_route(data: bytes, start: int, end: int, flags: int = 0) -> KernelRoute | Other:
@@ -333,6 +350,8 @@ def decode_route(data: bytes, start: int, end: int, flags: int = 0) -> KernelRou
             if alen - 4 != size:
                 raise NetlinkDecodeError(f"RTA_GATEWAY of {alen - 4} octets in family {family}")
             gateway = data[pos + 4 : vend]
+        elif kind == 18:  # RTA_VIA (RFC 8950: an IPv6 gateway of an IPv4 route)
+            gateway = _via(data, pos, alen)
         elif kind in (4, 6, 15):  # RTA_OIF, RTA_PRIORITY, RTA_TABLE
             if alen != 8:
                 raise NetlinkDecodeError(f"route attribute {kind} of {alen - 4} octets")

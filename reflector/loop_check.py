@@ -6,13 +6,13 @@ our cluster already (another reflector of the same cluster reflected it). Both a
 treated as a withdrawal of that prefix from that peer, so a path the peer announced before is
 removed too.
 
-Data flow: the RIB task (``rib.rib_task``) holds one ``LoopCheck`` built from the router id and
+Data flow: the RIB core (``rib.rib_core``) holds one ``LoopCheck`` built from the router id and
 the cluster id the node uses (none on a node that is not a reflector, where only ORIGINATOR_ID
 is checked). For each received attribute set (once per set, not per prefix) it calls the
 check; on a loop it drops the set's prefixes from the peer's Adj-RIB-In and reports the count to
 ``LoopLog``, which writes one line per peer at most every ``LOG_INTERVAL`` seconds with the
-number of routes ignored meanwhile. A client gets each of its routes back from a Myna reflector
-(one encoding per update group), so these lines are expected there and are logged at INFO.
+number of routes ignored meanwhile. A Myna reflector never sends a client its own routes back,
+but other reflectors may (RFC 4456 allows it), so these lines are logged at INFO.
 """
 
 from __future__ import annotations

@@ -15,22 +15,34 @@ never share a group and each group asks ``allows`` once per route and change (BI
 ``bgp_preexport`` does the same per peer). For a route it passes, the group calls ``reflect``
 inside its attribute rewrite, which the group caches per (attribute set, source): a distinct
 input is rewritten and interned once, and every member of the group gets the same encoded
-bytes. The client status of the route's origin comes from its ``rib.route.Source``
+bytes (but the member the route came from, which never gets it back, as in BIRD: see
+``rib.adj_rib_out``). The client status of the route's origin comes from its source
 (``rr_client``), set by the RIB from the peer's config when the session comes up.
 
-Routes go to every member of a group, the peer they came from included (see
-``rib.adj_rib_out``): a client gets its own route back with its own router id as
-ORIGINATOR_ID and ignores it (RFC 4456 section 8, "SHOULD ignore"; BIRD, FRR, GoBGP and Myna
-do), so fan-out stays one encoding per group. ``reflector.loop_check`` is the receiving side.
+This package is a leaf: it knows a route's source only by the ``ReflectedSource`` protocol
+(the RIB's ``rib.route.Source`` has it), so ``rib`` imports it and never the other way.
+``reflector.loop_check`` is the receiving side.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Protocol
 
-from rib.route import Source
 from speaker.path_attributes import PathAttributes
+
+
+class ReflectedSource(Protocol):
+    """What reflection reads of a route's source (``rib.route.Source``)."""
+
+    @property
+    def rr_client(self) -> bool:
+        """The route came from a route-reflector client of ours."""
+
+    @property
+    def router_id(self) -> int:
+        """The BGP identifier of the peer the route came from."""
 
 
 class PeerRole(enum.Enum):
@@ -54,13 +66,15 @@ class Reflection:
     role: PeerRole
     client_to_client: bool = True
 
-    def allows(self, source: Source) -> bool:
+    def allows(self, source: ReflectedSource) -> bool:
         """Whether a route learned over iBGP from ``source`` is reflected to this group."""
         if source.rr_client:
             return self.role is PeerRole.NON_CLIENT or self.client_to_client
         return self.role is PeerRole.CLIENT
 
-    def reflect(self, attrs: PathAttributes, source: Source) -> tuple[int, tuple[int, ...]]:
+    def reflect(
+        self, attrs: PathAttributes, source: ReflectedSource
+    ) -> tuple[int, tuple[int, ...]]:
         """ORIGINATOR_ID and CLUSTER_LIST of ``attrs`` reflected from ``source``.
 
         An ORIGINATOR_ID already present is kept: it names the route's first iBGP speaker,

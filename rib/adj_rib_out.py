@@ -1,42 +1,55 @@
 """Adj-RIB-Out by update group: one export decision and one encoding per group, N writes.
 
 Data flow: peers whose sessions negotiated the same things and share export settings form an
-``UpdateGroup`` (the key is the session's ``Negotiated`` plus ``ExportSettings``). The RIB task
-hands each group the Loc-RIB's ``Change`` batches; the group runs the export rules once per
-change (iBGP split horizon or RFC 4456 reflection, the export policy, next hop, AS_PATH and
-LOCAL_PREF rewriting, ORIGINATOR_ID and CLUSTER_LIST when reflecting),
-diffs against what it advertised, encodes the difference once (one UPDATE run per attribute
-set, packed full) and writes the same bytes to every member. A peer that joins a group that
-already advertises gets the group's table encoded for it alone, then End-of-RIB; a route refresh
-is answered the same way (RFC 2918, with BoRR/EoRR for RFC 7313 peers).
+``UpdateGroup`` (the key is the session's ``Negotiated`` plus ``ExportSettings``). A group is a
+channel of the RIB core (``rib.channels``): it takes each batch of the Loc-RIB's ``Change``s and
+``Run``s, runs the export rules once per change (iBGP split horizon or RFC 4456 reflection,
+LLGR_STALE towards peers without LLGR, the export policy, next hop, AS_PATH and LOCAL_PREF
+rewriting, ORIGINATOR_ID and CLUSTER_LIST when reflecting), encodes the words once (UPDATE
+runs per attribute set, packed full) and writes them to every member.
 
-Routes go to every member, including the peer a route came from, when a batch mixes sources:
-a BGP peer drops its own route on receipt (AS_PATH loop for eBGP, ORIGINATOR_ID for reflected
-iBGP), and sending it keeps fan-out at one encoding per group (BIRD filters per peer instead
-and encodes per peer). A batch that is all about one peer's routes (a big table from one peer)
-skips that peer.
+What a member holds is derived, never stored: it is the export of the Loc-RIB's best route
+for each prefix, except where that route came from the member itself, where it holds nothing
+(BIRD's ``bgp_preexport``: a route is never sent back to the peer it came from). A group keeps
+no per-prefix table: a change's words come from the export of its old and new selection (the
+Loc-RIB publishes both), and a new member, a route refresh or a member that fell behind gets
+its view computed from the Loc-RIB. So what a member holds never depends on how the changes
+were batched.
+
+Words are kept in the order they happened (consecutive words with the same attribute set and
+origin share one UPDATE run), so a prefix changed twice in one batch ends with its last word.
+A word is owned by the source of its route: the member that is that source skips it; and a few
+words are for one member only (the one whose own route became, or stopped being, the best
+while the group's view stayed). Most members therefore get the same bytes object.
+
+A member whose connection stops taking data (its write buffer above the transport's high-water
+mark: ``writable`` false) gets nothing more for the moment; the keys it missed are remembered
+(the latest state per prefix is what it will get, BIRD's buckets), and when it drains the core
+asks the group for a resync of just those keys. The Send Hold Timer (RFC 9687) still ends a
+peer that never reads.
 """
 
 from __future__ import annotations
 
 import enum
-import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from rib.adj_rib_in import rib_key, split_key
 from rib.decision import DecisionOptions, rank
-from rib.loc_rib import Published, Run
+from rib.loc_rib import Change, Entry, LocRib, Published, Run
 from rib.route import Origin, Route, Source, Stale
-from rib.shards import SHARD_OF, SPREAD, new_shards, pop_present, shard_items
+from rib.shards import SHARDS
 from speaker.negotiated import Negotiated
 from speaker.path_attributes import ATTRIBUTES, PathAttributes
 from speaker.update_message import encode_announcements, encode_end_of_rib, encode_withdrawals
-from speaker.wire_codes import Family
+from speaker.wire_codes import Family, WellKnownCommunity
 
 if TYPE_CHECKING:
     from reflector.rules import Reflection
+
+_LLGR_STALE = int(WellKnownCommunity.LLGR_STALE)
 
 
 class NextHopMode(enum.Enum):
@@ -73,18 +86,46 @@ class ExportSettings:
 
 
 class Member(Protocol):
-    """A peer session as a group sees it."""
+    """A peer as its group sees it (the core's per-peer state has all of this)."""
 
     @property
-    def name(self) -> str:
-        """The peer's name."""
+    def handle(self) -> object:
+        """The session, as the core's ``Send`` actions name it."""
 
-    def send(self, data: bytes) -> bool:
-        """Write encoded messages; False when the session is not up."""
+    @property
+    def source(self) -> Source | None:
+        """The source the peer's own routes carry (None before its session came up)."""
+
+    @property
+    def writable(self) -> bool:
+        """Whether the peer's connection takes more data now."""
+
+    @property
+    def missed(self) -> dict[Family, set[int]]:
+        """Keys whose words the peer did not get while it could not take data."""
+
+    @property
+    def conn(self) -> int:
+        """The connection of the peer's current session."""
+
+
+class Send(NamedTuple):
+    """Write ``data`` to the session ``peer`` (a core action).
+
+    ``conn``: the connection the words were made for (its ``Negotiated``); the shell drops them
+    if the session is no longer on it (a new session gets its own table).
+    """
+
+    peer: object
+    data: bytes
+    conn: int = 0
 
 
 class PathIds:
-    """Stable ADD-PATH identifiers we send: one per (source, received path id), shared."""
+    """Stable ADD-PATH identifiers we send: one per (source, received path id), shared.
+
+    One per RIB core: a path keeps its identifier in every group for as long as the RIB lives.
+    """
 
     def __init__(self) -> None:
         self._ids: dict[tuple[int, int], int] = {}
@@ -98,54 +139,47 @@ class PathIds:
         return path_id
 
 
-PATH_IDS = PathIds()
-_GROUPS: weakref.WeakSet[UpdateGroup] = weakref.WeakSet()
-
-
-def _split(keys: list[int]) -> tuple[list[int], list[int]]:
-    """ADD-PATH table keys -> (prefixes, path ids), index-aligned for the encoder."""
-    pairs = [split_key(k) for k in keys]
-    return [p for p, _ in pairs], [i for _, i in pairs]
-
-
-def forget_rewrites() -> int:
-    """Empty every update group's rewrite cache; returns the entries dropped.
-
-    The cache holds each attribute set it rewrote (and its source) for good: run on the RIB's
-    idle sweeps, before the intern tables are swept, so sets no route uses any more can go.
-    Rewritten sets are interned, so a route still advertised gets the same object back.
-    """
-    dropped = 0
-    for group in list(_GROUPS):
-        dropped += len(group._rewrites)
-        group._rewrites.clear()
-    return dropped
+# One word run: [family, attributes (None: withdrawal), owner, only, keys]. ``owner``: the source
+# of the routes (its member skips the run); ``only``: the one member's source the run is for.
+_Word = list[Any]
+_FAMILY, _ATTRS, _OWNER, _ONLY, _KEYS = range(5)
 
 
 class UpdateGroup:
     """Members sharing one export and encoding (see the module docstring)."""
 
-    def __init__(self, negotiated: Negotiated, settings: ExportSettings) -> None:
+    def __init__(
+        self,
+        negotiated: Negotiated,
+        settings: ExportSettings,
+        loc: LocRib,
+        path_ids: PathIds,
+        *,
+        out: list[object],
+        options: DecisionOptions | None = None,
+    ) -> None:
         self.negotiated = negotiated
         self.settings = settings
+        self.loc = loc
+        self.path_ids = path_ids
+        self.out = out  # the core's action list: Send actions go here
+        self.options = options or loc.options
         self.members: list[Member] = []
-        # family -> prefix -> attributes advertised (sharded); for ADD-PATH families, in
-        # advertised_paths, prefix -> our path id -> attributes
-        self.advertised: dict[Family, list[dict[int, PathAttributes]]] = {}
-        self.advertised_paths: dict[Family, list[dict[int, dict[int, PathAttributes]]]] = {}
         # (id(attrs), id(source), family) -> (attrs, source, rewritten): holding the key objects
         # keeps their ids from being reused by other objects.
         self._rewrites: dict[tuple[int, int, int], tuple[object, object, PathAttributes]] = {}
-        _GROUPS.add(self)  # so that forget_rewrites reaches it
-        self.encodings = 0  # UPDATE batches encoded (one per flush, whatever the member count)
-        self._skip: str | None = None  # the member the last batch was all about (see apply)
-        # Set by the RIB: every candidate of a prefix, for ADD-PATH "all paths" groups.
-        self.candidates: Callable[[Family, int], list[Route]] | None = None
-        self.options = DecisionOptions()
+        self.encodings = 0  # word batches encoded (one per publication, whatever the members)
+        # Routes (paths, with ADD-PATH) the group's view holds, and how many of them each source
+        # owns (their member does not hold them): counted as words are made, never walked.
+        self.advertised = 0
+        self.owned: dict[Source, int] = {}
+        if not loc.deferring:
+            self._count_table()
 
     # -- the export rules --------------------------------------------------------------------
 
-    def _export(self, family: Family, prefix: int, route: Route) -> PathAttributes | None:
+    def export(self, family: Family, prefix: int, route: Route) -> PathAttributes | None:
+        """What the group announces for ``route``, or None when it is not exported."""
         source = route.source
         settings = self.settings
         # RFC 4271 9.2: iBGP-learned routes are not passed to iBGP peers, unless reflected
@@ -157,8 +191,13 @@ class UpdateGroup:
             and (settings.reflect is None or not settings.reflect.allows(source))
         ):
             return None
-        if route.stale == Stale.LLGR_STALE and not settings.llgr:
-            return None  # RFC 9494 4.5: not to a peer that does not know LLGR_STALE
+        # RFC 9494 4.3/4.5: not to a peer that does not know LLGR_STALE, whether we made the
+        # route long-lived stale or it came to us tagged so.
+        if not settings.llgr and (
+            route.stale == Stale.LLGR_STALE
+            or (route.attrs.communities and _LLGR_STALE in route.attrs.communities)
+        ):
+            return None
         policy = settings.policy
         if policy is accept_all:
             attrs = route.attrs
@@ -202,9 +241,10 @@ class UpdateGroup:
                 changes["med"] = None
             changes["local_pref"] = None
         elif attrs.local_pref is None:
-            changes["local_pref"] = 100
+            # RFC 4271 5.1.5: LOCAL_PREF on every iBGP UPDATE; the one the decision assumed.
+            changes["local_pref"] = self.options.default_local_pref
         if ibgp and not local and source.ibgp and settings.reflect is not None:
-            # RFC 4456 8 (``_export`` let only reflectable routes through); next hop kept.
+            # RFC 4456 8 (``export`` let only reflectable routes through); next hop kept.
             changes["originator_id"], changes["cluster_list"] = settings.reflect.reflect(
                 attrs, source
             )
@@ -212,272 +252,342 @@ class UpdateGroup:
             return attrs
         return ATTRIBUTES.intern(attrs._replace(**changes))  # type: ignore[arg-type]
 
-    def _wanted_paths(
+    def _paths(
         self, family: Family, prefix: int, routes: Sequence[Route]
-    ) -> dict[int, PathAttributes]:
-        """ADD-PATH: our path id -> attributes for each path we export, up to the limit.
+    ) -> dict[int, tuple[PathAttributes, Source]]:
+        """ADD-PATH: our path id -> (attributes, owner) for each path we export, up to the limit.
 
         The limit counts exported paths: a path the export rules refuse (an iBGP path to a
         non-client, a policy reject) leaves its place to the next one.
         """
-        out: dict[int, PathAttributes] = {}
+        out: dict[int, tuple[PathAttributes, Source]] = {}
         limit = self.settings.add_path_limit
         for route in routes:
-            attrs = self._export(family, prefix, route)
+            attrs = self.export(family, prefix, route)
             if attrs is not None:
-                out[PATH_IDS.of(route)] = attrs
+                out[self.path_ids.of(route)] = (attrs, route.source)
                 if len(out) >= limit:
                     break
         return out
 
-    # -- changes -----------------------------------------------------------------------------
+    def _ranked(self, all_routes: Sequence[Route], ecmp: Sequence[Route]) -> Sequence[Route]:
+        if self.settings.add_path_all:
+            return rank(all_routes, self.options, igp_cost=self.loc.next_hops.igp_cost)
+        return ecmp
 
-    def apply(self, changes: Iterable[Published]) -> bytes:
-        """Update what is advertised for ``changes``; the UPDATEs to send (maybe empty).
+    def _own(self, source: Source | None, delta: int) -> None:
+        if source is not None and delta:
+            total = self.owned.get(source, 0) + delta
+            if total:
+                self.owned[source] = total
+            else:
+                self.owned.pop(source, None)
 
-        When every change of the batch is about routes of one source, ``publish`` skips the
-        member that is that source: the bytes would only tell it its own routes (BIRD never
-        sends a route back to its peer either). Any mixed batch goes to every member, so the
-        encoding stays one per group.
-        """
-        announce: dict[Family, dict[PathAttributes, list[int]]] = {}
-        withdraw: dict[Family, list[int]] = {}
-        origin: Source | bool | None = True  # True: none seen yet; None: several sources
+    def _count_table(self) -> None:
+        """Count the view of a group created after the table was published (one walk)."""
+        for family in self.negotiated.families & set(self.loc.tables):
+            for shard in range(SHARDS):
+                for word in self.view_words(None, family, None, shard, counting=True):
+                    self.advertised += len(word[_KEYS])
+                    self._own(word[_OWNER], len(word[_KEYS]))
+
+    def advertised_to(self, member: Member) -> int:
+        """Routes (paths) the member holds from us now."""
+        source = member.source
+        return self.advertised - (0 if source is None else self.owned.get(source, 0))
+
+    def forget_rewrites(self) -> int:
+        """Empty the rewrite cache (the idle sweep, so unused attribute sets can be freed)."""
+        dropped = len(self._rewrites)
+        self._rewrites.clear()
+        return dropped
+
+    # -- the channel: a batch of Loc-RIB changes ------------------------------------------------
+
+    def publish(self, changes: Sequence[Published]) -> None:
+        """Work out the words for ``changes`` and write them to the members."""
+        if not self.members:
+            return
+        words: list[_Word] = []
         families = self.negotiated.families
-        add_path_send = self.negotiated.add_path_send
-        export = self._export
-        # A big table from one peer is a long run of changes to one interned route: with an
-        # export policy that does not read the prefix, its export is decided once per run.
-        route_only = self.settings.policy is accept_all
-        last_route: Route | None = None
-        last_attrs: PathAttributes | None = None
-        current: Family | None = None
-        shards: list[dict[int, PathAttributes]] = []
+        add_path = self.negotiated.add_path_send
+        members = {m.source for m in self.members if m.source is not None}
         for change in changes:
             family = change.family
-            if isinstance(change, Run):
-                if family not in families:
-                    continue
-                if origin is True:
-                    origin = change.source
-                elif origin is not change.source:
-                    origin = None
-                self._apply_run(change, announce, withdraw)
-                current = None  # _apply_run may have created the family's table
+            if family not in families:
                 continue
-            if family is not current:
-                if family not in families:
-                    continue
-                if family not in add_path_send:
-                    found = self.advertised.get(family)
-                    shards = found if found is not None else new_shards()
-                    self.advertised[family] = shards
-                current = family
-            if origin is not None:
-                about = change.new_best or change.old_best
-                source = None if about is None else about.source
-                if origin is True:
-                    origin = source
-                elif origin is not source:
-                    origin = None
-            prefix = change.prefix
-            if family in add_path_send:
-                routes: Sequence[Route] = change.new_ecmp
-                if self.settings.add_path_all and self.candidates is not None:
-                    routes = rank(self.candidates(family, prefix), self.options)
-                self._apply_paths(family, prefix, routes, announce, withdraw)
-                continue
-            route = change.new_best
-            if route is None:
-                attrs = None
-            elif route is last_route:
-                attrs = last_attrs
+            if family in add_path:
+                self._paths_change(change, words)
+            elif isinstance(change, Run):
+                self._run(change, words)
             else:
-                attrs = export(family, prefix, route)
-                if route_only:
-                    last_route, last_attrs = route, attrs
-            table = shards[SHARD_OF[(prefix >> 22) % SPREAD]]
-            if attrs is None:
-                if table.pop(prefix, None) is not None:
-                    withdraw.setdefault(family, []).append(prefix)
-            elif table.get(prefix) is not attrs:
-                table[prefix] = attrs
-                announce.setdefault(family, {}).setdefault(attrs, []).append(prefix)
-        self._skip = origin.name if isinstance(origin, Source) else None
-        if len(withdraw) + sum(len(by_attrs) for by_attrs in announce.values()) > 1:
-            self._settle(announce, withdraw)
-        return self._encode(announce, withdraw)
+                self._change(change, words, members)
+        if words:
+            self._write(words)
 
-    def _settle(
+    def _word(
         self,
-        announce: dict[Family, dict[PathAttributes, list[int]]],
-        withdraw: dict[Family, list[int]],
+        words: list[_Word],
+        family: Family,
+        attrs: PathAttributes | None,
+        keys: Sequence[int],
+        *,
+        owner: Source | None = None,
+        only: Source | None = None,
     ) -> None:
-        """Keep only each key's last word: what the advertised table now holds.
+        if words:
+            last = words[-1]
+            if (
+                last[_ATTRS] is attrs
+                and last[_OWNER] is owner
+                and last[_ONLY] is only
+                and last[_FAMILY] is family
+            ):
+                last[_KEYS].extend(keys)
+                return
+        words.append([family, attrs, owner, only, list(keys)])
 
-        A batch may change one prefix twice (announced then withdrawn, or announced with two
-        attribute sets); ``_encode`` writes withdrawals first and attribute sets in the order
-        they first appeared, so an earlier word could otherwise arrive last.
-        """
-
-        def held(family: Family, key: int) -> PathAttributes | None:
-            if family in self.negotiated.add_path_send:
-                prefix, path_id = split_key(key)
-                shards = self.advertised_paths.get(family, [])
-                paths = shards[SHARD_OF[(prefix >> 22) % SPREAD]].get(prefix) if shards else None
-                return None if paths is None else paths.get(path_id)
-            table = self.advertised.get(family, [])
-            return table[SHARD_OF[(key >> 22) % SPREAD]].get(key) if table else None
-
-        for family, keys in list(withdraw.items()):
-            kept = [k for k in dict.fromkeys(keys) if held(family, k) is None]
-            if kept:
-                withdraw[family] = kept
+    def _run(self, run: Run, words: list[_Word]) -> None:
+        """A Loc-RIB ``Run``: the only candidate of many prefixes, old and new."""
+        family, old, new, prefixes = run.family, run.old, run.route, run.prefixes
+        if self.settings.policy is accept_all:
+            # The export does not read the prefix: decided once for the whole run.
+            first = prefixes[0]
+            old_attrs = None if old is None else self.export(family, first, old)
+            new_attrs = None if new is None else self.export(family, first, new)
+            if old_attrs is new_attrs:
+                return
+            delta = (new_attrs is not None) - (old_attrs is not None)
+            if delta:
+                self.advertised += delta * len(prefixes)
+                self._own(run.source, delta * len(prefixes))
+            if new_attrs is None:
+                self._word(words, family, None, prefixes)
             else:
-                del withdraw[family]
-        for family, by_attrs in list(announce.items()):
-            for attrs, keys in list(by_attrs.items()):
-                kept = [k for k in dict.fromkeys(keys) if held(family, k) is attrs]
-                if kept:
-                    by_attrs[attrs] = kept
-                else:
-                    del by_attrs[attrs]
-            if not by_attrs:
-                del announce[family]
-
-    def _apply_run(
-        self,
-        run: Run,
-        announce: dict[Family, dict[PathAttributes, list[int]]],
-        withdraw: dict[Family, list[int]],
-    ) -> None:
-        """A Loc-RIB ``Run``: one route (or none) for many prefixes, exported once if it can."""
-        family, route, prefixes = run.family, run.route, run.prefixes
-        if family in self.negotiated.add_path_send:
-            routes: Sequence[Route] = () if route is None else (route,)
-            for prefix in prefixes:
-                if self.settings.add_path_all and self.candidates is not None:
-                    routes = rank(self.candidates(family, prefix), self.options)
-                self._apply_paths(family, prefix, routes, announce, withdraw)
+                self._word(words, family, new_attrs, prefixes, owner=run.source)
             return
-        shards = self.advertised.get(family)
-        if shards is None:
-            shards = self.advertised[family] = new_shards()
-        gone: list[int] = []
-        if route is None:
-            gone = pop_present(shards, prefixes)
-        elif self.settings.policy is accept_all:
-            attrs = self._export(family, prefixes[0], route)
-            if attrs is None:
-                gone = pop_present(shards, prefixes)
-            elif run.fresh:
-                # No prefix of a fresh run had a best route, so none was advertised: no diff.
-                shard = shards[SHARD_OF[(prefixes[0] >> 22) % SPREAD]]
-                shard.update(dict.fromkeys(prefixes, attrs))
-                announce.setdefault(family, {}).setdefault(attrs, []).extend(prefixes)
+        export = self.export
+        for prefix in prefixes:
+            old_attrs = None if old is None else export(family, prefix, old)
+            new_attrs = None if new is None else export(family, prefix, new)
+            if old_attrs is new_attrs:
+                continue
+            delta = (new_attrs is not None) - (old_attrs is not None)
+            if delta:
+                self.advertised += delta
+                self._own(run.source, delta)
+            if new_attrs is None:
+                self._word(words, family, None, (prefix,))
             else:
-                new: list[int] = []
-                add = new.append
-                high = -1
-                table: dict[int, PathAttributes] = {}
-                for prefix in prefixes:
-                    if prefix >> 22 != high:  # neighbours share a shard (rib.shards)
-                        high = prefix >> 22
-                        table = shards[SHARD_OF[high % SPREAD]]
-                    if table.get(prefix) is not attrs:
-                        table[prefix] = attrs
-                        add(prefix)
-                if new:
-                    announce.setdefault(family, {}).setdefault(attrs, []).extend(new)
-        else:
-            export = self._export
-            by_attrs = announce.setdefault(family, {})
-            for prefix in prefixes:
-                table = shards[SHARD_OF[(prefix >> 22) % SPREAD]]
-                exported = export(family, prefix, route)
-                if exported is None:
-                    if table.pop(prefix, None) is not None:
-                        gone.append(prefix)
-                elif table.get(prefix) is not exported:
-                    table[prefix] = exported
-                    by_attrs.setdefault(exported, []).append(prefix)
-        if gone:
-            withdraw.setdefault(family, []).extend(gone)
+                self._word(words, family, new_attrs, (prefix,), owner=run.source)
 
-    def _apply_paths(
+    def _change(self, change: Change, words: list[_Word], members: set[Source]) -> None:
+        """One prefix's best route changed: the group's word, and the two members it concerns.
+
+        The member whose route stopped being the best held nothing (its own route) and now holds
+        the new one; the member whose route became the best held the old one and now holds
+        nothing. Where the group's word does not tell them that, they get a word of their own.
+        """
+        family, prefix = change.family, change.prefix
+        old, new = change.old_best, change.new_best
+        old_attrs = None if old is None else self.export(family, prefix, old)
+        new_attrs = None if new is None else self.export(family, prefix, new)
+        old_owner = None if old is None else old.source
+        new_owner = None if new is None else new.source
+        key = (prefix,)
+        if old_attrs is not None:
+            self.advertised -= 1
+            self._own(old_owner, -1)
+        if new_attrs is not None:
+            self.advertised += 1
+            self._own(new_owner, 1)
+        if old_attrs is not new_attrs:
+            if new_attrs is None:
+                self._word(words, family, None, key)
+                return
+            self._word(words, family, new_attrs, key, owner=new_owner)
+            if old_attrs is not None and new_owner is not old_owner and new_owner in members:
+                self._word(words, family, None, key, only=new_owner)
+            return
+        if new_owner is old_owner or new_attrs is None:
+            return
+        if old_owner in members:
+            self._word(words, family, new_attrs, key, only=old_owner)
+        if new_owner in members:
+            self._word(words, family, None, key, only=new_owner)
+
+    def _paths_change(self, change: Published, words: list[_Word]) -> None:
+        """ADD-PATH (RFC 7911): each exported path under its own stable path id.
+
+        A member never gets its own paths (their words are owned by it), and never held them,
+        so withdrawals may go to everyone.
+        """
+        family = change.family
+        if isinstance(change, Run):
+            run = change
+            for prefix in run.prefixes:
+                self._path_words(
+                    family,
+                    prefix,
+                    () if run.old is None else (run.old,),
+                    () if run.route is None else (run.route,),
+                    words,
+                )
+            return
+        old = self._ranked(change.old_all, change.old_ecmp)
+        if change.old_rank is not None and self.settings.add_path_all:
+            old = change.old_rank  # ranked with the resolution it had
+        self._path_words(
+            family, change.prefix, old, self._ranked(change.new_all, change.new_ecmp), words
+        )
+
+    def _path_words(
         self,
         family: Family,
         prefix: int,
-        routes: Sequence[Route],
-        announce: dict[Family, dict[PathAttributes, list[int]]],
-        withdraw: dict[Family, list[int]],
+        old_routes: Sequence[Route],
+        new_routes: Sequence[Route],
+        words: list[_Word],
     ) -> None:
-        """ADD-PATH (RFC 7911): each path of the ECMP set under its own stable path id."""
-        shards = self.advertised_paths.get(family)
-        if shards is None:
-            shards = self.advertised_paths[family] = new_shards()
-        table = shards[SHARD_OF[(prefix >> 22) % SPREAD]]
-        old = table.get(prefix, {})
-        wanted = self._wanted_paths(family, prefix, routes)
-        for path_id in old.keys() - wanted.keys():
-            withdraw.setdefault(family, []).append(rib_key(prefix, path_id))
-        for path_id, attrs in wanted.items():
-            if old.get(path_id) is not attrs:
-                announce.setdefault(family, {}).setdefault(attrs, []).append(
-                    rib_key(prefix, path_id)
-                )
-        if wanted:
-            table[prefix] = wanted
-        else:
-            table.pop(prefix, None)
+        old = self._paths(family, prefix, old_routes) if old_routes else {}
+        new = self._paths(family, prefix, new_routes) if new_routes else {}
+        for _, owner in old.values():
+            self.advertised -= 1
+            self._own(owner, -1)
+        for _, owner in new.values():
+            self.advertised += 1
+            self._own(owner, 1)
+        for path_id in old.keys() - new.keys():
+            self._word(words, family, None, (rib_key(prefix, path_id),))
+        for path_id, (attrs, owner) in new.items():
+            before = old.get(path_id)
+            if before is None or before[0] is not attrs:
+                self._word(words, family, attrs, (rib_key(prefix, path_id),), owner=owner)
 
-    def _encode(
-        self,
-        announce: dict[Family, dict[PathAttributes, list[int]]],
-        withdraw: dict[Family, list[int]],
-    ) -> bytes:
-        if not announce and not withdraw:
-            return b""
+    # -- encoding and writing ----------------------------------------------------------------
+
+    def _encode_words(self, words: list[_Word]) -> list[bytes]:
         neg = self.negotiated
-        out: list[bytes] = []
-        for family, keys in withdraw.items():
+        out = []
+        for family, attrs, _owner, _only, keys in words:
             if family in neg.add_path_send:
-                prefixes, ids = _split(keys)
-                out += encode_withdrawals(family, prefixes, neg, ids)
-            else:
-                out += encode_withdrawals(family, keys, neg)
-        for family, by_attrs in announce.items():
-            add_path = family in neg.add_path_send
-            for attrs, keys in by_attrs.items():
-                if add_path:
-                    prefixes, ids = _split(keys)
-                    out += encode_announcements(family, attrs, prefixes, neg, ids)
+                pairs = [split_key(k) for k in keys]
+                prefixes, ids = [p for p, _ in pairs], [i for _, i in pairs]
+                if attrs is None:
+                    out.append(b"".join(encode_withdrawals(family, prefixes, neg, ids)))
                 else:
-                    out += encode_announcements(family, attrs, keys, neg)
+                    out.append(b"".join(encode_announcements(family, attrs, prefixes, neg, ids)))
+            elif attrs is None:
+                out.append(b"".join(encode_withdrawals(family, keys, neg)))
+            else:
+                out.append(b"".join(encode_announcements(family, attrs, keys, neg)))
         self.encodings += 1
-        return b"".join(out)
+        return out
 
-    # -- members -------------------------------------------------------------------------------
+    def _write(self, words: list[_Word]) -> None:
+        encoded = self._encode_words(words)
+        special: set[Source] = set()
+        for word in words:
+            if word[_OWNER] is not None:
+                special.add(word[_OWNER])
+            if word[_ONLY] is not None:
+                special.add(word[_ONLY])
+        common: bytes | None = None
+        for member in self.members:
+            source = member.source
+            if source is None or source not in special:
+                if common is None:
+                    common = b"".join(
+                        d for w, d in zip(words, encoded, strict=True) if w[_ONLY] is None
+                    )
+                data = common
+                mine = words
+            else:
+                chosen = [
+                    (word, data)
+                    for word, data in zip(words, encoded, strict=True)
+                    if (word[_ONLY] is None and word[_OWNER] is not source) or word[_ONLY] is source
+                ]
+                data = b"".join(d for _, d in chosen)
+                mine = [w for w, _ in chosen]
+            if not data:
+                continue
+            if member.writable:
+                self.out.append(Send(member.handle, data, member.conn))
+            else:
+                for word in mine:
+                    if word[_ONLY] is None or word[_ONLY] is source:
+                        member.missed.setdefault(word[_FAMILY], set()).update(word[_KEYS])
 
-    def publish(self, data: bytes) -> None:
-        """The same bytes to every member (but the source of a one-source batch, see apply)."""
-        if data:
-            skip = self._skip
-            for member in self.members:
-                if member.name != skip:
-                    member.send(data)
+    # -- whole views: a new member, a route refresh, a member that drained ----------------------
 
-    def table_for_new_member(self) -> bytes:
-        """The whole advertised table and an End-of-RIB per family, for one member."""
-        announce: dict[Family, dict[PathAttributes, list[int]]] = {}
-        for family, shards in self.advertised.items():
-            by_attrs = announce.setdefault(family, {})
-            for key, attrs in shard_items(shards):
-                by_attrs.setdefault(attrs, []).append(key)
-        for family, path_shards in self.advertised_paths.items():
-            by_attrs = announce.setdefault(family, {})
-            for prefix, paths in shard_items(path_shards):
-                for path_id, attrs in paths.items():
-                    by_attrs.setdefault(attrs, []).append(rib_key(prefix, path_id))
-        data = self._encode(announce, {})
-        return data + b"".join(encode_end_of_rib(f) for f in sorted(self.negotiated.families))
+    def view_words(
+        self,
+        member: Member | None,
+        family: Family,
+        keys: Sequence[int] | None,
+        shard: int = 0,
+        *,
+        counting: bool = False,
+    ) -> list[_Word]:
+        """The member's view of one shard (``keys`` None) or of given keys, as words.
+
+        ``member`` None: the group's view. Keys not held (no best route, not exported, or the
+        member's own) come as withdrawals when asked for by ``keys`` (the member may hold an
+        older word), and not at all in a shard walk. ``counting``: words keep their owner.
+        """
+        own = None if member is None else member.source
+        words: list[_Word] = []
+        add_path = family in self.negotiated.add_path_send
+        loc = self.loc
+        if keys is None:
+            shards = loc.tables.get(family)
+            if shards is None:
+                return words
+            for prefix, slot in list(shards[shard].items()):
+                for key, attrs, owner in self._held(family, prefix, slot, add_path):
+                    if own is None or owner is not own:
+                        self._word(words, family, attrs, (key,), owner=owner if counting else None)
+            return words
+        for key in keys:
+            prefix, _ = split_key(key)
+            here = self._held(family, prefix, loc._slot(family, prefix), add_path)
+            held = {k: attrs for k, attrs, owner in here if own is None or owner is not own}
+            self._word(words, family, held.get(key), (key,))
+        return words
+
+    def _held(
+        self, family: Family, prefix: int, slot: Route | Entry | None, add_path: bool
+    ) -> list[tuple[int, PathAttributes, Source]]:
+        """(key, attributes, owner) of what the group's view holds for one prefix."""
+        if slot is None:
+            return []
+        if add_path:
+            if isinstance(slot, Entry):
+                routes = self._ranked(slot.candidates, slot.ecmp)
+            else:
+                routes = self.loc.selection(slot)[1]
+            return [
+                (rib_key(prefix, path_id), attrs, owner)
+                for path_id, (attrs, owner) in self._paths(family, prefix, routes).items()
+            ]
+        best, _ = self.loc.selection(slot)
+        if best is None:
+            return []
+        attrs = self.export(family, prefix, best)
+        return [] if attrs is None else [(prefix, attrs, best.source)]
+
+    def table_for(self, member: Member, family: Family, shard: int) -> bytes:
+        """One shard of the member's whole view, encoded (a new member, a route refresh)."""
+        words = self.view_words(member, family, None, shard)
+        return b"".join(self._encode_words(words)) if words else b""
+
+    def keys_for(self, member: Member, family: Family, keys: Sequence[int]) -> bytes:
+        """The member's current view of ``keys``, encoded (a member that drained)."""
+        words = self.view_words(member, family, keys)
+        return b"".join(self._encode_words(words)) if words else b""
+
+    def end_of_rib(self) -> bytes:
+        """An End-of-RIB per negotiated family (RFC 4724), after a whole table."""
+        return b"".join(encode_end_of_rib(f) for f in sorted(self.negotiated.families))
+

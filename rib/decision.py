@@ -13,11 +13,15 @@ for the routes best-first and advertises the first N.
 The steps, in the order they are applied (the letters are RFC 4271 9.1.2.2's own):
 
     9.1.2.1   Route resolvability: a route whose NEXT_HOP cannot be resolved is not a candidate
-              (the ``reachable`` hook; without one every next hop counts as resolvable).
-    stale     Graceful restart (RFC 4724) and long-lived graceful restart (RFC 9494): a fresh
-              route beats a stale one, and an LLGR-stale route loses to every other route
-              (RFC 9494 asks for the latter; RFC 4724 leaves stale routes unranked, and BIRD
-              demotes only LLGR-stale ones).
+              (the ``igp_cost`` hook answers None for it; without a hook every next hop counts
+              as resolvable, at its source's fixed ``igp_cost``).
+    stale     Long-lived graceful restart (RFC 9494 4.3): an LLGR-stale route, ours or one
+              received with the LLGR_STALE community, is "treated as the least preferred".
+              A route kept stale by graceful restart is not (RFC 4724 4.2: "The router MUST
+              NOT differentiate between stale and other routing information during
+              forwarding"; BIRD demotes only LLGR-stale routes too): it keeps its place in
+              the decision and in the ECMP set; only when everything else ties, after g),
+              does a fresh route win over a stale one.
     step 0    Route source, like BIRD's protocol preference: a route this node originates
               (configured static > learned from the kernel) beats every BGP route. (BIRD's
               default preferences differ for kernel routes: kernel 10 is below BGP's 100.)
@@ -32,7 +36,9 @@ The steps, in the order they are applied (the letters are RFC 4271 9.1.2.2's own
               from the same neighbouring AS, has a lower MED.
     d)        "If at least one of the candidate routes was received via EBGP, remove from
               consideration all routes that were received via IBGP."
-    e)        "Remove from consideration any routes with less-preferred interior cost."
+    e)        "Remove from consideration any routes with less-preferred interior cost." The cost
+              is the resolved next hop's (``igp_cost`` hook: BIRD's IGP metric of the route
+              that covers the next hop), else the source's fixed ``igp_cost``.
     f)        "... all routes other than the route that was advertised by the BGP speaker with
               the lowest BGP Identifier value", the ORIGINATOR_ID standing in for the BGP
               Identifier when the route carries one (RFC 4456 section 9);
@@ -86,9 +92,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 
-from rib.route import Origin, Route
+from rib.route import Origin, Route, Stale
 from speaker.path_attributes import AsPath, PathAttributes, as_path_length
-from speaker.wire_codes import AsPathSegmentType
+from speaker.wire_codes import AsPathSegmentType, WellKnownCommunity
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +115,11 @@ class DecisionOptions:
 
 DEFAULT = DecisionOptions()
 
-Reachable = Callable[[Route], bool]
+# Route -> the interior cost to its next hop (step e), or None when the next hop does not
+# resolve (9.1.2.1: not a candidate at all).
+IgpCost = Callable[[Route], int | None]
+_LLGR_STALE = int(WellKnownCommunity.LLGR_STALE)
+_LLGR = Stale.LLGR_STALE
 
 # The neighbouring AS of a route whose AS_PATH names none (empty, as on routes originated inside
 # this AS, or starting with an AS_SET): this AS itself, as in BIRD, so such routes compare MEDs
@@ -131,15 +141,15 @@ _AS_SET = AsPathSegmentType.AS_SET
 _AS_SEQUENCE = AsPathSegmentType.AS_SEQUENCE
 
 # What one candidate is compared on, computed once per call (see ``_facts``):
-#   [0] staleness, step 0, 9.1.1, a), b)  - compared as one tuple, lower wins
+#   [0] LLGR-stale, step 0, 9.1.1, a), b)  - compared as one tuple, lower wins
 #   [1] MED                                 - step c), lower wins within a neighbouring AS
 #   [2] d), e)                              - lower wins
-#   [3] f), RFC 4456, g), path id, serial   - the tie-breakers, lower wins
+#   [3] f), RFC 4456, g), path id, stale, serial - the tie-breakers, lower wins
 #   [4] neighbouring AS                     - step c) groups by it
 #   [5] the route itself
 _Preference = tuple[int, int, int, int, int]
 _Cost = tuple[int, int]
-_TieBreak = tuple[int, int, int, int, int]
+_TieBreak = tuple[int, int, int, int, int, int]
 _Facts = tuple[_Preference, int, _Cost, _TieBreak, int, Route]
 
 # C-level accessors for min() and sort(): a lambda or generator costs a Python frame per route.
@@ -159,20 +169,19 @@ def select(
     candidates: Sequence[Route],
     options: DecisionOptions = DEFAULT,
     *,
-    reachable: Reachable | None = None,
+    igp_cost: IgpCost | None = None,
 ) -> tuple[Route | None, tuple[Route, ...]]:
     """The best route and the ECMP set (best first); ``(None, ())`` without candidates.
 
     The result depends only on the set of candidates, never on their order. Without
     ``options.multipath`` the ECMP set is the best route alone.
     """
-    routes = _resolvable(candidates, reachable)
-    if len(routes) == 1:
-        route = routes[0]
+    if igp_cost is None and len(candidates) == 1:
+        route = candidates[0]
         return route, (route,)
-    if not routes:
-        return None, ()
-    facts = _all_facts(routes, options)
+    facts = _all_facts(candidates, options, igp_cost)
+    if len(facts) < 2:
+        return (facts[0][5], (facts[0][5],)) if facts else (None, ())
     if options.always_compare_med or _one_med_group(facts):
         # Every step is then "keep the routes tied for the lowest X", in step order, so one sort
         # on all of them ranks the candidates; the ECMP set is the run equal through e).
@@ -199,17 +208,16 @@ def rank(
     candidates: Sequence[Route],
     options: DecisionOptions = DEFAULT,
     *,
-    reachable: Reachable | None = None,
+    igp_cost: IgpCost | None = None,
 ) -> list[Route]:
     """Every candidate, best first: for ADD-PATH's "advertise the best N paths".
 
     The first is ``select``'s best, and each next one is the route ``select`` would pick if all
     the routes ranked before it were withdrawn. Unresolvable routes are left out.
     """
-    routes = _resolvable(candidates, reachable)
-    if len(routes) < 2:
-        return list(routes)
-    remaining = _all_facts(routes, options)
+    remaining = _all_facts(candidates, options, igp_cost)
+    if len(remaining) < 2:
+        return [facts[5] for facts in remaining]
     if options.always_compare_med or _one_med_group(remaining):
         # One MED group: the order is lexicographic on everything, so one sort gives it.
         remaining.sort(key=_TOTAL_ORDER)
@@ -240,22 +248,28 @@ def neighbour_as(as_path: AsPath) -> int:
     return THIS_AS
 
 
-def _resolvable(candidates: Sequence[Route], reachable: Reachable | None) -> Sequence[Route]:
-    # 9.1.2.1 Route resolvability: "If the NEXT_HOP attribute of a BGP route depicts an
-    # address that is not resolvable ... the BGP route MUST be excluded from the Phase 2
-    # decision function."
-    if reachable is None:
-        return candidates
-    return [route for route in candidates if reachable(route)]
-
-
-def _all_facts(routes: Sequence[Route], options: DecisionOptions) -> list[_Facts]:
+def _all_facts(
+    routes: Sequence[Route], options: DecisionOptions, igp_cost: IgpCost | None
+) -> list[_Facts]:
     default_local_pref = options.default_local_pref
     missing_med = _MED_WORST if options.med_missing_as_worst else 0
-    return [_facts(route, default_local_pref, missing_med) for route in routes]
+    if igp_cost is None:
+        return [
+            _facts(route, default_local_pref, missing_med, route.source.igp_cost)
+            for route in routes
+        ]
+    out = []
+    for route in routes:
+        # 9.1.2.1 Route resolvability: "If the NEXT_HOP attribute of a BGP route depicts an
+        # address that is not resolvable ... the BGP route MUST be excluded from the Phase 2
+        # decision function."
+        cost = igp_cost(route)
+        if cost is not None:
+            out.append(_facts(route, default_local_pref, missing_med, cost))
+    return out
 
 
-def _facts(route: Route, default_local_pref: int, missing_med: int) -> _Facts:
+def _facts(route: Route, default_local_pref: int, missing_med: int, cost_e: int) -> _Facts:
     source = route.source
     attrs: PathAttributes = route.attrs
     local_pref = attrs.local_pref
@@ -267,11 +281,11 @@ def _facts(route: Route, default_local_pref: int, missing_med: int) -> _Facts:
         path_length, neighbour = 0, THIS_AS
     else:
         path_length, neighbour = as_path_length(as_path), neighbour_as(as_path)
+    stale = route.stale
     preference = (
-        # Graceful restart: a stale route is kept only to avoid churn while its peer restarts;
-        # any fresh route is known to be current, so it wins whatever its attributes. RFC 9494
-        # makes LLGR-stale routes the "least preferred". Stale is FRESH < STALE < LLGR_STALE.
-        route.stale,
+        # RFC 9494 4.3: LLGR-stale routes are the "least preferred", ours and those that came
+        # tagged LLGR_STALE (a peer's peer kept them). GR-stale ones are not demoted (4724 4.2).
+        1 if stale == _LLGR or (attrs.communities and _LLGR_STALE in attrs.communities) else 0,
         # Step 0: our own routes (Calico's IPAM blocks, configured announcements) must not be
         # displaced by what a peer says about the same prefix; BIRD gets this from protocol
         # preference (static 200 over BGP 100). Kernel-learned loses to configured.
@@ -291,7 +305,7 @@ def _facts(route: Route, default_local_pref: int, missing_med: int) -> _Facts:
         # call costs as much as the rest of this tuple.
         0 if not source.ibgp and source.origin == _BGP else 1,
         # e) lowest interior cost to the next hop.
-        source.igp_cost,
+        cost_e,
     )
     tie_break = (
         # f) lowest BGP Identifier; a reflected route carries its originator's (RFC 4456 9).
@@ -301,8 +315,10 @@ def _facts(route: Route, default_local_pref: int, missing_med: int) -> _Facts:
         # g) lowest peer address.
         source.address,
         # Beyond the RFC, so that no two candidates tie: two ADD-PATH paths from one peer,
-        # then two sessions of one peer (the old one's routes still held as stale).
+        # then two sessions of one peer (the old one's routes still held as stale: the fresh
+        # one wins), then the older source.
         route.path_id,
+        stale,
         source.serial,
     )
     return preference, med_value, cost, tie_break, neighbour, route

@@ -7,11 +7,14 @@ objects are moved out of the collector's sight with ``gc.freeze()``: passes then
 what was made since. When the RIB has been idle for a while (no inbox work for ``idle_after``
 seconds) the freeze is lifted for one full collection, so cycles that died meanwhile (closed
 connections, dropped sessions) are still reclaimed, and everything left is frozen again. The
-same idle spell sweeps the intern tables (``ROUTES``, ``ATTRIBUTES``), which otherwise keep
-every route and attribute set ever seen: a peer whose attributes churn, or that flaps with new
-ones each time, would grow them for ever.
+same idle spell runs the RIB's sweep (``RibCore.sweep``: the intern tables of routes and
+attribute sets, which otherwise keep every one ever seen, and the update groups' rewrite
+caches) and its compaction (tables left oversized by a mass withdrawal). Under churn that never
+lets the RIB idle (a peer whose attributes change every second), the sweep alone, which walks
+only the intern tables and needs no full collection, still runs every ``min_interval``, so the
+intern tables cannot grow for ever either.
 
-Data flow: the RIB task calls ``busy()`` whenever it worked; the schedule arms one timer.
+Data flow: the RIB shell calls ``busy()`` whenever it worked; the schedule arms one timer.
 """
 
 from __future__ import annotations
@@ -19,22 +22,29 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-
-from rib.adj_rib_out import forget_rewrites
-from rib.route import ROUTES
-from speaker.path_attributes import ATTRIBUTES
+from collections.abc import Callable
 
 
 class GcSchedule:
     """Full collections only when the RIB is idle (see the module docstring)."""
 
-    def __init__(self, idle_after: float = 2.0, min_interval: float = 60.0) -> None:
+    def __init__(
+        self,
+        sweep: Callable[[], int],
+        compact: Callable[[], object] = lambda: None,
+        idle_after: float = 2.0,
+        min_interval: float = 60.0,
+    ) -> None:
+        self.sweep = sweep
+        self.compact = compact
         self.idle_after = idle_after
         self.min_interval = min_interval
         self.full_collections = 0
-        self.swept = 0  # intern-table entries dropped by the idle sweeps
+        self.swept = 0  # intern-table entries dropped by the sweeps
+        self.busy_sweeps = 0  # sweeps run while the RIB was busy
         self.last_pause = 0.0  # seconds the last full collection took
         self._last_full = 0.0
+        self._last_sweep = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._work = 0
 
@@ -44,7 +54,7 @@ class GcSchedule:
         gc.freeze()
         # Young-generation passes stay automatic and cheap; they just run less often.
         gc.set_threshold(10_000, 20, 20)
-        self._last_full = time.monotonic()
+        self._last_full = self._last_sweep = time.monotonic()
 
     def stop(self) -> None:
         """Give the objects back to the collector."""
@@ -66,6 +76,10 @@ class GcSchedule:
         self._timer = None
         loop = asyncio.get_running_loop()
         if self._work != work_seen:
+            if time.monotonic() - self._last_sweep >= self.min_interval:
+                self.swept += self.sweep()
+                self.busy_sweeps += 1
+                self._last_sweep = time.monotonic()
             self._timer = loop.call_later(self.idle_after, self._check, self._work)
             return
         wait = self.min_interval - (time.monotonic() - self._last_full)
@@ -75,13 +89,9 @@ class GcSchedule:
         started = time.perf_counter()
         gc.unfreeze()
         gc.collect()
-        # The intern tables keep what no table refers to any more (a withdrawn route's Route,
-        # the attribute sets of changed routes) until swept: routes first, which frees their
-        # sets for the second sweep.
-        self.swept += ROUTES.sweep()
-        forget_rewrites()  # the update groups' cache would keep every set it ever rewrote
-        self.swept += ATTRIBUTES.sweep()
+        self.swept += self.sweep()
+        self.compact()
         gc.freeze()
         self.last_pause = time.perf_counter() - started
         self.full_collections += 1
-        self._last_full = time.monotonic()
+        self._last_full = self._last_sweep = time.monotonic()

@@ -1,17 +1,18 @@
 """What a route is inside the RIB: where it came from (``Source``) and what it says (``Route``).
 
-Data flow: the RIB task makes one ``Source`` per peer session (and one for the node's own
+Data flow: the RIB core makes one ``Source`` per peer session (and one for the node's own
 routes: kernel, static, config) when the session comes up, from the OPEN and the config; every
 route from that session points at it. A ``Route`` is (source, interned attribute set, ADD-PATH
-path id, staleness); ``ROUTES.intern`` shares one object among all prefixes that carry the same
-four, so a peer announcing 1,000,000 prefixes with one attribute set costs one ``Route``. The
-Adj-RIB-In and the Loc-RIB map prefix ints to these objects; the decision process
-(``rib/decision.py``) compares them; the Adj-RIB-Out reads their attributes.
+path id, staleness); the core's ``RouteTable`` shares one object among all prefixes that carry
+the same four, so a peer announcing 1,000,000 prefixes with one attribute set costs one
+``Route``. The Loc-RIB maps prefix ints to these objects; the decision process
+(``rib/decision.py``) compares them; the update groups read their attributes.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import NamedTuple
@@ -112,7 +113,7 @@ class Source:
 
 
 class Route(NamedTuple):
-    """One path to a prefix. Interned: build them with ``ROUTES.intern``."""
+    """One path to a prefix. Interned: build them with a ``RouteTable``'s ``intern``."""
 
     source: Source
     attrs: PathAttributes  # interned by speaker.path_attributes.ATTRIBUTES
@@ -121,7 +122,7 @@ class Route(NamedTuple):
 
 
 class RouteTable:
-    """The intern table of ``Route`` objects (see the module docstring)."""
+    """An intern table of ``Route`` objects, one per RIB (see the module docstring)."""
 
     __slots__ = ("_routes",)
 
@@ -141,6 +142,9 @@ class RouteTable:
     def __len__(self) -> int:
         return len(self._routes)
 
+    def __iter__(self) -> Iterator[Route]:
+        return iter(list(self._routes.values()))
+
     def sweep(self) -> int:
         """Forget routes no RIB refers to any more; returns how many were dropped."""
         dropped = 0
@@ -152,5 +156,3 @@ class RouteTable:
                 dropped += 1
         return dropped
 
-
-ROUTES = RouteTable()

@@ -21,11 +21,15 @@ index it as ``shards[SHARD_OF[(key >> 22) % SPREAD]]`` in their hot loops (no ca
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import sys
 from collections.abc import Iterator, Sequence
 from typing import TypeVar
 
 V = TypeVar("V")
 SHARDS = 61
+_COMPACT_FACTOR = 4  # a shard whose dict is this many times its content's size is rebuilt
 SPREAD = 1021  # a prime: (key >> 22) % SPREAD is even for any regular run of /18s
 SCATTER = 439  # neighbouring residues land this far apart in the unequal shares (coprime)
 
@@ -71,3 +75,35 @@ def shard_len(shards: list[dict[int, V]]) -> int:
 def pop_present(shards: list[dict[int, V]], keys: Sequence[int]) -> list[int]:
     """Remove ``keys`` from a sharded table; returns those that were there, in order."""
     return [k for k in keys if shards[SHARD_OF[(k >> 22) % SPREAD]].pop(k, None) is not None]
+
+
+def _malloc_trim() -> object:
+    name = ctypes.util.find_library("c")
+    try:
+        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    except OSError:
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+def give_back_memory() -> None:
+    """Ask glibc to return freed heap to the system (``malloc_trim``); a no-op elsewhere.
+
+    Why: a big dict's table is freed when a shard is rebuilt or emptied, but glibc keeps freed
+    chunks for reuse, so RSS would stay at its peak after a mass withdrawal.
+    """
+    if _TRIM is not None:
+        _TRIM(0)  # type: ignore[operator]
+
+
+def compact_shard(shards: list[dict[int, V]], index: int) -> int:
+    """Rebuild ``shards[index]`` when its dict is far larger than its content; 1 if rebuilt."""
+    shard = shards[index]
+    size = sys.getsizeof(shard)
+    # An empty dict is 64 bytes; a full one about 40 bytes per entry at worst (rib.shards).
+    if size > 1024 and size > _COMPACT_FACTOR * (64 + 48 * len(shard)):
+        shards[index] = dict(shard)
+        return 1
+    return 0

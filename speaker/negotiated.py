@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from speaker.capabilities import (
     AddPathCapability,
     Capability,
+    EnhancedRouteRefreshCapability,
     ExtendedMessageCapability,
     ExtendedNextHopCapability,
     FourOctetAsCapability,
@@ -47,6 +48,7 @@ class Negotiated:
     add_path_send: frozenset[Family] = frozenset()
     extended_message: bool = False
     ipv4_nlri_ipv6_next_hop: bool = False
+    enhanced_route_refresh: bool = False  # RFC 7313: refreshes come between BoRR and EoRR
 
     @property
     def max_message_len(self) -> int:
@@ -115,4 +117,6 @@ def negotiate(sent: Open, received: Open, local_as: int, peer_as: int) -> Negoti
         extended_message=any(isinstance(c, ExtendedMessageCapability) for c in ours)
         and any(isinstance(c, ExtendedMessageCapability) for c in theirs),
         ipv4_nlri_ipv6_next_hop=_ext_next_hop(ours) and _ext_next_hop(theirs),
+        enhanced_route_refresh=any(isinstance(c, EnhancedRouteRefreshCapability) for c in ours)
+        and any(isinstance(c, EnhancedRouteRefreshCapability) for c in theirs),
     )

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import cast
 
-from speaker.capabilities import GracefulRestartCapability
+from speaker.capabilities import GracefulRestartCapability, LongLivedGracefulRestartCapability
 from speaker.codec_errors import MessageError
 from speaker.control_messages import (
     KEEPALIVE_MESSAGE,
@@ -76,6 +76,7 @@ class Connection:
         "id",
         "inbound",
         "keepalive_time",
+        "long_lived",
         "negotiated",
         "reader",
         "received_open",
@@ -94,6 +95,7 @@ class Connection:
         self.hold_time = 0
         self.keepalive_time = 0.0
         self.graceful = False
+        self.long_lived = False  # RFC 9494 LLGR in both OPENs
 
 
 class PeerFsm:
@@ -353,7 +355,9 @@ class PeerFsm:
         was_up = conn.state == State.ESTABLISHED
         self._drop(conn)
         if was_up:
-            self._out.append(SessionDown(reason, conn.graceful and not notified))
+            self._out.append(
+                SessionDown(reason, (conn.graceful or conn.long_lived) and not notified)
+            )
             if self.established_at is not None and (
                 self._now - self.established_at >= self.settings.error_forget
             ):
@@ -479,6 +483,17 @@ class PeerFsm:
         conn.graceful = any(
             isinstance(c, GracefulRestartCapability) for c in received.capabilities
         ) and any(isinstance(c, GracefulRestartCapability) for c in conn.sent_open.capabilities)
+        # RFC 9494 4.1/4.5: LLGR counts only beside GR.
+        conn.long_lived = (
+            conn.graceful
+            and any(
+                isinstance(c, LongLivedGracefulRestartCapability) for c in received.capabilities
+            )
+            and any(
+                isinstance(c, LongLivedGracefulRestartCapability)
+                for c in conn.sent_open.capabilities
+            )
+        )
         if conn.negotiated.extended_message:
             conn.reader.enable_extended_messages()
         conn.state = State.OPEN_CONFIRM
@@ -543,6 +558,11 @@ class PeerFsm:
     def _hold_expired(self, _event: Event, conn: Connection | None, _payload: object) -> None:
         assert conn is not None
         reason = "hold timer expired: the peer went silent"
+        if conn.state == State.ESTABLISHED and conn.long_lived:
+            # RFC 9494 (as BIRD does it): with LLGR negotiated a silent peer is a graceful end,
+            # not a hard reset: no NOTIFICATION, and its routes are kept (GR, then LLGR).
+            self._fail(conn, f"{reason} (long-lived graceful restart)", notified=False)
+            return
         self._notify(conn, Notification(ErrorCode.HOLD_TIMER_EXPIRED, 0), reason)
         self._fail(conn, reason, notified=True)
 

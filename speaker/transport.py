@@ -84,6 +84,12 @@ class SessionSink(Protocol):
     def state_changed(self, session: PeerSession, change: StateChange) -> None:
         """The FSM moved (for status output)."""
 
+    def write_blocked(self, session: PeerSession, blocked: bool) -> None:
+        """The Established connection's write buffer passed its high-water mark, or drained.
+
+        True: hold further output for it; False: below its low-water mark again, resume.
+        """
+
 
 def canonical(address: str) -> str:
     """One spelling per address: v4-mapped IPv6 as IPv4, IPv6 compressed."""
@@ -273,6 +279,10 @@ class PeerSession:
         if blocked:
             queued = self._queued(conn_id)
             self.log.warning("the peer is not reading: %d octets wait to be sent", queued)
+        if conn_id == self.established_conn:
+            # The RIB holds what would go on piling up and sends the latest state once the
+            # buffer drains (bounded output per peer); the FSM runs the Send Hold Timer.
+            self.sink.write_blocked(self, blocked)
         self._apply(self.fsm.write_blocked(self._loop.time(), conn_id, blocked))
 
     def lost(self, conn_id: int, reason: str) -> None:

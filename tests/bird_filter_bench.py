@@ -29,9 +29,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from rib.policy import Verdict
-from rib.route import ROUTES, Destination, KernelFacts, LocalKind, Origin, Route, Source
+from rib.route import Destination, KernelFacts, LocalKind, Origin, Route, RouteTable, Source
 from speaker.path_attributes import ATTRIBUTES, PathAttributes
 
+ROUTES = RouteTable()  # this module's own intern table (each RIB core has its own)
 V4_TARGET = ipaddress.IPv4Network("198.19.0.0/16")
 V6_TARGET = ipaddress.IPv6Network("2001:db8:8000::/33")
 

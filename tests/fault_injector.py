@@ -194,7 +194,7 @@ def in_loc_rib(daemon: Daemon, text: str, source: str) -> bool:
 
 def route_from(daemon: Daemon, family: Family, prefix: int, source: str) -> Route | None:
     """The Loc-RIB route for ``prefix`` from ``source`` (None when there is none)."""
-    for route in daemon.rib.loc.candidates(family, prefix):
+    for route in daemon.rib.view.candidates(family, prefix):
         if route.source.name == source:
             return route
     return None

@@ -53,6 +53,7 @@ class FakeSession:
     sent: list[bytes] = field(default_factory=list)
     resumed: int = 0
     ceased: list[tuple[Notification, str, float | None]] = field(default_factory=list)
+    established_conn: int | None = 1  # up_event's connection id
 
     def __post_init__(self) -> None:
         self.transport_settings = Settings(self.name)
@@ -130,8 +131,9 @@ def up_event(
     asn: int = LOCAL_AS,
     ours: tuple[Capability, ...] | None = None,
     theirs: tuple[Capability, ...] | None = None,
+    conn: int = 1,
 ) -> SessionUp:
-    """A SessionUp as the FSM builds it, negotiated from both OPENs."""
+    """A SessionUp as the FSM builds it, negotiated from both OPENs, on connection ``conn``."""
     sent = Open(LOCAL_AS, 90, int(ipaddress.IPv4Address("198.18.0.1")), ours or capabilities())
     received = Open(asn, 90, int(ipaddress.IPv4Address(router_id)), theirs or capabilities())
     negotiated = negotiate(sent, received, LOCAL_AS, asn)
@@ -143,7 +145,8 @@ def up_event(
         add_path_receive=negotiated.add_path_send,
         add_path_send=negotiated.add_path_receive,
     )  # how the peer decodes what we send it
-    return SessionUp(1, negotiated, sent, received)
+    session.established_conn = conn
+    return SessionUp(conn, negotiated, sent, received)
 
 
 def export_settings(session: object, _negotiated: Negotiated) -> ExportSettings:
@@ -185,12 +188,12 @@ def end_of_rib() -> Update:
 
 
 async def settle(rib: Rib) -> None:
-    """Let the RIB task drain its inbox (and whatever that queued in turn)."""
+    """Let the RIB task work through everything queued (and whatever that queued in turn)."""
     for _ in range(1000):
         await asyncio.sleep(0)
-        if not rib._inbox and not rib._wake.is_set():
+        if not rib.core.has_work and not rib._wake.is_set():
             await asyncio.sleep(0)
-            if not rib._inbox:
+            if not rib.core.has_work and not rib._wake.is_set():
                 return
     raise AssertionError("the RIB did not settle")
 

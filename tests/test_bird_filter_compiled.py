@@ -24,11 +24,12 @@ from bgpd.bird_config.config_parser import read_bird_config
 from bgpd.bird_config.filter_codegen import FilterMode
 from bgpd.bird_config.filter_compiler import compile_filter
 from rib.policy import Action, PolicyCheck, Verdict
-from rib.route import ROUTES, Destination, KernelFacts, LocalKind, Origin, Route, Source
+from rib.route import Destination, KernelFacts, LocalKind, Origin, Route, RouteTable, Source
 from speaker.nlri import prefix_from_text as pfx
 from speaker.path_attributes import ATTRIBUTES, PathAttributes
 from speaker.wire_codes import Family
 
+ROUTES = RouteTable()  # this module's own intern table (each RIB core has its own)
 V4 = Family.IPV4_UNICAST
 V6 = Family.IPV6_UNICAST
 NODE_AS = 64512

@@ -268,7 +268,7 @@ async def test_the_bird_socket_answers_calicoctl_and_birdcl(tmp_path: Path) -> N
         assert code == 0 and out.startswith("BIRD 1.6.8"), out  # the liveness probe
         assert "Graceful restart recovery in progress" in out
         await wait_for("B Established", lambda: established(a, B))
-        await wait_for("deferral over", lambda: not a.rib.loc.deferring, timeout=30)
+        await wait_for("deferral over", lambda: not a.rib.view.deferring, timeout=30)
         table = parse_like_calicoctl(await bird_socket(c.bird, "show protocols"))
         assert table[0][:3] == (B, "node-to-node mesh", "up")
         assert table[0][4] == "Established"

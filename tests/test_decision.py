@@ -25,15 +25,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rib.decision import DEFAULT, THIS_AS, DecisionOptions, neighbour_as, rank, select
-from rib.route import ROUTES, Origin, Route, Source, Stale
+from rib.route import Origin, Route, RouteTable, Source, Stale
 from speaker.path_attributes import ATTRIBUTES, PathAttributes, as_path_length
-from speaker.wire_codes import AsPathSegmentType
+from speaker.wire_codes import AsPathSegmentType, WellKnownCommunity
 from speaker.wire_codes import Origin as AttrOrigin
 
 SET, SEQ = AsPathSegmentType.AS_SET, AsPathSegmentType.AS_SEQUENCE
 CONFED_SEQ, CONFED_SET = AsPathSegmentType.AS_CONFED_SEQUENCE, AsPathSegmentType.AS_CONFED_SET
 
 _serials = itertools.count(1)
+
+ROUTES = RouteTable()  # the tests' own intern table (each RIB core has its own)
 
 
 def source(
@@ -113,18 +115,24 @@ def test_9_1_2_1_unresolvable_next_hop_is_not_a_candidate() -> None:
     good = route(source(1), local_pref=50)
     unreachable = route(source(2), local_pref=500)
     ok = {good}
+
+    def cost(candidate: Route) -> int | None:
+        return 0 if candidate in ok else None  # None: the next hop does not resolve
+
     assert select([good, unreachable]) == (unreachable, (unreachable,))
-    assert select([good, unreachable], reachable=ok.__contains__) == (good, (good,))
-    assert select([unreachable], reachable=ok.__contains__) == (None, ())
-    assert rank([unreachable, good], reachable=ok.__contains__) == [good]
+    assert select([good, unreachable], igp_cost=cost) == (good, (good,))
+    assert select([unreachable], igp_cost=cost) == (None, ())
+    assert rank([unreachable, good], igp_cost=cost) == [good]
 
 
 # -- staleness and route source, before LOCAL_PREF ------------------------------------------------
 
 STALE_ROWS = {
-    "fresh beats stale despite local pref": Pair(
-        route(source(9), local_pref=10),
-        route(source(1), local_pref=1000, stale=Stale.STALE),
+    # RFC 4724 4.2: "The router MUST NOT differentiate between stale and other routing
+    # information during forwarding": a GR-stale route keeps its rank.
+    "gr-stale is not demoted: local pref decides": Pair(
+        route(source(9), local_pref=1000, stale=Stale.STALE),
+        route(source(1), local_pref=10),
     ),
     "stale beats llgr stale": Pair(
         route(source(9), local_pref=10, stale=Stale.STALE),
@@ -151,7 +159,9 @@ def test_stale_ordering_of_one_peer_restarting() -> None:
     old, new = source(5), source(5)
     held = route(old, stale=Stale.STALE, local_pref=100)
     fresh = route(new, local_pref=100)
-    assert select([held, fresh]) == (fresh, (fresh,))
+    # Equal in every step (RFC 4724 4.2: stale is not differentiated): one ECMP set, and the
+    # fresh route is the best by the last tie-break.
+    assert select([held, fresh]) == (fresh, (fresh, held))
 
 
 SOURCE_ROWS = {
@@ -469,7 +479,7 @@ def _base(src: Source, **changes: Any) -> Route:
 
 
 DIFFERS_ROWS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-    "stale": ({}, {"stale": Stale.STALE}),
+    "llgr stale": ({}, {"stale": Stale.LLGR_STALE}),
     "local pref": ({}, {"local_pref": 90}),
     "a as_path length": ({}, {"as_path": seq(100, 100)}),
     "b origin": ({}, {"origin": AttrOrigin.EGP}),
@@ -529,10 +539,11 @@ def test_rank_orders_best_first() -> None:
     lp200 = route(source(5), local_pref=200)
     short = route(source(6), as_path=seq(1))
     long = route(source(7), as_path=seq(1, 2))
-    stale = route(source(8), local_pref=900, stale=Stale.STALE)
+    stale = route(source(8), local_pref=900, stale=Stale.STALE)  # GR: ranked by LOCAL_PREF
+    llgr = route(source(4), local_pref=950, stale=Stale.LLGR_STALE)  # RFC 9494: last
     static = route(source(9, origin=Origin.STATIC), local_pref=1)
-    for order in itertools.permutations((lp200, short, long, stale, static)):
-        assert rank(order) == [static, lp200, short, long, stale]
+    for order in itertools.permutations((lp200, short, long, stale, llgr, static)):
+        assert rank(order) == [static, stale, lp200, short, long, llgr]
 
 
 # -- order independence (hypothesis) --------------------------------------------------------------
@@ -620,7 +631,10 @@ def reference_select(
         lp = r.attrs.local_pref
         return options.default_local_pref if lp is None else int(lp)
 
-    keep_lowest(lambda r: r.stale)
+    # RFC 9494 4.3: a route carrying LLGR_STALE is "treated as the least preferred", as one
+    # we keep long-lived stale ourselves.
+    llgr_stale = int(WellKnownCommunity.LLGR_STALE)
+    keep_lowest(lambda r: r.stale == Stale.LLGR_STALE or llgr_stale in r.attrs.communities)
     keep_lowest(lambda r: {Origin.STATIC: 0, Origin.KERNEL: 1, Origin.BGP: 2}[r.source.origin])
     keep_lowest(lambda r: -local_pref(r))  # 9.1.1
     keep_lowest(lambda r: as_path_length(r.attrs.as_path))  # a)
@@ -646,6 +660,7 @@ def reference_select(
             len(r.attrs.cluster_list),
             r.source.address,
             r.path_id,
+            r.stale,
             r.source.serial,
         )
     )
@@ -697,7 +712,7 @@ def test_ecmp_members_tie_with_best_through_step_e(candidates: list[Route]) -> N
     best, ecmp = select(candidates)
     assert best is not None
     for member in ecmp:
-        assert member.stale == best.stale
+        assert (member.stale == Stale.LLGR_STALE) == (best.stale == Stale.LLGR_STALE)
         assert member.source.origin == best.source.origin
         assert (member.attrs.local_pref or 100) == (best.attrs.local_pref or 100)
         assert as_path_length(member.attrs.as_path) == as_path_length(best.attrs.as_path)

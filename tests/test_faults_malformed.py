@@ -204,8 +204,9 @@ class Session:
         return all(self.present(f, p) for f, ps in self.announced.items() for p in ps)
 
     def none_left(self) -> bool:
-        rib_peer = self.bed.m.rib.peers[self.kind.peer]
-        return len(rib_peer.adj_in) == 0 and not any(
+        rib_peer = self.bed.m.rib.view.peer(self.kind.peer)
+        assert rib_peer is not None
+        return sum(rib_peer.received.values()) == 0 and not any(
             self.present(f, p) for f, ps in self.announced.items() for p in (*ps, SENTINEL)
         )
 
@@ -327,7 +328,7 @@ def check_outcome(session: Session, expected: Outcome) -> None:
             assert route is not None
             check_fields(route.attrs, expected.fields, expected.absent)
     if expected.end_of_rib is not None:
-        assert expected.end_of_rib in m.rib.peers[peer].eor
+        assert expected.end_of_rib in m.rib.view.peer(peer).end_of_rib  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(

@@ -169,4 +169,4 @@ def test_notifications_during_a_resync_dump_win_over_the_dump(
     monkeypatch.setattr(kernel_learner, "dump_routes", dump)
     asyncio.run(learner.resync())
     assert rib == {new.prefix}
-    assert learner.learned == {(Family.IPV4_UNICAST, new.prefix)}
+    assert set(learner.learned) == {(Family.IPV4_UNICAST, new.prefix)}

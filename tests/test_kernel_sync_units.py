@@ -26,7 +26,7 @@ from kernel_sync.next_hop_resolver import ON_LINK, NextHopResolver
 from kernel_sync.route_messages import KernelRoute, NextHop, RouteChange, RouteOp
 from kernel_sync.route_writer import BatchResult
 from rib.loc_rib import Change, Run
-from rib.route import ROUTES, Origin, Route, Source
+from rib.route import Origin, Route, Source
 from speaker.nlri import prefix_from_text
 from speaker.path_attributes import ATTRIBUTES, PathAttributes
 from speaker.wire_codes import Family
@@ -40,7 +40,7 @@ def ip(text: str) -> bytes:
 
 
 def route_via(next_hop: str) -> Route:
-    return ROUTES.intern(PEER, ATTRIBUTES.intern(PathAttributes(next_hop=ip(next_hop))))
+    return Route(PEER, ATTRIBUTES.intern(PathAttributes(next_hop=ip(next_hop))))
 
 
 def change(prefix: str, *next_hops: str) -> Change:
@@ -106,7 +106,7 @@ async def turn() -> None:
 @on_uvloop
 async def test_a_route_deleted_by_someone_else_is_put_back_at_once() -> None:
     fib, writer, _ = programmer()
-    fib.on_changes([change("198.19.1.0/26", "198.18.0.2")])
+    fib.publish([change("198.19.1.0/26", "198.18.0.2")])
     await turn()
     installed = fib.installed[(V4, prefix_from_text("198.19.1.0/26"))]
     writer.batches.clear()
@@ -115,7 +115,7 @@ async def test_a_route_deleted_by_someone_else_is_put_back_at_once() -> None:
     assert writer.written() == [(RouteOp.REPLACE, "198.19.1.0/26")]
     assert fib.counters["repairs"] == 1
     # Our own delete (after a withdrawal) is not "drift": nothing is put back.
-    fib.on_changes([Change(V4, installed.prefix, None, (), None, ())])
+    fib.publish([Change(V4, installed.prefix, None, (), None, ())])
     await turn()
     writer.batches.clear()
     fib.on_kernel(header(MessageType.DELROUTE), installed)
@@ -131,7 +131,7 @@ async def test_a_route_deleted_by_someone_else_is_put_back_at_once() -> None:
 async def test_resync_repairs_missing_and_changed_routes_and_deletes_stray_ones() -> None:
     fib, writer, kernel = programmer()
     fib.remove_leftovers()  # the start is over: strays of our protocol may be deleted
-    fib.on_changes(
+    fib.publish(
         [
             change("198.19.1.0/26", "198.18.0.2"),
             change("198.19.2.0/26", "198.18.0.3"),
@@ -176,7 +176,7 @@ async def test_refused_writes_are_retried_when_they_may_succeed_and_dropped_when
     writer.refuse = {unreachable: errno.ENETUNREACH, invalid: errno.EINVAL}
     requests: list[str] = []
     fib.request_resync = requests.append
-    fib.on_changes([change("198.19.1.0/26", "198.18.0.2"), change("198.19.2.0/26", "198.18.0.2")])
+    fib.publish([change("198.19.1.0/26", "198.18.0.2"), change("198.19.2.0/26", "198.18.0.2")])
     await turn()
     assert fib.counters["errors"] == 2
     assert (V4, invalid) not in fib.installed  # refused for good: not retried
@@ -205,7 +205,7 @@ async def test_a_route_through_a_missing_tunnel_waits_for_the_device() -> None:
         return devices[name]
 
     fib, writer, _ = programmer(policy=lambda _p, _f, _r: (True, "tunl0"), ifindex=ifindex)
-    fib.on_changes([change("198.19.1.0/26", "198.18.0.2")])
+    fib.publish([change("198.19.1.0/26", "198.18.0.2")])
     await turn()
     assert writer.batches == []
     assert list(fib.waiting) == [(V4, prefix_from_text("198.19.1.0/26"))]
@@ -247,11 +247,30 @@ def test_next_hops_resolve_by_longest_match_over_routes_that_are_not_ours() -> N
     assert resolver.resolve(ip("198.18.200.1")) is None
 
 
+def test_a_prefix_with_two_kernel_routes_resolves_through_the_lower_metric_while_either_stays(
+) -> None:
+    """The kernel keys routes by prefix, table and metric, and forwards by the lowest metric:
+    two default routes (a multi-homed node) are two routes, and deleting one leaves the other
+    (the RIB's eligibility and step e follow the resolver: RFC 4271 9.1.2.1)."""
+    low = kernel_route("0.0.0.0/0", "198.18.0.1", protocol=3, oif=2)._replace(priority=100)
+    high = kernel_route("0.0.0.0/0", "198.18.1.1", protocol=3, oif=3)._replace(priority=200)
+    resolver = resolver_with(low, high)
+    assert resolver.cost(ip("198.18.200.1")) == 100
+    told: list[bool] = []
+    resolver.on_change = lambda: told.append(True)
+    resolver.on_kernel(header(MessageType.DELROUTE), high)
+    assert resolver.cost(ip("198.18.200.1")) == 100 and told == []  # the best did not change
+    resolver.on_kernel(header(MessageType.NEWROUTE), high)
+    resolver.on_kernel(header(MessageType.DELROUTE), low)
+    assert resolver.cost(ip("198.18.200.1")) == 200 and told == [True]
+    assert resolver.resolve(ip("198.18.200.1")) == (NextHop(ip("198.18.1.1"), 3),)
+
+
 @on_uvloop
 async def test_recursive_routes_follow_the_kernel_and_unresolvable_ones_wait() -> None:
     resolver = resolver_with(kernel_route("198.18.0.0/24", protocol=2, oif=2, scope=253))
     fib, writer, _ = programmer(resolver=resolver)
-    fib.on_changes([change("198.19.1.0/26", "198.18.0.2"), change("198.19.2.0/26", "198.18.77.1")])
+    fib.publish([change("198.19.1.0/26", "198.18.0.2"), change("198.19.2.0/26", "198.18.77.1")])
     await turn()
     assert writer.written() == [(RouteOp.REPLACE, "198.19.1.0/26")]  # on-link: as it is
     assert list(fib.waiting) == [(V4, prefix_from_text("198.19.2.0/26"))]
@@ -355,8 +374,8 @@ async def test_a_run_programs_what_its_changes_one_by_one_would() -> None:
         assert set(in_a_run.waiting) == set(one_by_one.waiting)
         assert in_a_run.waiting == one_by_one.waiting
 
-    one_by_one.on_changes([Change(V4, p, None, (), route, (route,)) for p in prefixes])
-    in_a_run.on_changes([Run(V4, PEER, 0, route, prefixes)])
+    one_by_one.publish([Change(V4, p, None, (), route, (route,)) for p in prefixes])
+    in_a_run.publish([Run(V4, PEER, 0, route, prefixes)])
     same()
     assert len(in_a_run.installed) == 8 and len(in_a_run.waiting) == 8  # tunl0 is missing
     devices["tunl0"] = 7
@@ -367,7 +386,7 @@ async def test_a_run_programs_what_its_changes_one_by_one_would() -> None:
     tunnelled = in_a_run.installed[(V4, prefixes[0])]
     assert (tunnelled.oif, tunnelled.flags) == (7, int(NextHopFlag.ONLINK))
     assert tunnelled.prefix == prefixes[0] and tunnelled.gateway == ip("198.18.0.2")
-    one_by_one.on_changes([Change(V4, p, None, (), None, ()) for p in prefixes[:5]])
-    in_a_run.on_changes([Run(V4, PEER, 0, None, prefixes[:5])])
+    one_by_one.publish([Change(V4, p, None, (), None, ()) for p in prefixes[:5]])
+    in_a_run.publish([Run(V4, PEER, 0, None, prefixes[:5])])
     same()
     assert len(in_a_run.installed) == 11

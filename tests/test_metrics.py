@@ -26,7 +26,7 @@ from kernel_sync.kernel_events import KernelEvents
 from kernel_sync.route_messages import RouteChange
 from kernel_sync.route_writer import BatchResult
 from rib.loc_rib import Change
-from rib.route import ROUTES, Source
+from rib.route import Route, Source
 from speaker.control_messages import KEEPALIVE_MESSAGE
 from speaker.nlri import prefix_from_text
 from speaker.open_message import encode_open, open_for
@@ -267,7 +267,7 @@ async def test_readyz_waits_for_established_and_end_of_selection_deferral() -> N
         assert value(await scrape(a), "myna_rib_selection_deferred") == 1
 
         await peer.send(encode_end_of_rib(Family.IPV4_UNICAST))
-        await wait_for("selection deferral over", lambda: not a.rib.loc.deferring)
+        await wait_for("selection deferral over", lambda: not a.rib.view.deferring)
         status, _, body = await http(a, "/readyz")
         assert (status, body) == (200, "ready: BGP established with 1 of 1 peers\n")
         samples = await scraped(
@@ -298,7 +298,7 @@ async def test_readyz_threshold_rules_and_no_peers() -> None:
     lonely = Daemon(config(C, free_port(C), []))
     async with running(b, a, lonely):
         # No peers: ready (calico-node's rule), and no selection deferral to wait through.
-        await wait_for("no deferral without peers", lambda: not lonely.rib.loc.deferring)
+        await wait_for("no deferral without peers", lambda: not lonely.rib.view.deferring)
         assert await http(lonely, "/readyz") == (
             200,
             {
@@ -364,15 +364,15 @@ async def test_kernel_metrics_come_from_kernel_sync() -> None:
     async with running(daemon):
         fib = FibProgrammer(FakeWriter())  # type: ignore[arg-type]
         daemon.fib = fib
-        daemon.rib.subscribers.append(fib.on_changes)
+        daemon.rib.add_channel(fib)
         daemon.kernel_events = KernelEvents()  # not started: no netlink socket
         daemon.kernel_events.resyncs = 2
         source = Source("127.0.0.2", address=0x7F000002, router_id=0xC6120002, asn=64512)
-        route = ROUTES.intern(
+        route = Route(
             source, ATTRIBUTES.intern(PathAttributes(next_hop=bytes([127, 0, 0, 2])))
         )
         prefix = prefix_from_text("198.19.2.0/26")
-        fib.on_changes([Change(Family.IPV4_UNICAST, prefix, None, (), route, (route,))])
+        fib.publish([Change(Family.IPV4_UNICAST, prefix, None, (), route, (route,))])
         samples = await scraped(
             daemon,
             "the write acknowledged",

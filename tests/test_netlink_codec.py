@@ -373,7 +373,7 @@ def test_encoding_rejects_what_rtmsg_cannot_hold() -> None:
         KernelRoute(7, prefix("198.19.0.0/24")),
         KernelRoute(V4, prefix("198.19.0.0/24") + (1 << 8)),  # host bits set
         KernelRoute(V4, (1 << 40) | 24),
-        KernelRoute(V4, prefix("198.19.0.0/24"), gateway=addr("2001:db8::1")),
+        KernelRoute(V6, prefix("2001:db8::/64"), gateway=addr("198.18.0.1")),
         KernelRoute(V4, prefix("198.19.0.0/24"), protocol=256),
         KernelRoute(V4, prefix("198.19.0.0/24"), multipath=(NextHop(addr("198.18.0.1"), 1, 0, 0),)),
         KernelRoute(V6, prefix("2001:db8::/64"), multipath=(NextHop(addr("198.18.0.1")),)),
@@ -384,6 +384,21 @@ def test_encoding_rejects_what_rtmsg_cannot_hold() -> None:
             encode_route(RouteOp.NEW, route, 1)
     with pytest.raises(NetlinkEncodeError):
         encode_route(99, ROUTE_KINDS["blackhole"], 1)  # type: ignore[arg-type]
+
+
+def test_an_ipv4_route_through_an_ipv6_gateway_goes_in_rta_via() -> None:
+    # RFC 8950 routes: rtnetlink(7) and linux/rtnetlink.h: RTA_VIA (18) holds struct rtvia,
+    # the gateway's address family (u16) then its address; IPv4 routes take it since Linux 5.2.
+    gateway = addr("2001:db8::2")
+    route = KernelRoute(V4, prefix("198.19.0.0/24"), gateway=gateway, priority=32)
+    wire = encode_route(RouteOp.REPLACE, route, 1)
+    via = struct.pack("=HHH", 4 + 2 + 16, 18, socket.AF_INET6) + gateway + b"\x00\x00"
+    assert via in wire
+    assert struct.pack("=HH", 8, 5) not in wire  # no RTA_GATEWAY of 4 (cut) octets
+    assert parse_messages(wire)[0][1] == route
+    hops = (NextHop(gateway, 1), NextHop(addr("2001:db8::3"), 1))
+    multipath = KernelRoute(V4, prefix("198.19.0.0/24"), multipath=hops)
+    assert parse_messages(encode_route(RouteOp.REPLACE, multipath, 1))[0][1] == multipath
 
 
 def test_batches_respect_the_send_limit_and_number_in_sequence() -> None:

@@ -44,7 +44,7 @@ from rib.policy import (
     parse_community,
     prepend_as_path,
 )
-from rib.route import ROUTES, Origin, Route, Source
+from rib.route import Origin, Route, RouteTable, Source
 from speaker.nlri import prefix_from_text as pfx
 from speaker.path_attributes import ATTRIBUTES, PathAttributes
 from speaker.wire_codes import Family
@@ -59,6 +59,8 @@ RR_CLIENT = PeerContext(ibgp=True, rr_client=True, local_as=NODE_AS)
 
 BGP_PEER = Source("198.19.0.2", origin=Origin.BGP, asn=NODE_AS)
 STATIC = Source("static", origin=Origin.STATIC)
+
+ROUTES = RouteTable()  # the tests' own intern table (each RIB core has its own)
 
 
 def kernel(interface: str | None = "cali0a1b2c") -> Source:

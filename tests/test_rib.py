@@ -31,9 +31,10 @@ from rib.policy import LimitAction, PrefixLimit
 from rib.rib_task import Rib
 from rib.route import Origin, Route, Stale
 from speaker.capabilities import GracefulRestartCapability, LongLivedGracefulRestartCapability
-from speaker.control_messages import Notification
+from speaker.control_messages import Notification, RouteRefresh
 from speaker.nlri import prefix_from_text
 from speaker.path_attributes import PathAttributes
+from speaker.session_events import RouteRefreshReceived
 from speaker.update_message import Unreach, Update
 from speaker.wire_codes import Family
 
@@ -65,8 +66,8 @@ async def test_update_group_encodes_once_for_all_members() -> None:
     for n, peer in enumerate(peers, start=2):
         rib.session_up(peer, up_event(peer, f"198.18.0.{n}"))
     await settle(rib)
-    assert len(rib.groups) == 1
-    (group,) = rib.groups.values()
+    assert rib.view.update_groups == 1
+    (group,) = rib.core.groups.values()
     before = group.encodings
     for peer in peers:
         peer.sent.clear()
@@ -94,7 +95,7 @@ async def test_new_member_gets_the_table_then_end_of_rib() -> None:
     assert set(b.table()) == {block(1)} and b.end_of_ribs() == [V4]
     # A route refresh resends the table.
     b.sent.clear()
-    rib.route_refresh(b, None)
+    rib.route_refresh(b, RouteRefreshReceived(1, RouteRefresh(1, 1)))
     await settle(rib)
     assert set(b.table()) == {block(1)}
     await rib.close()
@@ -112,17 +113,16 @@ async def test_ibgp_routes_are_not_passed_to_ibgp_peers() -> None:
     assert set(b.table()) == {block(9)}  # the eBGP route, not A's iBGP one
     assert b.table()[block(9)].next_hop == bytes([198, 18, 0, 9])  # next hop kept (auto, iBGP)
     theirs = e.table()
-    # The eBGP peer gets the iBGP route with our AS prepended. Its own route comes back too
-    # (one encoding per update group), with its AS in the path: its loop check drops it.
-    assert set(theirs) == {block(2), block(9)}
-    assert theirs[block(9)].as_path == ((2, (LOCAL_AS, 64999)),)
+    # The eBGP peer gets the iBGP route with our AS prepended; never its own route back (BIRD's
+    # rule: a route does not go back to the peer it came from).
+    assert set(theirs) == {block(2)}
     assert theirs[block(2)].as_path == ((2, (LOCAL_AS,)),)
     assert theirs[block(2)].next_hop == bytes([198, 18, 0, 1])  # next hop self towards eBGP
     # A withdrawal travels the same way.
     withdraw = (Update(unreach=(Unreach(V4, (block(2),)),)),)
     rib.updates(a, withdraw)
     await settle(rib)
-    assert set(e.table()) == {block(9)}
+    assert e.table() == {}
     await rib.close()
 
 
@@ -130,12 +130,17 @@ async def test_ibgp_routes_are_not_passed_to_ibgp_peers() -> None:
 async def test_equal_routes_form_an_ecmp_set() -> None:
     rib, (a, b) = new_rib("198.18.0.2", "198.18.0.3")
     seen: list[Change] = []
-    rib.subscribers.append(seen.extend)
+
+    class Recorder:
+        def publish(self, changes: list[Change]) -> None:
+            seen.extend(changes)
+
+    rib.add_channel(Recorder())
     for peer, n in ((a, 2), (b, 3)):
         rib.session_up(peer, up_event(peer, f"198.18.0.{n}"))
         rib.updates(peer, announce(peer, [block(7)], f"198.18.0.{n}"))
     await settle(rib)
-    best, ecmp = rib.loc.lookup(V4, block(7))
+    best, ecmp = rib.view.lookup(V4, block(7))
     assert best is not None and len(ecmp) == 2
     assert {r.attrs.next_hop[-1] for r in ecmp} == {2, 3}
     assert seen[-1].new_ecmp == ecmp
@@ -176,16 +181,16 @@ async def test_graceful_restart_keeps_stale_routes_and_sweeps_at_end_of_rib() ->
     b.sent.clear()
     rib.session_down(a, down(graceful=True))
     await settle(rib)
-    best, _ = rib.loc.lookup(V4, block(1))
+    best, _ = rib.view.lookup(V4, block(1))
     assert best is not None and best.stale == Stale.STALE
     assert b.sent == []  # nothing withdrawn, nothing re-announced: no flap downstream
     # A returns, announces only block 1, then End-of-RIB: block 2 is swept.
     rib.session_up(a, up_event(a, "198.18.0.2", ours=gr, theirs=gr))
     rib.updates(a, (*announce(a, [block(1)], "198.18.0.2"), end_of_rib()))
     await settle(rib)
-    best, _ = rib.loc.lookup(V4, block(1))
+    best, _ = rib.view.lookup(V4, block(1))
     assert best is not None and best.stale == Stale.FRESH
-    assert rib.loc.lookup(V4, block(2)) == (None, ())
+    assert rib.view.lookup(V4, block(2)) == (None, ())
     # Downstream saw exactly one thing: block 2 withdrawn. Block 1 never flapped.
     updates = b.updates_received()
     assert [p for u in updates for g in u.unreach for p in g.prefixes] == [block(2)]
@@ -201,16 +206,16 @@ async def test_graceful_restart_second_drop_and_not_graceful_delete_at_once() ->
     rib.updates(a, announce(a, [block(1)], "198.18.0.2"))
     rib.session_down(a, down(graceful=True))
     await settle(rib)
-    assert len(rib.loc) == 1
+    assert rib.view.prefix_count() == 1
     rib.session_up(a, up_event(a, "198.18.0.2", ours=gr, theirs=gr))
     rib.session_down(a, down(graceful=True))  # second restart before End-of-RIB
     await settle(rib)
-    assert len(rib.loc) == 0
+    assert rib.view.prefix_count() == 0
     rib.session_up(a, up_event(a, "198.18.0.2", ours=gr, theirs=gr))
     rib.updates(a, announce(a, [block(1)], "198.18.0.2"))
     rib.session_down(a, down(graceful=False))  # a NOTIFICATION: no graceful restart
     await settle(rib)
-    assert len(rib.loc) == 0
+    assert rib.view.prefix_count() == 0
     await rib.close()
 
 
@@ -222,11 +227,11 @@ async def test_restart_time_expiry_deletes_stale_routes() -> None:
     rib.updates(a, announce(a, [block(1)], "198.18.0.2"))
     rib.session_down(a, down(graceful=True))
     await settle(rib)
-    assert len(rib.loc) == 1
+    assert rib.view.prefix_count() == 1
     deadline = time.monotonic() + 5
-    while len(rib.loc) and time.monotonic() < deadline:  # restart time 1 s
+    while rib.view.prefix_count() and time.monotonic() < deadline:  # restart time 1 s
         await asyncio.sleep(0.05)
-    assert len(rib.loc) == 0
+    assert rib.view.prefix_count() == 0
     await rib.close()
 
 
@@ -241,15 +246,15 @@ async def test_selection_deferral_waits_for_end_of_rib_but_not_for_restarting_pe
     rib.session_up(c, up_event(c, "198.18.0.4", ours=gr, theirs=restarting))
     rib.updates(a, announce(a, [block(2)], "198.18.0.2"))
     await settle(rib)
-    assert rib.loc.deferring and a.sent == [] and c.sent == []
+    assert rib.view.deferring and a.sent == [] and c.sent == []
     # B stays down throughout: it is not waited for. A's End-of-RIB ends the deferral.
     rib.updates(a, (end_of_rib(),))
     await settle(rib)
-    assert not rib.loc.deferring
+    assert not rib.view.deferring
     # Our own block, then End-of-RIB (A's block is iBGP-learned: not for iBGP peer C).
     assert set(c.table()) == {block(1)} and c.end_of_ribs() == [V4]
     assert set(a.table()) == {block(1)} and a.end_of_ribs() == [V4]
-    assert rib.loc.lookup(V4, block(2))[0] is not None
+    assert rib.view.lookup(V4, block(2))[0] is not None
     assert b.sent == []
     await rib.close()
 
@@ -261,9 +266,9 @@ async def test_selection_deferral_timer() -> None:
     rib.originate(V4, [block(1)], PathAttributes(), Origin.STATIC)
     rib.session_up(a, up_event(a, "198.18.0.2", ours=gr, theirs=gr))
     await settle(rib)
-    assert rib.loc.deferring
+    assert rib.view.deferring
     deadline = time.monotonic() + 5
-    while rib.loc.deferring and time.monotonic() < deadline:
+    while rib.view.deferring and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
     await settle(rib)
     assert set(a.table()) == {block(1)}
@@ -305,11 +310,11 @@ def test_a_million_prefixes_never_block_the_loop_for_20_ms(count: int) -> None:
         for batch in updates:
             rib.updates(a, batch)
             await asyncio.sleep(0)  # the transport delivers chunk by chunk
-        while rib.prefixes_processed < count:
+        while rib.view.prefixes_processed < count:
             await asyncio.sleep(0.01)
         elapsed = time.perf_counter() - started
         done.set()
-        assert len(rib.loc) == count
+        assert rib.view.prefix_count() == count
         assert len(b.table()) == count  # exported on to the eBGP peer
         await rib.close()
         return worst_gap, rib.longest_slice, rib.longest_slice_cpu, elapsed
@@ -362,15 +367,15 @@ async def test_long_lived_graceful_restart() -> None:
     await settle(rib)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        best, _ = rib.loc.lookup(V4, block(1))
+        best, _ = rib.view.lookup(V4, block(1))
         if best is not None and best.stale == Stale.LLGR_STALE:
             break
         await asyncio.sleep(0.05)
     await settle(rib)
-    best, _ = rib.loc.lookup(V4, block(1))
+    best, _ = rib.view.lookup(V4, block(1))
     assert best is not None and best.stale == Stale.LLGR_STALE
     assert 0xFFFF0006 in best.attrs.communities  # LLGR_STALE
-    assert rib.loc.lookup(V4, block(2)) == (None, ())  # NO_LLGR: removed, not kept
+    assert rib.view.lookup(V4, block(2)) == (None, ())  # NO_LLGR: removed, not kept
     assert e.table() == {}  # withdrawn towards the peer that does not speak LLGR
     await rib.close()
 

@@ -28,6 +28,7 @@ from uvloop_runner import on_uvloop
 
 from rib.rib_task import Rib
 from rib.route import Route
+from rib.shards import SHARDS
 from speaker.nlri import prefix_from_text
 from speaker.path_attributes import PathAttributes
 from speaker.update_message import Unreach, Update
@@ -130,11 +131,17 @@ async def play(script: list[Step]) -> None:
     }
     assert at_c == expected
     for prefix in PREFIXES:
-        best, _ = bed.rib.loc.lookup(V4, prefix)
+        best, _ = bed.rib.view.lookup(V4, prefix)
         assert (best and (best.source.name, best.attrs.med)) == expected.get(prefix)
     for name in PEERS:
-        adj_in = bed.rib.peers[bed.sessions[name].name].adj_in
-        assert {p: r.attrs.med for p, r in adj_in.items(V4)} == held[name]
+        source = bed.rib.core.peers[bed.sessions[name]].source
+        assert source is not None
+        kept = {
+            prefix: route.attrs.med
+            for shard in range(SHARDS)
+            for prefix, route in bed.rib.core.loc.source_routes(V4, source, shard)
+        }
+        assert kept == held[name]
     await bed.rib.close()
 
 

@@ -17,6 +17,7 @@ from speaker import session_fsm
 from speaker.capabilities import (
     FourOctetAsCapability,
     GracefulRestartCapability,
+    LongLivedGracefulRestartCapability,
     MultiprotocolCapability,
     RouteRefreshCapability,
 )
@@ -113,6 +114,22 @@ def scenario_active_passive_up() -> None:
         State.OPEN_CONFIRM,
         State.ESTABLISHED,
     ]
+
+
+def scenario_hold_timer_with_llgr_ends_the_session_gracefully() -> None:
+    # RFC 9494 as BIRD applies it ("when use of LLGR is negotiated, handle hold timeout by LLGR
+    # instead of by hard restart"): no NOTIFICATION, and a graceful end for the RIB.
+    llgr = (
+        *CAPS,
+        GracefulRestartCapability(0, 120, ((1, 1, 0x80),)),
+        LongLivedGracefulRestartCapability(((1, 1, 0x80, 3600),)),
+    )
+    pair = established_pair(capabilities=llgr)
+    pair.cut = True
+    pair.run_until(lambda: pair.a.fsm.state == State.IDLE)
+    assert pair.a.notifications_sent() == []
+    (down,) = pair.a.actions(SessionDown)
+    assert down.graceful  # type: ignore[attr-defined]
 
 
 def scenario_keepalives_hold_the_session() -> None:

@@ -224,12 +224,12 @@ async def test_calico_default_export_policy() -> None:
     # a workload /32 inside our block, a prefix outside every pool, a pool with export disabled.
     async with daemons(a_top=CALICO_NODE) as (a, b):
         await wait_for("the block at B", lambda: routes(b, A) == {"198.19.1.0/26"})
-        (best, _) = b.rib.loc.lookup(Family.IPV4_UNICAST, prefix_from_text("198.19.1.0/26"))
+        (best, _) = b.rib.view.lookup(Family.IPV4_UNICAST, prefix_from_text("198.19.1.0/26"))
         assert best is not None
         assert set(best.attrs.communities) == {64512 << 16 | 100, 64512 << 16 | 7}
         # All four are in A's own Loc-RIB: only export held three back.
         for text in ("198.19.1.0/26", "198.19.1.5/32", "198.18.200.0/24", "198.19.9.0/26"):
-            assert a.rib.loc.lookup(Family.IPV4_UNICAST, prefix_from_text(text))[0] is not None
+            assert a.rib.view.lookup(Family.IPV4_UNICAST, prefix_from_text(text))[0] is not None
 
 
 class _Recorder:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from .bfd_peers import BFDD, NFT
 from .bird import BIRD2, BIRD16_SBIN, BIRDC2
 from .exabgp_peer import EXABGP
 from .frr import BGPD, VTYSH, ZEBRA
@@ -25,7 +26,8 @@ from .topology import remove_stale_namespaces
 REQUIRED_FILES: tuple[Path, ...] = (
     BIRD2, BIRDC2,
     BIRD16_SBIN / "bird", BIRD16_SBIN / "bird6", BIRD16_SBIN / "birdc", BIRD16_SBIN / "birdc6",
-    ZEBRA, BGPD, VTYSH,
+    ZEBRA, BGPD, VTYSH, BFDD,
+    NFT,  # BFD interop tests cut paths with nftables (./dev installs it)
     GOBGPD, GOBGP,
     EXABGP,
 )  # fmt: skip
