@@ -2,7 +2,10 @@
 
 Data flow: argv -> argparse -> the subcommand's function, which prints to stdout and returns
 the exit status. ``run -c FILE`` starts the daemon (``bgpd.daemon``), ``check -c FILE``
-validates a config and prints it (passwords hidden), ``show`` and ``reload`` talk to a running
+validates a config and prints it (passwords hidden) whether it is Myna's YAML or a BIRD 1.x
+file (``bgpd.bird_config``: recognised by name or content), ``bird`` and ``bird6`` take BIRD's
+own command line (``-p -c FILE`` checks a file as ``bird -p`` does; Myna started under the
+name ``bird`` or ``bird6`` behaves as these), ``show`` and ``reload`` talk to a running
 daemon over its control socket (``cli_show``), ``decode`` turns a BGP message in hex (as
 tcpdump or a log shows it) into the values Myna's codec reads from it, ``lab`` builds a
 small Calico cluster in network namespaces and shows Myna converging in it (``bgpd.lab``).
@@ -17,6 +20,8 @@ from pathlib import Path
 
 import yaml
 
+from bgpd.bird_config.cli import bird_main, bird_program_for, check_bird, is_bird_config
+from bgpd.bird_config.errors import BirdConfigError
 from bgpd.cli_show import add_commands, run_command
 from bgpd.config import ConfigError, DaemonConfig, load_config
 from bgpd.daemon import run
@@ -74,7 +79,29 @@ def build_parser() -> argparse.ArgumentParser:
     decode.add_argument("--add-path", action="store_true", help="NLRI carry path identifiers")
     for name, text in (("run", "run the daemon"), ("check", "validate a config file")):
         cmd = sub.add_parser(name, help=text)
-        cmd.add_argument("-c", "--config", type=Path, required=True, help="the YAML config file")
+        cmd.add_argument(
+            "-c", "--config", type=Path, required=True, help="the YAML (or, for check, BIRD) file"
+        )
+    check = sub.choices["check"]
+    family = check.add_mutually_exclusive_group()
+    family.add_argument(
+        "-4",
+        dest="bird_ipv6",
+        action="store_false",
+        default=None,
+        help="a BIRD file in bird's (IPv4) language",
+    )
+    family.add_argument(
+        "-6",
+        dest="bird_ipv6",
+        action="store_true",
+        help="a BIRD file in bird6's language (default: by its name)",
+    )
+    for name in ("bird", "bird6"):
+        cmd = sub.add_parser(
+            name, help=f"BIRD 1.6's {name} command line (-p -c FILE to check)", add_help=False
+        )
+        cmd.add_argument("bird_args", nargs=argparse.REMAINDER)
     add_commands(sub)
     add_lab_arguments(
         sub.add_parser("lab", help="build a Calico-like cluster in namespaces, show Myna converge")
@@ -102,9 +129,36 @@ def _load(path: Path) -> DaemonConfig | None:
         return None
 
 
+def _check_bird(path: Path, ipv6: bool | None) -> int:
+    try:
+        config, facts = check_bird(path, ipv6)
+    except BirdConfigError as exc:
+        print(f"myna: invalid config (nothing started):\n{exc}", file=sys.stderr)
+        return 2
+    print(yaml.safe_dump(redacted(config), sort_keys=False))
+    print("# Calico inputs recognised in the file (shown only: Myna's behaviour comes from the")
+    print("# compiled filters above, not from these)")
+    print(yaml.safe_dump({"calico": facts}, sort_keys=False))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status.
+
+    Started as ``bird`` or ``bird6`` (a symlink to ``myna``, argv[0]), Myna takes BIRD's
+    command line.
+    """
+    if argv is None:
+        program = bird_program_for(sys.argv[0])
+        if program is not None:
+            return bird_main(sys.argv[1:], ipv6=program == "bird6", prog=program)
+    words = sys.argv[1:] if argv is None else argv
+    if words and words[0] in ("bird", "bird6"):
+        # BIRD's options are not myna's: argparse would take "-p" for one of its own.
+        return bird_main(words[1:], ipv6=words[0] == "bird6", prog=f"myna {words[0]}")
     args = build_parser().parse_args(argv)
+    if args.command == "check" and is_bird_config(args.config):
+        return _check_bird(args.config, args.bird_ipv6)
     if args.command == "version":
         print(f"myna {_version()}")
         return 0

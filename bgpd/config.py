@@ -24,7 +24,10 @@ from pydantic import (
 )
 
 from bgpd.bfd_config import BfdModel, bfd_from_yaml
+from bgpd.bird_config.bgp_export import BgpExportContext
+from bgpd.bird_config.filter_ast import FilterProgram
 from rib.calico_policy import filter_from_crd
+from rib.policy import PolicyCheck
 
 Asn = Annotated[int, Field(ge=1, le=0xFFFFFFFF)]
 HoldTime = Annotated[int, Field(ge=0, le=65535)]
@@ -61,6 +64,42 @@ class Timers(_Model):
         if value in (1, 2):
             raise ValueError("hold time must be 0 or at least 3 seconds (RFC 4271)")
         return value
+
+
+class BirdFilterModel(_Model):
+    """A BIRD 1.x filter a protocol imports or exports through (``bgpd.bird_config``).
+
+    Set, it is the whole policy of that direction (it replaces Calico's built-in defaults
+    that ``ip_pools``, ``blocks`` and ``filters`` give); ``compile()`` gives the
+    ``rib.policy.PolicyCheck``. ``name`` is what the config calls it (``all``, ``none``, the
+    filter's name, ``(inline N)``), ``defined_at`` where (``file:line``); ``program`` is the
+    parsed filter (``bgpd.bird_config.filter_ast.FilterProgram``), not shown by ``myna check``.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, arbitrary_types_allowed=True
+    )
+
+    name: str
+    defined_at: str = ""
+    program: FilterProgram = Field(exclude=True, repr=False)
+
+    def compile(
+        self, export: bool = True, bgp_export: BgpExportContext | None = None
+    ) -> PolicyCheck:
+        """The filter as a policy check (BIRD's export or import semantics of ``unset``).
+
+        ``bgp_export``: the filter is a BGP peer's export filter; the check then starts from
+        what BIRD's BGP protocol makes of each route before its export filter (refusals,
+        ORIGIN / AS_PATH / NEXT_HOP / LOCAL_PREF, route reflection) and its verdict carries
+        the complete attribute set to send: see ``bgpd.bird_config.bgp_export``.
+        """
+        from bgpd.bird_config.filter_codegen import FilterMode  # noqa: PLC0415 - heavy, rare
+        from bgpd.bird_config.filter_compiler import compile_filter  # noqa: PLC0415
+
+        mode = FilterMode.EXPORT if export else FilterMode.IMPORT
+        compiled = compile_filter(self.program, name=self.name, mode=mode, bgp_export=bgp_export)
+        return compiled.check
 
 
 class PrefixLimitModel(_Model):
@@ -106,6 +145,12 @@ class Peer(_Model):
     max_prefixes: PrefixLimitModel | None = None
     timers: Timers | None = None
     bfd: BfdModel | None = None  # RFC 5882: BFD advises this session (bgpd.bfd_config)
+    # From a BIRD configuration (each None/default keeps Myna's own behaviour):
+    name: str | None = None  # the session's name as BIRD's protocol (Mesh_10_0_0_2...)
+    preference: Annotated[int, Field(ge=0, le=65535)] | None = None  # of routes it gives us
+    gateway: Literal["direct", "recursive"] | None = None  # BIRD: how next hops resolve
+    import_filter: BirdFilterModel | None = None
+    export_filter: BirdFilterModel | None = None
 
     _normal_address = field_validator("address")(lambda cls, v: _ip(v))
     _bfd = field_validator("bfd", mode="before")(lambda cls, v: bfd_from_yaml(v))
@@ -272,6 +317,16 @@ class KernelModel(_Model):
     table: Annotated[int, Field(ge=1, le=0xFFFFFFFF)] = 254
     protocol: Annotated[int, Field(ge=1, le=255)] = 12  # "bird": what Felix and calicoctl expect
     metric: Annotated[int, Field(ge=0, le=0xFFFFFFFF)] = 32
+    # BIRD's protocol name for it, what filters read as ``proto`` on learned routes
+    name: str = "kernel1"
+    # BIRD's "device routes": also write routes that go out of an interface without a
+    # gateway (RTD_DEVICE); BIRD's kernel protocol leaves them out by default.
+    device_routes: bool = False
+    # BIRD filters of the kernel protocol: which learned routes enter (import) and which
+    # routes are written, with krt_metric / krt_tunnel (export); None: learn_filter and
+    # Calico's pools decide.
+    import_filter: BirdFilterModel | None = None
+    export_filter: BirdFilterModel | None = None
     # A safety net only (changes arrive as notifications): re-read the kernel this often and
     # repair drift. BIRD polls every 2 s in Calico's config ("scan time 2"); 0 turns it off.
     reconcile_interval: Annotated[float, Field(ge=0)] = 30.0
@@ -362,6 +417,43 @@ class MeshModel(_Model):
         return value
 
 
+class StaticRouteModel(_Model):
+    """A route this node originates itself, as BIRD's static protocol does.
+
+    ``kind`` is what it does (a blackhole of a Calico block, or a service IP via a gateway);
+    ``protocol`` the BIRD protocol name filters read as ``proto``.
+    """
+
+    prefix: str
+    kind: Literal["blackhole", "unreachable", "prohibit", "via", "device"] = "blackhole"
+    gateway: str | None = None
+    device: str | None = None
+    protocol: str = "static1"
+    preference: Annotated[int, Field(ge=0, le=65535)] = 200
+
+    _network = field_validator("prefix")(lambda cls, v: _network(v))
+
+    @model_validator(mode="after")
+    def _target(self) -> StaticRouteModel:
+        if (self.kind == "via") != (self.gateway is not None):
+            raise ValueError("a via route has a gateway, and only it")
+        if (self.kind == "device") != (self.device is not None):
+            raise ValueError("a device route has a device, and only it")
+        return self
+
+
+class DirectModel(_Model):
+    """Connected networks of interfaces this node originates (BIRD's direct protocol).
+
+    ``interfaces`` are BIRD's patterns in order, the first that matches decides: ``"eth*"``
+    includes, ``"-cali*"`` excludes.
+    """
+
+    interfaces: tuple[str, ...] = ("*",)
+    protocol: str = "direct1"
+    preference: Annotated[int, Field(ge=0, le=65535)] = 240
+
+
 class DaemonConfig(_Model):
     """The whole file."""
 
@@ -404,6 +496,10 @@ class DaemonConfig(_Model):
     # Octets of UPDATEs a peer may have waiting to be taken; past it the RIB holds its output
     # and keeps only the latest state per prefix (bounded memory for a peer that stops reading)
     output_buffer: Annotated[int, Field(ge=65536)] = 4 << 20
+    # Routes of the node itself beyond what the kernel gives (BIRD's static and direct
+    # protocols); exported as the peers' filters say.
+    static_routes: tuple[StaticRouteModel, ...] = ()
+    direct: DirectModel | None = None
 
     @field_validator("router_id")
     @classmethod
@@ -587,11 +683,23 @@ class DaemonConfig(_Model):
 
     @model_validator(mode="after")
     def _unique_peers(self) -> DaemonConfig:
+        # A peer is its address; named peers (BIRD protocols) are their address and port, as
+        # Calico runs two sessions to one address on two ports (sessions go by name then).
         seen: set[str] = set()
+        seen_named: set[tuple[str, int]] = set()
+        names: set[str] = set()
         for peer in self.peers:
-            if peer.address in seen:
-                raise ValueError(f"peer {peer.address} is listed twice")
-            seen.add(peer.address)
+            if peer.name is None:
+                if peer.address in seen or any(a == peer.address for a, _ in seen_named):
+                    raise ValueError(f"peer {peer.address} is listed twice")
+                seen.add(peer.address)
+                continue
+            if peer.address in seen or (peer.address, peer.port) in seen_named:
+                raise ValueError(f"peer {peer.address} port {peer.port} is listed twice")
+            if peer.name in names:
+                raise ValueError(f"peer name {peer.name} is used twice")
+            seen_named.add((peer.address, peer.port))
+            names.add(peer.name)
         return self
 
 

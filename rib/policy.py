@@ -62,13 +62,17 @@ class Verdict(NamedTuple):
     ``attrs`` is None when the route's attribute set is unchanged (the common case, and then the
     verdict is a shared constant); otherwise the edited, interned set. ``priority`` is the
     kernel-route priority a rule set (BIRD's ``krt_metric``; lower wins), None if none did.
-    ``reason`` names the deciding rule, for logs and ``show route``.
+    ``reason`` names the deciding rule, for logs and ``show route``. ``tunnel`` is the device a
+    BIRD filter chose with Calico's ``krt_tunnel`` ("" for none), ``preference`` a BIRD filter's
+    ``preference =``; both None when not set.
     """
 
     action: Action
     attrs: PathAttributes | None = None
     priority: int | None = None
     reason: str = ""
+    tunnel: str | None = None
+    preference: int | None = None
 
     def attrs_for(self, original: PathAttributes) -> PathAttributes:
         """The attribute set the route carries after this verdict."""

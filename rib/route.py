@@ -28,6 +28,49 @@ class Stale(IntEnum):
     LLGR_STALE = 2  # RFC 9494: long-lived stale, least preferred of all
 
 
+class LocalKind(IntEnum):
+    """What made a route of this node, in BIRD's terms (its ``source``: ``RTS_*`` codes)."""
+
+    STATIC = 1  # a static route (BIRD's static protocol)
+    KERNEL = 2  # learned from the kernel, not ours (BIRD: RTS_INHERIT, e.g. Felix's routes)
+    DEVICE = 3  # a connected network of an interface (BIRD's direct protocol)
+    STATIC_DEVICE = 4  # a static route through an interface (``via "eth0"``)
+
+
+class Destination(IntEnum):
+    """Where a route sends packets (BIRD's ``dest``: ``RTD_*`` codes)."""
+
+    ROUTER = 0  # via a gateway
+    DEVICE = 1  # straight out of an interface
+    BLACKHOLE = 2
+    UNREACHABLE = 3
+    PROHIBIT = 4
+    MULTIPATH = 5
+
+
+@dataclass(frozen=True, slots=True)
+class KernelFacts:
+    """What a BIRD filter reads of a route that did not come from BGP.
+
+    BIRD attribute -> field: ``source`` -> ``kind``; ``dest`` -> ``dest``; ``gw`` ->
+    ``gateway`` (an address int, None: none); ``krt_metric`` -> ``metric`` (the kernel's
+    route priority); ``krt_source`` -> ``protocol`` (the kernel's route protocol number, 80
+    for Felix's blackholes; None for routes not from the kernel); ``krt_prefsrc`` ->
+    ``preferred_source``; ``krt_realm`` -> ``realm``; ``scope`` -> ``scope`` (BIRD's
+    ``SCOPE_*`` code, 4 universe). ``ifname`` is ``Source.interface``, ``proto`` is
+    ``Source.protocol`` and ``preference`` is ``Source.preference``.
+    """
+
+    kind: LocalKind = LocalKind.KERNEL
+    dest: Destination = Destination.BLACKHOLE
+    gateway: int | None = None
+    metric: int | None = None
+    protocol: int | None = None
+    preferred_source: int | None = None
+    realm: int | None = None
+    scope: int = 4
+
+
 class Origin(IntEnum):
     """Where a Source's routes come from (Calico's BGPFilter ``source`` matches on it)."""
 
@@ -56,6 +99,12 @@ class Source:
     igp_cost: int = 0
     interface: str | None = None  # kernel routes: the device they point at
     serial: int = field(default=0, compare=False)  # creation order, for stable sorting
+    # What BIRD filters read besides the attributes (bgpd.bird_config): the BIRD protocol
+    # name (``proto``: Mesh_10_0_0_2, kernel1, static1), the route preference (None: BIRD's
+    # default for the kind of route) and, for routes not from BGP, BIRD's view of them.
+    protocol: str = ""
+    preference: int | None = None
+    kernel: KernelFacts | None = None
 
     @property
     def ebgp(self) -> bool:

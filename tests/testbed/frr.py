@@ -71,9 +71,7 @@ class FrrPeer(PeerDaemon):
         # bgpd retries a zserv socket that is not there yet only every 10 s, and a session
         # that comes up before bgpd has zebra's interfaces loses every IPv6 route with a
         # link-local next hop ("no peer interface information"), for good.
-        wait_for(
-            lambda: self._checked(zserv.exists), ZEBRA_TIMEOUT, f"{self}'s zebra to listen"
-        )
+        wait_for(lambda: self._checked(zserv.exists), ZEBRA_TIMEOUT, f"{self}'s zebra to listen")
         self._spawn(BGPD, "-S", "-f", bgpd_conf, "-i", self.rundir / "bgpd.pid", *common,
                     log="bgpd.log")  # fmt: skip
 

@@ -258,8 +258,7 @@ class PeerDaemon(abc.ABC):
         return self._wait(
             lambda: self._checked(lambda: self.received_prefixes(neighbor_address)),
             timeout,
-            f"{self} to hold {'exactly ' if exact else ''}{sorted(wanted)} "
-            f"from {neighbor_address}",
+            f"{self} to hold {'exactly ' if exact else ''}{sorted(wanted)} from {neighbor_address}",
             until=lambda seen: seen == wanted if exact else wanted <= seen,
         )
 
