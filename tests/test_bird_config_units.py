@@ -186,7 +186,9 @@ def test_every_option_becomes_the_daemon_config() -> None:
     # ttl security on a direct session: GTSM over one hop
     assert (rr1.multihop, rr1.ttl_security, rr1.next_hop_mode) == (1, 1, "self")
     assert (rr1.route_reflector_client, rr1.graceful_restart, rr1.add_paths) == (True, False, "tx")
-    assert (rr1.gateway, rr1.bfd, rr1.preference) == ("direct", "on", 120)
+    # BIRD's "bfd on": BFD advises the session, a BFD down is a hard failure (not graceful)
+    assert rr1.bfd is not None and (rr1.bfd.enabled, rr1.bfd.graceful) == (True, False)
+    assert (rr1.gateway, rr1.preference) == ("direct", 120)
     assert str(daemon.cluster_id) == "198.19.0.100"
     assert daemon.kernel.learn and daemon.kernel.program
     assert (daemon.kernel.table, daemon.kernel.device_routes) == (100, True)
