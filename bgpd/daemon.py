@@ -528,7 +528,13 @@ class Daemon:
             self.writer = RouteWriter()
             fib = FibProgrammer(
                 self.writer,
-                FibSettings(kernel.table, kernel.protocol, kernel.metric, kernel.device_routes),
+                FibSettings(
+                    kernel.table,
+                    kernel.protocol,
+                    kernel.metric,
+                    kernel.device_routes,
+                    frozenset(_ADDRESS_FAMILY[_FAMILIES[name]] for name in self.config.families),
+                ),
                 policy,
                 ifindex=events.ifindex,
                 resolver=resolver,

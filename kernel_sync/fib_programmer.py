@@ -125,6 +125,9 @@ class FibSettings:
     protocol: int = RouteProtocol.BIRD
     metric: int = 32
     device_routes: bool = False  # also routes straight out of an interface (BIRD's option)
+    # The address families this programmer owns: BIRD's bird and bird6 (two Myna processes
+    # on one node) each write and repair only their own family's routes of the protocol.
+    families: frozenset[int] = frozenset({socket.AF_INET, socket.AF_INET6})
 
 
 class FibProgrammer:
@@ -147,9 +150,7 @@ class FibProgrammer:
         self.resolver = resolver
         if resolver is not None:
             resolver.on_change = self.retry
-        self._dump = dump or (
-            lambda: dump_routes(table=self.settings.table, protocol=self.settings.protocol)
-        )
+        self._dump = dump or self._dump_ours
         self.installed = KernelTable()
         self.adopted: set[Key] = set()  # from an earlier run, not yet reselected
         self.leftovers_removed = False
@@ -169,6 +170,11 @@ class FibProgrammer:
         self._pending: set[asyncio.Future[BatchResult]] = set()
         self._retry_delay = RETRY_FIRST
         self._retry_timer: asyncio.TimerHandle | None = None
+
+    async def _dump_ours(self) -> list[KernelRoute]:
+        settings = self.settings
+        routes = await dump_routes(table=settings.table, protocol=settings.protocol)
+        return [route for route in routes if route.family in settings.families]
 
     @property
     def errors(self) -> int:
@@ -289,7 +295,11 @@ class FibProgrammer:
         """
         settings = self.settings
         for route in routes:
-            if route.protocol == settings.protocol and route.table == settings.table:
+            if (
+                route.protocol == settings.protocol
+                and route.table == settings.table
+                and route.family in settings.families
+            ):
                 self.installed[(family_of(route), route.prefix)] = route
                 self.adopted.add((family_of(route), route.prefix))
         LOG.info("adopted %d routes left in the kernel by an earlier run", len(self.adopted))

@@ -354,3 +354,15 @@ def test_connected_networks_follow_birds_direct_rules() -> None:
     direct.apply(got)
     direct.apply({(V4, p("198.18.0.0/24"), "eth0")})
     assert said[-1] == ([p("2001:db8::/64")], False, "eth0")
+
+
+def test_the_ipv4_and_ipv6_daemons_of_one_node_keep_to_their_own_family() -> None:
+    """bird and bird6 both write protocol 12 routes into the main table: each owns only its
+    family's, or one would adopt (and later delete) the other's."""
+    v4_only = FibSettings(families=frozenset({socket.AF_INET}))
+    fib = FibProgrammer(None, v4_only)  # type: ignore[arg-type]
+    ours4 = KernelRoute(socket.AF_INET, p("198.19.2.0/26"), gateway=bytes([198, 18, 0, 2]))
+    ours6 = KernelRoute(socket.AF_INET6, p("2001:db8:1::/122"),
+                        gateway=ipaddress.IPv6Address("2001:db8::2").packed)  # fmt: skip
+    fib.adopt([ours4, ours6])
+    assert fib.adopted == {(V4, ours4.prefix)}
