@@ -4,7 +4,9 @@ Syntax: stock BIRD 1.6.8 is the oracle (``bird16_oracle``): every case is run th
 -p`` and ``myna bird -p`` and both outcomes (exit status, stderr: BIRD's ``FILE:LINE:COL
 message`` and its parse-time warnings) must be equal, valid files and invalid ones alike; what
 BIRD 2 added (``accept``, ``strict bind``, ``zero udp6 checksum rx``, BGP's ``bfd { ... }``)
-is among the invalid ones. Cases Myna refuses ("not supported by Myna") are named so.
+is among the invalid ones; a dense BFD configuration mutated at random (a token deleted,
+doubled, replaced or swapped) is compared the same way. Cases Myna refuses ("not supported by
+Myna") are named so.
 
 Mapping: the ``bfd`` block each BGP peer gets, with expected values from BIRD 1.6.8's source
 and documentation: the defaults of ``proto/bfd/bfd.h`` (``BFD_DEFAULT_MIN_RX_INT`` 10 ms,
@@ -40,7 +42,7 @@ from bgpd.bird_config.config_parser import read_bird_config
 from bgpd.bird_config.daemon_config import daemon_config_from_bird
 from bgpd.bird_config.errors import BirdConfigError
 from bgpd.cli import main as myna_main
-from bgpd.config import Peer, parse_config
+from bgpd.config import ConfigError, Peer, parse_config
 
 UNSUPPORTED = "not supported by Myna"
 _HEAD = "router id 198.18.0.1;\nprotocol device {}\n"
@@ -652,7 +654,7 @@ MUTATED_SOURCE = (
     ' passwords { password "a" { id 9; }; }; };\n'
     '  neighbor 198.18.0.2 dev "eth0" local 198.18.0.1 multihop off;\n'
     "  neighbor 198.18.0.3 local 198.18.0.1 multihop on;\n"
-    "  description \"bfd\"; debug { states };\n"
+    '  description "bfd"; debug { states };\n'
     "}\n" + _BGP
 )
 
@@ -670,3 +672,20 @@ def test_a_mutated_bfd_configuration_is_read_as_bird_reads_it(tmp_path: Path, se
         assert myna[0] == 1
         return
     assert myna == bird, text
+
+
+def test_the_new_model_fields_are_checked_in_yaml_too() -> None:
+    bfd = _wired_peer({"local": "127.0.0.9", "interfaces": [
+        {"patterns": ["eth*"], "min_tx": "50 ms"}]}).bfd  # fmt: skip
+    assert bfd is not None and bfd.local == "127.0.0.9"
+    assert bfd.interfaces[0].min_tx == 50.0
+    for wrong in (
+        {"local": "not-an-address"},
+        {"interfaces": [{"patterns": []}]},
+        {"interfaces": [{"patterns": ["-"]}]},
+        {"interfaces": [{"patterns": ["eth*"], "idle_tx": 10}]},
+        {"interfaces": [{"patterns": ["eth*"], "auth": "simple"}]},  # no password
+        {"interfaces": [{"patterns": ["eth*"], "graceful": True}]},  # a peer's, not a block's
+    ):
+        with pytest.raises(ConfigError):
+            _wired_peer(wrong)
