@@ -211,7 +211,7 @@ class KernelProtocol(ProtocolConfig):
     graceful_restart: bool = False
     merge_paths: int = 0  # 0: off; else at most this many next hops (BIRD's default 16)
     kernel_table: int | None = None
-    metric: int = 32
+    metric: int = 0  # BIRD 1.6: no RTA_PRIORITY unless set (the kernel: 0, IPv6 1024)
     device_routes: bool = False  # export routes through an interface, without a gateway
 
 
