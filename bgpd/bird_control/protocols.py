@@ -353,7 +353,7 @@ class ProtocolView:
             out.append(f"    Neighbor caps:   {_caps(caps)}")
             negotiated = conn.negotiated
             session_flags = ["internal" if negotiated.ibgp else "external"]
-            if config.multihop > 1 and negotiated.ibgp:
+            if config.multihop > 1:
                 session_flags.append("multihop")
             if config.route_reflector_client:
                 session_flags.append("route-reflector")
