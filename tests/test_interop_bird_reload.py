@@ -89,14 +89,30 @@ T = TypeVar("T")
 _RECEIVED = re.compile(r"^\s*Import updates:\s+(\d+)", re.MULTILINE)
 
 
-def peer_view(peer: Bird16Peer, a_address: str) -> tuple[str, int]:
-    """(since, UPDATEs received) of the peer's protocol towards a, as BIRD 1.6 shows them."""
+def peer_view(peer: Bird16Peer, a_address: str) -> tuple[int, int]:
+    """(UPDATEs received from a, a's session ends it saw) as BIRD 1.6 tells them.
+
+    BIRD's own ``since`` is no witness: it prints a time rebuilt from its monotonic clock,
+    which moves by a second from one command to the next. A session that ended shows in its
+    log (a NOTIFICATION received or an error), and a restarted protocol starts its counters
+    again, so a re-sent table shows as more UPDATEs only without a restart: both are read.
+    """
     name = protocol_name(peer.neighbor(a_address))
     output = peer.birdc("show", "protocols", "all", name)
-    row = next(line for line in output.splitlines() if line.startswith(name))
     match = _RECEIVED.search(output)
     assert match is not None, output
-    return row.split()[4], int(match.group(1))
+    log = peer.log_tail(10_000)
+    ends = sum(
+        1
+        for line in log.splitlines()
+        if f"{name}: " in line and ("Received: " in line or "Error: " in line)
+    )
+    return int(match.group(1)), ends
+
+
+def myna_since(myna: BirdFileDaemon) -> list[str]:
+    """Myna's protocol rows (its sessions' since times: a wall clock, stable)."""
+    return [line for line in myna.converse("show protocols") if "BGP" in line]
 
 
 def settled(probe: Callable[[], T], quiet: float = 2.0, timeout: float = 30.0) -> T:
@@ -141,6 +157,7 @@ def test_reload_keeps_unchanged_protocols_and_restarts_changed_ones(topology: To
     wait_for(lambda: "0024" not in myna.text("show status"), 30, "recovery to end")
     watch = RouteWatch(a, topology.workdir / "route-watch.log")
     before = settled(lambda: {address: peer_view(peer, a.ipv4) for address, peer in peers.items()})
+    rows = myna_since(myna)
 
     # 1. The same file again (confd rewrites it unchanged, then sv hup bird).
     myna.reload(CONFIG)
@@ -153,6 +170,7 @@ def test_reload_keeps_unchanged_protocols_and_restarts_changed_ones(topology: To
     wait_for(lambda: time.monotonic() > settle, 5, "3 s of a running unchanged daemon")
     after = {address: peer_view(peer, a.ipv4) for address, peer in peers.items()}
     assert after == before  # no session restarted, no UPDATE sent again
+    assert myna_since(myna) == rows
     assert watch.events(B_BLOCK) == [] and watch.events(C_BLOCK) == []
 
     # 2. Only c's protocol changes (its hold time; the session then negotiates the lower of
@@ -163,7 +181,7 @@ def test_reload_keeps_unchanged_protocols_and_restarts_changed_ones(topology: To
     myna.reload(changed)
     # Myna resets it with Cease 6/6, which BIRD 1.6 logs as it received it.
     wait_for(
-        lambda: "Received: Other configuration change" in peers[c.ipv4].log_tail(500),
+        lambda: "Received: Other configuration change" in peers[c.ipv4].log_tail(10_000),
         30,
         "c to be told of the configuration change",
     )
@@ -171,7 +189,6 @@ def test_reload_keeps_unchanged_protocols_and_restarts_changed_ones(topology: To
     myna.wait_prefixes(c.ipv4, [C_BLOCK])
     wait_for(lambda: kernel_holds(a, C_BLOCK), 30, "c's block back in a's kernel")
     assert peer_view(peers[b.ipv4], a.ipv4) == before[b.ipv4]
-    assert "Other configuration change" not in peers[b.ipv4].log_tail(500)
     assert watch.events(B_BLOCK) == []
     assert [kind for _, kind in watch.events(C_BLOCK)][-1:] == ["add"]  # BIRD flushes it too
 
