@@ -122,7 +122,8 @@ class BirdSocket:
         if self._server is not None:
             self._server.close()
             self._server = None
-            with contextlib.suppress(FileNotFoundError):
+            # Gone already, or not ours to remove any more (-u dropped root): as BIRD, go on.
+            with contextlib.suppress(OSError):
                 self.path.unlink()
 
     # -- answers -------------------------------------------------------------------------------
