@@ -94,6 +94,7 @@ PROTOCOLS = {
 }
 B_BLOCKS = ["198.19.2.0/26", "198.19.3.0/24"]
 C_ROUTE = "198.19.4.0/24"
+MANY_COMMUNITIES = "198.19.5.0/24"
 COMMANDS = [
     "show status",
     "show protocols",
@@ -110,6 +111,7 @@ COMMANDS = [
     "show route primary",
     "show route for 198.19.2.5",
     "show route for 198.19.4.0/24 all",
+    "show route 198.19.5.0/24 all",
     "show route 198.19.3.0/24",
     "show route 198.19.9.0/24",
     "show route for 198.20.0.1",
@@ -132,18 +134,20 @@ COMMANDS = [
 
 
 class CommunityPeer(Bird16Peer):
-    """BIRD 1.6 exporting its routes with a MED and two communities (eBGP)."""
+    """BIRD 1.6 exporting its routes with a MED and two communities (eBGP); the route
+    ``MANY_COMMUNITIES`` also gets 60 more, extended and large ones (BIRD wraps the line)."""
 
     def _render(self, process: _BirdProcess) -> str:
-        return (
-            super()
-            ._render(process)
-            .replace(
-                "export where source = RTS_STATIC;",
-                "export filter { if source != RTS_STATIC then reject; bgp_med = 7; "
-                "bgp_community.add((64513, 10)); bgp_community.add((64513, 20)); accept; };",
-            )
+        many = "".join(f" bgp_community.add((64513, {1000 + n}));" for n in range(60))
+        export = (
+            "export filter { if source != RTS_STATIC then reject; bgp_med = 7;"
+            " bgp_community.add((64513, 10)); bgp_community.add((64513, 20));"
+            f" if net = {MANY_COMMUNITIES} then {{{many}"
+            " bgp_ext_community.add((rt, 64513, 7)); bgp_ext_community.add((ro, 64513, 8));"
+            " bgp_large_community.add((64513, 1, 2)); bgp_large_community.add((64513, 3, 4));"
+            " } accept; };"
         )
+        return super()._render(process).replace("export where source = RTS_STATIC;", export)
 
 
 _TIME = re.compile(r"\b\d\d:\d\d:\d\d\b")
@@ -205,7 +209,7 @@ def run_and_record(daemon: BirdFileDaemon) -> Recorded:
     for address in ("198.18.0.2", "198.18.0.3"):
         daemon.wait_established(address)
     daemon.wait_prefixes("198.18.0.2", B_BLOCKS, exact=True)
-    daemon.wait_prefixes("198.18.0.3", [C_ROUTE], exact=True)
+    daemon.wait_prefixes("198.18.0.3", [C_ROUTE, MANY_COMMUNITIES], exact=True)
     wait_for(
         lambda: daemon.text("show status"),
         30,
@@ -215,8 +219,8 @@ def run_and_record(daemon: BirdFileDaemon) -> Recorded:
     wait_for(
         lambda: daemon.text("show protocols all kernel1"),
         30,
-        f"{daemon}'s kernel protocol to have written the three BGP routes",
-        until=lambda text: "3 exported" in text,
+        f"{daemon}'s kernel protocol to have written the four BGP routes",
+        until=lambda text: "4 exported" in text,
     )
     recorded = Recorded(early)
     for command in COMMANDS:
@@ -236,7 +240,9 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Recorded]:
     with Topology(tmp_path_factory.mktemp("bird-socket")) as topology:
         a, b, c = (topology.add_host(name) for name in ("a", "b", "c"))
         Bird16Peer(b, b.ipv4, 64512, [Neighbor(a.ipv4, 64512)], B_BLOCKS).start()
-        CommunityPeer(c, c.ipv4, 64513, [Neighbor(a.ipv4, 64512)], [C_ROUTE]).start()
+        CommunityPeer(
+            c, c.ipv4, 64513, [Neighbor(a.ipv4, 64512)], [C_ROUTE, MANY_COMMUNITIES]
+        ).start()
         out = {}
         for program in ("bird16", "myna"):
             out[program] = run_and_record(BirdFileDaemon(a, CONFIG, PROTOCOLS, program=program))
@@ -330,4 +336,5 @@ def test_calicos_parsers_read_the_same_from_both(recorded: dict[str, Recorded]) 
         ("198.19.2.0/26", "198.18.0.2", "eth0", "NodeMesh", "198.18.0.2"),
         ("198.19.3.0/24", "198.18.0.2", "eth0", "NodeMesh", "198.18.0.2"),
         ("198.19.4.0/24", "198.18.0.3", "eth0", "BGPPeer", "198.18.0.3"),
+        ("198.19.5.0/24", "198.18.0.3", "eth0", "BGPPeer", "198.18.0.3"),
     }
