@@ -338,3 +338,70 @@ def test_calicos_parsers_read_the_same_from_both(recorded: dict[str, Recorded]) 
         ("198.19.4.0/24", "198.18.0.3", "eth0", "BGPPeer", "198.18.0.3"),
         ("198.19.5.0/24", "198.18.0.3", "eth0", "BGPPeer", "198.18.0.3"),
     }
+
+
+CONFIG6 = """\
+router id 198.18.0.1;
+graceful restart wait 5;
+protocol device { scan time 2; }
+protocol direct { interface "cali*"; }
+protocol kernel {
+  learn; persist; scan time 2; import all; export all;
+  graceful restart; merge paths on;
+}
+template bgp bgp_template {
+  description "Connection to BGP peer";
+  local as 64512;
+  gateway direct;
+  direct;
+  add paths on;
+  graceful restart;
+  hold time 9;
+  connect delay time 1;
+  connect retry time 1;
+  error wait time 1,2;
+}
+protocol bgp Mesh_2001_db8__2 from bgp_template {
+  neighbor 2001:db8::2 as 64512;
+  source address 2001:db8::1;
+  import all;
+  export all;
+}
+"""
+COMMANDS6 = [
+    "show status",
+    "show protocols",
+    "show protocols all",
+    "show route",
+    "show route all",  # BGP.next_hop: the global address and the link-local one
+    "show route for 2001:db8:1::5",
+    "show route count",
+    "show interfaces",  # the link-local address too, "Unselected, scope link"
+    "show interfaces summary",
+    "show route 198.19.0.0/16",  # an IPv4 prefix: bird6's grammar has none
+]
+
+
+def test_bird6_answers_as_bird6_does(topology: Topology) -> None:
+    """calico-node runs bird6 beside bird for the IPv6 peers: the same comparison, IPv6."""
+    a, b = topology.add_host("a"), topology.add_host("b")
+    blocks6 = ["2001:db8:1::/64", "2001:db8:2::/64"]
+    Bird16Peer(b, b.ipv4, 64512, [Neighbor(a.ipv6, 64512)], blocks6).start()
+    replies: dict[str, dict[str, list[str]]] = {}
+    for program in ("bird16", "myna"):
+        daemon = BirdFileDaemon(
+            a, CONFIG6, {b.ipv6: "Mesh_2001_db8__2"}, program=program, ipv6=True
+        ).start()
+        wait_for(lambda d=daemon: d._checked(lambda: d.converse("show status")), 20, "socket")
+        daemon.wait_established(b.ipv6)
+        daemon.wait_prefixes(b.ipv6, blocks6, exact=True)
+        wait_for(lambda d=daemon: "0024" not in d.text("show status"), 30, "recovery to end")
+        replies[program] = {command: daemon.converse(command) for command in COMMANDS6}
+        daemon.stop()
+    for command in COMMANDS6:
+        bird = [normalise(line) for line in replies["bird16"][command]]
+        myna = [normalise(line) for line in replies["myna"][command]]
+        if command.startswith("show route") and "count" not in command and len(bird) > 2:
+            assert blocks(myna) == blocks(bird), "\n".join(myna)
+        else:
+            assert myna == bird, "\n".join(myna)
