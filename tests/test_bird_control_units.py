@@ -304,3 +304,16 @@ def test_the_ported_parsers_read_calicos_own_samples() -> None:
         ("192.168.162.128/26", "N/A", "blackhole", "Static", ""),
         ("192.168.162.128/32", "N/A", "tunl0", "Direct", ""),
     ]
+
+
+def test_session_errors_read_as_birds_error_classes() -> None:
+    from bgpd.bird_control.protocols import bird_error  # noqa: PLC0415
+
+    assert bird_error("connect failed: [Errno 111] Connect call failed ('198.18.0.9', 179)") == (
+        "Socket: Connection refused"
+    )
+    assert bird_error("NOTIFICATION received: Cease/Administrative shutdown") == (
+        "Received: Cease/Administrative shutdown"
+    )
+    assert bird_error("BFD session down") == "Error: BFD session down"
+    assert bird_error("") == ""
