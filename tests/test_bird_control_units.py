@@ -6,8 +6,8 @@ Data flow: plain function calls. Expected texts come from BIRD 1.6.8, not from M
 the namespace run that ``test_interop_bird_socket`` automates) for a Calico node's static
 block, its eth0 network, a Felix blackhole it learned (proto 80) and a mesh route through a
 recursive gateway; Myna renders the same routes from the facts the RIB gives a filter
-(``rib.route.Source``: protocol, preference, ``KernelFacts``), which the live comparison cannot
-show until the static and direct protocols are wired into the RIB. The samples for Calico's
+(``rib.route.Source``: protocol, preference, ``KernelFacts``), here without a daemon (the live
+comparison shows the same lines from the running daemon's RIB). The samples for Calico's
 parsers are the ones in the comments of Calico's own Go files.
 """
 
