@@ -255,7 +255,7 @@ def run_bird(config: DaemonConfig, options: BirdRunOptions) -> int:
         _drop_privileges(ids)
         pid_file = _open_pid_file(options.pid_file)
     except (BirdDiedError, BirdConfigError) as error:
-        print(f"{program}: {error}", file=sys.stderr)
+        print(f"bird: {error}", file=sys.stderr)  # bird6 says "bird: " too (its die())
         return 1
     config = run_config(config, options)
     if not options.foreground:
