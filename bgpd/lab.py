@@ -331,6 +331,18 @@ class Lab:
 
     # -- progress -----------------------------------------------------------------------------
 
+    def headline(self) -> str:
+        """The first line of the run."""
+        return (
+            f"Myna lab: {len(self.hosts)} Calico hosts with {len(self.hosts[0].blocks)}"
+            f" /{BLOCK_LENGTH} blocks each from pool {POOL} (IPIP CrossSubnet),"
+            f" namespaces {self.prefix}*"
+        )
+
+    def facts(self) -> dict[str, Any]:
+        """What the JSON result says about the cluster."""
+        return {"pool": str(POOL)}
+
     def say(self, text: str = "", end: str = "\n") -> None:
         """One line of progress or report (or its start, with ``end=""``)."""
         write(self.out, text, end)
@@ -656,6 +668,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="progress on stderr, one JSON result on stdout"
     )
+    parser.add_argument(
+        "--bird-cfg",
+        action="store_true",
+        help="dual stack, every node running bird and bird6 (Myna) from Calico-rendered files",
+    )
+    parser.add_argument(
+        "--stock-bird",
+        metavar="DIR",
+        help="with --bird-cfg: run the BIRD 1.6 binaries DIR/bird and DIR/bird6 instead",
+    )
 
 
 def _check_arguments(args: argparse.Namespace) -> str | None:
@@ -666,7 +688,9 @@ def _check_arguments(args: argparse.Namespace) -> str | None:
         return f"--blocks must be at least 1, and {args.hosts} hosts' blocks must fit in {POOL}"
     if args.timeout <= 0:
         return "--timeout must be positive"
-    return None
+    from bgpd.lab_bird import check_arguments  # noqa: PLC0415 - lab_bird imports this module
+
+    return check_arguments(args)
 
 
 def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
@@ -710,17 +734,16 @@ def run_lab(args: argparse.Namespace) -> int:
     if shutil.which("ip") is None:
         print("myna lab needs iproute2's ip command (apt-get install iproute2)", file=sys.stderr)
         return 2
-    lab = Lab(args.hosts, args.blocks, args.timeout, out)
+    from bgpd.lab_bird import make_lab  # noqa: PLC0415 - lab_bird imports this module
+
+    lab = make_lab(args, out)
     interrupted: str | None = None
     error: str | None = None
     previous = {s: signal.signal(s, _raise_interrupted) for s in _SIGNALS}
     try:
         try:
             remove_stale(out)
-            lab.say(
-                f"Myna lab: {args.hosts} Calico hosts with {args.blocks} /{BLOCK_LENGTH} blocks"
-                f" each from pool {POOL} (IPIP CrossSubnet), namespaces {lab.prefix}*"
-            )
+            lab.say(lab.headline())
             lab.build()
             lab.run()
             _summary(lab, lab.results)
@@ -749,7 +772,7 @@ def run_lab(args: argparse.Namespace) -> int:
             "error": error,
             "hosts": args.hosts,
             "blocks_per_host": args.blocks,
-            "pool": str(POOL),
+            **lab.facts(),
             "phases": [
                 {
                     "name": r.name,
