@@ -43,7 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -688,9 +688,7 @@ def _check_arguments(args: argparse.Namespace) -> str | None:
         return f"--blocks must be at least 1, and {args.hosts} hosts' blocks must fit in {POOL}"
     if args.timeout <= 0:
         return "--timeout must be positive"
-    from bgpd.lab_bird import check_arguments  # noqa: PLC0415 - lab_bird imports this module
-
-    return check_arguments(args)
+    return None
 
 
 def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
@@ -717,10 +715,17 @@ def _keep(lab: Lab) -> None:
         time.sleep(3600)
 
 
-def run_lab(args: argparse.Namespace) -> int:
-    """``myna lab``: build, run both phases, report, tear down; 0 when both converged."""
+def run_lab(
+    args: argparse.Namespace,
+    make: Callable[[argparse.Namespace, TextIO], Lab] | None = None,
+    check: Callable[[argparse.Namespace], str | None] | None = None,
+) -> int:
+    """``myna lab``: build, run both phases, report, tear down; 0 when both converged.
+
+    ``make`` builds another kind of lab (``bgpd.lab_bird``), ``check`` checks its options.
+    """
     out = sys.stderr if args.json else sys.stdout
-    problem = _check_arguments(args)
+    problem = _check_arguments(args) or (check(args) if check else None)
     if problem is not None:
         print(f"myna lab: {problem}", file=sys.stderr)
         return 2
@@ -734,9 +739,7 @@ def run_lab(args: argparse.Namespace) -> int:
     if shutil.which("ip") is None:
         print("myna lab needs iproute2's ip command (apt-get install iproute2)", file=sys.stderr)
         return 2
-    from bgpd.lab_bird import make_lab  # noqa: PLC0415 - lab_bird imports this module
-
-    lab = make_lab(args, out)
+    lab = make(args, out) if make else Lab(args.hosts, args.blocks, args.timeout, out)
     interrupted: str | None = None
     error: str | None = None
     previous = {s: signal.signal(s, _raise_interrupted) for s in _SIGNALS}

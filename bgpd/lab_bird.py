@@ -30,6 +30,7 @@ every way out. Addresses: 198.18.0.0/15 and 2001:db8::/32 only.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import ipaddress
@@ -56,11 +57,11 @@ from bgpd.lab import (
     PROTO_FELIX,
     SUBNET,
     Lab,
-    LabError,
     Node,
     PhaseResult,
     _batch,
     ip,
+    run_lab,
 )
 from bgpd.lab_bird_render import (
     BGPPeerSpec,
@@ -521,7 +522,7 @@ class BirdCfgLab(Lab):
         )
 
 
-def check_arguments(args: Any) -> str | None:
+def check_arguments(args: argparse.Namespace) -> str | None:
     """The bird.cfg mode's own limits (None when ``args`` are fine)."""
     if args.stock_bird is not None and not args.bird_cfg:
         return "--stock-bird needs --bird-cfg"
@@ -535,7 +536,7 @@ def check_arguments(args: Any) -> str | None:
     return None
 
 
-def make_lab(args: Any, out: TextIO) -> Lab:
+def make_lab(args: argparse.Namespace, out: TextIO) -> Lab:
     """The lab ``args`` ask for: the YAML one or the bird.cfg one."""
     if not args.bird_cfg:
         return Lab(args.hosts, args.blocks, args.timeout, out)
@@ -543,4 +544,6 @@ def make_lab(args: Any, out: TextIO) -> Lab:
     return BirdCfgLab(args.hosts, args.blocks, args.timeout, out, stock)
 
 
-__all__ = ["BirdCfgLab", "LabError", "check_arguments", "host_blocks6", "lab_cluster", "make_lab"]
+def run_lab_command(args: argparse.Namespace) -> int:
+    """``myna lab`` with either kind of lab (``--bird-cfg``)."""
+    return run_lab(args, make_lab, check_arguments)
