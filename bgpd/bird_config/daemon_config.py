@@ -187,6 +187,7 @@ def _kernel(config: m.BirdConfig) -> dict[str, Any]:
         "metric": kernel.metric,
         "device_routes": kernel.device_routes,
         "name": kernel.name,
+        "preference": kernel.preference,
         "reconcile_interval": float(kernel.scan_time),
         "import_filter": filter_model(kernel.import_filter, kernel.position),
         "export_filter": filter_model(kernel.export_filter, kernel.position),
@@ -266,6 +267,7 @@ def daemon_config_from_bird(config: m.BirdConfig) -> DaemonConfig:
         },
         "peers": [_peer(p, node_as, ipv6) for p in bgp],
         "static_routes": _static_routes(config),
+        "families": ["ipv6" if ipv6 else "ipv4"],
     }
     if cluster_ids:
         data["cluster_id"] = str(ipaddress.IPv4Address(cluster_ids.pop()))
