@@ -311,11 +311,6 @@ def test_lab_bird_cfg_runs_under_stock_bird16(root: None) -> None:
 
 
 @pytest.mark.interop
-@pytest.mark.xfail(
-    strict=True,
-    reason="Myna does not run from a BIRD configuration yet: `myna bird -c FILE` without -p"
-    " exits 1 (bgpd.bird_config.cli.run_hook; the daemon wiring and branch bird-dropin)",
-)
 def test_lab_bird_cfg_converges_with_myna(root: None) -> None:
     """Issue 14's goal: every node runs Myna as bird and bird6 from Calico's files."""
     process, output = _run_lab()
@@ -328,11 +323,13 @@ def test_lab_bird_cfg_converges_with_myna(root: None) -> None:
 
 
 @pytest.mark.interop
-def test_lab_bird_cfg_interrupted_tears_down(root: None, tmp_path: Path) -> None:
+@pytest.mark.parametrize("runner", ["myna", "bird16"])
+def test_lab_bird_cfg_interrupted_tears_down(root: None, tmp_path: Path, runner: str) -> None:
     log = tmp_path / "lab.out"
+    stock = ("--stock-bird", str(BIRD16_SBIN)) if runner == "bird16" else ()
     with log.open("w") as out:
         process = subprocess.Popen(
-            lab_command("--bird-cfg", "--stock-bird", str(BIRD16_SBIN)),
+            lab_command("--bird-cfg", *stock),
             cwd=REPO,
             stdout=out,
             stderr=subprocess.STDOUT,
