@@ -1,10 +1,15 @@
 """BIRD's control socket: Myna's answers against BIRD 1.6's, on one host, one after the other.
 
 Data flow: host a runs the same BIRD file first with BIRD 1.6.8 (``bird -R -s SOCK -d -c
-FILE``, as calico-node runs it) and then with Myna (``myna bird`` with the same arguments);
-its peers stay up throughout: b, an iBGP BIRD 1.6 mesh peer announcing two blocks, and c, an
-eBGP BIRD 1.6 peer announcing a route with a MED and two communities; a third protocol
-(``Node_198_18_0_9``) waits for a passive peer that never comes. Once each program has its
+FILE``, as calico-node runs it) and then with Myna (``myna bird`` with the same arguments).
+The file is a Calico node's: its blocks as static blackholes, the direct protocol on every
+interface but ``cali*``, the kernel protocol learning (Felix's proto-80 route of a workload
+is in a's kernel) and programming through ``calico_kernel_programming``, mesh and global
+peers behind ``gateway recursive`` with Calico's export filters. Its peers stay up
+throughout: b, an iBGP BIRD 1.6 mesh peer announcing two blocks, and c, an eBGP BIRD 1.6 peer
+announcing a route with a MED and two communities and one with 62 communities, extended and
+large ones; a third protocol (``Node_198_18_0_9``) waits for a passive peer that never
+comes. Once each program has its
 sessions up, its routes, and graceful-restart recovery over (``graceful restart wait 5``),
 the test records BIRD's replies to the commands Calico and operators send, then Myna's, and
 compares them line by line after replacing what differs by nature: clock times, the version
@@ -48,20 +53,32 @@ CONFIG = """\
 router id 198.18.0.1;
 graceful restart wait 5;
 protocol device { scan time 2; }
-protocol direct { interface "cali*"; }
-protocol static { }
+protocol direct { interface -"cali*", -"kube-ipvs*", "*"; }
+protocol static {
+  route 198.19.1.0/26 blackhole;
+  route 198.19.1.64/26 blackhole;
+}
+function calico_aggr() {
+  if ( net = 198.19.1.0/26 ) then { accept; }
+  if ( net ~ 198.19.1.0/26 ) then { reject; }
+}
+function calico_export_to_bgp_peers(bool internal_peer) {
+  calico_aggr();
+  if ( net ~ 198.19.0.0/16 ) then { accept; }
+}
+filter calico_kernel_programming {
+  if ( net ~ 198.19.0.0/16 ) then { accept; }
+  accept;
+}
 protocol kernel {
-  learn; persist; scan time 2; import all; export all;
+  learn; persist; scan time 2; import all;
+  export filter calico_kernel_programming;
   graceful restart; merge paths on;
 }
 template bgp bgp_template {
   description "Connection to BGP peer";
   local as 64512;
-  # Calico writes "gateway recursive"; BIRD then resolves next hops through its own table,
-  # the direct protocol's eth0 network, which Myna's RIB does not hold until the direct
-  # protocol is wired. The recursive form's "(100/0)" is checked in test_bird_control_units.
-  gateway direct;
-  direct;  # iBGP is multihop by default, which BIRD refuses with a direct gateway
+  gateway recursive;
   add paths on;
   graceful restart;
   hold time 9;
@@ -73,13 +90,13 @@ protocol bgp Mesh_198_18_0_2 from bgp_template {
   neighbor 198.18.0.2 as 64512;
   source address 198.18.0.1;
   import all;
-  export all;  # what Myna does until BIRD export filters are wired into its update groups
+  export filter { calico_export_to_bgp_peers(true); reject; };
 }
 protocol bgp Global_198_18_0_3 from bgp_template {
   neighbor 198.18.0.3 as 64513;
   source address 198.18.0.1;
   import filter { if net ~ 198.19.0.0/16 then accept; reject; };
-  export all;  # what Myna does until BIRD export filters are wired into its update groups
+  export filter { calico_export_to_bgp_peers(false); reject; };
 }
 protocol bgp Node_198_18_0_9 from bgp_template {
   neighbor 198.18.0.9 as 64512;
@@ -87,6 +104,7 @@ protocol bgp Node_198_18_0_9 from bgp_template {
   import all;
 }
 """
+FELIX_ROUTE = "198.19.1.5/32"  # a workload's route inside a's block, proto 80 as Felix writes
 PROTOCOLS = {
     "198.18.0.2": "Mesh_198_18_0_2",
     "198.18.0.3": "Global_198_18_0_3",
@@ -94,6 +112,7 @@ PROTOCOLS = {
 }
 B_BLOCKS = ["198.19.2.0/26", "198.19.3.0/24"]
 C_ROUTE = "198.19.4.0/24"
+MANY_COMMUNITIES = "198.19.5.0/24"
 COMMANDS = [
     "show status",
     "show protocols",
@@ -110,6 +129,7 @@ COMMANDS = [
     "show route primary",
     "show route for 198.19.2.5",
     "show route for 198.19.4.0/24 all",
+    "show route 198.19.5.0/24 all",
     "show route 198.19.3.0/24",
     "show route 198.19.9.0/24",
     "show route for 198.20.0.1",
@@ -117,6 +137,12 @@ COMMANDS = [
     "show route protocol Mesh_198_18_0_2",
     "show route protocol Global_198_18_0_3 all",
     "show route protocol nosuch",
+    "show route protocol static1 all",
+    "show route protocol kernel1 all",
+    "show route protocol direct1",
+    "show protocols all kernel1",
+    "show protocols all static1",
+    "show protocols all direct1",
     "show route count",
     "show route stats",
     "show route protocol Mesh_198_18_0_2 count",
@@ -132,18 +158,20 @@ COMMANDS = [
 
 
 class CommunityPeer(Bird16Peer):
-    """BIRD 1.6 exporting its routes with a MED and two communities (eBGP)."""
+    """BIRD 1.6 exporting its routes with a MED and two communities (eBGP); the route
+    ``MANY_COMMUNITIES`` also gets 60 more, extended and large ones (BIRD wraps the line)."""
 
     def _render(self, process: _BirdProcess) -> str:
-        return (
-            super()
-            ._render(process)
-            .replace(
-                "export where source = RTS_STATIC;",
-                "export filter { if source != RTS_STATIC then reject; bgp_med = 7; "
-                "bgp_community.add((64513, 10)); bgp_community.add((64513, 20)); accept; };",
-            )
+        many = "".join(f" bgp_community.add((64513, {1000 + n}));" for n in range(60))
+        export = (
+            "export filter { if source != RTS_STATIC then reject; bgp_med = 7;"
+            " bgp_community.add((64513, 10)); bgp_community.add((64513, 20));"
+            f" if net = {MANY_COMMUNITIES} then {{{many}"
+            " bgp_ext_community.add((rt, 64513, 7)); bgp_ext_community.add((ro, 64513, 8));"
+            " bgp_large_community.add((64513, 1, 2)); bgp_large_community.add((64513, 3, 4));"
+            " } accept; };"
         )
+        return super()._render(process).replace("export where source = RTS_STATIC;", export)
 
 
 _TIME = re.compile(r"\b\d\d:\d\d:\d\d\b")
@@ -205,7 +233,7 @@ def run_and_record(daemon: BirdFileDaemon) -> Recorded:
     for address in ("198.18.0.2", "198.18.0.3"):
         daemon.wait_established(address)
     daemon.wait_prefixes("198.18.0.2", B_BLOCKS, exact=True)
-    daemon.wait_prefixes("198.18.0.3", [C_ROUTE], exact=True)
+    daemon.wait_prefixes("198.18.0.3", [C_ROUTE, MANY_COMMUNITIES], exact=True)
     wait_for(
         lambda: daemon.text("show status"),
         30,
@@ -215,8 +243,8 @@ def run_and_record(daemon: BirdFileDaemon) -> Recorded:
     wait_for(
         lambda: daemon.text("show protocols all kernel1"),
         30,
-        f"{daemon}'s kernel protocol to have written the three BGP routes",
-        until=lambda text: "3 exported" in text,
+        f"{daemon}'s kernel protocol to have written the four BGP routes and two blocks",
+        until=lambda text: "6 exported" in text,
     )
     recorded = Recorded(early)
     for command in COMMANDS:
@@ -235,8 +263,11 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Recorded]:
     require_interop()
     with Topology(tmp_path_factory.mktemp("bird-socket")) as topology:
         a, b, c = (topology.add_host(name) for name in ("a", "b", "c"))
+        a.ip("route", "add", "blackhole", FELIX_ROUTE, "proto", "80")
         Bird16Peer(b, b.ipv4, 64512, [Neighbor(a.ipv4, 64512)], B_BLOCKS).start()
-        CommunityPeer(c, c.ipv4, 64513, [Neighbor(a.ipv4, 64512)], [C_ROUTE]).start()
+        CommunityPeer(
+            c, c.ipv4, 64513, [Neighbor(a.ipv4, 64512)], [C_ROUTE, MANY_COMMUNITIES]
+        ).start()
         out = {}
         for program in ("bird16", "myna"):
             out[program] = run_and_record(BirdFileDaemon(a, CONFIG, PROTOCOLS, program=program))
@@ -330,4 +361,76 @@ def test_calicos_parsers_read_the_same_from_both(recorded: dict[str, Recorded]) 
         ("198.19.2.0/26", "198.18.0.2", "eth0", "NodeMesh", "198.18.0.2"),
         ("198.19.3.0/24", "198.18.0.2", "eth0", "NodeMesh", "198.18.0.2"),
         ("198.19.4.0/24", "198.18.0.3", "eth0", "BGPPeer", "198.18.0.3"),
+        ("198.19.5.0/24", "198.18.0.3", "eth0", "BGPPeer", "198.18.0.3"),
+        ("198.19.1.0/26", "N/A", "blackhole", "Static", ""),
+        ("198.19.1.64/26", "N/A", "blackhole", "Static", ""),
+        ("198.18.0.0/24", "N/A", "eth0", "Direct", ""),
+        ("198.19.1.5/32", "N/A", "blackhole", "Kernel", ""),
     }
+
+
+CONFIG6 = """\
+router id 198.18.0.1;
+graceful restart wait 5;
+protocol device { scan time 2; }
+protocol direct { interface "cali*"; }
+protocol kernel {
+  learn; persist; scan time 2; import all; export all;
+  graceful restart; merge paths on;
+}
+template bgp bgp_template {
+  description "Connection to BGP peer";
+  local as 64512;
+  gateway direct;
+  direct;
+  add paths on;
+  graceful restart;
+  hold time 9;
+  connect delay time 1;
+  connect retry time 1;
+  error wait time 1,2;
+}
+protocol bgp Mesh_2001_db8__2 from bgp_template {
+  neighbor 2001:db8::2 as 64512;
+  source address 2001:db8::1;
+  import all;
+  export all;
+}
+"""
+COMMANDS6 = [
+    "show status",
+    "show protocols",
+    "show protocols all",
+    "show route",
+    "show route all",  # BGP.next_hop: the global address and the link-local one
+    "show route for 2001:db8:1::5",
+    "show route count",
+    "show interfaces",  # the link-local address too, "Unselected, scope link"
+    "show interfaces summary",
+    "show route 198.19.0.0/16",  # an IPv4 prefix: bird6's grammar has none
+]
+
+
+def test_bird6_answers_as_bird6_does(topology: Topology) -> None:
+    """calico-node runs bird6 beside bird for the IPv6 peers: the same comparison, IPv6."""
+    a, b = topology.add_host("a"), topology.add_host("b")
+    blocks6 = ["2001:db8:1::/64", "2001:db8:2::/64"]
+    Bird16Peer(b, b.ipv4, 64512, [Neighbor(a.ipv6, 64512)], blocks6).start()
+    replies: dict[str, dict[str, list[str]]] = {}
+    for program in ("bird16", "myna"):
+        daemon = BirdFileDaemon(
+            a, CONFIG6, {b.ipv6: "Mesh_2001_db8__2"}, program=program, ipv6=True
+        ).start()
+        wait_for(lambda d=daemon: d._checked(lambda: d.converse("show status")), 20, "socket")
+        daemon.wait_established(b.ipv6)
+        daemon.wait_prefixes(b.ipv6, blocks6, exact=True)
+        wait_for(lambda d=daemon: "0024" not in d.text("show status"), 30, "recovery to end")
+        replies[program] = {command: daemon.converse(command) for command in COMMANDS6}
+        daemon.stop()
+    for command in COMMANDS6:
+        bird = [normalise(line) for line in replies["bird16"][command]]
+        myna = [normalise(line) for line in replies["myna"][command]]
+        if command.startswith("show route") and "count" not in command and len(bird) > 2:
+            assert blocks(myna) == blocks(bird), "\n".join(myna)
+        else:
+            assert myna == bird, "\n".join(myna)
