@@ -114,6 +114,7 @@ def redacted(config: DaemonConfig) -> dict[str, object]:
     peers = data.get("peers", [])
     mesh = data.get("mesh") or {}
     bfd_blocks = [block["bfd"] for block in [*peers, mesh] if block.get("bfd")]
+    bfd_blocks += [rule for bfd in bfd_blocks for rule in bfd.get("interfaces") or ()]
     for section in [*peers, mesh, *bfd_blocks]:
         if section.get("password") is not None:
             section["password"] = "<hidden>"
