@@ -26,7 +26,6 @@ from bgpd.cli_show import add_commands, run_command
 from bgpd.config import ConfigError, DaemonConfig, load_config
 from bgpd.daemon import run
 from bgpd.lab import add_arguments as add_lab_arguments
-from bgpd.lab import run_lab
 from speaker.codec_errors import CodecError, MessageError
 from speaker.messages import decode_wire
 from speaker.negotiated import Negotiated
@@ -164,7 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"myna {_version()}")
         return 0
     if args.command == "lab":
-        return run_lab(args)
+        # not at the top: ``myna bird`` starts (two daemons per Calico node) need none of it
+        from bgpd.lab_bird import run_lab_command  # noqa: PLC0415
+
+        return run_lab_command(args)
     if args.command in ("show", "reload"):
         return run_command(args)
     if args.command in ("run", "check"):
