@@ -154,8 +154,12 @@ def main(argv: list[str] | None = None) -> int:
             return bird_main(sys.argv[1:], ipv6=program == "bird6", prog=program)
     words = sys.argv[1:] if argv is None else argv
     if words and words[0] in ("bird", "bird6"):
-        # BIRD's options are not myna's: argparse would take "-p" for one of its own.
-        return bird_main(words[1:], ipv6=words[0] == "bird6", prog=f"myna {words[0]}")
+        # BIRD's options are not myna's: argparse would take "-p" for one of its own. `myna
+        # bird` reads a bird6* file as bird6 would (as `myna check` does); under the name
+        # `bird` (argv[0]) the family is the program's, as BIRD's.
+        return bird_main(
+            words[1:], ipv6=True if words[0] == "bird6" else None, prog=f"myna {words[0]}"
+        )
     args = build_parser().parse_args(argv)
     if args.command == "check" and is_bird_config(args.config):
         return _check_bird(args.config, args.bird_ipv6)

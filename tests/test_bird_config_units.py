@@ -508,3 +508,12 @@ def test_myna_bird_subcommand(tmp_path: Path) -> None:
     _write(tmp_path, "router id 198.19.0.1;\nprotocol device {}\n", "good.conf")
     assert myna_cli.main(["bird", "-p", "-c", str(tmp_path / "good.conf")]) == 0
     assert myna_cli.main(["bird6", "-p", "-c", str(tmp_path / "good.conf")]) == 0
+
+
+def test_myna_bird_reads_a_bird6_file_as_bird6_does(tmp_path: Path) -> None:
+    """`myna bird -p -c bird6.cfg` reads it as BIRD 1.6's bird6 does (the corpus check runs every
+    file through `myna bird`); `bird` by its own name stays an IPv4 router, as BIRD's is."""
+    text = "router id 198.19.0.1;\nprotocol static { route 2001:db8:1::/122 blackhole; }\n"
+    _write(tmp_path, text, "bird6.cfg")
+    assert myna_cli.main(["bird", "-p", "-c", str(tmp_path / "bird6.cfg")]) == 0
+    assert bird_main(["-p", "-c", str(tmp_path / "bird6.cfg")], ipv6=False) == 1

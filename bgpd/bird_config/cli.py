@@ -120,11 +120,16 @@ def _print_line(line: str) -> None:
     print(f"{_program()}: {line}", file=sys.stderr)
 
 
-def bird_main(argv: list[str], *, ipv6: bool = False, prog: str = "bird") -> int:
-    """``bird``/``bird6`` with BIRD's options (see the module docstring)."""
+def bird_main(argv: list[str], *, ipv6: bool | None = False, prog: str = "bird") -> int:
+    """``bird``/``bird6`` with BIRD's options (see the module docstring).
+
+    ``ipv6=None`` (``myna bird``): bird6's language when the file is named ``bird6*``.
+    """
     global _program_name  # noqa: PLW0603 - the name BIRD's messages start with
     _program_name = "bird"
     args = bird_parser(prog).parse_args(argv)
+    if ipv6 is None:
+        ipv6 = args.config is not None and is_bird6(Path(args.config))
     default_name = "bird6.conf" if ipv6 else "bird.conf"
     config_file = args.config or (default_name if args.local else f"/etc/bird/{default_name}")
     local_socket = "bird6.ctl" if ipv6 else "bird.ctl"
