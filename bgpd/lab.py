@@ -551,8 +551,26 @@ class Lab:
         node = self.by_address.get(address)
         return f"{node.name} {address}" if node else address
 
+    ROUTE_FAMILIES: tuple[str, ...] = ("-4",)  # what `ip` lists of each host's routes
+
     def report(self, result: PhaseResult, workdir: Path) -> None:
         """The sessions, the hosts' routes and the convergence time (or what was missing)."""
+        self.report_sessions(result)
+        self.report_routes(result)
+        if result.seconds is not None:
+            up = result.up_seconds
+            self.say(
+                f"{result.title}: converged in {result.seconds:.2f} s from starting the daemons"
+                + ("" if up is None else f" (all {len(result.nodes)} running after {up:.2f} s)")
+            )
+            return
+        self.say(f"{result.title}: NOT converged within {self.timeout:g} s:")
+        for problem in result.problems[:20]:
+            self.say(f"  {problem}")
+        self.log_tails(result, workdir)
+
+    def report_sessions(self, result: PhaseResult) -> None:
+        """Each daemon's sessions, from its status file."""
         self.say("sessions (from each daemon's status file):")
         for name, entry in result.nodes.items():
             peers = entry["peers"]
@@ -574,33 +592,36 @@ class Lab:
                     f" {p['routes_received']} routes received"
                 )
                 first = False
+
+    def report_routes(self, result: PhaseResult) -> None:
+        """Each host's kernel routes (counts per protocol only when there are many)."""
         hosts = [(n, e) for n, e in result.nodes.items() if "routes" in e]
-        total = sum(len(e["routes"]) for _, e in hosts)
-        self.say("kernel routes of each host (ip -4 route in its namespace):")
+        tables = [{"-4": "routes", "-6": "routes6"}[f] for f in self.ROUTE_FAMILIES]
+        total = sum(len(e[t]) for _, e in hosts for t in tables)
+        listed = "; ".join(f"ip {f} route" for f in self.ROUTE_FAMILIES)
+        self.say(f"kernel routes of each host ({listed} in its namespace):")
         for name, entry in hosts:
             if total > MAX_PRINTED_ROUTES:
                 protos: dict[str, int] = {}
-                for r in entry["routes"]:
-                    key = str(r.get("protocol", "?"))
-                    protos[key] = protos.get(key, 0) + 1
+                for table in tables:
+                    for r in entry[table]:
+                        key = str(r.get("protocol", "?"))
+                        protos[key] = protos.get(key, 0) + 1
                 counts = ", ".join(f"{n} proto {p}" for p, n in sorted(protos.items()))
                 self.say(f"  {name:<4} {counts}")
                 continue
-            lines = ip("-4", "route", netns=entry["netns"]).splitlines()
+            lines = [
+                line
+                for family in self.ROUTE_FAMILIES
+                for line in ip(family, "route", netns=entry["netns"]).splitlines()
+            ]
             for i, line in enumerate(lines):
                 self.say(f"  {name if i == 0 else '':<4} {line.rstrip()}")
         if total > MAX_PRINTED_ROUTES:
             self.say(f"  ({total} routes in all: counts only; --json lists them)")
-        if result.seconds is not None:
-            up = result.up_seconds
-            self.say(
-                f"{result.title}: converged in {result.seconds:.2f} s from starting the daemons"
-                + ("" if up is None else f" (all {len(result.nodes)} running after {up:.2f} s)")
-            )
-            return
-        self.say(f"{result.title}: NOT converged within {self.timeout:g} s:")
-        for problem in result.problems[:20]:
-            self.say(f"  {problem}")
+
+    def log_tails(self, result: PhaseResult, workdir: Path) -> None:
+        """The last lines of the logs of the daemons that failed (at most four)."""
         shown = 0
         for node, process in self.daemons:
             if shown == 4:  # the rest is alike, most likely

@@ -49,7 +49,6 @@ from bgpd.lab import (
     BLOCK_LENGTH,
     CLUSTER_ID,
     MAIN_TABLE,
-    MAX_PRINTED_ROUTES,
     PACKAGE_ROOT,
     POLL_INTERVAL,
     POOL,
@@ -411,7 +410,7 @@ class BirdCfgLab(Lab):
         result = self.converge_bird(started)
         result.name, result.title = name, title
         result.nodes = self.bird_snapshot(nodes)
-        self.bird_report(result, workdir)
+        self.report(result, workdir)
         return result
 
     def bird_snapshot(self, nodes: Sequence[Node]) -> dict[str, dict[str, Any]]:
@@ -438,8 +437,10 @@ class BirdCfgLab(Lab):
             out[node.name] = entry
         return out
 
-    def bird_report(self, result: PhaseResult, workdir: Path) -> None:
-        """The sessions, the hosts' routes and the convergence time (or what was missing)."""
+    ROUTE_FAMILIES = ("-4", "-6")
+
+    def report_sessions(self, result: PhaseResult) -> None:
+        """Each daemon's BGP protocols, from ``show protocols`` on its BIRD socket."""
         self.say("sessions (show protocols on each daemon's BIRD socket):")
         for name, entry in result.nodes.items():
             first = True
@@ -454,40 +455,9 @@ class BirdCfgLab(Lab):
                     states[info or "?"] = states.get(info or "?", 0) + 1
                 counts = ", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "no peers"
                 self.say(f"  {head} {daemon:<5} {len(rows)} BGP protocols: {counts}")
-        hosts = [(n, e) for n, e in result.nodes.items() if "routes" in e]
-        total = sum(len(e["routes"]) + len(e["routes6"]) for _, e in hosts)
-        self.say("kernel routes of each host (ip -4 route; ip -6 route in its namespace):")
-        for name, entry in hosts:
-            if total > MAX_PRINTED_ROUTES:
-                protos: dict[str, int] = {}
-                for r in (*entry["routes"], *entry["routes6"]):
-                    key = str(r.get("protocol", "?"))
-                    protos[key] = protos.get(key, 0) + 1
-                counts = ", ".join(f"{n} proto {p}" for p, n in sorted(protos.items()))
-                self.say(f"  {name:<4} {counts}")
-                continue
-            lines = [
-                *ip("-4", "route", netns=entry["netns"]).splitlines(),
-                *ip("-6", "route", netns=entry["netns"]).splitlines(),
-            ]
-            for i, line in enumerate(lines):
-                self.say(f"  {name if i == 0 else '':<4} {line.rstrip()}")
-        if total > MAX_PRINTED_ROUTES:
-            self.say(f"  ({total} routes in all: counts only; --json lists them)")
-        if result.seconds is not None:
-            up = result.up_seconds
-            self.say(
-                f"{result.title}: converged in {result.seconds:.2f} s from starting the daemons"
-                + ("" if up is None else f" (all answering after {up:.2f} s)")
-            )
-            return
-        self.say(f"{result.title}: NOT converged within {self.timeout:g} s:")
-        for problem in result.problems[:20]:
-            self.say(f"  {problem}")
-        self._log_tails(result)
 
-    def _log_tails(self, result: PhaseResult) -> None:
-        """The last lines of the logs of the daemons that failed (at most four)."""
+    def log_tails(self, result: PhaseResult, workdir: Path) -> None:
+        """The last lines of the logs of the daemons that failed (at most four), bird and bird6."""
         shown = 0
         for (node, process), (_, config) in zip(self.daemons, self.daemon_files, strict=True):
             if shown == 4:
