@@ -24,11 +24,19 @@ fills them from a ``bird.cfg``; YAML may use them too):
   it, the block's own settings apply. The interface is only known where the daemon runs, so
   ``bgpd.bfd_peers`` chooses when it creates the session (``for_interface``), with the
   interface whose connected network holds the peer's address, as BIRD's neighbor lookup does.
+
+``passive`` is for multihop sessions only: RFC 5880 6.1 allows a Passive end, and RFC 5881 3
+has "both sides of a session MUST take the "Active" role" for single hop. The peer
+(``bgpd.config.Peer``), which knows the hop mode, turns it off for a single-hop session
+(``BfdModel.for_hop_mode``) with a warning rather than refuse the file: BIRD takes ``passive``
+in any ``interface`` block, so a file that worked for BIRD keeps working, and ``myna check``
+shows the effective value.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import re
 from pathlib import Path
@@ -40,6 +48,7 @@ from bfd.auth import AuthSettings
 from bfd.wire_codes import MAX_INTERVAL_US, SLOW_TX_INTERVAL_US, AuthType
 from bgpd.bird_config.runtime import patmatch
 
+LOG = logging.getLogger("myna.config")
 AuthName = Literal["none", "simple", "keyed_md5", "meticulous_md5", "keyed_sha1", "meticulous_sha1"]
 AUTH_TYPES: dict[str, AuthType] = {
     "simple": AuthType.SIMPLE_PASSWORD,
@@ -213,6 +222,24 @@ class BfdModel(BfdSessionModel):
         if chosen is not None:
             update.update({name: getattr(chosen, name) for name in BfdSessionModel.model_fields})
         return self.model_copy(update=update)
+
+    def for_hop_mode(self, multihop: bool, peer: str) -> BfdModel:
+        """The block as it runs for a ``multihop`` (or single-hop) session to ``peer``.
+
+        RFC 5881 3: "both sides of a session MUST take the "Active" role" (single hop), so
+        ``passive`` is turned off there, in the block and its ``interfaces`` items, with a
+        warning (module docstring).
+        """
+        passive = self.passive or any(rule.passive for rule in self.interfaces)
+        if not passive or multihop:
+            return self
+        LOG.warning(
+            "peer %s: bfd passive ignored: a single-hop BFD session takes the Active role "
+            "(RFC 5881 3); passive is for multihop sessions",
+            peer,
+        )
+        rules = tuple(rule.model_copy(update={"passive": False}) for rule in self.interfaces)
+        return self.model_copy(update={"passive": False, "interfaces": rules})
 
 
 def bfd_from_yaml(value: object) -> object:

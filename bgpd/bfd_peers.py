@@ -359,7 +359,7 @@ class BfdPeers:
             desired_min_tx_us=microseconds(bfd.min_tx),
             required_min_rx_us=microseconds(bfd.min_rx),
             detect_mult=bfd.multiplier,
-            passive=bfd.passive,
+            passive=bfd.passive and multihop,  # RFC 5881 3 (the config has seen to it too)
             auth=auth,
             idle_tx_us=microseconds(bfd.idle_tx),
         )
