@@ -5,8 +5,9 @@ and the BGP session by a recorder of the verdicts it is fed, so that each rule i
 own, without sockets or root: RFC 5882 3.2 and 4.2 (only a fall from Up that is not the peer's
 AdminDown is a failure), 4.1 (an administratively disabled BFD, or none at all, holds nothing
 down), 3.3 (configuring BFD again disturbs no client: timers change in place, RFC 5880 6.8.3;
-a new path is a new session), and the local address rule (the source address, else the
-Established session's, else the kernel's route to the peer).
+a new path is a new session), the local address rule (the source address, else the
+Established session's, else the kernel's route to the peer), and the end of a hold after a
+BFD failure by the peer's AdminDown (4.1, MUST).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 import yaml
 
 from bfd import ipc
-from bfd.service import BfdStateChange, BfdStatus
+from bfd.service import BfdRemoteChange, BfdStateChange, BfdStatus
 from bfd.wire_codes import Diagnostic, HopMode, State
 from bgpd import bfd_peers
 from bgpd.bfd_peers import BfdPeers
@@ -53,8 +54,11 @@ class Engine:
     async def status(self) -> BfdStatus:
         return BfdStatus({}, {}, 0)
 
-    async def close(self) -> None:
+    def stop(self) -> None:
         self.running = False
+
+    async def close(self) -> None:
+        self.stop()
 
 
 class Session:
@@ -231,4 +235,31 @@ async def test_a_multihop_peer_without_a_route_waits(
     monkeypatch.setattr(bfd_peers, "route_source", lambda _address: "198.18.0.1")
     wiring.attach(peer(bfd=True), session)  # type: ignore[arg-type]
     assert engine.calls[0][1].local == "198.18.0.1" and entry.retry is None
+    await wiring.close()
+
+
+def remote(state: State, heard: bool, at: float, diagnostic: int = 0) -> BfdRemoteChange:
+    return BfdRemoteChange(NAME, state, heard, diagnostic, at)
+
+
+@pytest.mark.asyncio
+async def test_the_peers_admin_down_releases_a_hold_only_when_heard(
+    wired: tuple[BfdPeers, Engine, Session],
+) -> None:
+    # RFC 5882 4.1: "If the session state on either the local or remote system (if known) is
+    # AdminDown ... the establishment of a control protocol adjacency MUST be allowed."
+    wiring, engine, session = wired
+    wiring.attach(peer(source_address="198.18.0.1", bfd=True), session)  # type: ignore[arg-type]
+    listener = engine.listeners[NAME]
+    t0 = time.monotonic()
+    listener.bfd_state_changed(BfdStateChange(NAME, State.INIT, State.UP, 0, State.UP, t0))
+    listener.bfd_state_changed(BfdStateChange(
+        NAME, State.UP, State.DOWN, Diagnostic.CONTROL_DETECTION_TIME_EXPIRED, State.UP, t0 + 1
+    ))  # fmt: skip
+    listener.bfd_remote_changed(remote(State.UP, False, t0 + 1))
+    listener.bfd_remote_changed(remote(State.DOWN, True, t0 + 5))  # back, still running BFD
+    assert session.verdicts[-1] == "down"
+    listener.bfd_remote_changed(remote(State.ADMIN_DOWN, True, t0 + 6, diagnostic=7))
+    assert session.verdicts[-1] == "up: BFD administratively down at the peer"
+    assert not wiring.peers[NAME].failed
     await wiring.close()

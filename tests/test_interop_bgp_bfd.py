@@ -53,7 +53,7 @@ class Setup:
         spec: BfdSpec,
         ipv6: bool,
         peer_as: int = 64512,
-        **myna_options: bool,
+        **myna_options: Any,
     ) -> None:
         self.a, self.b = topology.add_host("a"), topology.add_host("b")
         self.spec = spec
