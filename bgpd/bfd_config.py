@@ -31,6 +31,10 @@ has "both sides of a session MUST take the "Active" role" for single hop. The pe
 (``BfdModel.for_hop_mode``) with a warning rather than refuse the file: BIRD takes ``passive``
 in any ``interface`` block, so a file that worked for BIRD keeps working, and ``myna check``
 shows the effective value.
+
+``hold_limit`` (Myna's own; milliseconds or a string with a unit, default 60 s, null for no
+limit) ends the hold of a BGP session after a BFD failure when the peer has sent no BFD
+packet at all for that long (``bgpd.bfd_hold`` says why, RFC 5882 4.1).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from bfd.auth import AuthSettings
 from bfd.wire_codes import MAX_INTERVAL_US, SLOW_TX_INTERVAL_US, AuthType
+from bgpd.bfd_hold import DEFAULT_LIMIT
 from bgpd.bird_config.runtime import patmatch
 
 LOG = logging.getLogger("myna.config")
@@ -203,6 +208,19 @@ class BfdModel(BfdSessionModel):
     local: str | None = None  # the session's own address; None: the BGP session's
     # single hop: the first item admitting the peer's interface gives the settings, else these
     interfaces: tuple[BfdInterfaceModel, ...] = ()
+    # ms: a BGP session held by a BFD failure goes free after this long without a BFD packet
+    # from the peer (None: held until BFD is Up); bgpd.bfd_hold
+    hold_limit: float | None = DEFAULT_LIMIT * 1000
+
+    @field_validator("hold_limit", mode="before")
+    @classmethod
+    def _hold_limit(cls, value: object) -> float | None:
+        if value is None:
+            return None
+        milliseconds = _milliseconds(value)
+        if milliseconds < 1000:
+            raise ValueError(f"must be at least 1 s (or null for no limit), not {milliseconds} ms")
+        return milliseconds
 
     @field_validator("local")
     @classmethod

@@ -17,6 +17,8 @@ knows of its peer, come back on a ``_Listener`` and become the BGP session's eve
   be allowed"; the peer's AdminDown arrives as a ``BfdRemoteChange`` when our session stays
   Down), or no session at all any more (removed, refused by the engine, engine gone):
   ``bfd_up``, which releases a hold.
+- A hold that has lasted ``bfd.hold_limit`` with nothing heard from the peer's BFD in that
+  time (``bgpd.bfd_hold``: 4.1's "does not support BFD"): ``bfd_up``, with a warning.
 
 A single-hop session whose ``bfd.interfaces`` name per-interface settings (BIRD's
 ``interface`` blocks) takes those of the interface whose connected network holds the peer
@@ -50,6 +52,7 @@ from bfd import ipc
 from bfd.service import BfdError, BfdRemoteChange, BfdService, BfdStateChange
 from bfd.wire_codes import Diagnostic, HopMode, State
 from bgpd.bfd_config import BfdSecretError, microseconds
+from bgpd.bfd_hold import HoldLimit
 from kernel_sync.netlink_codes import NETLINK_ROUTE, AddressFamily, MessageType
 from kernel_sync.netlink_messages import Ack, Address, Done, NetlinkError, encode_dump_request
 from kernel_sync.route_messages import parse_messages
@@ -149,6 +152,8 @@ class BfdPeer:
     error: str = ""  # why the engine runs no session for it
     retry: asyncio.TimerHandle | None = field(default=None, repr=False)
     remote: BfdRemoteChange | None = None  # what the session last told of its peer
+    hold: HoldLimit = field(default_factory=HoldLimit)  # when silence ends a hold
+    hold_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
     @property
     def key(self) -> str:
@@ -218,9 +223,11 @@ class BfdPeers:
             if entry.failed:
                 session.bfd_down()  # the path is still down: the new session starts held
         entry.peer = peer
+        entry.hold.limit = None if peer.bfd.hold_limit is None else peer.bfd.hold_limit / 1000
         if self._observe not in session.observers:
             session.observers.append(self._observe)
         self._sync(entry)
+        self._arm_hold(entry)
 
     def detach(self, name: str) -> None:
         """The peer is gone: its BFD session too (AdminDown to the peer first)."""
@@ -252,6 +259,7 @@ class BfdPeers:
         self._closed = True
         for entry in self.peers.values():
             self._cancel_retry(entry)
+            self._cancel_hold(entry)
         if self._restart is not None:
             self._restart.cancel()
         if self.service is not None:
@@ -281,8 +289,10 @@ class BfdPeers:
         log = entry.session.log
         if change.failure:
             entry.failed = True
+            entry.hold.hold(change.at)
             log.warning("BFD session down (%s): the path failed, ending the BGP session", why)
             entry.session.bfd_down()
+            self._arm_hold(entry)
             return
         log.info("BFD %s -> %s%s", change.old.label, change.new.label, f" ({why})" if why else "")
         if change.new == State.UP:
@@ -299,6 +309,7 @@ class BfdPeers:
         if entry is None or entry.key != key:
             return
         entry.remote = change
+        entry.hold.remote(change.heard, change.at)
         if entry.failed and change.heard and change.state == State.ADMIN_DOWN:
             # RFC 5882 4.1: "If the session state on either the local or remote system (if
             # known) is AdminDown, BFD has been administratively disabled, and the
@@ -306,6 +317,29 @@ class BfdPeers:
             # stays Down on it (RFC 5880 6.8.6), so no state change says so.
             entry.session.log.info("BFD administratively down at the peer: BGP no longer held")
             self._release(entry, "BFD administratively down at the peer")
+        self._arm_hold(entry)
+
+    def hold_due(self, name: str, now: float) -> None:
+        """The hold limit of ``name``'s BGP session may have run out at ``now`` (monotonic)."""
+        entry = self.peers.get(name)
+        if entry is None:
+            return
+        entry.hold_timer = None
+        if not (entry.failed and entry.hold.expired(now)):
+            self._arm_hold(entry)
+            return
+        limit = entry.hold.limit
+        mode = entry.config.mode if entry.config is not None else None
+        port = mode.port if mode is not None else "3784/4784"
+        entry.session.log.warning(
+            "BFD: no packet from the peer for %g s while the BGP session was held after a BFD "
+            "failure; taking the peer to run no BFD any more (its side: BFD removed from its "
+            "configuration without AdminDown; else UDP %s is blocked on the path) and letting "
+            "BGP up without it (RFC 5882 4.1); a BFD session that comes Up again advises it",
+            limit,
+            port,
+        )
+        self._release(entry, f"no BFD from the peer for {limit:g} s (it runs no BFD)")
 
     def failed(self, name: str, key: str, reason: str) -> None:
         """The engine runs no session for ``key`` (it refused it, or it exited)."""
@@ -482,12 +516,34 @@ class BfdPeers:
 
     # -- holds -------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _release(entry: BfdPeer, why: str, always: bool = False) -> None:
+    def _release(self, entry: BfdPeer, why: str, always: bool = False) -> None:
         """BFD no longer holds ``entry``'s BGP session: tell it if it was held (or ``always``)."""
+        entry.hold.release()
+        self._cancel_hold(entry)
         if entry.failed or always:
             entry.failed = False
             entry.session.bfd_up(why)
+
+    def _arm_hold(self, entry: BfdPeer) -> None:
+        """A timer at the hold limit's deadline (``bgpd.bfd_hold``), if there is one now."""
+        self._cancel_hold(entry)
+        deadline = entry.hold.deadline
+        if deadline is None or not entry.failed or self._closed:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # driven by hand, with no loop (a test): it calls hold_due itself
+        delay = max(0.0, deadline - time.monotonic())  # the engine's clock too
+        entry.hold_timer = loop.call_later(
+            delay, lambda: self.hold_due(entry.name, time.monotonic())
+        )
+
+    @staticmethod
+    def _cancel_hold(entry: BfdPeer) -> None:
+        if entry.hold_timer is not None:
+            entry.hold_timer.cancel()
+            entry.hold_timer = None
 
     # -- bookkeeping -------------------------------------------------------------------------------
 

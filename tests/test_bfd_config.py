@@ -95,6 +95,14 @@ def test_passive_in_an_interface_block_is_for_multihop_too() -> None:
     assert multihop.for_interface("eth0").passive  # RFC 5883 4.3 allows it there
 
 
+def test_hold_limit_takes_units_or_null() -> None:
+    assert only_peer(bfd=True).bfd.hold_limit == 60_000.0  # bgpd.bfd_hold says why
+    assert only_peer(bfd={"hold_limit": "300 s"}).bfd.hold_limit == 300_000.0
+    assert only_peer(bfd={"hold_limit": None}).bfd.hold_limit is None
+    with pytest.raises(ConfigError, match="at least 1 s"):
+        config([peer(bfd={"hold_limit": "500 ms"})])
+
+
 def test_graceful_reaches_the_session_settings() -> None:
     parsed = config([peer(bfd={"graceful": True}), {**peer(bfd=True), "address": "198.18.0.3"}])
     graceful, hard = parsed.peers

@@ -7,11 +7,13 @@ AdminDown is a failure), 4.1 (an administratively disabled BFD, or none at all, 
 down), 3.3 (configuring BFD again disturbs no client: timers change in place, RFC 5880 6.8.3;
 a new path is a new session), the local address rule (the source address, else the
 Established session's, else the kernel's route to the peer), and the end of a hold after a
-BFD failure by the peer's AdminDown (4.1, MUST).
+BFD failure: the peer's AdminDown (4.1, MUST), or the hold limit when the peer's BFD has
+fallen silent (4.1, "does not support BFD": ``bgpd.bfd_hold``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -240,6 +242,67 @@ async def test_a_multihop_peer_without_a_route_waits(
 
 def remote(state: State, heard: bool, at: float, diagnostic: int = 0) -> BfdRemoteChange:
     return BfdRemoteChange(NAME, state, heard, diagnostic, at)
+
+
+@pytest.mark.asyncio
+async def test_a_peer_that_goes_silent_for_the_hold_limit_gets_bgp_back(
+    wired: tuple[BfdPeers, Engine, Session], caplog: pytest.LogCaptureFixture
+) -> None:
+    # RFC 5882 4.1: "If it is believed that the neighboring system does not support BFD, the
+    # establishment of a control protocol adjacency SHOULD NOT be blocked." The peer's BFD
+    # went away without AdminDown (BIRD with "bfd on" removed): after hold_limit (90 s here)
+    # held with nothing heard, BGP goes free, with a warning that says whose side it is.
+    wiring, engine, session = wired
+    wiring.attach(peer(source_address="198.18.0.1", bfd={"hold_limit": "90 s"}),
+                  session)  # type: ignore[arg-type]  # fmt: skip
+    listener = engine.listeners[NAME]
+    entry = wiring.peers[NAME]
+    t0 = time.monotonic()
+    listener.bfd_remote_changed(remote(State.DOWN, True, t0))
+    listener.bfd_state_changed(BfdStateChange(NAME, State.INIT, State.UP, 0, State.UP, t0))
+    failed_at = t0 + 10
+    listener.bfd_state_changed(BfdStateChange(
+        NAME, State.UP, State.DOWN, Diagnostic.CONTROL_DETECTION_TIME_EXPIRED, State.UP, failed_at
+    ))  # fmt: skip
+    listener.bfd_remote_changed(remote(State.UP, False, failed_at))
+    assert session.verdicts == ["up: BFD session Up", "down"]
+    # The timer is armed for the deadline, on the loop's (monotonic) clock.
+    assert entry.hold_timer is not None
+    loop = asyncio.get_running_loop()
+    assert entry.hold_timer.when() == pytest.approx(loop.time() + failed_at + 90 - t0, abs=1)
+    wiring.hold_due(NAME, failed_at + 89)
+    assert session.verdicts[-1] == "down" and entry.failed
+    # Heard again (the path back, its BFD sending Down: it runs BFD, the hold goes on), then
+    # silent once more: the 90 s count from there.
+    listener.bfd_remote_changed(remote(State.DOWN, True, failed_at + 50))
+    assert entry.hold_timer is None
+    wiring.hold_due(NAME, failed_at + 200)
+    assert entry.failed
+    listener.bfd_remote_changed(remote(State.DOWN, False, failed_at + 60))
+    wiring.hold_due(NAME, failed_at + 149)
+    assert entry.failed
+    with caplog.at_level(logging.WARNING, "test"):
+        wiring.hold_due(NAME, failed_at + 150)
+    assert session.verdicts[-1] == "up: no BFD from the peer for 90 s (it runs no BFD)"
+    assert not entry.failed and entry.hold_timer is None
+    (warning,) = [
+        r.getMessage() for r in caplog.records if "no packet from the peer" in r.getMessage()
+    ]
+    assert "run no BFD any more (its side" in warning
+    # BFD comes back later and fails again: BGP goes down again (and is held again).
+    listener.bfd_state_changed(BfdStateChange(NAME, State.INIT, State.UP, 0, State.UP, t0 + 500))
+    listener.bfd_state_changed(BfdStateChange(
+        NAME, State.UP, State.DOWN, Diagnostic.CONTROL_DETECTION_TIME_EXPIRED, State.UP, t0 + 600
+    ))  # fmt: skip
+    assert session.verdicts[-2:] == ["up: BFD session Up", "down"] and entry.failed
+    # hold_limit null: RFC 5882 4.1 read strictly, held until BFD is Up.
+    wiring.attach(peer(source_address="198.18.0.1", bfd={"hold_limit": None}),
+                  session)  # type: ignore[arg-type]  # fmt: skip
+    listener.bfd_remote_changed(remote(State.UP, False, t0 + 600))
+    assert entry.hold_timer is None
+    wiring.hold_due(NAME, t0 + 10_000)
+    assert entry.failed and session.verdicts[-1] == "down"
+    await wiring.close()
 
 
 @pytest.mark.asyncio
