@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from bfd import engine as engine_module
 from bfd import ipc
+from bfd import sockets as bfd_sockets
 from bfd.engine import STOP_LINGER, Engine, _Entry
 from bfd.packet import ControlPacket, decode, encode
 from bfd.sockets import Datagram
@@ -69,7 +69,7 @@ def rig(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Engine, Wire, socket.
         port = next(ports)
         return RecordingSocket(wire, port), port
 
-    monkeypatch.setattr(engine_module.sockets, "open_sender", open_sender)
+    monkeypatch.setattr(bfd_sockets, "open_sender", open_sender)
     monkeypatch.setattr(Engine, "_receiver", lambda _self, _family, _mode: None)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     ours.setblocking(False)
