@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from bfd.ipc import PeerConfig
-from bfd.service import BfdService, BfdStateChange, Isolation
+from bfd.service import BfdRemoteChange, BfdService, BfdStateChange, Isolation
 from bfd.wire_codes import HopMode, State
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -69,6 +69,9 @@ class Recorder:
 
     def bfd_state_changed(self, change: BfdStateChange) -> None:
         self.changes.append(change)
+
+    def bfd_remote_changed(self, change: BfdRemoteChange) -> None:
+        pass  # the peers' states are theirs to count
 
     def bfd_session_failed(self, key: str, reason: str) -> None:
         self.failed.append(f"{key}: {reason}")

@@ -9,9 +9,13 @@ the packet is authentic (the receive sequence number then moves on), else the ``
 Two choices where the RFC leaves room:
 
 - The sequence number (6.7.3, 6.7.4) rises with every packet for the meticulous types, as
-  required; for plain keyed MD5 / SHA1 the RFC says it MAY rise, and it rises once a second
-  (as BIRD does), so that a burst of lost packets longer than the receiver's window of
-  3 x Detect Mult does not lock the session out until that receiver forgets the number.
+  required; for plain keyed MD5 / SHA1 the RFC says it MAY rise with every packet and SHOULD
+  rise "when the session state changes, or when the transmitted BFD Control packet carries
+  different contents than the previously transmitted packet". It rises on such a change (the
+  session says so: ``changed``), so that an old packet (a Down) cannot be replayed with the
+  number of a newer one (an Up), and otherwise once a second (as BIRD does), so that a burst
+  of lost packets longer than the receiver's window of 3 x Detect Mult does not lock the
+  session out until that receiver forgets the number.
 - 6.7.3 has the receiver learn the sequence number (bfd.AuthSeqKnown) before it checks the
   digest. Here it is learned only from a packet whose digest matched, so that a forged packet
   cannot move the window.
@@ -113,14 +117,25 @@ class AuthState:
         self.seq_known = False
 
 
-def sign(packet: ControlPacket, settings: AuthSettings, state: AuthState, now: float) -> bytes:
-    """``packet`` (built without a section) with its authentication section, as octets."""
+def sign(
+    packet: ControlPacket,
+    settings: AuthSettings,
+    state: AuthState,
+    now: float,
+    *,
+    changed: bool = False,
+) -> bytes:
+    """``packet`` (built without a section) with its authentication section, as octets.
+
+    ``changed``: its contents differ from the packet sent before it (Poll and Final aside),
+    which moves a keyed MD5 / SHA1 sequence number on (6.7.3, 6.7.4).
+    """
     key = settings.send_key
     auth_type = settings.auth_type
     if auth_type is AuthType.SIMPLE_PASSWORD:
         section = AuthSection(auth_type, key.key_id, key.secret)
         return encode(_with_auth(packet, section))
-    due = state.last_increment is not None and now - state.last_increment >= 1
+    due = state.last_increment is not None and (changed or now - state.last_increment >= 1)
     if auth_type.meticulous or due:
         state.xmit_seq = (state.xmit_seq + 1) % _SEQUENCE_SPACE
         state.last_increment = now

@@ -5,10 +5,18 @@ local address, interface index) and local discriminator; for each decoded packet
 ``lookup`` with where the packet came from and arrived, and gets the session or the
 ``DropReason``:
 
-- Your Discriminator nonzero selects the session by our discriminator (6.8.6). The session
-  must also be the one bound to where the packet came from (same hop mode, peer address, and
-  interface or local address when the session names one): a discriminator is a 32-bit guess
-  away from hijacking a session otherwise, and the RFCs bind each session to its path.
+- Your Discriminator nonzero selects the session by our discriminator alone (6.8.6), whatever
+  the source address, the destination or the interface: RFC 5880 6.3 ("all further received
+  packets are demultiplexed based on the Your Discriminator field only (which means that,
+  among other things, the source address field can change or the interface over which the
+  packets are received can change ...)") and RFC 5881 6 ("the source address of a BFD Control
+  packet MUST NOT be used to identify the session"), as BIRD does. Only the hop mode (the
+  port it arrived on) must be the session's: a single-hop session takes nothing from the
+  multihop port, where the engine does not require TTL 255 (RFC 5881 5), so the TTL rule
+  keeps off-link senders away from single-hop sessions whatever the discriminator says.
+  Multihop sessions are open to a sender that guesses the 32-bit discriminator, as the RFCs
+  have it; authentication (or ``min_ttl``) is what protects them, as RFC 5883's security
+  considerations advise.
 - Your Discriminator zero is only allowed in Down and AdminDown (6.8.6); the session is then
   the one bound to the peer address and the interface (single hop, RFC 5881 3), or to the
   source and destination address pair (multihop, RFC 5883 4). A session bound to no
@@ -91,6 +99,11 @@ class Demultiplexer(Generic[T]):
         if not same_peer:
             del self._by_path[(binding.mode, binding.peer)]
 
+    def conflicting(self, binding: Binding) -> list[T]:
+        """The sessions whose path ``binding`` overlaps (``add`` refuses it while they stay)."""
+        same_peer = self._by_path.get((binding.mode, binding.peer), ())
+        return [session for other, session in same_peer if _overlap(other, binding)]
+
     def free(self, discriminator: int) -> bool:
         """Whether ``discriminator`` may be given to a new session."""
         return discriminator != 0 and discriminator not in self._by_discriminator
@@ -109,8 +122,8 @@ class Demultiplexer(Generic[T]):
             if entry is None:
                 return DropReason.UNKNOWN_DISCRIMINATOR
             binding, session = entry
-            if not binding.matches(mode, source, destination, ifindex):
-                return DropReason.WRONG_PEER
+            if binding.mode is not mode:
+                return DropReason.WRONG_PEER  # the other hop mode's session (port)
             return session
         if packet.state not in (State.DOWN, State.ADMIN_DOWN):
             return DropReason.ZERO_DISCRIMINATOR_NOT_DOWN

@@ -5,8 +5,18 @@ Data flow: ``Engine.run`` is one ``selectors`` loop over the receiving sockets
 to the daemon (``ipc`` messages) and a heap of session deadlines. A datagram is decoded
 (``packet.decode``), demultiplexed (``demux``), checked for its TTL, and handed to its
 ``BfdSession`` with the time; each session's actions are carried out at once: ``Transmit`` on
-the session's own socket, ``StateChanged`` to the daemon as ``SessionStateChanged``. Every
-drop is counted: before demultiplexing in the engine's counters, after it in the session's.
+the session's own socket, ``StateChanged`` and ``RemoteChanged`` to the daemon as
+``SessionStateChanged`` and ``RemoteStateChanged``. Every drop is counted: before
+demultiplexing in the engine's counters, after it in the session's.
+
+A session the daemon removes (``RemoveSession``: the peer deleted, BFD disabled, a path
+replaced) leaves the daemon's view at once but stays here, telling its peer AdminDown for a
+Detection Time (RFC 5880 6.8.16, RFC 5882 3.2; ``BfdSession.admin_down``), and goes when that
+is over. So does every session when the daemon closes the control socket, for at most
+``STOP_LINGER`` seconds, after which the engine exits. A new session on the same path as a
+leaving one (one a packet with Your Discriminator zero could not tell from it) ends the
+leaving one at once, after its first AdminDown: the two would otherwise confuse the peer's
+single session for that path.
 
 Where it runs, and why: in a process of its own (``python -m bfd.engine FD``, started by
 ``service.BfdService``), not in a thread of the daemon and not on its event loop. At
@@ -49,13 +59,18 @@ from collections.abc import Callable
 from bfd import ipc, sockets
 from bfd.demux import Binding, Demultiplexer, canonical
 from bfd.packet import MalformedPacketError, decode
-from bfd.session_events import SessionSettings, StateChanged, Transmit
+from bfd.session_events import Action, SessionSettings, StateChanged, Transmit
 from bfd.session_fsm import BfdSession
 from bfd.wire_codes import SINGLE_HOP_TTL, DropReason, HopMode
 
 LOG = logging.getLogger("myna.bfd.engine")
 _BURST = 256  # datagrams read from one socket before the timers get a look in
 ENGINE_NICENESS = -10
+# s: how long a stopping engine goes on telling its peers AdminDown at most. A Detection Time
+# of a session that is not Up is Detect Mult x 1 s or more (5 s with BIRD's defaults); 3 s
+# still covers any peer's Detection Time of an Up session at up to 1 s x 3, with two or three
+# AdminDown packets, and keeps a stopping daemon quick (service.STOP_TIMEOUT waits longer).
+STOP_LINGER = 3.0
 
 
 class _Entry:
@@ -66,8 +81,9 @@ class _Entry:
         "config",
         "deadline",
         "destination",
+        "gone",
+        "leaving",
         "port",
-        "removing",
         "session",
         "sock",
     )
@@ -88,7 +104,8 @@ class _Entry:
         self.sock = sock
         self.port = port
         self.destination = destination
-        self.removing = False
+        self.leaving = False  # removed by the daemon: telling the peer AdminDown, then gone
+        self.gone = False  # forgotten: its socket closed, its timers void
         self.deadline: float | None = None
 
 
@@ -107,7 +124,8 @@ class Engine:
         self.rng = random.Random(seed)
         self.selector = selectors.DefaultSelector()
         self.selector.register(control, selectors.EVENT_READ, self._control_readable)
-        self.entries: dict[str, _Entry] = {}
+        self.entries: dict[str, _Entry] = {}  # the daemon's sessions, by key
+        self.leaving: dict[int, _Entry] = {}  # removed ones telling AdminDown, by discriminator
         self.demux: Demultiplexer[_Entry] = Demultiplexer()
         self.receivers: dict[tuple[socket.AddressFamily, HopMode], socket.socket] = {}
         self.dropped: dict[DropReason, int] = {}
@@ -118,18 +136,20 @@ class Engine:
         self._order = itertools.count()
         self._pending: collections.deque[bytes] = collections.deque()
         self._running = True
+        self._control_open = True
 
     def run(self) -> None:
-        """Serve until the control socket closes."""
+        """Serve until the control socket closes, then tell every peer AdminDown and exit."""
         self._tell(ipc.Ready(os.getpid()))
         while self._running:
-            timeout = None
-            if self._heap:
-                timeout = max(0.0, self._heap[0][0] - self.clock())
-            for key, _ in self.selector.select(timeout):
-                key.data(key.fileobj)
+            self._wait(None if not self._heap else self._heap[0][0] - self.clock())
             self._fire_timers()
         self._shutdown()
+
+    def _wait(self, timeout: float | None) -> None:
+        """Handle what the sockets have, waiting up to ``timeout`` seconds (None: no limit)."""
+        for key, _ in self.selector.select(None if timeout is None else max(0.0, timeout)):
+            key.data(key.fileobj)
 
     # -- the daemon's side -----------------------------------------------------------------------
 
@@ -161,8 +181,7 @@ class Engine:
             case ipc.RemoveSession(key):
                 entry = self.entries.get(key)
                 if entry is not None:
-                    entry.removing = True
-                    self._apply(entry, entry.session.admin_down(now))
+                    self._leave(entry, now)
             case ipc.SetAdminDown(key, admin_down):
                 entry = self.entries.get(key)
                 if entry is not None:
@@ -178,16 +197,16 @@ class Engine:
         if config.key in self.entries:
             self._tell(ipc.SessionFailed(config.key, "a session with this key exists (caller)"))
             return
-        peer = canonical(config.peer)
-        for old in [e for e in self.entries.values() if e.removing and e.binding.peer == peer]:
-            # A new session to a peer whose old one is being removed (the daemon replaces it:
-            # its path changed). The old one's AdminDown goes out now, so the peer will not
-            # count the new session's Down as a failure (RFC 5882 3.2), and the old one goes
-            # at once rather than hold the path the new one binds.
-            self._apply(old, old.session.timers_expired(now))
-            self._forget(old)
         try:
-            entry = self._open(config)
+            binding = _binding(config)
+            for old in self.demux.conflicting(binding):
+                if old.leaving:
+                    # Removed, and told AdminDown at once (its first packet went then): on
+                    # the same path the two sessions would each reset the peer's one
+                    # session, so the old one ends here. On another path (a new local
+                    # address, the other hop mode) it goes on telling AdminDown.
+                    self._forget(old)
+            entry = self._open(config, binding)
         except (OSError, ValueError) as error:
             self._tell(ipc.SessionFailed(config.key, f"{type(error).__name__}: {error}"))
             return
@@ -196,7 +215,7 @@ class Engine:
 
     def _reconfigure(self, config: ipc.PeerConfig, now: float) -> None:
         entry = self.entries.get(config.key)
-        if entry is None or entry.removing:
+        if entry is None:
             self._tell(ipc.SessionFailed(config.key, "no such session to reconfigure (caller)"))
             return
         if not entry.config.same_path(config):
@@ -210,19 +229,11 @@ class Engine:
         entry.config = config
         self._apply(entry, entry.session.change_parameters(now, settings))
 
-    def _open(self, config: ipc.PeerConfig) -> _Entry:
-        peer = canonical(config.peer)
+    def _open(self, config: ipc.PeerConfig, binding: Binding) -> _Entry:
+        peer = binding.peer
         family = socket.AF_INET6 if ipaddress.ip_address(peer).version == 6 else socket.AF_INET
-        ifindex = socket.if_nametoindex(config.interface) if config.interface else 0
-        if config.mode is HopMode.MULTIHOP and config.interface:
-            raise ValueError("a multihop session is bound to addresses, not an interface")
+        ifindex = binding.ifindex
         local = canonical(config.local) if config.local else None
-        binding = Binding(
-            config.mode,
-            peer,
-            local if config.mode is HopMode.MULTIHOP else None,
-            ifindex if config.mode is HopMode.SINGLE_HOP else 0,
-        )
         settings = _settings(config)
         self._receiver(family, config.mode)
         discriminator = self.rng.randrange(1, 1 << 32)
@@ -262,10 +273,7 @@ class Engine:
         for key, entry in self.entries.items():
             status = dataclasses.asdict(entry.session.status())
             status.update(
-                peer=entry.binding.peer,
-                mode=entry.binding.mode.value,
-                source_port=entry.port,
-                removing=entry.removing,
+                peer=entry.binding.peer, mode=entry.binding.mode.value, source_port=entry.port
             )
             sessions[key] = status
         dropped = {reason.name: n for reason, n in self.dropped.items()}
@@ -273,6 +281,8 @@ class Engine:
         return ipc.StatusReply(request_id, sessions, dropped, self.packets_in)
 
     def _tell(self, message: ipc.Message) -> None:
+        if not self._control_open:
+            return  # stopping: the daemon is gone
         data = ipc.encode(message)
         if not self._pending:
             try:
@@ -342,7 +352,7 @@ class Engine:
 
     # -- carrying out actions, timers ------------------------------------------------------------
 
-    def _apply(self, entry: _Entry, actions: list[Transmit | StateChanged]) -> None:
+    def _apply(self, entry: _Entry, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, Transmit):
                 try:
@@ -351,19 +361,30 @@ class Engine:
                     # No route, a full buffer, a firewall: the path's trouble, which the
                     # peer's Detection Time is there to notice. Counted, not fatal.
                     self.send_errors += 1
-            else:
-                session = entry.session
+            elif entry.leaving:
+                continue  # the daemon has forgotten this session
+            elif isinstance(action, StateChanged):
                 self._tell(
                     ipc.SessionStateChanged(
                         entry.config.key,
                         int(action.old),
                         int(action.new),
                         int(action.diagnostic),
-                        int(session.remote_state),
+                        int(entry.session.remote_state),
                         action.at,
                     )
                 )
-        if entry.removing and entry.session.finished:
+            else:
+                self._tell(
+                    ipc.RemoteStateChanged(
+                        entry.config.key,
+                        int(action.state),
+                        action.heard,
+                        action.diagnostic,
+                        action.at,
+                    )
+                )
+        if entry.leaving and entry.session.finished:
             self._forget(entry)
             return
         deadline = entry.session.next_deadline()
@@ -377,31 +398,65 @@ class Engine:
         heap = self._heap
         while heap and heap[0][0] <= now:
             deadline, _, entry = heapq.heappop(heap)
-            if entry.deadline != deadline or self.entries.get(entry.config.key) is not entry:
+            if entry.deadline != deadline or entry.gone:
                 continue  # superseded, or the session is gone
             entry.deadline = None
             self._apply(entry, entry.session.timers_expired(now))
 
+    def _leave(self, entry: _Entry, now: float) -> None:
+        """The daemon is done with ``entry``: it tells its peer AdminDown, then goes."""
+        if self.entries.get(entry.config.key) is entry:
+            del self.entries[entry.config.key]
+        entry.leaving = True
+        self.leaving[entry.session.local_discriminator] = entry
+        self._apply(entry, entry.session.admin_down(now))
+
     def _forget(self, entry: _Entry) -> None:
-        self.entries.pop(entry.config.key, None)
+        if self.entries.get(entry.config.key) is entry:
+            del self.entries[entry.config.key]
+        self.leaving.pop(entry.session.local_discriminator, None)
         self.demux.remove(entry.session.local_discriminator)
         self._ports.discard(entry.port)
         entry.sock.close()
         entry.deadline = None
+        entry.gone = True
 
     def _shutdown(self) -> None:
+        """The daemon is gone: every session tells its peer AdminDown (RFC 5882 3.2), then exit.
+
+        For a Detection Time each (``BfdSession.admin_down``), at most ``STOP_LINGER`` s.
+        """
+        self._control_open = False
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self.selector.unregister(self.control)
+        now = self.clock()
         for entry in list(self.entries.values()):
-            # Tell every peer once that this is an administrative stop (RFC 5882 3.2): the
-            # first AdminDown packet is due at once.
-            now = self.clock()
-            session = entry.session
-            self._apply(entry, session.admin_down(now) + session.timers_expired(now))
-            entry.sock.close()
+            self._leave(entry, now)
+        stop = now + STOP_LINGER
+        while self.leaving and (now := self.clock()) < stop:
+            self._wait(min(stop, self._heap[0][0] if self._heap else stop) - now)
+            self._fire_timers()
+        for entry in list(self.leaving.values()):
+            self._forget(entry)
         for sock in self.receivers.values():
             sock.close()
         self.selector.close()
         with contextlib.suppress(OSError):
             self.control.close()
+
+
+def _binding(config: ipc.PeerConfig) -> Binding:
+    """The path ``config``'s session runs on (ValueError, OSError: the daemon's mistake)."""
+    if config.mode is HopMode.MULTIHOP and config.interface:
+        raise ValueError("a multihop session is bound to addresses, not an interface")
+    ifindex = socket.if_nametoindex(config.interface) if config.interface else 0
+    local = canonical(config.local) if config.local else None
+    return Binding(
+        config.mode,
+        canonical(config.peer),
+        local if config.mode is HopMode.MULTIHOP else None,
+        ifindex if config.mode is HopMode.SINGLE_HOP else 0,
+    )
 
 
 def _settings(config: ipc.PeerConfig) -> SessionSettings:

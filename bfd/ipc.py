@@ -3,9 +3,10 @@
 Data flow: one ``AF_UNIX``/``SOCK_SEQPACKET`` socket pair joins the two, so each message is one
 datagram and needs no framing. A message is a frozen dataclass below, sent as JSON with its
 ``kind``: the daemon sends ``AddSession``, ``ReconfigureSession``, ``RemoveSession``,
-``SetAdminDown`` and ``StatusRequest``; the engine answers with ``Ready``, ``SessionStateChanged``,
-``StatusReply`` and ``SessionFailed``. JSON, not pickle: the engine is our own child, but a
-format that cannot run code keeps it that way, and each message is small.
+``SetAdminDown`` and ``StatusRequest``; the engine answers with ``Ready``,
+``SessionStateChanged``, ``RemoteStateChanged``, ``StatusReply`` and ``SessionFailed``. JSON,
+not pickle: the engine is our own child, but a format that cannot run code keeps it that way,
+and each message is small.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ class ReconfigureSession:
 
 @dataclass(frozen=True, slots=True)
 class RemoveSession:
-    """Tell the peer AdminDown for one of its Detection Times, then forget the session."""
+    """Forget the session; the engine tells the peer AdminDown for a Detection Time first."""
 
     key: str
 
@@ -120,6 +121,23 @@ class SessionStateChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class RemoteStateChanged:
+    """What session ``key`` knows of its peer changed at monotonic time ``at``.
+
+    ``state`` is the State the peer last sent, ``heard`` whether a packet came within the
+    last Detection Time, ``diagnostic`` the peer's. Sent whenever either changes, whatever the
+    session's own state: how the daemon learns that the peer of a failed session went
+    AdminDown (RFC 5882 4.1) or stopped sending altogether.
+    """
+
+    key: str
+    state: int
+    heard: bool
+    diagnostic: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class StatusReply:
     """Every session's ``SessionStatus`` as a dict, and the engine's own drop counters."""
 
@@ -145,6 +163,7 @@ Message = (
     | StatusRequest
     | Ready
     | SessionStateChanged
+    | RemoteStateChanged
     | StatusReply
     | SessionFailed
 )
@@ -158,6 +177,7 @@ _KINDS: dict[str, type[Any]] = {
         StatusRequest,
         Ready,
         SessionStateChanged,
+        RemoteStateChanged,
         StatusReply,
         SessionFailed,
     )

@@ -4,10 +4,11 @@ Data flow: ``BfdService.start`` makes a ``SOCK_SEQPACKET`` socket pair and start
 (``engine``) in its own process on one end (``Isolation.PROCESS``; the engine module says
 why), then reads the other end from the event loop with ``add_reader``. Calls from the
 daemon become ``ipc`` messages; the engine's replies come back as calls on each session's
-``BfdListener`` (state changes, a session that could not be made) and as the results of
-``status()``. Nothing here waits on the engine except ``start``, ``close`` and ``status``.
+``BfdListener`` (state changes, changes of what the session knows of its peer, a session
+that could not be made) and as the results of ``status()``. Nothing here waits on the engine
+except ``start``, ``close`` and ``status``.
 
-How BGP is meant to use it (the later wiring step):
+How BGP uses it (``bgpd.bfd_peers`` is the real thing):
 
     bfd = BfdService(); await bfd.start()                       # once, in the daemon
     bfd.add_session(PeerConfig(key="peer 198.18.0.2", peer="198.18.0.2",
@@ -17,6 +18,8 @@ How BGP is meant to use it (the later wiring step):
     # peer_session.bfd_state_changed(change): if change.failure, stop the BGP session
     # (Cease, subcode 10 "BFD Down", RFC 9384) and start it again later; a fall because the
     # peer went AdminDown is not a failure (RFC 5882 3.2) and leaves BGP alone.
+    # peer_session.bfd_remote_changed(remote): the peer's state (AdminDown releases a held
+    # session, RFC 5882 4.1) and whether it is heard at all.
     bfd.remove_session("peer 198.18.0.2")                         # when the peer is deleted
     await bfd.status()                                             # for birdc-like output
 """
@@ -36,12 +39,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bfd import ipc
-from bfd.engine import Engine
+from bfd.engine import STOP_LINGER, Engine
 from bfd.wire_codes import Diagnostic, State
 
 LOG = logging.getLogger("myna.bfd")
 START_TIMEOUT = 10.0
-STOP_TIMEOUT = 3.0
+STOP_TIMEOUT = STOP_LINGER + 2.0  # the engine tells its peers AdminDown first, then exits
 
 
 class Isolation(enum.Enum):
@@ -79,11 +82,31 @@ class BfdStateChange:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class BfdRemoteChange:
+    """What session ``key`` knows of its peer changed at ``at`` (``time.monotonic()``'s clock).
+
+    ``state`` is what the peer last sent (bfd.RemoteSessionState), ``heard`` whether it sent
+    anything accepted within the last Detection Time, ``diagnostic`` its diagnostic. Whatever
+    the session's own state: a client held down by a failure learns here that the peer went
+    AdminDown (RFC 5882 4.1: the adjacency MUST then be allowed) or fell silent.
+    """
+
+    key: str
+    state: State
+    heard: bool
+    diagnostic: Diagnostic | int
+    at: float
+
+
 class BfdListener(Protocol):
-    """What a client of a BFD session hears (a BGP peer session, later)."""
+    """What a client of a BFD session hears (a BGP peer session)."""
 
     def bfd_state_changed(self, change: BfdStateChange) -> None:
         """The session changed state."""
+
+    def bfd_remote_changed(self, change: BfdRemoteChange) -> None:
+        """The peer's state, or whether it is heard at all, changed."""
 
     def bfd_session_failed(self, key: str, reason: str) -> None:
         """The session could not be made, or the engine stopped: BFD tells nothing now."""
@@ -150,12 +173,20 @@ class BfdService:
             await self.close()
             raise BfdError("the BFD engine did not start within 10 s") from None
 
-    async def close(self) -> None:
-        """Stop the engine: every session tells its peer AdminDown once, then it exits."""
+    def stop(self) -> None:
+        """Tell the engine to stop: every session tells its peer AdminDown, then it exits.
+
+        The first AdminDown of each session goes at once, the rest for up to
+        ``engine.STOP_LINGER`` seconds; ``close`` waits for the end.
+        """
         if self._sock is not None and self._loop is not None:
             self._loop.remove_reader(self._sock.fileno())
             self._sock.close()
             self._sock = None
+
+    async def close(self) -> None:
+        """Stop the engine (``stop``) and wait until it has exited."""
+        self.stop()
         if self._process is not None:
             process, self._process = self._process, None
             try:
@@ -255,6 +286,17 @@ class BfdService:
                         message.at,
                     )
                     listener.bfd_state_changed(change)
+            case ipc.RemoteStateChanged():
+                listener = self._listeners.get(message.key)
+                if listener is not None:
+                    remote = BfdRemoteChange(
+                        message.key,
+                        State(message.state),
+                        message.heard,
+                        Diagnostic.of(message.diagnostic),
+                        message.at,
+                    )
+                    listener.bfd_remote_changed(remote)
             case ipc.SessionFailed(key, reason):
                 LOG.error("BFD session %s failed: %s", key, reason)
                 failed = self._listeners.pop(key, None)
@@ -289,6 +331,7 @@ def engine_command() -> list[str]:
 __all__ = [
     "BfdError",
     "BfdListener",
+    "BfdRemoteChange",
     "BfdService",
     "BfdStateChange",
     "BfdStatus",

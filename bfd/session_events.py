@@ -2,9 +2,10 @@
 
 Data flow: the engine builds a ``BfdSession`` (``session_fsm``) from ``SessionSettings``; the
 session turns packets and timer expiries into ``Event`` values for its transition table and
-answers with actions: ``Transmit`` (octets for the session's socket) and ``StateChanged``
-(for the daemon, via the engine). ``SessionCounters`` are kept by the session as it works;
-``SessionStatus`` is a frozen snapshot of everything an operator or a metrics scrape reads.
+answers with actions: ``Transmit`` (octets for the session's socket), ``StateChanged`` and
+``RemoteChanged`` (for the daemon, via the engine). ``SessionCounters`` are kept by the
+session as it works; ``SessionStatus`` is a frozen snapshot of everything an operator or a
+metrics scrape reads.
 Nothing here does I/O.
 """
 
@@ -42,9 +43,10 @@ class SessionSettings:
     ``desired_min_tx_us`` is what we would like to send at once Up (while not Up we advertise
     at least 1 s, 6.8.3); ``required_min_rx_us`` the fastest we accept; ``detect_mult`` the
     packets the peer may miss. ``passive`` waits for the peer's first packet before sending
-    (6.1; RFC 5883 4 allows it for multihop). ``idle_tx_us`` is the Desired Min TX while not Up
-    (BIRD's ``idle tx interval``); 6.8.3 says it MUST NOT be below one second. Raises
-    ValueError naming a configuration mistake.
+    (6.1; multihop sessions only: RFC 5881 3 has both ends of a single-hop one Active, and the
+    daemon never asks otherwise). ``idle_tx_us`` is the Desired Min TX while not Up (BIRD's
+    ``idle tx interval``); 6.8.3 says it MUST NOT be below one second. Raises ValueError
+    naming a configuration mistake.
     """
 
     desired_min_tx_us: int = 300_000
@@ -90,7 +92,23 @@ class StateChanged(NamedTuple):
     at: float
 
 
-Action = Transmit | StateChanged
+class RemoteChanged(NamedTuple):
+    """What the session knows of the peer changed at ``at``: its state, or whether it is heard.
+
+    ``state`` is bfd.RemoteSessionState (the last accepted packet's); ``heard`` says whether a
+    packet was accepted within the last Detection Time (False before the first one, and again
+    once the Detection Time runs out). ``diagnostic`` is the peer's. Reported on every change of
+    either, whatever our own state: a client held down by a failed session learns this way
+    that the peer went AdminDown (RFC 5882 4.1) or fell silent altogether.
+    """
+
+    state: State
+    heard: bool
+    diagnostic: int
+    at: float
+
+
+Action = Transmit | StateChanged | RemoteChanged
 
 
 @dataclass(slots=True)
@@ -120,13 +138,15 @@ class SessionStatus:
     ``tx_interval_us`` is the negotiated interval we send at (before jitter, 6.8.7);
     ``rx_interval_us`` the one we expect the peer to send at; ``detection_time_us`` their
     product with the peer's Detect Mult (6.8.4), 0 before the peer has been heard.
-    ``last_down_diagnostic`` is the diagnostic of the last fall from Up.
+    ``last_down_diagnostic`` is the diagnostic of the last fall from Up; ``remote_heard``
+    whether the peer was heard within the last Detection Time.
     """
 
     state: State
     local_discriminator: int
     remote_discriminator: int
     remote_state: State
+    remote_heard: bool
     local_diagnostic: int
     remote_diagnostic: int
     last_down_diagnostic: int | None

@@ -9,8 +9,9 @@ Data flow: the engine gives the session each packet that ``packet.decode`` accep
 ``demux`` assigned to it (``receive``), the TTL verdict having been applied before; the
 session applies the rest of 6.8.6 (A bit against the configuration, 6.7 authentication,
 updating the remote variables, Poll/Final, the state machine) and answers with actions
-(``session_events``): ``Transmit`` octets and ``StateChanged``. Timers are deadlines kept
-here; the engine asks ``next_deadline()`` and calls ``timers_expired(now)``. Time is always
+(``session_events``): ``Transmit`` octets, ``StateChanged``, and ``RemoteChanged`` when the
+peer's state or whether it is heard at all changes. Timers are deadlines kept here; the
+engine asks ``next_deadline()`` and calls ``timers_expired(now)``. Time is always
 passed in (seconds, any monotonic origin) and randomness (the jitter of 6.8.7) comes from the
 ``random.Random`` given, so tests run minutes of protocol in microseconds, reproducibly.
 
@@ -26,6 +27,27 @@ Intervals, as the RFC splits them (6.8.1, 6.8.3):
   slower) or the advertised Required Min RX falls (we keep the longer Detection Time until
   the peer has confirmed it sends faster).
 
+What goes out, and when (6.8.7): periodic packets at the negotiated interval less 0-25 %
+jitter; a Final at once for every Poll; and, between periodic packets, one at once whenever
+the state (and with it the diagnostic) would differ from the previous packet's, as BIRD and
+FRR send a Down at once. Changed intervals wait for the periodic packets, which carry the
+Poll (6.5: "additional packets MUST NOT be sent"). A packet sent at once carries P while a
+Poll Sequence runs, as BIRD's and FRR's do, and leaves the periodic schedule as it was.
+
+Poll Sequences (6.5, 6.8.3): a Final does not say which Poll it answers, so the values a
+sequence carries (``_poll_values``) are the only ones its Final confirms, a Final before any
+Poll of the sequence went out confirms nothing, and values changed while it runs start
+another sequence once it has ended. When more than one Poll went out in
+the sequence that ended, a Final for one of the others may still be on its way: the next
+sequence then waits for a packet with F clear (6.8.3's third choice), so that a late Final
+cannot end it.
+
+AdminDown (6.8.16): packets carrying it go on for a Detection Time, the longer of the peer's
+before the change and the one its packets now announce (Detect Mult x the interval in force,
+at least the 1 s of a session that is not Up), until one has gone at or after its end; then
+transmission ceases. The first goes at once (6.8.7), so the peer hears it within its
+Detection Time unless it is lost, and the rest tell it even then.
+
 Demand mode is never asked for (we never set D). A peer that sets D while both sides are Up
 is obeyed as 6.8.7 requires: we stop periodic transmission (answering its Polls still), and
 go on expecting its packets, which it must keep sending since we did not set D.
@@ -33,6 +55,7 @@ go on expecting its packets, which it must keep sending since we did not set D.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable
 
@@ -41,6 +64,7 @@ from bfd.packet import ControlPacket, encode
 from bfd.session_events import (
     Action,
     Event,
+    RemoteChanged,
     SessionCounters,
     SessionSettings,
     SessionStatus,
@@ -88,6 +112,9 @@ class BfdSession:
         self._rx_basis_us = self.advertised_rx_us
         self.poll_active = False
         self._poll_values = (0, 0)  # the advertised (tx, rx) the running Poll carries
+        self._polls_sent = 0  # packets with P in the running sequence
+        self._poll_pending = False  # values changed since the sequence began: another is due
+        self._awaiting_clear = False  # the next sequence waits for a packet with F clear
         self.auth_state = auth.AuthState() if settings.auth is not None else None
         self.counters = SessionCounters()
         self._started = False
@@ -98,6 +125,8 @@ class BfdSession:
         self._forget_at: float | None = None
         self._last_rx: float | None = None
         self._admin_tx_until: float | None = None
+        self._last_sent: ControlPacket | None = None  # the last packet sent, P and F clear
+        self._reported: tuple[State, bool] = (self.remote_state, False)  # (state, heard)
         self._out: list[Action] = []
 
     # -- what the engine reads -------------------------------------------------------------------
@@ -118,6 +147,11 @@ class BfdSession:
         return self.remote_detect_mult * self.rx_interval_us
 
     @property
+    def heard(self) -> bool:
+        """A packet was accepted within the last Detection Time (6.8.4's timer runs)."""
+        return self._detect_at is not None
+
+    @property
     def remote_demand_active(self) -> bool:
         """6.8.6: Demand mode is active on the peer (it set D and both sides are Up)."""
         return self.remote_demand and self.state == State.UP and self.remote_state == State.UP
@@ -135,6 +169,7 @@ class BfdSession:
             local_discriminator=self.local_discriminator,
             remote_discriminator=self.remote_discriminator,
             remote_state=self.remote_state,
+            remote_heard=self.heard,
             local_diagnostic=int(self.local_diag),
             remote_diagnostic=self.remote_diag,
             last_down_diagnostic=None if self.last_down_diag is None else int(self.last_down_diag),
@@ -185,7 +220,11 @@ class BfdSession:
         self.remote_desired_tx_us = packet.desired_min_tx_us
         self.remote_detect_mult = packet.detect_mult
         # Required Min Echo RX: we never send Echo packets, so there is nothing to cease.
-        if self.poll_active and packet.final:
+        if not packet.final:
+            self._awaiting_clear = False  # 6.8.3's third choice: a packet with F clear
+            if self._poll_pending and not self.poll_active:
+                self._request_poll()
+        elif self.poll_active and self._polls_sent:
             self._poll_terminated()
         if self.state == State.ADMIN_DOWN:
             self._refresh_tx(now)
@@ -212,24 +251,30 @@ class BfdSession:
                 self.auth_state.forget()
         if self._detect_at is not None and self._detect_at <= now:
             self._detect_at = None
-            # 6.8.1: bfd.RemoteDiscr is zeroed after a Detection Time without a valid packet.
+            # 6.8.1: bfd.RemoteDiscr is zeroed after a Detection Time without a valid packet;
+            # 6.8.18: bfd.RemoteMinRxInterval SHOULD go back to its initial 1, so that a peer
+            # that asked for no packets (Required Min RX 0) and went away is spoken to again.
             self.remote_discriminator = 0
+            self.remote_min_rx_us = 1
             self._fire(Event.DETECTION_TIME_EXPIRED, now)
             self._refresh_tx(now)
         if self._next_tx is not None and self._next_tx <= now:
             self._next_tx = None
-            if self._admin_tx_until is not None and now > self._admin_tx_until:
-                self._admin_tx_until = None
+            self._transmit(now)
+            if self._admin_tx_until is not None and now >= self._admin_tx_until:
+                self._admin_tx_until = None  # 6.8.16: told for a Detection Time; now cease
+                self._refresh_tx(now)
             else:
-                self._transmit(now, final=False)
                 self._schedule_next(now)
         return self._flush(now)
 
     def admin_down(self, now: float) -> list[Action]:
         """6.8.16, disabling: AdminDown with diagnostic 7; the peer is told, then we fall silent.
 
-        The RFC has transmission cease; packets carrying AdminDown go on for one of the peer's
-        Detection Times first, so that it learns this is no failure (RFC 5882 3.2).
+        "BFD Control packets SHOULD be transmitted for at least a Detection Time after
+        transitioning to AdminDown state": the first goes at once, the rest at the interval in
+        force (the module docstring says for how long), so that the peer learns this is no
+        failure (RFC 5882 3.2) even if a packet is lost. ``finished`` says when they are over.
         """
         self._fire(Event.ADMIN_DOWN, now)
         return self._flush(now)
@@ -270,13 +315,15 @@ class BfdSession:
         self._advertise(now)
 
     def _entered_admin_down(self, now: float) -> None:
-        self.poll_active = False
-        if self._last_tx is None and not self._started:
+        self.poll_active = self._poll_pending = self._awaiting_clear = False
+        if not self._started:
             return
-        # Tell the peer for as long as it would take it to notice our silence.
-        peer_interval = max(self.remote_min_rx_us, self.advertised_tx_us)
-        self._admin_tx_until = now + self.settings.detect_mult * peer_interval * _US
-        self._next_tx = now
+        # The peer's Detection Time for us as it stood (our rate in force), and the one our
+        # AdminDown packets announce (at least the 1 s of a session that is not Up, 6.8.3).
+        settings = self.settings
+        before = max(self._tx_basis_us, self.remote_min_rx_us)
+        after = max(settings.desired_min_tx_us, settings.idle_tx_us, self.remote_min_rx_us)
+        self._admin_tx_until = now + settings.detect_mult * max(before, after) * _US
 
     def _entered_down(self, now: float) -> None:
         self._admin_tx_until = None
@@ -302,18 +349,26 @@ class BfdSession:
             self._tx_basis_us = tx
         if not up or rx > self._rx_basis_us:
             self._rx_basis_us = rx
-        if changed and self.state != State.ADMIN_DOWN and not self.poll_active:
-            self._start_poll()
+        if changed and self.state != State.ADMIN_DOWN:
+            self._request_poll()
         self._rearm_detection()
         self._refresh_tx(now)
 
-    def _start_poll(self) -> None:
-        """6.5: the next periodic packets carry P until a Final answers."""
+    def _request_poll(self) -> None:
+        """6.8.3: the advertised values changed; a Poll Sequence must carry them to the peer."""
+        if self.poll_active or self._awaiting_clear or self.state == State.ADMIN_DOWN:
+            self._poll_pending = True  # after the running one (and a packet with F clear)
+            return
+        self._poll_pending = False
         self.poll_active = True
+        self._polls_sent = 0
         self._poll_values = (self.advertised_tx_us, self.advertised_rx_us)
 
     def _poll_terminated(self) -> None:
         self.poll_active = False
+        # More than one Poll out: a Final for another may come yet, and would end the next
+        # sequence as if it answered that one (6.8.3's third choice keeps them apart).
+        self._awaiting_clear = self._polls_sent > 1
         polled_tx, polled_rx = self._poll_values
         # The Final says the peer has seen the values the Poll carried, so a slower rate of
         # ours up to the polled one, and a faster rate of its down to the polled one, are safe
@@ -322,7 +377,9 @@ class BfdSession:
         self._rx_basis_us = max(self.advertised_rx_us, min(self._rx_basis_us, polled_rx))
         self._rearm_detection()
         if (self.advertised_tx_us, self.advertised_rx_us) != self._poll_values:
-            self._start_poll()  # they changed again while the Poll ran
+            self._request_poll()  # they changed again while the Poll ran
+        else:
+            self._poll_pending = False
 
     def _rearm_detection(self) -> None:
         if self._last_rx is not None and self._detect_at is not None:
@@ -335,15 +392,17 @@ class BfdSession:
         self._detect_at = now + self.detection_time_us * _US
         self._forget_at = now + 2 * self.detection_time_us * _US
 
-    def _periodic_allowed(self) -> bool:
-        """6.8.7's reasons not to transmit periodically."""
+    def _may_speak(self) -> bool:
+        """6.8.7 and 6.8.16: whether anything but a Final may be sent now."""
         if not self._started:
             return False
-        if self.state == State.ADMIN_DOWN:
-            return self._admin_tx_until is not None
         if self.settings.passive and self.remote_discriminator == 0:
-            return False
-        if self.remote_min_rx_us == 0:
+            return False  # 6.8.7: a passive side never speaks first
+        return self.state != State.ADMIN_DOWN or self._admin_tx_until is not None
+
+    def _periodic_allowed(self) -> bool:
+        """6.8.7's reasons not to transmit periodically."""
+        if not self._may_speak() or self.remote_min_rx_us == 0:
             return False
         return not (self.remote_demand_active and not self.poll_active)
 
@@ -358,7 +417,7 @@ class BfdSession:
             self._next_tx = None
         elif self._last_tx is None:
             self._next_tx = now
-        elif self.state != State.ADMIN_DOWN:
+        else:
             self._next_tx = max(now, self._last_tx + self._jittered(interval_us))
 
     def _schedule_next(self, now: float) -> None:
@@ -370,10 +429,9 @@ class BfdSession:
         top = 0.9 if self.settings.detect_mult == 1 else 1.0
         return interval_us * self.rng.uniform(0.75, top) * _US
 
-    def _transmit(self, now: float, final: bool) -> None:
-        if self.settings.passive and self.remote_discriminator == 0:
-            return  # 6.8.7: a passive side never speaks first
-        packet = ControlPacket(
+    def _contents(self) -> ControlPacket:
+        """The packet we would send now, P and F clear."""
+        return ControlPacket(
             state=self.state,
             my_discriminator=self.local_discriminator,
             your_discriminator=self.remote_discriminator,
@@ -381,23 +439,61 @@ class BfdSession:
             required_min_rx_us=self.advertised_rx_us,
             detect_mult=self.settings.detect_mult,
             diagnostic=int(self.local_diag),
-            poll=self.poll_active and not final,  # 6.5: never P and F together
-            final=final,
         )
+
+    def _transmit(self, now: float, final: bool = False, periodic: bool = True) -> None:
+        """Send the current packet: periodic, a Final, or one between periodic packets."""
+        if self.settings.passive and self.remote_discriminator == 0:
+            return  # 6.8.7: a passive side never speaks first
+        contents = self._contents()
+        changed = contents != self._last_sent
+        poll = self.poll_active and not final  # 6.5: never P and F together
+        packet = dataclasses.replace(contents, poll=poll, final=final)
         if self.settings.auth is not None and self.auth_state is not None:
-            data = auth.sign(packet, self.settings.auth, self.auth_state, now)
+            data = auth.sign(packet, self.settings.auth, self.auth_state, now, changed=changed)
         else:
             data = encode(packet)
-        if not final:
+        self._polls_sent += poll
+        self._last_sent = contents
+        if periodic and not final:
             self._last_tx = now
         self.counters.packets_out += 1
         self._out.append(Transmit(data, final))
+
+    def _tell_changes(self, now: float) -> None:
+        """6.8.7: a packet at once when the state (or with it the diagnostic) changed.
+
+        "A BFD Control packet SHOULD be transmitted during the interval between periodic
+        Control packet transmissions when the contents of that packet would differ from that
+        in the previously transmitted packet (other than the Poll and Final bits)". Changed
+        intervals are left to the periodic packets and their Poll (6.5: "additional packets
+        MUST NOT be sent"), and so is a changed Your Discriminator alone: it changes with
+        the state when the peer is first heard, and otherwise only when the peer fell silent
+        (zeroed, 6.8.1) or is heard by a session in AdminDown, which nobody needs told at once.
+        """
+        last = self._last_sent
+        if not self._may_speak() or (
+            last is not None and (last.state, last.diagnostic) == (self.state, self.local_diag)
+        ):
+            return
+        if self._next_tx is not None and self._next_tx <= now:
+            self._next_tx = None  # a periodic packet is due anyway: it is the one
+            self._transmit(now)
+            self._schedule_next(now)
+        else:
+            self._transmit(now, periodic=False)
 
     def _drop(self, reason: DropReason) -> list[Action]:
         self.counters.drop(reason)
         return []
 
     def _flush(self, now: float) -> list[Action]:
+        """The actions of one input: its packets, then what changed for the daemon."""
+        self._tell_changes(now)
+        remote = (self.remote_state, self.heard)
+        if remote != self._reported:
+            self._reported = remote
+            self._out.append(RemoteChanged(self.remote_state, self.heard, self.remote_diag, now))
         out, self._out = self._out, []
         return out
 

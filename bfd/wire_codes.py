@@ -115,7 +115,9 @@ class DropReason(StrEnum):
     UNKNOWN_DISCRIMINATOR = "Your Discriminator names no session"
     ZERO_DISCRIMINATOR_NOT_DOWN = "Your Discriminator zero outside Down and AdminDown"
     NO_SESSION_FOR_ADDRESS = "Your Discriminator zero and no session for the addresses"
-    WRONG_PEER = "the session of Your Discriminator has another peer"
+    # The name is from when the peer's address counted too (it no longer does: RFC 5880 6.3);
+    # kept so that the metrics' reason label stays the same.
+    WRONG_PEER = "the session of Your Discriminator runs the other hop mode"
     AUTH_NOT_CONFIGURED = "A bit set but no authentication configured"
     AUTH_MISSING = "A bit clear but authentication configured"
     AUTH_TYPE_MISMATCH = "Auth Type is not the configured one"

@@ -24,11 +24,23 @@ fills them from a ``bird.cfg``; YAML may use them too):
   it, the block's own settings apply. The interface is only known where the daemon runs, so
   ``bgpd.bfd_peers`` chooses when it creates the session (``for_interface``), with the
   interface whose connected network holds the peer's address, as BIRD's neighbor lookup does.
+
+``passive`` is for multihop sessions only: RFC 5880 6.1 allows a Passive end, and RFC 5881 3
+has "both sides of a session MUST take the "Active" role" for single hop. The peer
+(``bgpd.config.Peer``), which knows the hop mode, turns it off for a single-hop session
+(``BfdModel.for_hop_mode``) with a warning rather than refuse the file: BIRD takes ``passive``
+in any ``interface`` block, so a file that worked for BIRD keeps working, and ``myna check``
+shows the effective value.
+
+``hold_limit`` (Myna's own; milliseconds or a string with a unit, default 60 s, null for no
+limit) ends the hold of a BGP session after a BFD failure when the peer has sent no BFD
+packet at all for that long (``bgpd.bfd_hold`` says why, RFC 5882 4.1).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import re
 from pathlib import Path
@@ -38,8 +50,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from bfd.auth import AuthSettings
 from bfd.wire_codes import MAX_INTERVAL_US, SLOW_TX_INTERVAL_US, AuthType
+from bgpd.bfd_hold import DEFAULT_LIMIT
 from bgpd.bird_config.runtime import patmatch
 
+LOG = logging.getLogger("myna.config")
 AuthName = Literal["none", "simple", "keyed_md5", "meticulous_md5", "keyed_sha1", "meticulous_sha1"]
 AUTH_TYPES: dict[str, AuthType] = {
     "simple": AuthType.SIMPLE_PASSWORD,
@@ -194,6 +208,19 @@ class BfdModel(BfdSessionModel):
     local: str | None = None  # the session's own address; None: the BGP session's
     # single hop: the first item admitting the peer's interface gives the settings, else these
     interfaces: tuple[BfdInterfaceModel, ...] = ()
+    # ms: a BGP session held by a BFD failure goes free after this long without a BFD packet
+    # from the peer (None: held until BFD is Up); bgpd.bfd_hold
+    hold_limit: float | None = DEFAULT_LIMIT * 1000
+
+    @field_validator("hold_limit", mode="before")
+    @classmethod
+    def _hold_limit(cls, value: object) -> float | None:
+        if value is None:
+            return None
+        milliseconds = _milliseconds(value)
+        if milliseconds < 1000:
+            raise ValueError(f"must be at least 1 s (or null for no limit), not {milliseconds} ms")
+        return milliseconds
 
     @field_validator("local")
     @classmethod
@@ -213,6 +240,24 @@ class BfdModel(BfdSessionModel):
         if chosen is not None:
             update.update({name: getattr(chosen, name) for name in BfdSessionModel.model_fields})
         return self.model_copy(update=update)
+
+    def for_hop_mode(self, multihop: bool, peer: str) -> BfdModel:
+        """The block as it runs for a ``multihop`` (or single-hop) session to ``peer``.
+
+        RFC 5881 3: "both sides of a session MUST take the "Active" role" (single hop), so
+        ``passive`` is turned off there, in the block and its ``interfaces`` items, with a
+        warning (module docstring).
+        """
+        passive = self.passive or any(rule.passive for rule in self.interfaces)
+        if not passive or multihop:
+            return self
+        LOG.warning(
+            "peer %s: bfd passive ignored: a single-hop BFD session takes the Active role "
+            "(RFC 5881 3); passive is for multihop sessions",
+            peer,
+        )
+        rules = tuple(rule.model_copy(update={"passive": False}) for rule in self.interfaces)
+        return self.model_copy(update={"passive": False, "interfaces": rules})
 
 
 def bfd_from_yaml(value: object) -> object:

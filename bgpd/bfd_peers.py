@@ -6,19 +6,27 @@ peer is added or reset, and for every kept peer on reload) and ``detach`` when o
 is enabled, changed in place when only its timers, passivity or authentication changed (RFC
 5880 6.8.3, as BIRD reconfigures sessions), replaced when its path changed, removed (AdminDown
 to the peer) when disabled. The engine is started on first need (a daemon with no BFD peer
-runs none) and again if it dies. Each session's state changes come back on a ``_Listener``
-and become the BGP session's events (``PeerSession.bfd_down`` / ``bfd_up``, the FSM's
-BFD_DOWN and BFD_UP rows):
+runs none) and again if it dies. Each session's state changes, and the changes of what it
+knows of its peer, come back on a ``_Listener`` and become the BGP session's events
+(``PeerSession.bfd_down`` / ``bfd_up``, the FSM's BFD_DOWN and BFD_UP rows):
 
 - Up -> Down for a reason that is not AdminDown (``BfdStateChange.failure``, RFC 5882 3.2 and
   4.2): ``bfd_down``; the FSM ends the session and holds it down.
-- Up, or AdminDown on either side (4.1: an administratively disabled BFD must let the
-  adjacency come up), or no session at all any more (removed, refused by the engine, engine
-  gone): ``bfd_up``, which releases a hold.
+- Up, or AdminDown on either side (4.1: "If the session state on either the local or remote
+  system (if known) is AdminDown ... the establishment of a control protocol adjacency MUST
+  be allowed"; the peer's AdminDown arrives as a ``BfdRemoteChange`` when our session stays
+  Down), or no session at all any more (removed, refused by the engine, engine gone):
+  ``bfd_up``, which releases a hold.
+- A hold that has lasted ``bfd.hold_limit`` with nothing heard from the peer's BFD in that
+  time (``bgpd.bfd_hold``: 4.1's "does not support BFD"): ``bfd_up``, with a warning.
 
 A single-hop session whose ``bfd.interfaces`` name per-interface settings (BIRD's
 ``interface`` blocks) takes those of the interface whose connected network holds the peer
-(``connected_interface``), waiting while there is none.
+(``connected_interface``), waiting while there is none. The interface only chooses settings:
+the session is not bound to it. Myna's config has no link-local peers (which would need one),
+TTL 255 keeps its packets to the link (RFC 5881 5), and once the peer echoes our
+discriminator nothing else demultiplexes them (RFC 5881 6), so binding it would buy nothing
+but a tie-break for Your Discriminator 0 between two links to one address.
 
 The local address is ``bfd.local`` (BIRD's ``neighbor ... local``) or the peer's
 ``source_address`` when configured, else the one its BGP session uses: the Established
@@ -41,9 +49,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bfd import ipc
-from bfd.service import BfdError, BfdService, BfdStateChange
+from bfd.service import BfdError, BfdRemoteChange, BfdService, BfdStateChange
 from bfd.wire_codes import Diagnostic, HopMode, State
 from bgpd.bfd_config import BfdSecretError, microseconds
+from bgpd.bfd_hold import HoldLimit
 from kernel_sync.netlink_codes import NETLINK_ROUTE, AddressFamily, MessageType
 from kernel_sync.netlink_messages import Ack, Address, Done, NetlinkError, encode_dump_request
 from kernel_sync.route_messages import parse_messages
@@ -142,6 +151,9 @@ class BfdPeer:
     failed: bool = False  # fell from Up, not administratively, and not Up since: BGP held
     error: str = ""  # why the engine runs no session for it
     retry: asyncio.TimerHandle | None = field(default=None, repr=False)
+    remote: BfdRemoteChange | None = None  # what the session last told of its peer
+    hold: HoldLimit = field(default_factory=HoldLimit)  # when silence ends a hold
+    hold_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
     @property
     def key(self) -> str:
@@ -161,6 +173,9 @@ class _Listener:
 
     def bfd_state_changed(self, change: BfdStateChange) -> None:
         self.owner.changed(self.name, self.key, change)
+
+    def bfd_remote_changed(self, change: BfdRemoteChange) -> None:
+        self.owner.remote_changed(self.name, self.key, change)
 
     def bfd_session_failed(self, key: str, reason: str) -> None:
         self.owner.failed(self.name, key, reason)
@@ -208,9 +223,11 @@ class BfdPeers:
             if entry.failed:
                 session.bfd_down()  # the path is still down: the new session starts held
         entry.peer = peer
+        entry.hold.limit = None if peer.bfd.hold_limit is None else peer.bfd.hold_limit / 1000
         if self._observe not in session.observers:
             session.observers.append(self._observe)
         self._sync(entry)
+        self._arm_hold(entry)
 
     def detach(self, name: str) -> None:
         """The peer is gone: its BFD session too (AdminDown to the peer first)."""
@@ -233,13 +250,24 @@ class BfdPeers:
             self.engine_packets_in = status.packets_in
         self.rows = [self._row(entry, sessions) for _, entry in sorted(self.peers.items())]
 
-    async def close(self) -> None:
-        """Stop the engine: every session tells its peer AdminDown (RFC 5882 3.2)."""
+    def stop(self) -> None:
+        """Stop the engine: every session tells its peer AdminDown (RFC 5882 3.2) at once.
+
+        The engine goes on telling them for a while (``bfd.engine.STOP_LINGER``); ``close``
+        waits for it, so the daemon stops its BGP sessions meanwhile.
+        """
         self._closed = True
         for entry in self.peers.values():
             self._cancel_retry(entry)
+            self._cancel_hold(entry)
         if self._restart is not None:
             self._restart.cancel()
+        if self.service is not None:
+            self.service.stop()
+
+    async def close(self) -> None:
+        """``stop``, and wait until the engine has exited."""
+        self.stop()
         if self._starting is not None and not self._starting.done():
             self._starting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -261,8 +289,10 @@ class BfdPeers:
         log = entry.session.log
         if change.failure:
             entry.failed = True
+            entry.hold.hold(change.at)
             log.warning("BFD session down (%s): the path failed, ending the BGP session", why)
             entry.session.bfd_down()
+            self._arm_hold(entry)
             return
         log.info("BFD %s -> %s%s", change.old.label, change.new.label, f" ({why})" if why else "")
         if change.new == State.UP:
@@ -271,8 +301,45 @@ class BfdPeers:
             release = "BFD administratively down"  # RFC 5882 4.1: the adjacency is allowed
         else:
             return
-        entry.failed = False
-        entry.session.bfd_up(release)
+        self._release(entry, release, always=True)
+
+    def remote_changed(self, name: str, key: str, change: BfdRemoteChange) -> None:
+        """What a session knows of its peer changed, from the engine (whatever our state)."""
+        entry = self.peers.get(name)
+        if entry is None or entry.key != key:
+            return
+        entry.remote = change
+        entry.hold.remote(change.heard, change.at)
+        if entry.failed and change.heard and change.state == State.ADMIN_DOWN:
+            # RFC 5882 4.1: "If the session state on either the local or remote system (if
+            # known) is AdminDown, BFD has been administratively disabled, and the
+            # establishment of a control protocol adjacency MUST be allowed." Our session
+            # stays Down on it (RFC 5880 6.8.6), so no state change says so.
+            entry.session.log.info("BFD administratively down at the peer: BGP no longer held")
+            self._release(entry, "BFD administratively down at the peer")
+        self._arm_hold(entry)
+
+    def hold_due(self, name: str, now: float) -> None:
+        """The hold limit of ``name``'s BGP session may have run out at ``now`` (monotonic)."""
+        entry = self.peers.get(name)
+        if entry is None:
+            return
+        entry.hold_timer = None
+        if not (entry.failed and entry.hold.expired(now)):
+            self._arm_hold(entry)
+            return
+        limit = entry.hold.limit
+        mode = entry.config.mode if entry.config is not None else None
+        port = mode.port if mode is not None else "3784/4784"
+        entry.session.log.warning(
+            "BFD: no packet from the peer for %g s while the BGP session was held after a BFD "
+            "failure; taking the peer to run no BFD any more (its side: BFD removed from its "
+            "configuration without AdminDown; else UDP %s is blocked on the path) and letting "
+            "BGP up without it (RFC 5882 4.1); a BFD session that comes Up again advises it",
+            limit,
+            port,
+        )
+        self._release(entry, f"no BFD from the peer for {limit:g} s (it runs no BFD)")
 
     def failed(self, name: str, key: str, reason: str) -> None:
         """The engine runs no session for ``key`` (it refused it, or it exited)."""
@@ -281,11 +348,10 @@ class BfdPeers:
             return
         entry.config = None
         entry.state = None
+        entry.remote = None
         self._error(entry, reason)
-        if entry.failed:
-            # BFD tells nothing now: nothing may hold the session down (RFC 5882 4.1).
-            entry.failed = False
-            entry.session.bfd_up(f"no BFD session ({reason})")
+        # BFD tells nothing now: nothing may hold the session down (RFC 5882 4.1).
+        self._release(entry, f"no BFD session ({reason})")
         if self.service is not None and not self.service.running:
             self._schedule_engine_restart()
         elif reason.startswith("OSError"):
@@ -359,7 +425,7 @@ class BfdPeers:
             desired_min_tx_us=microseconds(bfd.min_tx),
             required_min_rx_us=microseconds(bfd.min_rx),
             detect_mult=bfd.multiplier,
-            passive=bfd.passive,
+            passive=bfd.passive and multihop,  # RFC 5881 3 (the config has seen to it too)
             auth=auth,
             idle_tx_us=microseconds(bfd.idle_tx),
         )
@@ -384,9 +450,8 @@ class BfdPeers:
             self.service.remove_session(entry.config.key)
         entry.config = None
         entry.state = None
-        if entry.failed:
-            entry.failed = False
-            entry.session.bfd_up("no BFD session")
+        entry.remote = None
+        self._release(entry, "no BFD session")
 
     def _remove(self, entry: BfdPeer, why: str) -> None:
         self._cancel_retry(entry)
@@ -394,9 +459,7 @@ class BfdPeers:
             # AdminDown for a Detection Time: the peer takes no action on it (RFC 5882 3.2).
             self.service.remove_session(entry.config.key)
         entry.config = None
-        if entry.failed:
-            entry.failed = False
-            entry.session.bfd_up(why)
+        self._release(entry, why)
         with contextlib.suppress(ValueError):
             entry.session.observers.remove(self._observe)
         del self.peers[entry.name]
@@ -451,6 +514,37 @@ class BfdPeers:
 
         self._restart = asyncio.get_running_loop().call_later(ENGINE_RESTART_AFTER, restart)
 
+    # -- holds -------------------------------------------------------------------------------------
+
+    def _release(self, entry: BfdPeer, why: str, always: bool = False) -> None:
+        """BFD no longer holds ``entry``'s BGP session: tell it if it was held (or ``always``)."""
+        entry.hold.release()
+        self._cancel_hold(entry)
+        if entry.failed or always:
+            entry.failed = False
+            entry.session.bfd_up(why)
+
+    def _arm_hold(self, entry: BfdPeer) -> None:
+        """A timer at the hold limit's deadline (``bgpd.bfd_hold``), if there is one now."""
+        self._cancel_hold(entry)
+        deadline = entry.hold.deadline
+        if deadline is None or not entry.failed or self._closed:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # driven by hand, with no loop (a test): it calls hold_due itself
+        delay = max(0.0, deadline - time.monotonic())  # the engine's clock too
+        entry.hold_timer = loop.call_later(
+            delay, lambda: self.hold_due(entry.name, time.monotonic())
+        )
+
+    @staticmethod
+    def _cancel_hold(entry: BfdPeer) -> None:
+        if entry.hold_timer is not None:
+            entry.hold_timer.cancel()
+            entry.hold_timer = None
+
     # -- bookkeeping -------------------------------------------------------------------------------
 
     def _retry(self, entry: BfdPeer) -> None:
@@ -494,6 +588,7 @@ class BfdPeers:
         row.update(
             state=State(status["state"]).label,
             remote_state=State(status["remote_state"]).label,
+            remote_heard=status["remote_heard"],
             local_discriminator=status["local_discriminator"],
             remote_discriminator=status["remote_discriminator"],
             tx_interval_ms=status["tx_interval_us"] / 1000,

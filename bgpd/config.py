@@ -175,6 +175,13 @@ class Peer(_Model):
             raise ValueError(f"give at most one of password, password_file, password_env: {given}")
         return self
 
+    @model_validator(mode="after")
+    def _bfd_as_it_runs(self) -> Peer:
+        if self.bfd is not None:  # frozen, but nobody has seen this one yet: RFC 5881 3
+            bfd = self.bfd.for_hop_mode(self.bfd_multihop(), self.address)
+            object.__setattr__(self, "bfd", bfd)
+        return self
+
     def secret(self) -> str | None:
         """The TCP-MD5 password, read from where the config says (never logged)."""
         if self.password_file is not None:

@@ -605,8 +605,9 @@ class Daemon:
             # Persist (BIRD's "persist"): the sessions ending must not empty the kernel.
             self.rib.remove_channel(self.fib)
         # BFD first: its AdminDown tells each peer this is no path failure (RFC 5882 3.2), so
-        # a peer running "bfd on" does not drop what graceful restart would keep.
-        await self.bfd.close()
+        # a peer running "bfd on" does not drop what graceful restart would keep. The engine
+        # goes on telling it for a Detection Time (up to 3 s) while the rest stops.
+        self.bfd.stop()
         # Graceful-restart peers keep our routes, stale, instead of dropping them (a Cease).
         graceful = self.fib is not None
         for session in self.sessions:
@@ -628,6 +629,7 @@ class Daemon:
             self.fib.close()
         if self.writer is not None:
             self.writer.close()  # our routes stay in the kernel (BIRD's "persist")
+        await self.bfd.close()  # the engine's last AdminDown packets
         self.status.write()
         LOG.info("Myna stopped")
 

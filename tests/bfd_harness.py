@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bfd.packet import ControlPacket, MalformedPacketError, decode
-from bfd.session_events import Action, SessionSettings, StateChanged, Transmit
+from bfd.session_events import Action, RemoteChanged, SessionSettings, StateChanged, Transmit
 from bfd.session_fsm import BfdSession
 from bfd.wire_codes import State
 
@@ -43,6 +43,7 @@ class Side:
     session: BfdSession
     sent: list[tuple[float, ControlPacket, bool]] = field(default_factory=list)
     changes: list[StateChanged] = field(default_factory=list)
+    remote: list[RemoteChanged] = field(default_factory=list)
     undecodable: list[bytes] = field(default_factory=list)
 
     def periodic(self) -> list[tuple[float, ControlPacket]]:
@@ -97,6 +98,9 @@ class BfdPair:
         for action in actions:
             if isinstance(action, StateChanged):
                 side.changes.append(action)
+                continue
+            if isinstance(action, RemoteChanged):
+                side.remote.append(action)
                 continue
             assert isinstance(action, Transmit)
             packet = decode(action.data)

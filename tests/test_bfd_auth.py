@@ -134,7 +134,27 @@ def test_meticulous_sender_increments_every_packet_keyed_once_a_second() -> None
     pair.run_for(5)
     sent = [(t, struct.unpack("!I", p.auth.body[1:5])[0]) for t, p, _ in pair.a.sent if p.auth]
     increments = sum(1 for (_, a), (_, b) in itertools.pairwise(sent) if a != b)
-    assert increments <= pair.now + 1 and increments < len(sent) / 3
+    # Once a second, and at each change of contents: coming Up is two (Init, Up).
+    assert increments <= pair.now + 2 and increments < len(sent) / 3
+
+
+@pytest.mark.parametrize("auth_type", [AuthType.KEYED_MD5, AuthType.KEYED_SHA1])
+def test_keyed_sequence_rises_when_the_contents_change(auth_type: AuthType) -> None:
+    # 6.7.3 / 6.7.4: "bfd.XmitAuthSeq SHOULD be incremented when the session state changes,
+    # or when the transmitted BFD Control packet carries different contents than the
+    # previously transmitted packet."
+    settings, state = AuthSettings.single(auth_type, "k"), auth.AuthState(7)
+    down = ControlPacket(State.DOWN, 1, 0, 10**6, 10**6, 3)
+
+    def sequence(data: bytes) -> int:
+        return int(struct.unpack_from("!I", data, 28)[0])  # 24 octets, then type, len, id, 0
+
+    assert sequence(auth.sign(down, settings, state, 0.0)) == 7
+    assert sequence(auth.sign(down, settings, state, 0.5)) == 7  # same contents, within 1 s
+    init = dataclasses.replace(down, state=State.INIT, your_discriminator=2)
+    assert sequence(auth.sign(init, settings, state, 0.6, changed=True)) == 8
+    assert sequence(auth.sign(init, settings, state, 1.5)) == 8  # 1 s from the last rise
+    assert sequence(auth.sign(init, settings, state, 1.6)) == 9
 
 
 def test_sequence_is_forgotten_after_twice_the_detection_time() -> None:

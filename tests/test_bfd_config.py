@@ -10,6 +10,7 @@ Expected values: BIRD 2's defaults from its source (proto/bfd/bfd.h: ``BFD_DEFAU
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,44 @@ def test_multihop_follows_the_bgp_session_unless_given() -> None:
     assert not only_peer(bfd=True, ttl_security=1).bfd_multihop()
     assert not only_peer(bfd={"multihop": False}).bfd_multihop()
     assert only_peer(bfd={"multihop": True}, multihop=1).bfd_multihop()
+
+
+def test_passive_is_for_multihop_and_check_shows_what_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # RFC 5881 3 (single hop): "both sides of a session MUST take the "Active" role"; RFC 5883
+    # 4.3 allows a Passive end for multihop. Turned off with a warning rather than refused:
+    # BIRD takes "passive" for single-hop sessions, and Myna reads BIRD files.
+    with caplog.at_level(logging.WARNING, "myna.config"):
+        parsed = config([peer(bfd={"passive": True}, multihop=1)])
+    (single,) = parsed.peers
+    assert single.bfd is not None and not single.bfd.passive
+    assert "RFC 5881 3" in caplog.text and "198.18.0.2" in caplog.text
+    printed = yaml.safe_load(yaml.safe_dump(redacted(parsed)))
+    assert printed["peers"][0]["bfd"]["passive"] is False  # myna check shows the effective one
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, "myna.config"):
+        assert only_peer(bfd={"passive": True}).bfd.passive  # multihop: kept
+    assert caplog.text == ""
+
+
+def test_passive_in_an_interface_block_is_for_multihop_too() -> None:
+    # The same RFC 5881 3 rule for BIRD's per-interface blocks (bfd.interfaces): the settings
+    # a single-hop session takes from its interface must not make it Passive either.
+    rules = [{"patterns": ["eth*"], "passive": True}]
+    single = only_peer(bfd={"interfaces": rules}, multihop=1).bfd
+    assert not single.for_interface("eth0").passive
+    assert [rule.passive for rule in single.interfaces] == [False]
+    multihop = only_peer(bfd={"interfaces": rules, "multihop": True}).bfd
+    assert multihop.for_interface("eth0").passive  # RFC 5883 4.3 allows it there
+
+
+def test_hold_limit_takes_units_or_null() -> None:
+    assert only_peer(bfd=True).bfd.hold_limit == 60_000.0  # bgpd.bfd_hold says why
+    assert only_peer(bfd={"hold_limit": "300 s"}).bfd.hold_limit == 300_000.0
+    assert only_peer(bfd={"hold_limit": None}).bfd.hold_limit is None
+    with pytest.raises(ConfigError, match="at least 1 s"):
+        config([peer(bfd={"hold_limit": "500 ms"})])
 
 
 def test_graceful_reaches_the_session_settings() -> None:

@@ -34,12 +34,24 @@ def test_nonzero_your_discriminator_selects_the_session(demux: Demultiplexer[str
     )
 
 
-def test_a_discriminator_from_another_path_is_refused(demux: Demultiplexer[str]) -> None:
-    wrong = DropReason.WRONG_PEER
-    assert demux.lookup(packet(2, State.UP), SINGLE, "198.18.0.3", "198.18.0.1", 3) is wrong
-    assert demux.lookup(packet(2, State.UP), SINGLE, "198.18.0.2", "198.18.0.1", 2) is wrong
-    assert demux.lookup(packet(2, State.UP), MULTI, "198.18.0.2", "198.18.0.1", 3) is wrong
-    assert demux.lookup(packet(4, State.UP), MULTI, "198.18.0.9", "198.18.0.5", 0) is wrong
+def test_a_known_discriminator_alone_selects_within_its_hop_mode(
+    demux: Demultiplexer[str],
+) -> None:
+    # RFC 5880 6.3: "all further received packets are demultiplexed based on the Your
+    # Discriminator field only (which means that, among other things, the source address
+    # field can change or the interface over which the packets are received can change".
+    up = packet(2, State.UP)
+    assert demux.lookup(up, SINGLE, "198.18.0.3", "198.18.0.1", 3) == "eth1 to .2"
+    assert demux.lookup(up, SINGLE, "198.18.0.2", "198.18.0.1", 2) == "eth1 to .2"
+    assert demux.lookup(packet(4, State.UP), MULTI, "198.18.0.8", "198.18.0.5", 0) == (
+        "multihop .1-.9"
+    )
+    # The other port is the other hop mode: a multihop packet (any TTL) never reaches a
+    # single-hop session, whose TTL 255 rule (RFC 5881 5) would not be checked there.
+    assert demux.lookup(up, MULTI, "198.18.0.2", "198.18.0.1", 3) is DropReason.WRONG_PEER
+    assert demux.lookup(packet(4, State.UP), SINGLE, "198.18.0.9", "198.18.0.1", 2) is (
+        DropReason.WRONG_PEER
+    )
 
 
 def test_zero_discriminator_only_in_down_and_admin_down(demux: Demultiplexer[str]) -> None:
@@ -88,6 +100,9 @@ def test_duplicates_are_refused_and_removal_frees(demux: Demultiplexer[str]) -> 
     assert demux.lookup(packet(1, State.UP), SINGLE, "198.18.0.2", "x", 2) is (
         DropReason.UNKNOWN_DISCRIMINATOR
     )
+    assert demux.conflicting(Binding(SINGLE, "198.18.0.2", ifindex=3)) == ["eth1 to .2"]
+    assert demux.conflicting(Binding(SINGLE, "198.18.0.2", ifindex=2)) == []
+    assert demux.conflicting(Binding(MULTI, "198.18.0.9", local="198.18.0.1")) == ["multihop .1-.9"]
     demux.add(9, Binding(SINGLE, "198.18.0.2", ifindex=2), "again")
     assert len(demux) == 5
 

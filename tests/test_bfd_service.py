@@ -15,7 +15,7 @@ import pytest
 from bfd import ipc
 from bfd.auth import AuthKey, AuthSettings
 from bfd.ipc import PeerConfig
-from bfd.service import BfdError, BfdService, BfdStateChange
+from bfd.service import BfdError, BfdRemoteChange, BfdService, BfdStateChange
 from bfd.wire_codes import AuthType, Diagnostic, HopMode, State
 
 
@@ -23,11 +23,15 @@ class Heard:
     def __init__(self) -> None:
         self.changes: list[BfdStateChange] = []
         self.failures: list[tuple[str, str]] = []
+        self.remote: list[BfdRemoteChange] = []
         self.event = asyncio.Event()
 
     def bfd_state_changed(self, change: BfdStateChange) -> None:
         self.changes.append(change)
         self.event.set()
+
+    def bfd_remote_changed(self, change: BfdRemoteChange) -> None:
+        self.remote.append(change)
 
     def bfd_session_failed(self, key: str, reason: str) -> None:
         self.failures.append((key, reason))
@@ -52,6 +56,7 @@ def test_messages_survive_the_wire() -> None:
         ipc.SetAdminDown("k", True),
         ipc.StatusRequest(7),
         ipc.SessionStateChanged("k", 3, 1, 1, 3, 12.5),
+        ipc.RemoteStateChanged("k", 0, True, 7, 13.5),
         ipc.SessionFailed("k", "why"),
     ):
         assert ipc.decode(ipc.encode(message)) == message

@@ -145,18 +145,20 @@ def test_detection_time_expiry_takes_the_session_down_with_diagnostic_1() -> Non
     assert change.diagnostic == Diagnostic.CONTROL_DETECTION_TIME_EXPIRED
     # 6.8.4: down exactly one Detection Time (3 x 100 ms) after the last packet arrived.
     assert change.at == pytest.approx(last_heard + 0.3)
-    # 6.8.1: bfd.RemoteDiscr is zeroed; what we send now says so, slowly (6.8.3), Down.
-    count = len(pair.a.sent)
-    pair.run_until(lambda: len(pair.a.sent) > count, limit=1)
-    sent = pair.a.sent[-1][1]
-    assert sent.your_discriminator == 0 and sent.desired_min_tx_us == SECOND
-    # A's next packet comes 0.75-1 s after its last one (6.8.3's 1 s once not Up, with 6.8.7's
-    # jitter), later than B's Detection Time of 0.3 s: B times out too (diagnostic 1), then
-    # hears A's Down.
+    # 6.8.1: bfd.RemoteDiscr is zeroed; what we send says so, Down, slowly (6.8.3). 6.8.7: the
+    # changed packet goes out at once, between the periodic ones, so B (which still hears A)
+    # falls at once too, told by A (diagnostic 3), not after its own Detection Time.
+    (first_down,) = [(t, p) for t, p, _ in pair.a.sent if t == change.at]
+    assert first_down[1].state == State.DOWN and first_down[1].your_discriminator == 0
+    assert first_down[1].desired_min_tx_us == SECOND
     pair.run_until(lambda: pair.b.session.state != State.UP)
-    assert pair.b.session.local_diag == Diagnostic.CONTROL_DETECTION_TIME_EXPIRED
-    gap = pair.a.sent[-1][0] - max(t for t, p, _ in pair.a.sent if p.state == State.UP)
-    assert 0.75 - 1e-9 <= gap <= 1.0 + 1e-9
+    assert pair.b.session.local_diag == Diagnostic.NEIGHBOR_SIGNALED_SESSION_DOWN
+    assert pair.now == pytest.approx(change.at + pair.latency)
+    # The periodic packets go on at 0.75-1 s (6.8.3's 1 s once not Up, with 6.8.7's jitter).
+    pair.run_for(3)
+    downs = [t for t, p in pair.a.periodic() if t > change.at]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(downs)]
+    assert gaps and all(0.75 - 1e-9 <= gap <= 1.0 + 1e-9 for gap in gaps)
     pair.heal()
     pair.run_until(lambda: pair.both(State.UP), limit=5)
 
@@ -295,14 +297,20 @@ def test_jitter_is_spread_over_the_range() -> None:
 
 
 def test_remote_required_min_rx_zero_stops_periodic_packets_but_polls_are_answered() -> None:
-    session = session_in(State.UP)
-    session.timers_expired(10.0)
-    peer = ControlPacket(State.UP, 99, 1, 100 * MS, 0, 3)
-    session.receive(peer, 10.0)
-    assert session.timers_expired(20.0) == []  # 6.8.7: MUST NOT periodically transmit
-    actions = session.receive(ControlPacket(State.UP, 99, 1, 100 * MS, 0, 3, poll=True), 20.1)
+    session = session_in(State.UP)  # the peer sends every second, Detect Mult 3
+    session.timers_expired(0.3)
+    peer = ControlPacket(State.UP, 99, 1, SECOND, 0, 3)
+    session.receive(peer, 0.3)
+    # 6.8.7: MUST NOT periodically transmit (within the Detection Time, 3 s, of that packet).
+    assert not any(isinstance(a, Transmit) for a in session.timers_expired(3.2))
+    actions = session.receive(ControlPacket(State.UP, 99, 1, SECOND, 0, 3, poll=True), 3.2)
     (final,) = [a for a in actions if isinstance(a, Transmit)]
     assert final.final
+    assert not any(isinstance(a, Transmit) for a in session.timers_expired(6.1))
+    # 6.8.18: a Detection Time without packets puts bfd.RemoteMinRxInterval back to 1, and
+    # the session (Down now) is heard from again.
+    assert any(isinstance(a, Transmit) for a in session.timers_expired(6.3))
+    assert session.state == State.DOWN and session.remote_min_rx_us == 1
 
 
 def test_peer_in_demand_mode_stops_our_periodic_packets_while_both_are_up() -> None:

@@ -5,12 +5,15 @@ and the BGP session by a recorder of the verdicts it is fed, so that each rule i
 own, without sockets or root: RFC 5882 3.2 and 4.2 (only a fall from Up that is not the peer's
 AdminDown is a failure), 4.1 (an administratively disabled BFD, or none at all, holds nothing
 down), 3.3 (configuring BFD again disturbs no client: timers change in place, RFC 5880 6.8.3;
-a new path is a new session), and the local address rule (the source address, else the
-Established session's, else the kernel's route to the peer).
+a new path is a new session), the local address rule (the source address, else the
+Established session's, else the kernel's route to the peer), and the end of a hold after a
+BFD failure: the peer's AdminDown (4.1, MUST), or the hold limit when the peer's BFD has
+fallen silent (4.1, "does not support BFD": ``bgpd.bfd_hold``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -19,7 +22,7 @@ import pytest
 import yaml
 
 from bfd import ipc
-from bfd.service import BfdStateChange, BfdStatus
+from bfd.service import BfdRemoteChange, BfdStateChange, BfdStatus
 from bfd.wire_codes import Diagnostic, HopMode, State
 from bgpd import bfd_peers
 from bgpd.bfd_peers import BfdPeers
@@ -53,8 +56,11 @@ class Engine:
     async def status(self) -> BfdStatus:
         return BfdStatus({}, {}, 0)
 
-    async def close(self) -> None:
+    def stop(self) -> None:
         self.running = False
+
+    async def close(self) -> None:
+        self.stop()
 
 
 class Session:
@@ -231,4 +237,104 @@ async def test_a_multihop_peer_without_a_route_waits(
     monkeypatch.setattr(bfd_peers, "route_source", lambda _address: "198.18.0.1")
     wiring.attach(peer(bfd=True), session)  # type: ignore[arg-type]
     assert engine.calls[0][1].local == "198.18.0.1" and entry.retry is None
+    await wiring.close()
+
+
+def held(entry: bfd_peers.BfdPeer) -> bool:
+    """``entry.failed``, read through a call: mypy would keep an assert's narrowing of it."""
+    return entry.failed
+
+
+def armed(entry: bfd_peers.BfdPeer) -> bool:
+    """Whether the hold timer is armed (a call, for the same reason)."""
+    return entry.hold_timer is not None
+
+
+def remote(state: State, heard: bool, at: float, diagnostic: int = 0) -> BfdRemoteChange:
+    return BfdRemoteChange(NAME, state, heard, diagnostic, at)
+
+
+@pytest.mark.asyncio
+async def test_a_peer_that_goes_silent_for_the_hold_limit_gets_bgp_back(
+    wired: tuple[BfdPeers, Engine, Session], caplog: pytest.LogCaptureFixture
+) -> None:
+    # RFC 5882 4.1: "If it is believed that the neighboring system does not support BFD, the
+    # establishment of a control protocol adjacency SHOULD NOT be blocked." The peer's BFD
+    # went away without AdminDown (BIRD with "bfd on" removed): after hold_limit (90 s here)
+    # held with nothing heard, BGP goes free, with a warning that says whose side it is.
+    wiring, engine, session = wired
+    wiring.attach(peer(source_address="198.18.0.1", bfd={"hold_limit": "90 s"}),
+                  session)  # type: ignore[arg-type]  # fmt: skip
+    listener = engine.listeners[NAME]
+    entry = wiring.peers[NAME]
+    t0 = time.monotonic()
+    listener.bfd_remote_changed(remote(State.DOWN, True, t0))
+    listener.bfd_state_changed(BfdStateChange(NAME, State.INIT, State.UP, 0, State.UP, t0))
+    failed_at = t0 + 10
+    listener.bfd_state_changed(BfdStateChange(
+        NAME, State.UP, State.DOWN, Diagnostic.CONTROL_DETECTION_TIME_EXPIRED, State.UP, failed_at
+    ))  # fmt: skip
+    listener.bfd_remote_changed(remote(State.UP, False, failed_at))
+    assert session.verdicts == ["up: BFD session Up", "down"]
+    # The timer is armed for the deadline, on the loop's (monotonic) clock.
+    assert armed(entry)
+    assert entry.hold_timer is not None
+    loop = asyncio.get_running_loop()
+    assert entry.hold_timer.when() == pytest.approx(loop.time() + failed_at + 90 - t0, abs=1)
+    wiring.hold_due(NAME, failed_at + 89)
+    assert session.verdicts[-1] == "down" and held(entry)
+    # Heard again (the path back, its BFD sending Down: it runs BFD, the hold goes on), then
+    # silent once more: the 90 s count from there.
+    listener.bfd_remote_changed(remote(State.DOWN, True, failed_at + 50))
+    assert not armed(entry)
+    wiring.hold_due(NAME, failed_at + 200)
+    assert held(entry)
+    listener.bfd_remote_changed(remote(State.DOWN, False, failed_at + 60))
+    wiring.hold_due(NAME, failed_at + 149)
+    assert held(entry)
+    with caplog.at_level(logging.WARNING, "test"):
+        wiring.hold_due(NAME, failed_at + 150)
+    assert session.verdicts[-1] == "up: no BFD from the peer for 90 s (it runs no BFD)"
+    assert not held(entry) and not armed(entry)
+    (warning,) = [
+        r.getMessage() for r in caplog.records if "no packet from the peer" in r.getMessage()
+    ]
+    assert "run no BFD any more (its side" in warning
+    # BFD comes back later and fails again: BGP goes down again (and is held again).
+    listener.bfd_state_changed(BfdStateChange(NAME, State.INIT, State.UP, 0, State.UP, t0 + 500))
+    listener.bfd_state_changed(BfdStateChange(
+        NAME, State.UP, State.DOWN, Diagnostic.CONTROL_DETECTION_TIME_EXPIRED, State.UP, t0 + 600
+    ))  # fmt: skip
+    assert session.verdicts[-2:] == ["up: BFD session Up", "down"]
+    assert held(entry)
+    # hold_limit null: RFC 5882 4.1 read strictly, held until BFD is Up.
+    wiring.attach(peer(source_address="198.18.0.1", bfd={"hold_limit": None}),
+                  session)  # type: ignore[arg-type]  # fmt: skip
+    listener.bfd_remote_changed(remote(State.UP, False, t0 + 600))
+    assert not armed(entry)
+    wiring.hold_due(NAME, t0 + 10_000)
+    assert held(entry) and session.verdicts[-1] == "down"
+    await wiring.close()
+
+
+@pytest.mark.asyncio
+async def test_the_peers_admin_down_releases_a_hold_only_when_heard(
+    wired: tuple[BfdPeers, Engine, Session],
+) -> None:
+    # RFC 5882 4.1: "If the session state on either the local or remote system (if known) is
+    # AdminDown ... the establishment of a control protocol adjacency MUST be allowed."
+    wiring, engine, session = wired
+    wiring.attach(peer(source_address="198.18.0.1", bfd=True), session)  # type: ignore[arg-type]
+    listener = engine.listeners[NAME]
+    t0 = time.monotonic()
+    listener.bfd_state_changed(BfdStateChange(NAME, State.INIT, State.UP, 0, State.UP, t0))
+    listener.bfd_state_changed(BfdStateChange(
+        NAME, State.UP, State.DOWN, Diagnostic.CONTROL_DETECTION_TIME_EXPIRED, State.UP, t0 + 1
+    ))  # fmt: skip
+    listener.bfd_remote_changed(remote(State.UP, False, t0 + 1))
+    listener.bfd_remote_changed(remote(State.DOWN, True, t0 + 5))  # back, still running BFD
+    assert session.verdicts[-1] == "down"
+    listener.bfd_remote_changed(remote(State.ADMIN_DOWN, True, t0 + 6, diagnostic=7))
+    assert session.verdicts[-1] == "up: BFD administratively down at the peer"
+    assert not wiring.peers[NAME].failed
     await wiring.close()

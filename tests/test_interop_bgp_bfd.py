@@ -53,7 +53,7 @@ class Setup:
         spec: BfdSpec,
         ipv6: bool,
         peer_as: int = 64512,
-        **myna_options: bool,
+        **myna_options: Any,
     ) -> None:
         self.a, self.b = topology.add_host("a"), topology.add_host("b")
         self.spec = spec
@@ -222,6 +222,41 @@ def test_frr(topology: Topology, ipv6: bool, multihop: bool) -> None:
     cut_at = time.time()
     setup.fails_over()
     setup.holds_then_recovers(cut_at)
+
+
+def test_a_bird_peer_that_drops_bfd_gets_its_session_back_after_the_hold_limit(
+    topology: Topology,
+) -> None:
+    # RFC 5882 4.1: "If it is believed that the neighboring system does not support BFD, the
+    # establishment of a control protocol adjacency SHOULD NOT be blocked." BIRD drops the
+    # BFD session of a "bfd on" taken out of its config without telling the peer (no
+    # AdminDown): Myna's BFD times out as on a path failure, and BGP goes down and is held.
+    # After bfd.hold_limit (3 s here) without one BFD packet from BIRD, BGP comes back, with
+    # a warning in Myna's log that says it is the peer's side.
+    spec = BfdSpec(multihop=True)
+    setup = Setup(topology, bird(spec), spec, False, hold_limit="3 s")
+    peer_daemon = setup.peer
+    assert isinstance(peer_daemon, Bird2BfdPeer)
+    peer_daemon.bfd_on = False
+    peer_daemon.reconfigure()
+    dropped_at = time.time()
+    peer = wait_for(setup.myna_peer, 5, "Myna's BGP session down",
+                    until=lambda p: p["state"] != "Established")  # fmt: skip
+    assert peer["last_error"].startswith("BFD session down"), peer
+    row = setup.myna.bfd_row(setup.mine)
+    assert row["state"] == "Down" and row["bgp_held"], row
+    assert row["last_diagnostic"] == "control detection time expired"
+    wait_for(setup.myna_peer, TIMEOUT, "Myna's BGP session back",
+             until=lambda p: p["state"] == "Established")  # fmt: skip
+    took = time.time() - dropped_at
+    print(f"\nBGP back {took:.1f} s after BIRD dropped BFD (hold limit 3 s)")
+    assert took >= 3.0
+    row = setup.myna.bfd_row(setup.mine)
+    assert row["state"] == "Down" and not row["bgp_held"] and not row["remote_heard"], row
+    log = (setup.myna.workdir / "myna.log").read_text()
+    assert "taking the peer to run no BFD any more (its side" in log
+    assert "administratively down" not in log  # BIRD never said AdminDown
+    setup.peer.wait_prefixes(setup.theirs, [setup.myna_block], TIMEOUT)
 
 
 def test_reload_changes_bfd_in_place_without_touching_bgp(topology: Topology) -> None:

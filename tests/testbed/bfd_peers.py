@@ -111,6 +111,14 @@ class Myna:
         return _STATE_LABELS[self.status(peer)["state"]]
 
     def events(self, peer: str) -> list[dict[str, Any]]:
+        """The session's state changes (and failures), in order."""
+        return [e for e in self._records(peer) if "remote" not in e]
+
+    def remote_events(self, peer: str) -> list[dict[str, Any]]:
+        """The changes of what the session knows of its peer (state, heard), in order."""
+        return [e for e in self._records(peer) if "remote" in e]
+
+    def _records(self, peer: str) -> list[dict[str, Any]]:
         if not self.events_file.exists():
             return []
         lines = self.events_file.read_text().splitlines()

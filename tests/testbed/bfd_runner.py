@@ -3,7 +3,8 @@
 Data flow: ``tests/testbed/bfd_peers.py`` starts this script in a namespace with the path of a
 JSON list of ``PeerConfig`` fields, an events file and a status file. It starts a
 ``BfdService`` (whose engine process starts in the same namespace), adds the sessions, appends
-one JSON line per state change to the events file (with the engine's monotonic time of the
+one JSON line per state change (and per change of the peer's state or of whether it is
+heard) to the events file (with the engine's monotonic time of the
 change: the clock is the same in every namespace) and rewrites the status file (write, then
 rename) every 100 ms. SIGTERM closes the service and exits.
 """
@@ -21,7 +22,7 @@ from typing import Any
 
 from bfd.auth import AuthKey, AuthSettings
 from bfd.ipc import PeerConfig
-from bfd.service import BfdService, BfdStateChange
+from bfd.service import BfdRemoteChange, BfdService, BfdStateChange
 from bfd.wire_codes import AuthType, HopMode
 
 
@@ -40,6 +41,16 @@ class EventFile:
             "remote_state": change.remote_state.label,
             "at": change.at,
             "failure": change.failure,
+        }
+        self.file.write(json.dumps(record) + "\n")
+
+    def bfd_remote_changed(self, change: BfdRemoteChange) -> None:
+        record = {
+            "key": change.key,
+            "remote": change.state.label,
+            "heard": change.heard,
+            "remote_diagnostic": int(change.diagnostic),
+            "at": change.at,
         }
         self.file.write(json.dumps(record) + "\n")
 

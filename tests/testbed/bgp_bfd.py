@@ -74,11 +74,18 @@ class Bird2BfdPeer(Bird2Peer):
         super().__init__(*args, **kwargs)
         self.bfd = bfd
         self.kernel = kernel
+        self.bfd_on = True  # False: "bfd on" left out of the sessions (then ``reconfigure``)
+
+    def reconfigure(self) -> None:
+        """Write the config again and ``birdc configure`` it (BIRD's own reload)."""
+        self._apply_prefixes()
 
     def _session_options(self, neighbor: Neighbor) -> list[str]:
         lines = super()._session_options(neighbor)
         if self.bfd.multihop:
             lines = ["multihop;" if line == "direct;" else line for line in lines]
+        if not self.bfd_on:
+            return lines
         if self.bfd.graceful:
             # Graceful restart for the family (not BIRD's default "aware", which lists none,
             # so that nothing would be kept), and BFD failures handled by it.
@@ -174,12 +181,13 @@ class MynaBfdPeer(MynaPeer):
 
     def __init__(
         self, *args: Any, bfd: BfdSpec, bird_socket: bool = False, metrics: bool = False,
-        **kwargs: Any,
+        hold_limit: str | None = None, **kwargs: Any,
     ) -> None:  # fmt: skip
         super().__init__(*args, **kwargs)
         self.bfd = bfd
         self.bird_socket = bird_socket
         self.metrics = metrics
+        self.hold_limit = hold_limit  # bfd.hold_limit (None: the default)
 
     def bfd_block(self) -> dict[str, Any]:
         """The ``bfd:`` of each peer."""
@@ -193,6 +201,8 @@ class MynaBfdPeer(MynaPeer):
         }
         if spec.auth != "none":
             block.update(auth=spec.auth, password=spec.secret)
+        if self.hold_limit is not None:
+            block["hold_limit"] = self.hold_limit
         return block
 
     def config(self) -> dict[str, Any]:
