@@ -44,7 +44,7 @@ from kernel_sync.netlink_socket import dump_routes
 from kernel_sync.next_hop_resolver import NextHopResolver
 from kernel_sync.route_writer import RouteWriter
 from rib.policy import LimitAction, PrefixLimit
-from rib.rib_task import Rib
+from rib.rib_task import PolicyUpdate, Rib
 from rib.route import Origin
 from speaker.capabilities import (
     AddPathCapability,
@@ -60,7 +60,7 @@ from speaker.control_messages import Notification
 from speaker.listener import Listener
 from speaker.nlri import prefix_family, prefix_from_text, prefix_text
 from speaker.path_attributes import ATTRIBUTES, PathAttributes
-from speaker.session_events import SessionSettings
+from speaker.session_events import SessionSettings, State
 from speaker.transport import PeerSession, TransportSettings
 from speaker.wire_codes import (
     AddPathDirection,
@@ -412,9 +412,10 @@ class Daemon:
             return plan
         old = self.config
         self.config = config
-        if plan.reset and (
+        if (plan.reset or plan.filters_only or plan.kernel_refeed) and (
             any(getattr(old, n) != getattr(config, n) for n in POLICY_INPUTS)
             or any(p.import_filter or p.export_filter for p in config.peers)
+            or config.kernel.export_filter is not None
         ):
             # BIRD filters are shared by their text within one config (``filter_identity``):
             # a new config may give the same text another meaning (a function changed).
@@ -422,6 +423,7 @@ class Daemon:
         else:
             # The same compiled policies: reset peers rejoin the kept peers' update groups.
             self.policies.config = config
+        self._refilter(plan, config)
         changed = set(plan.reset) | set(plan.removed)
         for session in [s for s in self.sessions if s.name in changed]:
             if session.name in plan.removed:
@@ -439,10 +441,14 @@ class Daemon:
                         peer, config.local_as_for(peer), False
                     )
                 session.start()
-        for address in plan.kept:
+        for address in plan.kept + plan.filters_only:
             peer = next(p for p in config.peers if p.address == address)
             self.peer_configs[address] = peer
             self.bfd.attach(peer, self.session(address))  # in place, BGP untouched (5882 3.3)
+        if plan.kernel_refeed and self.fib is not None:
+            # BIRD re-feeds its kernel protocol: every selected route through the new filter.
+            self.fib.policy = kernel_policy(config, self.policies.inputs)
+            self.rib.refeed(self.fib)
         if config.static_routes != old.static_routes:
             self.static_routes.apply(config.static_routes)
         if plan.announce_changed:
@@ -453,6 +459,38 @@ class Daemon:
         LOG.info("%s", plan.summary())
         self.status.changed()
         return plan
+
+    def _refilter(self, plan: ReloadPlan, config: DaemonConfig) -> None:
+        """New filters for the plan's ``filters_only`` peers, their sessions kept.
+
+        A peer whose import changed is asked for a ROUTE-REFRESH; one whose running session
+        cannot take that is reset instead (moved to ``plan.reset``), as BIRD 1.6 does.
+        """
+        updates = []
+        for address in list(plan.filters_only):
+            session = self.session(address)
+            imports = address in plan.import_changed
+            established = session.state == State.ESTABLISHED
+            if imports and established and not self.rib.takes_route_refresh(session):
+                plan.filters_only.remove(address)
+                plan.reset.append(address)
+                continue
+            peer = next(p for p in config.peers if p.address == address)
+            updates.append(
+                PolicyUpdate(
+                    session,
+                    export=(
+                        self.policies.export_factory(peer)
+                        if address in plan.export_changed
+                        else None
+                    ),
+                    import_policy=self.policies.import_policy(peer) if imports else None,
+                    import_per_route=self.policies.import_per_route(peer),
+                    refresh=imports,
+                )
+            )
+        if updates:
+            self.rib.change_policies(updates)
 
     def reload_from_file(self) -> None:
         """SIGHUP: read the config file again and apply it (an invalid one changes nothing)."""

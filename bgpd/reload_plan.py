@@ -4,13 +4,16 @@ Data flow: ``myna reload`` (over the control socket) and SIGHUP load and validat
 (nothing changes when it is invalid), then ``plan_reload(old, new)`` compares the two configs
 without touching anything and returns a ``ReloadPlan``; the daemon carries it out. A peer is
 *kept* (its session stays Established, its routes stay) when everything that decides its
-session and its routes is equal: its own settings (the password as read now, from the file or
-the environment, included), the global timers it inherits, and the policy inputs (pools, blocks,
-filters, communities, service ranges) its import and export policies are compiled from. A
-change in those inputs resets every peer, since the compiled policies are shared. Settings
-that the running daemon cannot take over (router id, AS, listen addresses, reflection, kernel,
-metrics and control sockets) refuse the reload with a message naming them: they need a
-restart, which graceful restart and persisted kernel routes make hitless.
+session is equal: its own settings (the password as read now, from the file or the
+environment, included) and the global timers it inherits. A peer whose filters alone changed,
+or the policy inputs (pools, blocks, filters, communities, service ranges) its policies are
+compiled from, is *re-filtered* (``filters_only``): its session stays up, the daemon gives the
+RIB its new policies, which re-feeds its export and asks it for a ROUTE-REFRESH for a new
+import (a peer that cannot take one is reset). Settings that the running daemon cannot take
+over (router id, AS, listen addresses, reflection, the kernel protocol's options, metrics and
+control sockets) refuse the reload with a message naming them: they need a restart, which
+graceful restart and persisted kernel routes make hitless. A new kernel export (what is
+written, Calico's ``calico_kernel_programming``) is applied running: ``kernel_refeed``.
 
 Both front-ends come through here: a BIRD file (``bgpd.bird_config``) gives the same
 ``DaemonConfig``, whose peers carry their BIRD protocol name and compiled-to-be filters. Read
@@ -20,13 +23,14 @@ above: settings are therefore compared as values (``comparable``), filters with 
 ignores positions and names. So, as BIRD 1.6 does on ``configure`` (``nest/proto.c``:
 ``protos_commit`` keeps a protocol whose ``proto_reconfigure`` finds the same options), a peer
 whose options and filters read the same is kept however the file around it moved; one whose
-options or filters changed is reset (BIRD 1.6 restarts a BGP protocol whose options changed;
-for a changed filter it asks the peer for a ROUTE-REFRESH or re-feeds the export, which
-Myna's RIB cannot do to a running session: Myna restarts it, as BIRD does when the peer lacks
-route refresh; such peers are also listed in ``filters_only``); a protocol renamed is a
-removed one and a new one, as in BIRD. The kernel protocol's options and filters need a
-restart of Myna (the FIB's policy is fixed at start); changed static routes or direct
-interfaces are named in ``static_changed`` and ``direct_changed`` for the daemon.
+options changed is reset (BIRD 1.6 restarts a BGP protocol whose options changed); one whose
+filters alone changed keeps its session: BIRD re-feeds its export
+(``proto_request_feeding``) and asks it for a ROUTE-REFRESH for a new import
+(``bgp_reload_routes``), restarting it only when the peer lacks route refresh, and so does
+Myna. This matters to Calico: a block the node claims rewrites ``calico_aggr()``, which every
+peer's export filter calls. A protocol renamed is a removed one and a new one, as in BIRD.
+Changed static routes or direct interfaces are named in ``static_changed`` and
+``direct_changed`` for the daemon.
 
 A peer's ``bfd`` settings are not part of what resets it: BFD only advises the session (RFC
 5882 2), and 3.3 asks that configuring BFD, or setting it up again, not disturb its clients, so
@@ -80,9 +84,14 @@ class ReloadPlan:
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     bfd_changed: list[str] = field(default_factory=list)  # kept peers whose BFD settings changed
-    # Reset peers whose filters or preference alone changed: BIRD 1.6 would re-feed their
-    # export and ask them for a ROUTE-REFRESH instead of restarting (still reset here).
+    # Peers whose filters alone changed (or the policy inputs they are compiled from): their
+    # sessions stay up; the daemon swaps their policies, re-feeds their export and asks them
+    # for a ROUTE-REFRESH for a new import (BIRD 1.6's configure), or resets one that cannot
+    # take a ROUTE-REFRESH. Their new import and export: ``import_changed``, ``export_changed``.
     filters_only: list[str] = field(default_factory=list)
+    import_changed: list[str] = field(default_factory=list)
+    export_changed: list[str] = field(default_factory=list)
+    kernel_refeed: bool = False  # the kernel protocol's export (what is written) changed
     announce_changed: bool = False
     static_changed: bool = False  # BIRD's static protocol: its routes differ
     direct_changed: bool = False  # BIRD's direct protocol: its interfaces differ
@@ -103,6 +112,10 @@ class ReloadPlan:
             parts.append(f"BFD updated for {len(self.bfd_changed)}")
         if self.announce_changed:
             parts.append("announced prefixes updated")
+        if self.filters_only:
+            parts.append(f"{len(self.filters_only)} re-filtered (sessions kept)")
+        if self.kernel_refeed:
+            parts.append("kernel routes re-filtered")
         if self.static_changed:
             parts.append("static routes changed")
         if self.direct_changed:
@@ -152,10 +165,12 @@ def _peer_key(config: DaemonConfig, peer: Peer, secret: str | None) -> tuple[obj
 
 
 def _unfiltered(peer: Peer) -> Peer:
-    """The peer without what BIRD 1.6 reloads rather than restarts: filters and preference."""
-    return peer.model_copy(
-        update={"import_filter": None, "export_filter": None, "preference": None}
-    )
+    """The peer without what BIRD 1.6 re-applies to a running protocol: its filters."""
+    return peer.model_copy(update={"import_filter": None, "export_filter": None})
+
+
+def _kernel_without_export(config: DaemonConfig) -> object:
+    return comparable(config.kernel.model_copy(update={"export_filter": None}))
 
 
 def _bfd_key(peer: Peer) -> tuple[object, ...]:
@@ -179,7 +194,15 @@ def plan_reload(
     """
     in_use = secrets_in_use or {}
     plan = ReloadPlan()
-    plan.refused = [name for name in NEEDS_RESTART if _changed(old, new, name)]
+    plan.refused = [
+        name
+        for name in NEEDS_RESTART
+        if (
+            _kernel_without_export(old) != _kernel_without_export(new)
+            if name == "kernel"
+            else _changed(old, new, name)
+        )
+    ]
     if (
         old.reflector_cluster_id() != new.reflector_cluster_id()
         and "cluster_id" not in plan.refused
@@ -189,24 +212,38 @@ def plan_reload(
         plan.refused.append("cluster_id (in use: the first or last route_reflector_client)")
     if plan.refused:
         return plan
+    # The compiled policies (the kernel's too) read these: every peer's filters change.
     policies_changed = any(_changed(old, new, n) for n in POLICY_INPUTS)
+    plan.kernel_refeed = policies_changed or _changed(old, new, "kernel")
     before = {p.address: p for p in old.peers}
     after = {p.address: p for p in new.peers}
     for address, peer in after.items():
         if address not in before:
             plan.added.append(address)
-        elif policies_changed or _peer_key(
-            old, before[address], in_use.get(address, _secret(before[address]))
-        ) != _peer_key(new, peer, _secret(peer)):
+            continue
+        was = before[address]
+        secret_was = in_use.get(address, _secret(was))
+        if _peer_key(old, _unfiltered(was), secret_was) != _peer_key(
+            new, _unfiltered(peer), _secret(peer)
+        ):
             plan.reset.append(address)
-            if not policies_changed and _peer_key(
-                old, _unfiltered(before[address]), in_use.get(address, _secret(before[address]))
-            ) == _peer_key(new, _unfiltered(peer), _secret(peer)):
-                plan.filters_only.append(address)
+            continue
+        imports = policies_changed or comparable(was.import_filter) != comparable(
+            peer.import_filter
+        )
+        exports = policies_changed or comparable(was.export_filter) != comparable(
+            peer.export_filter
+        )
+        if imports or exports:
+            plan.filters_only.append(address)
+            if imports:
+                plan.import_changed.append(address)
+            if exports:
+                plan.export_changed.append(address)
         else:
             plan.kept.append(address)
-            if _bfd_key(before[address]) != _bfd_key(peer):
-                plan.bfd_changed.append(address)
+        if _bfd_key(was) != _bfd_key(peer):
+            plan.bfd_changed.append(address)
     plan.removed = [address for address in before if address not in after]
     plan.announce_changed = old.announce != new.announce
     plan.static_changed = _changed(old, new, "static_routes")

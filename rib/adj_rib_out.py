@@ -562,6 +562,14 @@ class UpdateGroup:
             self._word(words, family, held.get(key), (key,))
         return words
 
+    def view_owners(self, family: Family, shard: int) -> dict[int, Source]:
+        """The keys the group's view holds in one shard, each with the source of its route."""
+        return {
+            key: word[_OWNER]
+            for word in self.view_words(None, family, None, shard, counting=True)
+            for key in word[_KEYS]
+        }
+
     def _held(
         self, family: Family, prefix: int, slot: Route | Entry | None, add_path: bool
     ) -> list[tuple[int, PathAttributes, Source]]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from rib.adj_rib_out import ExportSettings, PathIds, Send, UpdateGroup
@@ -34,7 +35,7 @@ from rib.graceful_restart import (
 )
 from rib.loc_rib import LocRib, Published
 from rib.peer_rib import PeerRib, RibTimer, TableSend
-from rib.rib_events import DeferralDone, PeerUp
+from rib.rib_events import DeferralDone, PeerUp, PolicyChange
 from rib.route import RouteTable, Source, Stale
 from rib.shards import SHARDS
 from speaker.control_messages import RouteRefresh, encode_route_refresh
@@ -135,15 +136,7 @@ class PeerLifecycle:
         # What changed before this point is published before the peer joins, so that the new
         # group counts the table as it is and the new member's table and later words agree.
         self._publish()
-        key = (up.negotiated, event.export)
-        group = self.groups.get(key)
-        if group is None:
-            group = self.groups[key] = UpdateGroup(
-                up.negotiated, event.export, self.loc, self.path_ids, out=self._out
-            )
-            self.channels.append(group)
-        group.members.append(peer)
-        peer.group = group
+        self._join_group(peer, up.negotiated, event.export)
         if not self.loc.deferring:
             peer.table = TableSend(sorted(peer.families), end_of_rib=True)
             yield from self._continue_table(peer)
@@ -230,6 +223,17 @@ class PeerLifecycle:
             peer.stale.clear()
             peer.timers.clear()
         self._check_deferral()
+
+    def _join_group(self, peer: PeerRib, negotiated: Negotiated, export: ExportSettings) -> None:
+        key = (negotiated, export)
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = UpdateGroup(
+                negotiated, export, self.loc, self.path_ids, out=self._out
+            )
+            self.channels.append(group)
+        group.members.append(peer)
+        peer.group = group
 
     def _leave_group(self, peer: PeerRib) -> None:
         group = peer.group
@@ -380,6 +384,73 @@ class PeerLifecycle:
                 if not peer.writable:  # behind again: what is left waits for the next drain
                     peer.missed.setdefault(family, set()).update(ordered[start + RUN_CHUNK :])
                     return
+
+    # -- a reload's new filters ----------------------------------------------------------------
+
+    def _on_policies(self, changes: Sequence[PolicyChange]) -> Iterator[None]:
+        """New filters for running peers, as BIRD 1.6 applies them without a restart.
+
+        A new import policy applies to what the peer sends from now on, and a ROUTE-REFRESH
+        asks it for everything again (re-imported: a route the new policy rejects replaces the
+        one held, as a withdrawal). A new export re-feeds the peer (``_refeed``).
+        """
+        views: dict[tuple[UpdateGroup, Family], dict[int, Source]] = {}
+        self._publish()  # every member holds the view of its group as it is now
+        for change in changes:
+            peer = self.peers.get(change.peer)
+            if peer is None or peer.removed:
+                continue
+            if change.import_policy is not None:
+                peer.settings = replace(
+                    peer.settings,
+                    import_policy=change.import_policy,
+                    import_per_route=change.import_per_route,
+                )
+                if change.refresh and peer.up:
+                    for family in sorted(peer.families):
+                        self._send(
+                            peer, encode_route_refresh(_refresh(family, RouteRefreshSubtype.NORMAL))
+                        )
+            if change.export is not None and peer.up and peer.group is not None:
+                yield from self._refeed(peer, change.export, views)
+
+    def _refeed(
+        self,
+        peer: PeerRib,
+        export: ExportSettings,
+        views: dict[tuple[UpdateGroup, Family], dict[int, Source]],
+    ) -> Iterator[None]:
+        """Move the peer to the group of ``export`` and send it every key either view holds.
+
+        BIRD 1.6's re-feed (``proto_request_feeding``): what the new view holds is announced,
+        what it does not is withdrawn, spurious withdrawals included, none missing. The keys go
+        through the member's resync (``missed``), so they wait while it does not take data.
+        ``views`` keeps each group's keys (with their owners) per family for the other peers of
+        the same reload; the peer's own routes are left out, as its view leaves them out.
+        """
+        old = peer.group
+        assert old is not None
+        self._leave_group(peer)
+        self._join_group(peer, old.negotiated, export)
+        new = peer.group
+        assert new is not None
+        if self.loc.deferring:
+            return  # its table goes out when selection is over, from the new group
+        own = peer.source
+        for family in sorted(peer.families):
+            for group in (old, new):
+                view = views.get((group, family))
+                if view is None:
+                    view = views[(group, family)] = {}
+                    for shard in range(SHARDS):
+                        view.update(group.view_owners(family, shard))
+                        yield
+                missed = peer.missed.setdefault(family, set())
+                missed.update(key for key, owner in view.items() if owner is not own)
+            if not peer.missed[family]:
+                del peer.missed[family]
+        if peer.writable:
+            yield from self._on_drained(peer)
 
     # -- route refresh -------------------------------------------------------------------------
 

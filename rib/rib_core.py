@@ -48,6 +48,8 @@ from rib.rib_events import (
     PeerRemoved,
     PeerStateChanged,
     PeerUp,
+    PoliciesChanged,
+    Refeed,
     RefreshIn,
     RibEvent,
     Started,
@@ -260,12 +262,8 @@ class RibCore(PeerLifecycle):
         (then it gets the whole table when the deferral ends).
         """
         self.channels.append(channel)
-        if not self.loc.deferring:
-            for family in list(self.loc.tables):
-                for shard in range(SHARDS):
-                    changes = self.loc.table_changes(family, shard)
-                    if changes:
-                        channel.publish(changes)
+        for _ in self._table_to(channel):
+            pass
 
     def remove_channel(self, channel: Channel) -> None:
         """Unsubscribe a channel (the daemon stopping: the kernel keeps its routes)."""
@@ -335,9 +333,33 @@ class RibCore(PeerLifecycle):
             return self._on_next_hops()
         if isinstance(item, Started):
             return self._on_started()
+        if isinstance(item, PoliciesChanged):
+            return self._on_policies(item.peers)
+        if isinstance(item, Refeed):
+            return self._on_refeed(item.channel)
         if isinstance(item, PeerStateChanged):
             self._check_deferral()
         return iter(())
+
+    def _on_refeed(self, channel: Channel) -> Iterator[None]:
+        """The whole table again, as changes from nothing (a re-feed: its policy changed).
+
+        While selection is deferred the channel gets the table at the end anyway.
+        """
+        if channel in self.channels:
+            self._publish()
+            yield from self._table_to(channel)
+
+    def _table_to(self, channel: Channel) -> Iterator[None]:
+        """What is selected now, to ``channel`` as changes from nothing, shard by shard."""
+        if self.loc.deferring:
+            return
+        for family in list(self.loc.tables):
+            for shard in range(SHARDS):
+                changes = self.loc.table_changes(family, shard)
+                if changes:
+                    channel.publish(changes)
+                yield
 
     def _on_timer(
         self, timer: RibTimer, family: Family | None, peer: PeerRib | None

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rib.adj_rib_out import ExportSettings
+from rib.channels import Channel
 from rib.policy import PrefixLimit
 from rib.route import KernelFacts, Origin, Preferred, Route
 from speaker.control_messages import Notification, RouteRefresh
@@ -151,6 +152,38 @@ class Started:
     """The RIB starts (selection deferral counts from here)."""
 
 
+@dataclass(frozen=True, slots=True)
+class PoliciesChanged:
+    """A reload changed peers' filters, not their sessions (BIRD 1.6's ``configure``).
+
+    Per peer: the new import policy (None: unchanged), whether to ask the peer for its routes
+    again (a ROUTE-REFRESH, RFC 2918: what it sent is re-imported through the new policy), and
+    the new export settings of its running session (None: unchanged), by which the peer is
+    re-fed: moved to the update group of its new export, it gets every key either view holds
+    as the new view has it (BIRD's re-feed: spurious withdrawals, none missing).
+    """
+
+    peers: tuple[PolicyChange, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyChange:
+    """One peer's part of ``PoliciesChanged``."""
+
+    peer: object
+    import_policy: ImportPolicy | None
+    import_per_route: bool
+    refresh: bool
+    export: ExportSettings | None
+
+
+@dataclass(frozen=True, slots=True)
+class Refeed:
+    """Give ``channel`` (the FIB programmer, whose policy changed) the whole table again."""
+
+    channel: Channel
+
+
 RibEvent = (
     PeerAdded
     | PeerRemoved
@@ -162,6 +195,8 @@ RibEvent = (
     | NextHopsChanged
     | PeerStateChanged
     | Started
+    | PoliciesChanged
+    | Refeed
 )
 
 

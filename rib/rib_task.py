@@ -18,7 +18,8 @@ import contextlib
 import ipaddress
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from rib.adj_rib_out import ExportSettings, Send
@@ -40,6 +41,9 @@ from rib.rib_events import (
     PeerSettings,
     PeerStateChanged,
     PeerUp,
+    PoliciesChanged,
+    PolicyChange,
+    Refeed,
     RefreshIn,
     RibEvent,
     Started,
@@ -50,6 +54,7 @@ from rib.rib_events import (
 from rib.rib_view import RibView
 from rib.route import KernelFacts, Origin
 from rib.shards import give_back_memory
+from speaker.capabilities import RouteRefreshCapability
 from speaker.control_messages import Notification
 from speaker.path_attributes import PathAttributes
 from speaker.session_counters import LatencyHistogram
@@ -116,6 +121,20 @@ class RibSession(Protocol):
 ExportFactory = Callable[[RibSession, SessionUp], ExportSettings]
 
 
+@dataclass(frozen=True, slots=True)
+class PolicyUpdate:
+    """A reload's new filters for one peer (None: that one is unchanged).
+
+    ``refresh``: ask the peer for its routes again (only to a peer that takes a ROUTE-REFRESH).
+    """
+
+    session: RibSession
+    export: ExportFactory | None = None
+    import_policy: ImportPolicy | None = None
+    import_per_route: bool = False
+    refresh: bool = False
+
+
 class Rib:
     """The RIB core and the task that runs it (see the module docstring)."""
 
@@ -142,6 +161,7 @@ class Rib:
         )
         self.view = RibView(self.core)
         self._exports: dict[RibSession, ExportFactory] = {}
+        self._ups: dict[RibSession, SessionUp] = {}  # the Established sessions' OPENs
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         # uvloop answers a ``call_at`` in the past with a plain ``Handle`` (no ``when()``), and
@@ -207,8 +227,48 @@ class Rib:
         had queued is dropped.
         """
         self._exports.pop(session, None)
+        self._ups.pop(session, None)
         self._paused.discard(session)
         self._post(PeerRemoved(session))
+
+    def change_policies(self, changes: Sequence[PolicyUpdate]) -> None:
+        """New filters for configured peers, their sessions kept (see ``PoliciesChanged``).
+
+        A new export factory builds the running session's new export settings now (and the
+        next sessions' when they come up).
+        """
+        events = []
+        for change in changes:
+            export = None
+            if change.export is not None:
+                self._exports[change.session] = change.export
+                up = self._ups.get(change.session)
+                if up is not None:
+                    export = change.export(change.session, up)
+            events.append(
+                PolicyChange(
+                    change.session,
+                    change.import_policy,
+                    change.import_per_route or change.import_policy is accept_import,
+                    change.refresh,
+                    export,
+                )
+            )
+        self._post(PoliciesChanged(tuple(events)))
+
+    def refeed(self, channel: Channel) -> None:
+        """Give ``channel`` the whole table again (its policy changed)."""
+        self._post(Refeed(channel))
+
+    def takes_route_refresh(self, session: RibSession) -> bool:
+        """Whether the session is Established with a peer that advertised route refresh.
+
+        A ROUTE-REFRESH must not go to one that did not (RFC 2918 4).
+        """
+        up = self._ups.get(session)
+        return up is not None and any(
+            isinstance(c, RouteRefreshCapability) for c in up.received_open.capabilities
+        )
 
     def add_channel(self, channel: Channel) -> None:
         """Subscribe a channel (the FIB programmer) to the Loc-RIB's publications."""
@@ -257,11 +317,13 @@ class Rib:
         """The session is Established."""
         export = self._exports.get(session)
         if export is not None:
+            self._ups[session] = up
             self._post(PeerUp(session, up, export(session, up)))
 
     def session_down(self, session: RibSession, down: SessionDown) -> None:
         """The session ended."""
         self._paused.discard(session)
+        self._ups.pop(session, None)
         self._post(PeerDown(session, down))
 
     def updates(self, session: RibSession, updates: tuple[Update, ...]) -> bool:

@@ -115,19 +115,23 @@ def test_a_filter_read_again_or_moved_is_the_same_filter(tmp_path: Path) -> None
     assert (plan.kept, plan.reset, plan.refused) == (["198.18.0.2", "198.18.0.3"], [], [])
 
 
-def test_a_changed_filter_restarts_its_protocol_only(tmp_path: Path) -> None:
+def test_a_changed_filter_refilters_its_protocol_only(tmp_path: Path) -> None:
     _, before = read(tmp_path)  # type: ignore[misc]
     _, after = read(tmp_path, c_export="calico_export(); accept;")  # type: ignore[misc]
     plan = plan_reload(before, after)
-    assert (plan.kept, plan.reset) == (["198.18.0.2"], ["198.18.0.3"])
-    assert plan.filters_only == ["198.18.0.3"]  # what BIRD 1.6 would re-feed, not restart
+    # BIRD 1.6 (proto_reconfigure): same options, another export filter: re-fed, not restarted.
+    assert (plan.kept, plan.reset) == (["198.18.0.2"], [])
+    assert plan.filters_only == plan.export_changed == ["198.18.0.3"]
+    assert plan.import_changed == [] and not plan.kernel_refeed
 
 
 def test_a_changed_function_changes_every_filter_calling_it(tmp_path: Path) -> None:
     _, before = read(tmp_path)  # type: ignore[misc]
     _, after = read(tmp_path, block="198.19.1.64/26")  # type: ignore[misc]
     plan = plan_reload(before, after)
-    assert (plan.kept, plan.reset) == ([], ["198.18.0.2", "198.18.0.3"])
+    # A block claimed rewrites calico_aggr(): every export filter calling it is re-fed.
+    assert (plan.kept, plan.reset) == ([], [])
+    assert plan.filters_only == plan.export_changed == ["198.18.0.2", "198.18.0.3"]
     assert plan.static_changed is False
 
 

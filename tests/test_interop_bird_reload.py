@@ -15,7 +15,10 @@ stays Established since the same moment (BIRD's view from the peer's side: its p
 not move) and the kernel route through it is not rewritten; a protocol whose options changed
 restarts; a file that does not read changes nothing, the socket says ``8002
 FILE:LINE:COL message`` (the message BIRD 1.6's own parser gives for that file); a change
-Myna cannot apply running (the kernel protocol's) is refused by name, nothing changed.
+Myna cannot apply running (the kernel protocol's options) is refused by name, nothing
+changed. A changed filter keeps its protocol running, as BIRD 1.6 keeps it: a block claimed
+(``calico_aggr()`` rewritten) re-feeds the peers' exports, a new kernel export filter re-feeds
+the kernel, and no session restarts.
 """
 
 from __future__ import annotations
@@ -37,10 +40,19 @@ pytest_plugins = ("testbed.fixtures",)
 pytestmark = pytest.mark.interop
 
 A_BLOCK, B_BLOCK, C_BLOCK = "198.19.1.0/26", "198.19.2.0/26", "198.19.3.0/26"
+A2_BLOCK, A2_HOST = "198.19.1.64/26", "198.19.1.70/32"  # a block a claims later, a host in it
 AGGR = """\
 function calico_aggr() {
   if ( net = 198.19.1.0/26 ) then { accept; }
   if ( net ~ 198.19.1.0/26 ) then { reject; }
+}
+"""
+AGGR_CLAIMED = """\
+function calico_aggr() {
+  if ( net = 198.19.1.0/26 ) then { accept; }
+  if ( net ~ 198.19.1.0/26 ) then { reject; }
+  if ( net = 198.19.1.64/26 ) then { accept; }
+  if ( net ~ 198.19.1.64/26 ) then { reject; }
 }
 """
 CONFIG = """\
@@ -215,13 +227,60 @@ def test_reload_keeps_unchanged_protocols_and_restarts_changed_ones(topology: To
     assert peer_view(peers[b.ipv4], a.ipv4) == before[b.ipv4]
     assert "bird.cfg" in myna.log_tail() and "not valid, nothing changed" in myna.log_tail()
 
-    # 4. A kernel protocol change: Myna's FIB takes its policy at start, so the reload is
-    # refused by name (BIRD would restart its kernel protocol); nothing else changes either.
-    myna.reload(changed.replace("scan time 2; import all;", "scan time 3; import all;"))
+    # 4. The node claims a block, as confd renders it: Felix's blackhole for it, and
+    # calico_aggr() rewritten, which both peers' export filters call. BIRD 1.6 keeps both
+    # protocols and re-feeds them through the new filter (proto_reconfigure ->
+    # proto_request_feeding): the host route inside the new block, which went out under the
+    # old filter (the pool rule), is withdrawn; the block goes out; no session restarts.
+    for prefix in (A2_BLOCK, A2_HOST):
+        a.ip("route", "add", "blackhole", prefix, "proto", "80")
+    for peer in peers.values():
+        wait_for(
+            lambda p=peer: p.received_prefixes(a.ipv4) == {A_BLOCK, A2_BLOCK, A2_HOST},
+            30,
+            "the new block and host route at the peers under the old filter",
+        )
+    ends = {address: peer_view(peer, a.ipv4)[1] for address, peer in peers.items()}
+    rows = myna_since(myna)
+    (myna.workdir / "bird_aggr.cfg").write_text(AGGR_CLAIMED)
+    myna.reload(changed)
+    for peer in peers.values():
+        wait_for(
+            lambda p=peer: p.received_prefixes(a.ipv4) == {A_BLOCK, A2_BLOCK},
+            30,
+            "the host route withdrawn by the re-fed export",
+        )
+    assert {address: peer_view(peer, a.ipv4)[1] for address, peer in peers.items()} == ends
+    assert myna_since(myna) == rows
+    assert "2 re-filtered (sessions kept)" in myna.log_tail()
+
+    # 5. The kernel protocol's export filter changes (Calico rewrites calico_kernel_programming
+    # when a pool or its encapsulation changes): BIRD 1.6 keeps the protocol (krt_reconfigure
+    # compares its options only) and re-feeds it: c's block leaves a's kernel, b's is not
+    # touched, no session restarts.
+    refiltered = changed.replace(
+        "filter calico_kernel_programming {\n",
+        "filter calico_kernel_programming {\n  if ( net ~ 198.19.3.0/26 ) then { reject; }\n",
+    )
+    assert refiltered != changed
+    myna.reload(refiltered)
+    wait_for(lambda: not kernel_holds(a, C_BLOCK), 30, "c's block out of a's kernel")
+    assert myna.converse("configure")[1:] == [
+        f"0002-Reading configuration from {myna.config_path}",
+        "0003 Reconfigured",
+    ]
+    assert kernel_holds(a, B_BLOCK) and watch.events(B_BLOCK) == []
+    assert {address: peer_view(peer, a.ipv4)[1] for address, peer in peers.items()} == ends
+    assert myna_since(myna) == rows
+
+    # 6. A kernel protocol option change: Myna's FIB and learner take those at start, so the
+    # reload is refused by name (BIRD would restart its kernel protocol); nothing changes.
+    view_b = settled(lambda: peer_view(peers[b.ipv4], a.ipv4))
+    myna.reload(refiltered.replace("scan time 2; import all;", "scan time 3; import all;"))
     assert myna.converse("configure")[1:] == [
         f"0002-Reading configuration from {myna.config_path}",
         "8002 reload refused: changing kernel needs a restart",
     ]
-    assert peer_view(peers[b.ipv4], a.ipv4) == before[b.ipv4]
+    assert peer_view(peers[b.ipv4], a.ipv4) == view_b
     assert watch.events(B_BLOCK) == []
     watch.stop()

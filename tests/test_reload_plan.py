@@ -40,7 +40,10 @@ def test_inherited_timers_and_policy_inputs_reset_the_peers_that_read_them() -> 
     assert (plan.reset, plan.kept) == (["198.18.0.2"], ["198.18.0.3"])
     pools = [{"cidr": "198.19.0.0/16"}]
     plan = plan_reload(config([B, C]), config([B, C], ip_pools=pools))
-    assert plan.reset == ["198.18.0.2", "198.18.0.3"]  # compiled policies are shared
+    # Every policy reads the pools: each peer is re-filtered (session kept), the kernel too.
+    assert plan.reset == [] and plan.filters_only == ["198.18.0.2", "198.18.0.3"]
+    assert plan.import_changed == plan.export_changed == plan.filters_only
+    assert plan.kernel_refeed
     plan = plan_reload(config([B], announce=["198.19.1.0/26"]), config([B]))
     assert plan.kept == ["198.18.0.2"] and plan.announce_changed
 
