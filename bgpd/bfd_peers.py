@@ -437,6 +437,10 @@ class BfdPeers:
         entry.state = State.DOWN
         entry.since = time.time()
         entry.error = ""
+        # A new session has heard nothing of the peer, and reports only changes from there: a
+        # hold the old one's "heard" kept unbounded is bounded again (bgpd.bfd_hold).
+        entry.hold.remote(False, time.monotonic())  # the engine's clock too
+        self._arm_hold(entry)
         entry.session.log.info(
             "BFD session %s from %s, %s ms x %d",
             config.mode,
