@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -28,6 +28,9 @@ from bgpd.bird_config.bgp_export import BgpExportContext
 from bgpd.bird_config.filter_ast import FilterProgram
 from rib.calico_policy import filter_from_crd
 from rib.policy import PolicyCheck
+
+if TYPE_CHECKING:
+    from bgpd.bird_config.filter_compiler import CompiledFilter
 
 Asn = Annotated[int, Field(ge=1, le=0xFFFFFFFF)]
 HoldTime = Annotated[int, Field(ge=0, le=65535)]
@@ -94,12 +97,17 @@ class BirdFilterModel(_Model):
         ORIGIN / AS_PATH / NEXT_HOP / LOCAL_PREF, route reflection) and its verdict carries
         the complete attribute set to send: see ``bgpd.bird_config.bgp_export``.
         """
+        return self.compiled(export, bgp_export).check
+
+    def compiled(
+        self, export: bool = True, bgp_export: BgpExportContext | None = None
+    ) -> CompiledFilter:
+        """``compile`` with what else the compiler knows (``reads_prefix``, the source)."""
         from bgpd.bird_config.filter_codegen import FilterMode  # noqa: PLC0415 - heavy, rare
         from bgpd.bird_config.filter_compiler import compile_filter  # noqa: PLC0415
 
         mode = FilterMode.EXPORT if export else FilterMode.IMPORT
-        compiled = compile_filter(self.program, name=self.name, mode=mode, bgp_export=bgp_export)
-        return compiled.check
+        return compile_filter(self.program, name=self.name, mode=mode, bgp_export=bgp_export)
 
 
 class PrefixLimitModel(_Model):
@@ -319,6 +327,9 @@ class KernelModel(_Model):
     metric: Annotated[int, Field(ge=0, le=0xFFFFFFFF)] = 32
     # BIRD's protocol name for it, what filters read as ``proto`` on learned routes
     name: str = "kernel1"
+    # the preference of learned routes (BIRD's kernel protocol: 10, below BGP's 100); None:
+    # Myna's default, which puts the node's own routes above what peers say of them
+    preference: Annotated[int, Field(ge=0, le=65535)] | None = None
     # BIRD's "device routes": also write routes that go out of an interface without a
     # gateway (RTD_DEVICE); BIRD's kernel protocol leaves them out by default.
     device_routes: bool = False
@@ -500,6 +511,10 @@ class DaemonConfig(_Model):
     # protocols); exported as the peers' filters say.
     static_routes: tuple[StaticRouteModel, ...] = ()
     direct: DirectModel | None = None
+    # The address families of the node's own routes: learned from the kernel, connected, and
+    # written into it (BIRD's bird handles IPv4 only, bird6 IPv6 only); the peers' families
+    # follow from their addresses.
+    families: tuple[Literal["ipv4", "ipv6"], ...] = ("ipv4", "ipv6")
 
     @field_validator("router_id")
     @classmethod

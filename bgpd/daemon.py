@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import signal
+import socket
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -29,41 +30,22 @@ from bgpd.bird_socket import BirdSocket
 from bgpd.config import DaemonConfig, Peer
 from bgpd.control_api import ControlApi
 from bgpd.control_socket import ControlSocket
+from bgpd.local_routes import StaticRoutes, kernel_import
 from bgpd.logs import configure_logging
 from bgpd.metrics import MetricsServer
+from bgpd.peer_policies import Policies, kernel_policy
 from bgpd.reload_plan import POLICY_INPUTS, ReloadPlan, plan_reload
 from bgpd.systemd_notify import SystemdNotifier
-from kernel_sync.fib_programmer import FibProgrammer, FibSettings, KernelPolicy, program_all
+from kernel_sync.connected_routes import ConnectedRoutes
+from kernel_sync.fib_programmer import FibProgrammer, FibSettings
 from kernel_sync.kernel_events import KernelEvents
 from kernel_sync.kernel_learner import KernelLearner, LearnFilter
 from kernel_sync.netlink_socket import dump_routes
 from kernel_sync.next_hop_resolver import NextHopResolver
 from kernel_sync.route_writer import RouteWriter
-from reflector.rules import PeerRole, Reflection
-from rib.adj_rib_out import ExportPolicy, ExportSettings, NextHopMode, accept_all
-from rib.calico_policy import (
-    CalicoPolicyInputs,
-    EncapMode,
-    IpPool,
-    PrefixAdvertisement,
-    compile_export,
-    compile_import,
-    compile_kernel_programming,
-    filter_from_crd,
-    import_reads_prefix,
-)
-from rib.graceful_restart import peer_speaks_llgr
-from rib.policy import (
-    Direction,
-    LimitAction,
-    PeerContext,
-    PrefixLimit,
-    as_rib_policy,
-    compile_filters,
-)
-from rib.rib_events import ImportPolicy
-from rib.rib_task import Rib, RibSession
-from rib.route import Origin, Route
+from rib.policy import LimitAction, PrefixLimit
+from rib.rib_task import Rib
+from rib.route import Origin
 from speaker.capabilities import (
     AddPathCapability,
     Capability,
@@ -78,7 +60,7 @@ from speaker.control_messages import Notification
 from speaker.listener import Listener
 from speaker.nlri import prefix_family, prefix_from_text, prefix_text
 from speaker.path_attributes import ATTRIBUTES, PathAttributes
-from speaker.session_events import SessionSettings, SessionUp
+from speaker.session_events import SessionSettings
 from speaker.transport import PeerSession, TransportSettings
 from speaker.wire_codes import (
     AddPathDirection,
@@ -92,6 +74,11 @@ LOG = logging.getLogger("myna.daemon")
 _STATUS_DELAY = 0.05  # seconds
 STATUS_ROUTE_LIMIT = 10_000  # the status file lists a peer's routes up to this many
 FORWARDING_PRESERVED = int(GracefulRestartFamilyFlag.FORWARDING_STATE)
+_FAMILIES = {"ipv4": Family.IPV4_UNICAST, "ipv6": Family.IPV6_UNICAST}
+_ADDRESS_FAMILY = {
+    Family.IPV4_UNICAST: int(socket.AF_INET),
+    Family.IPV6_UNICAST: int(socket.AF_INET6),
+}
 
 
 def _router_id_int(text: str) -> int:
@@ -172,95 +159,6 @@ def transport_settings(peer: Peer, output_buffer: int = 4 << 20) -> TransportSet
         write_high_water=output_buffer,
         write_low_water=output_buffer // 4,
     )
-
-
-def reflection_for(config: DaemonConfig, peer: Peer) -> Reflection | None:
-    """RFC 4456 towards ``peer``: None unless the node reflects and the peer is iBGP."""
-    cluster_id = config.reflector_cluster_id()
-    if cluster_id is None or peer.asn != config.local_as_for(peer):
-        return None
-    role = PeerRole.CLIENT if peer.route_reflector_client else PeerRole.NON_CLIENT
-    return Reflection(cluster_id, role, config.client_to_client)
-
-
-def calico_inputs(config: DaemonConfig) -> CalicoPolicyInputs:
-    """What Calico's default policies read, from the config."""
-    return CalicoPolicyInputs(
-        pools=tuple(
-            IpPool(p.cidr, p.disable_bgp_export, EncapMode(p.ipip_mode), EncapMode(p.vxlan_mode))
-            for p in config.ip_pools
-        ),
-        own_blocks=config.blocks,
-        prefix_advertisements=tuple(
-            PrefixAdvertisement(a.cidr, a.communities) for a in config.prefix_advertisements
-        ),
-        communities=tuple(config.communities.items()),
-        service_cidrs=config.service_cidrs,
-        node_networks=tuple(
-            str(ipaddress.ip_interface(a).network)
-            for a in (config.ipv4_address, config.ipv6_address)
-            if a is not None
-        ),
-    )
-
-
-class Policies:
-    """Import and export policies per peer, compiled once per distinct set of inputs.
-
-    Peers with the same session type and filters share one export function, which keeps them
-    in one update group (the group key compares the function).
-    """
-
-    def __init__(self, config: DaemonConfig) -> None:
-        self.config = config
-        self.inputs = calico_inputs(config)
-        self.filters = {name: filter_from_crd(name, spec) for name, spec in config.filters.items()}
-        self._exports: dict[tuple[bool, int, bool, tuple[str, ...]], ExportPolicy] = {}
-        own = {ipaddress.ip_address(config.router_id).packed}
-        own.update(
-            ipaddress.ip_address(p.source_address).packed for p in config.peers if p.source_address
-        )
-        self.own_addresses = frozenset(own)
-
-    def _context(self, peer: Peer) -> PeerContext:
-        return PeerContext(
-            ibgp=peer.asn == self.config.local_as_for(peer),
-            rr_client=peer.route_reflector_client,
-            local_as=self.config.local_as_for(peer),
-        )
-
-    def export(self, peer: Peer) -> ExportPolicy:
-        """The peer's export policy: its filters, then Calico's defaults when pools are set."""
-        key = (
-            peer.asn == self.config.local_as_for(peer),
-            self.config.local_as_for(peer),
-            peer.route_reflector_client,
-            peer.filters,
-        )
-        policy = self._exports.get(key)
-        if policy is None:
-            filters = [self.filters[name] for name in peer.filters]
-            if self.config.ip_pools:
-                policy = as_rib_policy(compile_export(self.inputs, self._context(peer), filters))
-            elif not any(f.export_v4 or f.export_v6 for f in filters):
-                policy = accept_all  # nothing to check: the groups skip the call per prefix
-            else:
-                check = compile_filters(filters, Direction.EXPORT, self._context(peer))
-                policy = as_rib_policy(check)
-            self._exports[key] = policy
-        return policy
-
-    def import_(self, peer: Peer) -> ImportPolicy:
-        """The peer's import policy: loop and own-next-hop checks, filters, own blocks."""
-        filters = [self.filters[name] for name in peer.filters]
-        check = compile_import(
-            self.inputs,
-            self._context(peer),
-            filters,
-            allow_own_as=peer.allow_own_as,
-            own_addresses=self.own_addresses,
-        )
-        return as_rib_policy(check)
 
 
 class StatusFile:
@@ -393,6 +291,7 @@ class Daemon:
         self.control: ControlSocket | None = None
         self.bird_sockets: list[BirdSocket] = []
         self.metrics: MetricsServer | None = None  # /metrics, /healthz, /readyz
+        self.static_routes = StaticRoutes(self.rib.originate)  # BIRD's static protocol
         self.bfd = BfdPeers()  # the BFD engine and sessions, when some peer enables BFD
         self.systemd = SystemdNotifier()
         self.rib.status_hook = self._rib_worked
@@ -403,27 +302,6 @@ class Daemon:
     def session(self, address: str) -> PeerSession:
         """The session of the peer at ``address``."""
         return next(s for s in self.sessions if s.name == address)
-
-    def _export(self, peer: Peer) -> Callable[[RibSession, SessionUp], ExportSettings]:
-        export_policy = self.policies.export(peer)
-        reflect = reflection_for(self.config, peer)
-
-        def settings(session: RibSession, up: SessionUp) -> ExportSettings:
-            local = session.local_address()
-            packed = ipaddress.ip_address(local).packed if local else b""
-            return ExportSettings(
-                local_as=self.config.local_as_for(peer),
-                next_hop_v4=packed if len(packed) == 4 else b"",
-                next_hop_v6=packed if len(packed) == 16 else b"",
-                next_hop_mode=NextHopMode(peer.next_hop_mode),
-                policy=export_policy,
-                llgr=peer_speaks_llgr(up.received_open),
-                add_path_limit=peer.add_paths_limit,
-                add_path_all=peer.add_paths_send == "all",
-                reflect=reflect,
-            )
-
-        return settings
 
     def _restart_over(self) -> None:
         """OPENs from now on say we are no longer restarting (no R flag)."""
@@ -497,13 +375,13 @@ class Daemon:
             )
         self.rib.add_peer(
             session,
-            self._export(peer),
-            self.policies.import_(peer),
+            self.policies.export_factory(peer),
+            self.policies.import_policy(peer),
             limit=limit,
             rr_client=peer.route_reflector_client,
-            import_per_route=not import_reads_prefix(
-                self.policies.inputs, [self.policies.filters[n] for n in peer.filters]
-            ),
+            import_per_route=self.policies.import_per_route(peer),
+            protocol=peer.name or "",
+            preference=peer.preference,
         )
         self.listener.add(session)
         self.peer_configs[peer.address] = peer
@@ -534,7 +412,12 @@ class Daemon:
             return plan
         old = self.config
         self.config = config
-        if plan.reset and any(getattr(old, n) != getattr(config, n) for n in POLICY_INPUTS):
+        if plan.reset and (
+            any(getattr(old, n) != getattr(config, n) for n in POLICY_INPUTS)
+            or any(p.import_filter or p.export_filter for p in config.peers)
+        ):
+            # BIRD filters are shared by their text within one config (``filter_identity``):
+            # a new config may give the same text another meaning (a function changed).
             self.policies = Policies(config)
         else:
             # The same compiled policies: reset peers rejoin the kept peers' update groups.
@@ -560,6 +443,8 @@ class Daemon:
             peer = next(p for p in config.peers if p.address == address)
             self.peer_configs[address] = peer
             self.bfd.attach(peer, self.session(address))  # in place, BGP untouched (5882 3.3)
+        if config.static_routes != old.static_routes:
+            self.static_routes.apply(config.static_routes)
         if plan.announce_changed:
             self._announce(old.announce, None)
             self._announce(config.announce, ATTRIBUTES.intern(PathAttributes()))
@@ -599,7 +484,8 @@ class Daemon:
         self._started = asyncio.get_running_loop().time()
         await self.bfd.start()
         self.rib.start()
-        if self.config.kernel.program or self.config.kernel.learn:
+        self.static_routes.apply(self.config.static_routes)
+        if self.config.kernel.program or self.config.kernel.learn or self.config.direct:
             await self._start_kernel()
         if self.config.control.socket is not None:
             control = ControlSocket(self.api, self.config.control.socket, self.config.control.group)
@@ -632,15 +518,7 @@ class Daemon:
         )
         events.after_resync = self.status.changed
         if kernel.program:
-            policy: KernelPolicy = program_all
-            if self.config.ip_pools:
-                check = compile_kernel_programming(self.policies.inputs)
-
-                def calico(prefix: int, family: Family, route: Route) -> tuple[bool, str | None]:
-                    verdict = check(prefix, family, route)
-                    return verdict.accept, verdict.tunnel
-
-                policy = calico
+            policy = kernel_policy(self.config, self.policies.inputs)
             resolver = None
             if kernel.recursive_next_hops:
                 # BIRD's "gateway recursive": next hops resolve through the kernel's routes, in
@@ -650,7 +528,13 @@ class Daemon:
             self.writer = RouteWriter()
             fib = FibProgrammer(
                 self.writer,
-                FibSettings(kernel.table, kernel.protocol, kernel.metric),
+                FibSettings(
+                    kernel.table,
+                    kernel.protocol,
+                    kernel.metric,
+                    kernel.device_routes,
+                    frozenset(_ADDRESS_FAMILY[_FAMILIES[name]] for name in self.config.families),
+                ),
                 policy,
                 ifindex=events.ifindex,
                 resolver=resolver,
@@ -672,6 +556,7 @@ class Daemon:
             if not self.rib.view.deferring:
                 # No selection deferral to wait for: give the peers a minute to announce again.
                 asyncio.get_running_loop().call_later(60, fib.remove_leftovers)
+        families = frozenset(_FAMILIES[name] for name in self.config.families)
         if kernel.learn:
             learn = kernel.learn_filter
             self.learner = KernelLearner(
@@ -683,11 +568,30 @@ class Daemon:
                     interfaces=learn.interfaces,
                     prefixes=learn.prefixes,
                     own_protocol=kernel.protocol,
+                    families=frozenset(_ADDRESS_FAMILY[f] for f in families),
                 ),
                 link_name=events.link_name,
                 link_up=events.link_up,
+                describe=None
+                if kernel.import_filter is None
+                else kernel_import(kernel.import_filter),
+                protocol=kernel.name,
+                preference=kernel.preference,
             )
             events.watchers.append(self.learner)
+        direct = self.config.direct
+        if direct is not None:
+            events.watchers.append(
+                ConnectedRoutes(
+                    self.rib.originate,
+                    direct.interfaces,
+                    link_name=events.link_name,
+                    link_up=events.link_up,
+                    families=families,
+                    protocol=direct.protocol,
+                    preference=direct.preference,
+                )
+            )
         await events.start()
 
     async def close(self) -> None:

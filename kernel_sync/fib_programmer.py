@@ -10,9 +10,12 @@ neighbour, as BIRD's ``gateway recursive``; an IPv6 next hop of an IPv4 route, R
 in RTA_VIA), records it in ``installed`` (what the kernel should hold: a
 ``kernel_sync.kernel_table.KernelTable``, one dict slot per route) and queues a REPLACE or a
 DEL. The queue goes to the kernel in one batch per turn of the event
-loop through ``RouteWriter``, whose acknowledgements arrive asynchronously. Routes of this
-node's own (kernel-learned or static) are never written: they are already in the kernel, owned
-by Felix or the operator, and so are routes of any protocol but ours.
+loop through ``RouteWriter``, whose acknowledgements arrive asynchronously. Routes learned
+from the kernel are never written back (they are there, owned by Felix or the operator), nor is
+anything of another protocol touched; the node's static routes (BIRD's static protocol: a
+blackhole, or via a gateway) are written like BGP routes when the kernel policy accepts them
+(``programmable``). The policy's answer may carry a metric (BIRD's ``krt_metric``), else
+``FibSettings.metric``.
 
 Keeping the kernel right:
 
@@ -44,14 +47,20 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from kernel_sync.kernel_table import KernelTable
-from kernel_sync.netlink_codes import MessageType, NextHopFlag, RouteProtocol, RouteTable
+from kernel_sync.netlink_codes import (
+    MessageType,
+    NextHopFlag,
+    RouteProtocol,
+    RouteTable,
+    RouteType,
+)
 from kernel_sync.netlink_messages import Address, Header, Link
 from kernel_sync.netlink_socket import dump_routes
 from kernel_sync.next_hop_resolver import ON_LINK, NextHopResolver
 from kernel_sync.route_messages import KernelRoute, NextHop, RouteChange, RouteOp, family_of
 from kernel_sync.route_writer import Advice, BatchResult, RouteWriter
 from rib.loc_rib import Change, Published, Run
-from rib.route import Origin, Route
+from rib.route import Destination, LocalKind, Origin, Route
 from rib.shards import SHARD_OF, SPREAD
 from speaker.nlri import prefix_text
 from speaker.session_counters import LatencyHistogram
@@ -60,8 +69,9 @@ from speaker.wire_codes import Family
 LOG = logging.getLogger("myna.kernel")
 _new = tuple.__new__  # a NamedTuple from a tuple, without the keyword-handling constructor
 
-# (prefix, family, route) -> (program it?, tunnel device or None)
-KernelPolicy = Callable[[int, Family, Route], tuple[bool, str | None]]
+# (prefix, family, route) -> (program it?, tunnel device or None, metric or None: the default)
+KernelAnswer = tuple[bool, str | None, int | None]
+KernelPolicy = Callable[[int, Family, Route], KernelAnswer]
 Key = tuple[Family, int]
 RETRY_FIRST = 1.0  # seconds; doubled after each failed round, up to RETRY_MAX
 RETRY_MAX = 30.0
@@ -73,9 +83,38 @@ def _gateway(next_hop: bytes) -> bytes:
     return next_hop if len(next_hop) <= 4 else next_hop[:16]
 
 
-def program_all(_prefix: int, _family: Family, _route: Route) -> tuple[bool, str | None]:
+_PLAIN: KernelAnswer = (True, None, None)
+_REFUSED: KernelAnswer = (False, None, None)
+_TYPE_OF_DEST = {
+    Destination.BLACKHOLE: RouteType.BLACKHOLE,
+    Destination.UNREACHABLE: RouteType.UNREACHABLE,
+    Destination.PROHIBIT: RouteType.PROHIBIT,
+}
+
+
+def program_all(_prefix: int, _family: Family, _route: Route) -> KernelAnswer:
     """The kernel policy without Calico pools: every BGP route, plain."""
-    return True, None
+    return _PLAIN
+
+
+def programmable(route: Route, device_routes: bool) -> bool:
+    """Whether a best route is one the kernel gets from us (BIRD's ``krt_capable``).
+
+    A BGP route; a route of this node's own that is not the kernel's (a static route: a
+    blackhole, unreachable or prohibit, or via a gateway or a device; a connected network
+    only with ``device_routes``, BIRD's "device routes"). Routes learned from the kernel
+    are already there, and the node's configured announcements (no ``Source.kernel``) are for
+    peers only.
+    """
+    source = route.source
+    if source.origin == Origin.BGP:
+        return True
+    facts = source.kernel
+    if facts is None or facts.kind == LocalKind.KERNEL:
+        return False
+    if facts.dest == Destination.DEVICE:
+        return device_routes or facts.kind == LocalKind.STATIC_DEVICE
+    return facts.dest != Destination.MULTIPATH
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +124,10 @@ class FibSettings:
     table: int = RouteTable.MAIN
     protocol: int = RouteProtocol.BIRD
     metric: int = 32
+    device_routes: bool = False  # also routes straight out of an interface (BIRD's option)
+    # The address families this programmer owns: BIRD's bird and bird6 (two Myna processes
+    # on one node) each write and repair only their own family's routes of the protocol.
+    families: frozenset[int] = frozenset({socket.AF_INET, socket.AF_INET6})
 
 
 class FibProgrammer:
@@ -107,9 +150,7 @@ class FibProgrammer:
         self.resolver = resolver
         if resolver is not None:
             resolver.on_change = self.retry
-        self._dump = dump or (
-            lambda: dump_routes(table=self.settings.table, protocol=self.settings.protocol)
-        )
+        self._dump = dump or self._dump_ours
         self.installed = KernelTable()
         self.adopted: set[Key] = set()  # from an earlier run, not yet reselected
         self.leftovers_removed = False
@@ -129,6 +170,11 @@ class FibProgrammer:
         self._pending: set[asyncio.Future[BatchResult]] = set()
         self._retry_delay = RETRY_FIRST
         self._retry_timer: asyncio.TimerHandle | None = None
+
+    async def _dump_ours(self) -> list[KernelRoute]:
+        settings = self.settings
+        routes = await dump_routes(table=settings.table, protocol=settings.protocol)
+        return [route for route in routes if route.family in settings.families]
 
     @property
     def errors(self) -> int:
@@ -159,17 +205,23 @@ class FibProgrammer:
     def _build(self, change: Change) -> tuple[KernelRoute | None, bool, bool]:
         """(the kernel route for the new selection, must wait for the kernel, used recursion)."""
         best = change.new_best
-        if best is None or best.source.origin != Origin.BGP:
+        if best is None or not programmable(best, self.settings.device_routes):
             return None, False, False
         family = change.family
+        if best.source.origin != Origin.BGP:
+            answer = self.policy(change.prefix, family, best)
+            return self._local(family, change.prefix, best, answer), False, False
         hops: list[NextHop] = []
         waits = recursive = False
+        metric = None
         for route in change.new_ecmp:
-            accept, tunnel = self.policy(change.prefix, family, route)
+            accept, tunnel, route_metric = self.policy(change.prefix, family, route)
             if not accept:
                 if route is best:
                     return None, False, False
                 continue
+            if route is best:
+                metric = route_metric
             got = self._hops(route, tunnel)
             if got is None:
                 waits = True
@@ -179,14 +231,7 @@ class FibProgrammer:
             hops.extend(hop for hop in got if hop not in hops)
         if not hops:
             return None, waits, recursive
-        settings = self.settings
-        base = KernelRoute(
-            socket.AF_INET if family == Family.IPV4_UNICAST else socket.AF_INET6,
-            change.prefix,
-            table=settings.table,
-            protocol=settings.protocol,
-            priority=settings.metric,
-        )
+        base = self._base(family, change.prefix, metric)
         if len(hops) == 1:
             hop = hops[0]
             return (
@@ -195,6 +240,45 @@ class FibProgrammer:
                 recursive,
             )
         return base._replace(multipath=tuple(hops)), waits, recursive
+
+    def _base(self, family: Family, prefix: int, metric: int | None) -> KernelRoute:
+        settings = self.settings
+        return KernelRoute(
+            socket.AF_INET if family == Family.IPV4_UNICAST else socket.AF_INET6,
+            prefix,
+            table=settings.table,
+            protocol=settings.protocol,
+            priority=settings.metric if metric is None else metric,
+        )
+
+    def _local(
+        self, family: Family, prefix: int, route: Route, answer: KernelAnswer
+    ) -> KernelRoute | None:
+        """The kernel route of one of the node's own routes (a static route, mostly)."""
+        accept, _tunnel, metric = answer
+        facts = route.source.kernel
+        if not accept or facts is None:
+            return None
+        base = self._base(family, prefix, metric)
+        kind = _TYPE_OF_DEST.get(facts.dest)
+        if kind is not None:
+            return base._replace(type=kind)
+        if facts.dest == Destination.ROUTER and facts.gateway:
+            octets = 4 if family == Family.IPV4_UNICAST else 16
+            gateway = facts.gateway.to_bytes(octets, "big")
+            oif = 0
+            if route.source.interface:
+                try:
+                    oif = self.ifindex(route.source.interface)
+                except OSError:
+                    oif = 0
+            return base._replace(gateway=gateway, oif=oif)
+        if facts.dest == Destination.DEVICE and route.source.interface:
+            try:
+                return base._replace(oif=self.ifindex(route.source.interface))
+            except OSError:
+                return None
+        return None
 
     def desired(self, change: Change) -> KernelRoute | None:
         """The kernel route for the change's new selection, or None for no route (now)."""
@@ -211,7 +295,11 @@ class FibProgrammer:
         """
         settings = self.settings
         for route in routes:
-            if route.protocol == settings.protocol and route.table == settings.table:
+            if (
+                route.protocol == settings.protocol
+                and route.table == settings.table
+                and route.family in settings.families
+            ):
                 self.installed[(family_of(route), route.prefix)] = route
                 self.adopted.add((family_of(route), route.prefix))
         LOG.info("adopted %d routes left in the kernel by an earlier run", len(self.adopted))
@@ -297,8 +385,12 @@ class FibProgrammer:
         """
         family, route = run.family, run.route
         ecmp: tuple[Route, ...] = () if route is None else (route,)
-        policy = self.policy if route is not None and route.source.origin == Origin.BGP else None
-        built: dict[tuple[bool, str | None], tuple[KernelRoute | None, bool, bool]] = {}
+        policy = (
+            self.policy
+            if route is not None and programmable(route, self.settings.device_routes)
+            else None
+        )
+        built: dict[KernelAnswer, tuple[KernelRoute | None, bool, bool]] = {}
         shape_of = self.installed.shape
         record = self._record
         slow = bool(self.adopted or self.waiting or self.resolved)
@@ -307,7 +399,7 @@ class FibProgrammer:
         high = -1
         shard: dict[int, KernelRoute] = {}
         for prefix in run.prefixes:
-            answer = (False, None) if policy is None else policy(prefix, family, route)  # type: ignore[arg-type]
+            answer = _REFUSED if policy is None else policy(prefix, family, route)  # type: ignore[arg-type]
             built_shape = built.get(answer)
             if built_shape is None:
                 want, waits, recursive = self._build(Change(family, prefix, None, (), route, ecmp))

@@ -83,6 +83,10 @@ class ExportSettings:
     add_path_limit: int = 16  # ADD-PATH: at most this many paths per prefix
     add_path_all: bool = False  # ADD-PATH: every candidate, best first (else the ECMP set)
     llgr: bool = False  # the peer speaks RFC 9494: LLGR_STALE routes may go to it
+    # The policy gives the complete set to send and decides the session rules itself (a BIRD
+    # export filter through BIRD's BGP export view, ``bgpd.bird_config.bgp_export``): no
+    # iBGP, reflection or LLGR rule here and no rewrite after it. Never back to the source.
+    final: bool = False
 
 
 class Member(Protocol):
@@ -182,6 +186,8 @@ class UpdateGroup:
         """What the group announces for ``route``, or None when it is not exported."""
         source = route.source
         settings = self.settings
+        if settings.final:
+            return settings.policy(family, prefix, route)
         # RFC 4271 9.2: iBGP-learned routes are not passed to iBGP peers, unless reflected
         # (RFC 4456 6: client routes to everyone, non-client routes to clients).
         if (
@@ -590,4 +596,3 @@ class UpdateGroup:
     def end_of_rib(self) -> bytes:
         """An End-of-RIB per negotiated family (RFC 4724), after a whole table."""
         return b"".join(encode_end_of_rib(f) for f in sorted(self.negotiated.families))
-

@@ -22,9 +22,11 @@ The steps, in the order they are applied (the letters are RFC 4271 9.1.2.2's own
               forwarding"; BIRD demotes only LLGR-stale routes too): it keeps its place in
               the decision and in the ECMP set; only when everything else ties, after g),
               does a fresh route win over a stale one.
-    step 0    Route source, like BIRD's protocol preference: a route this node originates
-              (configured static > learned from the kernel) beats every BGP route. (BIRD's
-              default preferences differ for kernel routes: kernel 10 is below BGP's 100.)
+    step 0    Route preference, BIRD's: the highest wins. A route's own (an import filter's
+              ``preference = N``), else its source's (BIRD's protocol ``preference``), else
+              Myna's default by origin (``rib.route.DEFAULT_PREFERENCE``: configured 200 >
+              kernel-learned 150 > BGP 100, so this node's own routes beat what peers say of
+              them; the BIRD front-end sets BIRD's own defaults, kernel 10 below BGP's 100).
     9.1.1     Degree of preference: the highest LOCAL_PREF.
     a)        "Remove from consideration all routes that are not tied for having the smallest
               number of AS numbers present in their AS_PATH attributes." An AS_SET counts 1,
@@ -92,7 +94,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 
-from rib.route import Origin, Route, Stale
+from rib.route import DEFAULT_PREFERENCE, Origin, Route, Stale
 from speaker.path_attributes import AsPath, PathAttributes, as_path_length
 from speaker.wire_codes import AsPathSegmentType, WellKnownCommunity
 
@@ -130,11 +132,8 @@ THIS_AS = -1
 # Greater than any MED a peer can send, so "missing as worst" loses even to MED 0xFFFFFFFF.
 _MED_WORST = 1 << 32
 
-# Step 0, indexed by rib.route.Origin (BGP=0, KERNEL=1, STATIC=2); lower wins. Configured routes
-# beat kernel-learned ones, which beat BGP (see the module docstring and ``_facts``).
-_SOURCE_RANK = tuple(
-    {Origin.STATIC: 0, Origin.KERNEL: 1, Origin.BGP: 2}[Origin(value)] for value in range(3)
-)
+# Step 0's defaults, indexed by rib.route.Origin (BGP=0, KERNEL=1, STATIC=2).
+_DEFAULT_PREFERENCE = tuple(DEFAULT_PREFERENCE[Origin(value)] for value in range(3))
 
 _BGP = Origin.BGP
 _AS_SET = AsPathSegmentType.AS_SET
@@ -286,10 +285,10 @@ def _facts(route: Route, default_local_pref: int, missing_med: int, cost_e: int)
         # RFC 9494 4.3: LLGR-stale routes are the "least preferred", ours and those that came
         # tagged LLGR_STALE (a peer's peer kept them). GR-stale ones are not demoted (4724 4.2).
         1 if stale == _LLGR or (attrs.communities and _LLGR_STALE in attrs.communities) else 0,
-        # Step 0: our own routes (Calico's IPAM blocks, configured announcements) must not be
-        # displaced by what a peer says about the same prefix; BIRD gets this from protocol
-        # preference (static 200 over BGP 100). Kernel-learned loses to configured.
-        _SOURCE_RANK[source.origin],
+        # Step 0: BIRD's route preference, highest wins (negated). Our own routes (Calico's
+        # IPAM blocks, configured announcements) are not displaced by what a peer says about
+        # the same prefix: BIRD gets this from static 200 over BGP 100.
+        -(route.preference or source.preference or _DEFAULT_PREFERENCE[source.origin]),
         # 9.1.1: the degree of preference is LOCAL_PREF (import policy sets it for eBGP and
         # local routes); highest wins, hence negated.
         -(default_local_pref if local_pref is None else local_pref),

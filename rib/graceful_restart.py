@@ -165,7 +165,9 @@ def mark_stale(
     def stale(route: Route) -> Route | bool:
         if route.stale != Stale.FRESH:
             return False
-        return routes.intern(route.source, route.attrs, route.path_id, Stale.STALE)
+        return routes.intern(
+            route.source, route.attrs, route.path_id, Stale.STALE, route.preference
+        )
 
     yield from _restate(loc, source, families, stale, out)
 
@@ -215,7 +217,7 @@ def to_long_lived(
             attrs = tagged[id(route.attrs)] = ATTRIBUTES.intern(
                 route.attrs._replace(communities=communities)
             )
-        return routes.intern(route.source, attrs, route.path_id, Stale.LLGR_STALE)
+        return routes.intern(route.source, attrs, route.path_id, Stale.LLGR_STALE, route.preference)
 
     yield from _restate(loc, source, families, long_lived, out)
 

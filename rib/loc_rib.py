@@ -354,9 +354,7 @@ class LocRib:
 
     # -- walking one source's routes (session ends, graceful restart) --------------------------
 
-    def source_routes(
-        self, family: Family, source: Source, shard: int
-    ) -> list[tuple[int, Route]]:
+    def source_routes(self, family: Family, source: Source, shard: int) -> list[tuple[int, Route]]:
         """(prefix, route) of every candidate ``source`` holds in one shard of a family."""
         shards = self.tables.get(family)
         if shards is None or self.count(source, family) == 0:

@@ -98,6 +98,8 @@ class PeerLifecycle:
             or old.asn != received.real_asn
             or old.ibgp != up.negotiated.ibgp
             or old.rr_client != settings.rr_client
+            or old.protocol != settings.protocol
+            or old.preference != settings.preference
         ):
             if old is not None:
                 yield from flush(self.loc, old, list(self.loc.tables), self._changes)
@@ -110,6 +112,8 @@ class PeerLifecycle:
                 asn=received.real_asn,
                 ibgp=up.negotiated.ibgp,
                 rr_client=settings.rr_client,
+                protocol=settings.protocol,
+                preference=settings.preference,
             )
         terms = gr_terms(up.sent_open, received)
         peer.gr = terms
@@ -261,8 +265,7 @@ class PeerLifecycle:
 
     def _on_stale_path_timeout(self, peer: PeerRib) -> Iterator[None]:
         peer.log.warning(
-            "graceful restart: no End-of-RIB %.0f s after the peer came back, stale routes "
-            "removed",
+            "graceful restart: no End-of-RIB %.0f s after the peer came back, stale routes removed",
             self.stale_path_time,
         )
         # Long-lived stale routes stay until their own time (RFC 9494 4.2).

@@ -54,11 +54,11 @@ from rib.rib_events import (
     UpdatesDone,
     UpdatesIn,
 )
-from rib.route import Origin, Route, RouteTable, Source
+from rib.route import Preferred, Route, RouteTable, Source, Stale
 from rib.shards import SHARDS
 from speaker.control_messages import Notification
 from speaker.negotiated import Negotiated
-from speaker.path_attributes import ATTRIBUTES
+from speaker.path_attributes import ATTRIBUTES, PathAttributes
 from speaker.wire_codes import Family
 
 LOG = logging.getLogger("myna.rib")
@@ -115,6 +115,15 @@ class Runs:
         return sum(len(run[4]) for run in self.runs)
 
 
+def _imported(
+    intern: Callable[..., Route], source: Source, kept: PathAttributes | Preferred, path_id: int
+) -> Route:
+    """The route an import policy's answer makes (``Preferred``: with its own preference)."""
+    if kept.__class__ is Preferred:
+        return intern(source, ATTRIBUTES.intern(kept[0]), path_id, Stale.FRESH, kept[1])
+    return intern(source, kept, path_id)
+
+
 class RibCore(PeerLifecycle):
     """The RIB's state and decisions (see the module docstring)."""
 
@@ -141,7 +150,8 @@ class RibCore(PeerLifecycle):
         self.peers: dict[object, PeerRib] = {}
         self.groups: dict[tuple[Negotiated, ExportSettings], UpdateGroup] = {}
         self.channels: list[Channel] = []  # update groups and the other subscribers
-        self.local_sources: dict[Origin, Source] = {}
+        # the node's own sources, by what made their routes (``Originate.source_key``)
+        self.local_sources: dict[tuple[object, ...], Source] = {}
         self.stale_path_time = stale_path_time
         self.selection_deferral = selection_deferral
         self.peer_wait = min(peer_wait, selection_deferral)
@@ -409,22 +419,27 @@ class RibCore(PeerLifecycle):
                 plain = intern(source, reach.attributes)
                 if per_route and not reach.path_ids and reach.prefixes:
                     # One answer for the whole set: the policy does not read the prefix.
-                    attrs = policy(family, reach.prefixes[0], plain)
-                    if attrs is None:
+                    kept = policy(family, reach.prefixes[0], plain)
+                    if kept is None:
                         work.extend(family, source, 0, None, reach.prefixes)
                         continue
-                    if attrs is not plain.attrs:
-                        note(attrs.next_hop)  # import policy may have set another next hop
-                    route = plain if attrs is plain.attrs else intern(source, attrs)
+                    if kept is plain.attrs:
+                        route = plain
+                    else:
+                        route = _imported(intern, source, kept, 0)
+                        note(route.attrs.next_hop)  # the policy may have set another next hop
                     work.extend(family, source, 0, route, reach.prefixes)
                     continue
                 for prefix, path_id in zip(reach.prefixes, ids, strict=True):
                     route = plain if not path_id else intern(source, reach.attributes, path_id)
-                    attrs = policy(family, prefix, route)
-                    if attrs is not None and attrs is not route.attrs:
-                        note(attrs.next_hop)
-                        route = intern(source, attrs, path_id)
-                    work.add(family, prefix, source, path_id, None if attrs is None else route)
+                    kept = policy(family, prefix, route)
+                    if kept is None:
+                        work.add(family, prefix, source, path_id, None)
+                        continue
+                    if kept is not route.attrs:
+                        route = _imported(intern, source, kept, path_id)
+                        note(route.attrs.next_hop)
+                    work.add(family, prefix, source, path_id, route)
             if update.end_of_rib is not None:
                 yield from self._apply(work)
                 work = Runs()
@@ -454,10 +469,17 @@ class RibCore(PeerLifecycle):
     # -- the node's own routes, next hops --------------------------------------------------------
 
     def _on_originate(self, event: Originate) -> Iterator[None]:
-        source = self.local_sources.get(event.origin)
+        key = event.source_key
+        source = self.local_sources.get(key)
         if source is None:
-            source = self.local_sources[event.origin] = self._new_source(
-                name=event.origin.name.lower(), origin=event.origin, router_id=self.router_id
+            source = self.local_sources[key] = self._new_source(
+                name=event.origin.name.lower(),
+                origin=event.origin,
+                router_id=self.router_id,
+                protocol=event.protocol,
+                interface=event.interface,
+                preference=event.preference,
+                kernel=event.kernel,
             )
         attrs = event.attrs
         route = None

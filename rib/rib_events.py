@@ -16,15 +16,16 @@ from dataclasses import dataclass, field
 
 from rib.adj_rib_out import ExportSettings
 from rib.policy import PrefixLimit
-from rib.route import Origin, Route
+from rib.route import KernelFacts, Origin, Preferred, Route
 from speaker.control_messages import Notification, RouteRefresh
 from speaker.path_attributes import PathAttributes
 from speaker.session_events import SessionDown, SessionUp
 from speaker.update_message import Update
 from speaker.wire_codes import Family
 
-# (family, prefix, route) -> attributes to keep (maybe rewritten, interned) or None to drop
-ImportPolicy = Callable[[Family, int, Route], PathAttributes | None]
+# (family, prefix, route) -> attributes to keep (maybe rewritten, interned) or None to drop; a
+# ``Preferred`` gives the route its own preference too (a BIRD import filter's ``preference``)
+ImportPolicy = Callable[[Family, int, Route], PathAttributes | Preferred | None]
 
 _LOG = logging.getLogger("myna.rib")
 
@@ -48,6 +49,8 @@ class PeerSettings:
     import_per_route: bool = True
     rr_client: bool = False  # RFC 4456: the peer is a route-reflector client of ours
     limit: PrefixLimit | None = None
+    protocol: str = ""  # BIRD's protocol name of the peer (what filters read as ``proto``)
+    preference: int | None = None  # BIRD's protocol preference (None: BGP's default, 100)
     log: logging.LoggerAdapter[logging.Logger] = field(
         default_factory=lambda: logging.LoggerAdapter(_LOG, {})
     )
@@ -107,12 +110,27 @@ class RefreshIn:
 
 @dataclass(frozen=True, slots=True)
 class Originate:
-    """Routes of this node: announce (``attrs``) or withdraw (None) ``prefixes``."""
+    """Routes of this node: announce (``attrs``) or withdraw (None) ``prefixes``.
+
+    The rest says what made them, for the decision (``preference``) and BIRD's filters
+    (``protocol``: the BIRD protocol's name, ``interface``, ``kernel``: BIRD's view of a route
+    not from BGP). Routes with the same five come from one ``Source``; a withdrawal names the
+    same five as its announcement.
+    """
 
     family: Family
     prefixes: tuple[int, ...]
     attrs: PathAttributes | None
     origin: Origin
+    protocol: str = ""
+    interface: str | None = None
+    preference: int | None = None
+    kernel: KernelFacts | None = None
+
+    @property
+    def source_key(self) -> tuple[object, ...]:
+        """Which of the node's own sources the routes belong to."""
+        return (self.origin, self.protocol, self.interface, self.preference, self.kernel)
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,7 +48,7 @@ from rib.rib_events import (
     accept_import,
 )
 from rib.rib_view import RibView
-from rib.route import Origin
+from rib.route import KernelFacts, Origin
 from rib.shards import give_back_memory
 from speaker.control_messages import Notification
 from speaker.path_attributes import PathAttributes
@@ -174,11 +174,14 @@ class Rib:
         *,
         rr_client: bool = False,
         import_per_route: bool = False,
+        protocol: str = "",
+        preference: int | None = None,
     ) -> None:
         """Serve a peer: ``export`` builds its export settings when its session comes up.
 
         ``import_per_route``: the import policy's answer does not depend on the prefix (no
         filters, no own blocks): it is asked once per UPDATE's attribute set, not per prefix.
+        ``protocol`` and ``preference``: the peer's BIRD protocol name and route preference.
         """
         self._exports[session] = export
         settings = PeerSettings(
@@ -189,6 +192,8 @@ class Rib:
             rr_client=rr_client,
             limit=limit,
             log=session.log,
+            protocol=protocol,
+            preference=preference,
         )
         self.core.handle(PeerAdded(session, settings), 0.0)
 
@@ -289,10 +294,23 @@ class Rib:
     # -- the node's own routes, the kernel ------------------------------------------------------
 
     def originate(
-        self, family: Family, prefixes: list[int], attrs: PathAttributes | None, origin: Origin
+        self,
+        family: Family,
+        prefixes: list[int],
+        attrs: PathAttributes | None,
+        origin: Origin,
+        *,
+        protocol: str = "",
+        interface: str | None = None,
+        preference: int | None = None,
+        kernel: KernelFacts | None = None,
     ) -> None:
-        """Announce (``attrs``) or withdraw (None) routes of this node."""
-        self._post(Originate(family, tuple(prefixes), attrs, origin))
+        """Announce (``attrs``) or withdraw (None) routes of this node (see ``Originate``)."""
+        self._post(
+            Originate(
+                family, tuple(prefixes), attrs, origin, protocol, interface, preference, kernel
+            )
+        )
 
     def set_resolver(self, resolve: Resolve) -> None:
         """Resolve next hops through ``resolve`` from now on (kernel sync has started)."""

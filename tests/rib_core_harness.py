@@ -79,6 +79,8 @@ class CoreBed:
         rr_client: bool = False,
         import_policy: ImportPolicy = accept_import,
         export: Callable[[FakeSession], ExportSettings] | None = None,
+        protocol: str = "",
+        preference: int | None = None,
     ) -> FakeSession:
         """Configure a peer (its session is not up yet)."""
         session = FakeSession(address)
@@ -91,6 +93,8 @@ class CoreBed:
             import_per_route=import_policy is accept_import,
             rr_client=rr_client,
             log=session.log,
+            protocol=protocol,
+            preference=preference,
         )
         self.core.handle(PeerAdded(session, settings), self.now)
         return session

@@ -86,9 +86,7 @@ def test_graceful_reaches_the_session_settings() -> None:
         ({"auth": "sha256", "password": "x"}, "Input should be 'none', 'simple'"),
     ],
 )
-def test_what_the_rfc_or_the_config_forbids_is_one_line(
-    bfd: dict[str, Any], expected: str
-) -> None:
+def test_what_the_rfc_or_the_config_forbids_is_one_line(bfd: dict[str, Any], expected: str) -> None:
     with pytest.raises(ConfigError) as caught:
         config([peer(bfd=bfd)])
     text = str(caught.value)

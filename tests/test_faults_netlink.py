@@ -22,6 +22,7 @@ import socket
 from typing import Any
 
 import pytest
+from originate_recorder import OriginateRecorder
 from testbed import Bird2Peer, Host, Neighbor, Topology
 from testbed.myna_peer import MynaPeer
 from testbed.topology import wait_for
@@ -32,9 +33,7 @@ from kernel_sync.kernel_learner import KernelLearner
 from kernel_sync.netlink_codes import MessageType, RouteType
 from kernel_sync.netlink_messages import Header
 from kernel_sync.route_messages import KernelRoute
-from rib.route import Origin
 from speaker.nlri import prefix_from_text
-from speaker.path_attributes import PathAttributes
 from speaker.wire_codes import Family
 
 pytest_plugins = ("testbed.fixtures",)
@@ -145,17 +144,8 @@ def blackhole(text: str) -> KernelRoute:
 def test_notifications_during_a_resync_dump_win_over_the_dump(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    rib: set[int] = set()
-
-    def originate(
-        _f: Family, prefixes: list[int], attrs: PathAttributes | None, _o: Origin
-    ) -> None:
-        if attrs is None:
-            rib.difference_update(prefixes)
-        else:
-            rib.update(prefixes)
-
-    learner = KernelLearner(originate)
+    recorder = OriginateRecorder()
+    learner = KernelLearner(recorder.originate)
     gone, new = blackhole("198.19.1.0/26"), blackhole("198.19.2.0/26")
     learner.on_kernel(Header(0, MessageType.NEWROUTE, 0, 0, 0), gone)
 
@@ -168,5 +158,5 @@ def test_notifications_during_a_resync_dump_win_over_the_dump(
 
     monkeypatch.setattr(kernel_learner, "dump_routes", dump)
     asyncio.run(learner.resync())
-    assert rib == {new.prefix}
+    assert recorder.now == {new.prefix}
     assert set(learner.learned) == {(Family.IPV4_UNICAST, new.prefix)}

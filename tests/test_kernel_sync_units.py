@@ -16,6 +16,7 @@ import socket
 from collections.abc import Sequence
 
 import pytest
+from originate_recorder import OriginateRecorder
 from uvloop_runner import on_uvloop
 
 from kernel_sync.fib_programmer import FibProgrammer, FibSettings
@@ -204,7 +205,7 @@ async def test_a_route_through_a_missing_tunnel_waits_for_the_device() -> None:
             raise OSError(name)
         return devices[name]
 
-    fib, writer, _ = programmer(policy=lambda _p, _f, _r: (True, "tunl0"), ifindex=ifindex)
+    fib, writer, _ = programmer(policy=lambda _p, _f, _r: (True, "tunl0", None), ifindex=ifindex)
     fib.publish([change("198.19.1.0/26", "198.18.0.2")])
     await turn()
     assert writer.batches == []
@@ -247,8 +248,9 @@ def test_next_hops_resolve_by_longest_match_over_routes_that_are_not_ours() -> N
     assert resolver.resolve(ip("198.18.200.1")) is None
 
 
-def test_a_prefix_with_two_kernel_routes_resolves_through_the_lower_metric_while_either_stays(
-) -> None:
+def test_a_prefix_with_two_kernel_routes_resolves_through_the_lower_metric_while_either_stays() -> (
+    None
+):
     """The kernel keys routes by prefix, table and metric, and forwards by the lowest metric:
     two default routes (a multi-homed node) are two routes, and deleting one leaves the other
     (the RIB's eligibility and step e follow the resolver: RFC 4271 9.1.2.1)."""
@@ -294,19 +296,6 @@ async def test_recursive_routes_follow_the_kernel_and_unresolvable_ones_wait() -
     assert written.route.gateway == ip("198.18.0.253")
 
 
-class Learned:
-    def __init__(self) -> None:
-        self.now: set[int] = set()
-
-    def originate(
-        self, _family: Family, prefixes: list[int], attrs: PathAttributes | None, _o: Origin
-    ) -> None:
-        if attrs is None:
-            self.now.difference_update(prefixes)
-        else:
-            self.now.update(prefixes)
-
-
 @pytest.mark.parametrize(
     ("route", "learned"),
     [
@@ -332,7 +321,7 @@ def test_the_learn_filter(route: KernelRoute, learned: bool) -> None:
         interfaces=("eth*",),
         prefixes=("198.19.0.0/16", "198.20.0.0/16"),
     )
-    got = Learned()
+    got = OriginateRecorder()
     learner = KernelLearner(
         got.originate,
         learn,
@@ -359,9 +348,9 @@ async def test_a_run_programs_what_its_changes_one_by_one_would() -> None:
             raise OSError(errno.ENODEV, "no such device")
         return devices[name]
 
-    def ipip(prefix: int, _family: Family, _route: Route) -> tuple[bool, str | None]:
+    def ipip(prefix: int, _family: Family, _route: Route) -> tuple[bool, str | None, None]:
         inside = ipaddress.ip_address(prefix >> 8) in pool
-        return True, "tunl0" if inside else None
+        return True, "tunl0" if inside else None, None
 
     prefixes = [prefix_from_text(f"198.19.{n}.{64 * k}/26") for n in range(4) for k in range(4)]
     route = route_via("198.18.0.2")

@@ -368,9 +368,7 @@ async def test_kernel_metrics_come_from_kernel_sync() -> None:
         daemon.kernel_events = KernelEvents()  # not started: no netlink socket
         daemon.kernel_events.resyncs = 2
         source = Source("127.0.0.2", address=0x7F000002, router_id=0xC6120002, asn=64512)
-        route = Route(
-            source, ATTRIBUTES.intern(PathAttributes(next_hop=bytes([127, 0, 0, 2])))
-        )
+        route = Route(source, ATTRIBUTES.intern(PathAttributes(next_hop=bytes([127, 0, 0, 2]))))
         prefix = prefix_from_text("198.19.2.0/26")
         fib.publish([Change(Family.IPV4_UNICAST, prefix, None, (), route, (route,))])
         samples = await scraped(

@@ -25,7 +25,7 @@ from rib_harness import (
 from uvloop_runner import on_uvloop
 
 from bgpd.config import ConfigError, parse_config
-from bgpd.daemon import reflection_for
+from bgpd.peer_policies import reflection_for
 from reflector.loop_check import LoopCheck, LoopLog, LoopReason
 from reflector.rules import PeerRole, Reflection
 from rib.adj_rib_out import ExportSettings

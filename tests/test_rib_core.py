@@ -350,7 +350,8 @@ def test_deferral_ends_for_the_daemon_only_after_the_table_is_published() -> Non
         for action in bed.core.work(bed.now, lambda: True):  # a slice ends at every chance
             if isinstance(action, DeferralDone):
                 routes_when_done = sum(
-                    len(c.prefixes) if isinstance(c, Run) else 1 for c in published  # type: ignore[attr-defined]
+                    len(c.prefixes) if isinstance(c, Run) else 1
+                    for c in published  # type: ignore[attr-defined]
                 )
     assert routes_when_done == 20
 
@@ -358,9 +359,7 @@ def test_deferral_ends_for_the_daemon_only_after_the_table_is_published() -> Non
 # -- next-hop resolvability (RFC 4271 9.1.2.1) and interior cost (step e) --------------------------
 
 
-def test_an_unresolvable_best_loses_to_a_resolvable_route_and_resolution_changes_redecide() -> (
-    None
-):
+def test_an_unresolvable_best_loses_to_a_resolvable_route_and_resolution_changes_redecide() -> None:
     """RFC 4271 9.1.2.1: a route whose NEXT_HOP is not resolvable is excluded; when resolution
     changes, the prefix is decided, exported and programmed again."""
     reachable = {ipaddress.IPv4Address("198.18.0.3").packed: 0}
@@ -519,7 +518,9 @@ def test_a_plain_refresh_is_answered_with_the_routes_and_no_end_of_rib() -> None
     """RFC 2918 asks for the Adj-RIB-Out again; End-of-RIB marks the end of the initial update
     only (RFC 4724 2), and neither BIRD nor FRR sends one after a plain refresh."""
     caps = (
-        MultiprotocolCapability(1, 1), FourOctetAsCapability(LOCAL_AS), RouteRefreshCapability()
+        MultiprotocolCapability(1, 1),
+        FourOctetAsCapability(LOCAL_AS),
+        RouteRefreshCapability(),
     )
     bed = CoreBed()
     bed.add("a", "198.18.0.2")

@@ -243,4 +243,3 @@ def test_every_member_holds_what_a_new_session_would_be_sent(
             assert member.group.advertised_to(member) == len(view), name
     finally:
         logging.disable(logging.NOTSET)
-

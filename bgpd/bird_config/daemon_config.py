@@ -18,7 +18,8 @@ Mapping (BIRD -> Myna):
   Calico's default, which no session uses then.
 * ``neighbor IP [port P] as N``, ``source address``/``local IP as``, ``passive``,
   ``password``, ``rr client``, ``rr cluster id`` (one for the node: ``cluster_id``),
-  ``next hop self|keep``, ``add paths``, ``allow local as N``, ``graceful restart
+  ``next hop self|keep``, ``add paths`` (sending every path the export filter accepts, as
+  BIRD does), ``allow local as N``, ``graceful restart
   [time]`` (BIRD's default "aware" and "on" both mean graceful restart in Myna),
   ``gateway``, ``bfd``, ``preference``, ``import limit`` -> the ``Peer`` fields.
 * ``multihop [N]``/``direct``/``ttl security``: TTL ``N`` (1 for direct, BIRD's defaults:
@@ -133,6 +134,10 @@ def _peer(protocol: m.BgpProtocol, node_as: int, ipv6: bool) -> dict[str, Any]:
             m.NextHopMode.KEEP: "keep",
         }[protocol.next_hop],
         "add_paths": protocol.add_paths.value,
+        # BIRD sends every route of a prefix its export filter accepts (RA_ANY), not only the
+        # ECMP set, once ADD-PATH is negotiated for sending
+        "add_paths_send": "all",
+        "add_paths_limit": 255,
         "kind": _kind(protocol.name),
         "allow_own_as": protocol.allow_local_as,
         "route_reflector_client": protocol.rr_client,
@@ -187,6 +192,7 @@ def _kernel(config: m.BirdConfig) -> dict[str, Any]:
         "metric": kernel.metric,
         "device_routes": kernel.device_routes,
         "name": kernel.name,
+        "preference": kernel.preference,
         "reconcile_interval": float(kernel.scan_time),
         "import_filter": filter_model(kernel.import_filter, kernel.position),
         "export_filter": filter_model(kernel.export_filter, kernel.position),
@@ -266,6 +272,7 @@ def daemon_config_from_bird(config: m.BirdConfig) -> DaemonConfig:
         },
         "peers": [_peer(p, node_as, ipv6) for p in bgp],
         "static_routes": _static_routes(config),
+        "families": ["ipv6" if ipv6 else "ipv4"],
     }
     if cluster_ids:
         data["cluster_id"] = str(ipaddress.IPv4Address(cluster_ids.pop()))

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,6 +77,8 @@ from rib.route import Origin
 from speaker.wire_codes import Family
 
 LOG = logging.getLogger("myna.bird_filter")
+# the generated code's name for the route's prefix (``net``)
+_PREFIX_READ = re.compile(r"\bprefix\b")
 _LOG_BUFFER = 1024  # BIRD's LOG_BUFFER_SIZE
 
 # --- the generated module ---------------------------------------------------------------------
@@ -210,6 +213,9 @@ class CompiledFilter:
 
     check: PolicyCheck
     source: str
+    # whether the verdict can depend on the prefix (``net``): when not, the RIB asks once per
+    # attribute set instead of once per prefix
+    reads_prefix: bool = True
 
 
 def compile_filter(
@@ -250,6 +256,7 @@ def compile_filter(
     namespace["_view"] = view
     exec(_compile(source, f"<bird filter {label}>"), namespace)
     check: PolicyCheck = namespace["_filter"]
+    reads_prefix = any(_PREFIX_READ.search(line) for line in generator.lines + generator.prelude)
     classes = analyse(source, namespace) if memoise else None
     if classes is not None:
         check = memoised(
@@ -260,7 +267,7 @@ def compile_filter(
             runtime.ERROR_VERDICT,
             runtime.NO_DECISION,
         )
-    return CompiledFilter(check, source)
+    return CompiledFilter(check, source, reads_prefix)
 
 
 def _fixed(
@@ -285,12 +292,12 @@ def _fixed(
             attrs = seen[0]
             return verdict if attrs is route.attrs else verdict._replace(attrs=attrs)
 
-        return CompiledFilter(exported, "# all, through BIRD's BGP export view")
+        return CompiledFilter(exported, "# all, through BIRD's BGP export view", False)
 
     def fixed(prefix: int, fam: Family, route: Any, priority: int | None = None) -> Verdict:
         return verdict if fam is family else runtime.WRONG_FAMILY
 
-    return CompiledFilter(fixed, f"# {program.kind.value}")
+    return CompiledFilter(fixed, f"# {program.kind.value}", False)
 
 
 def _assemble(
