@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
 import subprocess
 import sys
@@ -55,15 +56,29 @@ from testbed.bird import BIRD16_SBIN
 from testbed.exabgp_peer import ENVIRONMENT, EXABGP
 from testbed.topology import Host, Topology
 
-STABLE_SECONDS = 4.0
-SETTLE_TIMEOUT = 60.0
+STABLE_SECONDS = 3.0
+SETTLE_TIMEOUT = 30.0
 POLL_INTERVAL = 0.5
 MYNA = Path(sys.executable).with_name("myna")
 NODE_MAC, PEERS_MAC = "02:00:00:00:01:01", "02:00:00:00:01:02"
 
-# Runs under ExaBGP as its API process: every JSON message ExaBGP writes to it, into a file.
+# Runs under ExaBGP as its API process: every JSON message ExaBGP writes to it into a file,
+# every line written to the FIFO to ExaBGP as a command (opened read-write, the FIFO always
+# has a writer, so it never reaches end of file between commands).
 _OBSERVER = """\
+import os
 import sys
+import threading
+
+
+def forward(fifo_path):
+    with os.fdopen(os.open(fifo_path, os.O_RDWR), "r") as fifo:
+        for line in fifo:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+
+
+threading.Thread(target=forward, args=(sys.argv[2],), daemon=True).start()
 with open(sys.argv[1], "a") as events:
     for line in sys.stdin:
         events.write(line)
@@ -397,6 +412,15 @@ class Side:
             )
             self.node.ip("link", "set", name, "up")
             self.node.ip("link", "set", f"peer{index}", "up")
+        if any(peer.ttl_security for peer in scenario.peers):
+            # GTSM: every packet of the peers at TTL 255, the SYN-ACK of a listening peer too
+            # (BIRD's listening socket has TTL 255; ExaBGP's outgoing-ttl misses the SYN-ACK)
+            for setting in (
+                "net.ipv4.ip_default_ttl=255",
+                "net.ipv6.conf.all.hop_limit=255",
+                "net.ipv6.conf.eth0.hop_limit=255",
+            ):
+                self.peers.run("sysctl", "-qw", setting)
         for host in (self.node, self.peers):
             host.ip("link", "set", "eth0", "up")
         batch = "".join(f"route add {line}\n" for _, line in kernel_routes(scenario))
@@ -418,13 +442,15 @@ class Side:
         listening = [[p] for p in self.scenario.peers if not p.node_passive]
         return ([connecting] if connecting else []) + listening
 
-    def exabgp_config(self, peers: Sequence[PeerSpec], observer: Path, events: Path) -> str:
+    def exabgp_config(
+        self, peers: Sequence[PeerSpec], observer: Path, events: Path, fifo: Path
+    ) -> str:
         """One ExaBGP process's configuration: a ``neighbor`` block per protocol it plays."""
         scenario = self.scenario
         family = "ipv6" if scenario.ipv6 else "ipv4"
         lines = [
             "process observer {",
-            f"    run {sys.executable} {observer} {events};",
+            f"    run {sys.executable} {observer} {events} {fifo};",
             "    encoder json;",
             "}",
         ]
@@ -439,8 +465,10 @@ class Side:
         for index, peers in enumerate(self.exabgp_groups()):
             events = self.workdir / f"events{index}.jsonl"
             events.write_text("")
+            fifo = self.workdir / f"commands{index}"
+            os.mkfifo(fifo)
             config = self.workdir / f"exabgp{index}.conf"
-            config.write_text(self.exabgp_config(peers, observer, events))
+            config.write_text(self.exabgp_config(peers, observer, events, fifo))
             self.exabgp_processes.append(
                 self.peers.popen(
                     str(EXABGP),
@@ -455,6 +483,24 @@ class Side:
             log=self.workdir / f"{self.daemon.name}.log",
             cwd=folder,
         )
+
+    def apply_changes(self, commands: Mapping[str, list[str]], kernel: list[str]) -> None:
+        """The second phase: ExaBGP API commands per neighbour, then ``ip -batch`` lines."""
+        for index, peers in enumerate(self.exabgp_groups()):
+            lines = "".join(
+                f"neighbor {self.scenario.node} local-ip {peer.address} {command}\n"
+                for peer in peers
+                for command in commands.get(peer.address, [])
+            )
+            if lines:
+                fd = os.open(self.workdir / f"commands{index}", os.O_WRONLY | os.O_NONBLOCK)
+                try:
+                    os.write(fd, lines.encode())
+                finally:
+                    os.close(fd)
+        if kernel:
+            family = "-6" if self.scenario.ipv6 else "-4"
+            self.node.run("ip", family, "-batch", "-", stdin="".join(f"{k}\n" for k in kernel))
 
     # -- observing --------------------------------------------------------------------------
 
@@ -547,24 +593,33 @@ def _neighbor_block(
 # --- waiting and comparing ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Settled:
+    """How one side ended a wait: its last observation (None if it could not be observed) and,
+    if it did not settle, why (a process exited, or sessions down or changes at the deadline)."""
+
+    observation: Observation | None
+    problem: str | None = None
+
+
 def settle(
     sides: Sequence[Side],
     timeout: float = SETTLE_TIMEOUT,
     clock: Callable[[], float] = time.monotonic,
-) -> dict[str, Observation | str]:
-    """Each side's observation once its sessions are up and it has stopped changing, or why
-    it never did (a process exited, or the deadline passed: the text says which, with logs)."""
+) -> dict[str, Settled]:
+    """Each side once its sessions are up and its observation has not changed for
+    ``STABLE_SECONDS``, polled together until every side settled or the deadline passed."""
     deadline = clock() + timeout
     last: dict[str, Observation] = {}
     since: dict[str, float] = {}
-    done: dict[str, Observation | str] = {}
+    done: dict[str, Settled] = {}
     while len(done) < len(sides):
         for side in sides:
             if side.label in done:
                 continue
             failure = side.failure()
             if failure is not None:
-                done[side.label] = f"{failure}\n{side.log_tail()}"
+                done[side.label] = Settled(last.get(side.label), f"{failure}\n{side.log_tail()}")
                 continue
             observation = side.observe()
             now = clock()
@@ -572,13 +627,14 @@ def settle(
                 last[side.label] = observation
                 since[side.label] = now
             elif now - since[side.label] >= STABLE_SECONDS:
-                done[side.label] = observation
+                done[side.label] = Settled(observation)
                 continue
             if now >= deadline:
-                seen = last.get(side.label)
-                done[side.label] = (
-                    f"{side.label}: not settled after {timeout:g} s (sessions up: "
-                    f"{seen.sessions_up if seen else '?'}); last seen: {seen}\n{side.log_tail()}"
+                state = "sessions up" if observation.sessions_up else "not every session up"
+                done[side.label] = Settled(
+                    observation,
+                    f"{side.label} ({side.daemon.name}) not settled after {timeout:g} s, "
+                    f"{state}\n{side.log_tail()}",
                 )
         if len(done) < len(sides):
             time.sleep(POLL_INTERVAL)

@@ -20,13 +20,15 @@ holds everything that needs no network:
   kernel holds before the daemon starts (Felix's blackholes and workload routes, protocol 80
   and 3, routes via ``tunl0`` onlink and ``vxlan.calico``, static and unreachable routes),
   all around the prefixes the files name.
-* ``adj_rib_in``, ``kernel_table``, ``protocol_rows``: ExaBGP's JSON messages, ``ip -j
-  route`` and ``birdc show protocols`` turned into comparable values; ``differences`` lists
-  where Myna's observation departs from BIRD's, one line per prefix and field.
+* ``peer_changes`` and ``kernel_changes``: the second phase, once both daemons have settled:
+  a peer takes over the best path of a prefix (its kernel metric changes), withdraws one
+  path of a multipath route and a route only it sent; a workload route and a route via the
+  gateway leave the kernel, Felix adds a block.
 
 Data flow: corpus folder -> ``load_scenario`` (mapped files, ``Scenario``) -> the harness
 writes the files, configures ExaBGP from ``Scenario.peers`` and ``peer_routes``, runs
-``ip -batch`` with ``kernel_routes`` -> observations of both daemons -> ``differences``.
+``ip -batch`` with ``kernel_routes`` -> observations of both daemons -> ExaBGP API commands
+from ``peer_changes`` and ``ip -batch`` with ``kernel_changes`` -> observations again.
 """
 
 from __future__ import annotations
@@ -613,4 +615,47 @@ def kernel_routes(scenario: Scenario) -> list[tuple[str, str]]:
         for p in scenario.peers
         if not p.on_link
     )
+    return lines
+
+
+# --- the second phase: changes once both daemons have settled --------------------------------
+
+
+def peer_changes(scenario: Scenario, routes: Mapping[str, list[PeerRoute]]) -> dict[str, list[str]]:
+    """ExaBGP API commands per neighbour (after ``neighbor NODE local-ip PEER``), sent once
+    both daemons have settled: an iBGP peer (else the first) makes itself the best path of the
+    prefix every peer announces differently, with a LOCAL_PREF that gives it a new kernel
+    metric; the first peer withdraws the prefix every peer announces alike (the multipath
+    route shrinks); the last peer withdraws a route only it sent."""
+    changes: dict[str, list[str]] = {p.address: [] for p in scenario.peers}
+    if not scenario.peers:
+        return changes
+    first, last = scenario.peers[0], scenario.peers[-1]
+    taker = next((p for p in scenario.peers if p.internal), first)
+    contest, ecmp = scenario.extras[0], scenario.extras[1]
+    better = (
+        "origin igp local-preference 2147483600"
+        if taker.internal
+        else f"origin igp as-path [ {taker.peer_as} ] med 0"
+    )
+    changes[taker.address].append(f"announce route {contest} next-hop self {better}")
+    changes[first.address].append(f"withdraw route {ecmp}")
+    own = next((r for r in routes[last.address] if r.why.startswith("this peer only")), None)
+    if own is not None:
+        changes[last.address].append(f"withdraw route {own.prefix}")
+    return changes
+
+
+def kernel_changes(scenario: Scenario) -> list[tuple[str, str]]:
+    """(why, ``ip -batch`` line) for the node's kernel in the second phase: a workload route
+    of elevated priority goes, a route via the gateway goes, Felix adds a block."""
+    lines: list[tuple[str, str]] = []
+    for why, line in kernel_routes(scenario):
+        if why.endswith("proto 80 metric 512") or why == "static-via-gateway, outside":
+            lines.append((f"gone: {why}", f"route del {line}"))
+    pools = [p for p in scenario.prefixes if p.prefixlen < scenario.bits]
+    new_block = _child(pools[0], 5, scenario.blocks) if pools else None
+    if new_block is None:
+        new_block = scenario.extras[-5]
+    lines.append(("felix adds a block", f"route add blackhole {new_block} proto 80"))
     return lines

@@ -58,8 +58,7 @@ from bird_differential_harness import (
     BIRD,
     MYNA_DAEMON,
     Daemon,
-    Difference,
-    Observation,
+    Settled,
     Side,
     adj_rib_in,
     differences,
@@ -74,10 +73,12 @@ from bird_differential_plan import (
     Network,
     Scenario,
     TranslationMap,
+    kernel_changes,
     kernel_routes,
     literal_networks,
     load_scenario,
     overlaps,
+    peer_changes,
     peer_routes,
     subnet_of,
 )
@@ -134,10 +135,17 @@ def bed(tmp_path: Path) -> Iterator[Topology]:
         yield topology
 
 
-def run_both(
-    topology: Topology, relative: str, first: Daemon, second: Daemon
-) -> tuple[Scenario, dict[str, Observation | str], float]:
-    """Both daemons on the scenario at once; (scenario, observation or problem, seconds)."""
+@dataclass
+class Run:
+    """Both daemons on one scenario: what each showed per phase, and how long it all took."""
+
+    scenario: Scenario
+    phases: list[tuple[str, dict[str, Settled]]]
+    seconds: float
+
+
+def run_both(topology: Topology, relative: str, first: Daemon, second: Daemon) -> Run:
+    """Both daemons on the scenario at once, settled at the start and after the changes."""
     started = time.monotonic()
     scenario = load_scenario(relative)
     routes = peer_routes(scenario)
@@ -149,21 +157,45 @@ def run_both(
         side.build()
     for side in sides:
         side.start()
-    settled = settle(sides)
-    return scenario, settled, time.monotonic() - started
+    phases = [("at the start", settle(sides))]
+    commands = peer_changes(scenario, routes)
+    kernel = [line for _, line in kernel_changes(scenario)]
+    for side in sides:
+        side.apply_changes(commands, kernel)
+    phases.append(("after the changes", settle(sides)))
+    return Run(scenario, phases, time.monotonic() - started)
 
 
-def _report(
-    relative: str, bird: Observation | str, myna: Observation | str, found: list[Difference]
-) -> str:
-    lines = [f"{relative}: Myna differs from BIRD 1.6"]
-    for label, side in (("bird", bird), ("myna", myna)):
-        lines.append(f"  {label}: {side if isinstance(side, str) else summary(side)}")
-    lines.append(f"  {len(found)} differences:")
-    lines += [f"  {difference}" for difference in found[:REPORT_LINES]]
-    if len(found) > REPORT_LINES:
-        lines.append(f"  ... and {len(found) - REPORT_LINES} more")
-    return "\n".join(lines)
+def _bird_worked(run: Run) -> None:
+    """BIRD's side settled in every phase: otherwise the bed, not Myna, is broken."""
+    for phase, settled in run.phases:
+        bird = settled["first"]
+        assert bird.problem is None and bird.observation is not None, (
+            f"BIRD 1.6 did not settle {phase} on {run.scenario.relative}: {bird.problem}"
+        )
+        states = {name: dict(row).get("state") for name, row in bird.observation.protocols.items()}
+        assert set(states.values()) == {"up"}, f"BIRD's protocols {phase}: {states}"
+
+
+def _findings(run: Run) -> list[str]:
+    """Every way the second side departs from the first, phase by phase."""
+    lines: list[str] = []
+    for phase, settled in run.phases:
+        bird, other = settled["first"], settled["second"]
+        assert bird.observation is not None
+        found = differences(bird.observation, other.observation) if other.observation else []
+        if other.problem is None and not found:
+            continue
+        lines.append(f"{phase}:")
+        if other.problem is not None:
+            lines.append(f"  {other.problem}")
+        lines.append(f"  bird: {summary(bird.observation)}")
+        if other.observation is not None:
+            lines.append(f"  myna: {summary(other.observation)}")
+        lines += [f"  {difference}" for difference in found[:REPORT_LINES]]
+        if len(found) > REPORT_LINES:
+            lines.append(f"  ... and {len(found) - REPORT_LINES} more")
+    return lines
 
 
 # --- the live comparisons -------------------------------------------------------------------------
@@ -172,32 +204,29 @@ def _report(
 @pytest.mark.interop
 @pytest.mark.parametrize("relative", _params())
 def test_myna_does_what_bird_does(bed: Topology, relative: str) -> None:
-    _, settled, seconds = run_both(bed, relative, BIRD, MYNA_DAEMON)
-    bird, myna = settled["first"], settled["second"]
-    # BIRD's side must have worked: otherwise the bed, not Myna, is broken
-    assert isinstance(bird, Observation), f"BIRD 1.6 did not settle on {relative}: {bird}"
-    assert all(row[0][1] for row in bird.protocols.values()), bird.protocols
-    found = differences(bird, myna) if isinstance(myna, Observation) else []
-    assert isinstance(myna, Observation) and not found, _report(relative, bird, myna, found)
-    assert seconds < 60, f"{relative} took {seconds:.1f} s"
+    run = run_both(bed, relative, BIRD, MYNA_DAEMON)
+    _bird_worked(run)
+    findings = _findings(run)
+    assert not findings, f"{relative}: Myna differs from BIRD 1.6\n" + "\n".join(findings)
+    assert run.seconds < 60, f"{relative} took {run.seconds:.1f} s"
 
 
 @pytest.mark.interop
 def test_harness_is_deterministic(bed: Topology) -> None:
     """BIRD against BIRD: nothing differs, and there was something to compare."""
-    _, settled, seconds = run_both(bed, DETERMINISM_CASE, BIRD, BIRD)
-    first, second = settled["first"], settled["second"]
-    assert isinstance(first, Observation), first
-    assert isinstance(second, Observation), second
-    found = differences(first, second)
-    assert not found, _report(DETERMINISM_CASE, first, second, found)
-    assert first.sessions_up and all(first.end_of_rib.values()), first.end_of_rib
-    assert all(len(routes) > 3 for routes in first.announced.values()), summary(first)
-    assert any("nexthops" in dict(route) for routes in first.kernel.values() for route in routes), (
-        "no multipath route in the kernel: the ECMP prefixes did not work"
+    run = run_both(bed, DETERMINISM_CASE, BIRD, BIRD)
+    _bird_worked(run)
+    findings = _findings(run)
+    assert not findings, f"{DETERMINISM_CASE}: BIRD differs from BIRD\n" + "\n".join(findings)
+    start, changed = (settled["first"].observation for _, settled in run.phases)
+    assert start is not None and changed is not None
+    assert start.sessions_up and all(start.end_of_rib.values()), start.end_of_rib
+    assert all(len(routes) > 3 for routes in start.announced.values()), summary(start)
+    assert any("nexthops" in dict(route) for routes in start.kernel.values() for route in routes), (
+        "no multipath route in the kernel: the prefix every peer sends alike did not work"
     )
-    assert all(dict(row)["state"] == "up" for row in first.protocols.values()), first.protocols
-    assert seconds < 60, f"{DETERMINISM_CASE} took {seconds:.1f} s"
+    assert differences(start, changed), "the changes changed nothing"
+    assert run.seconds < 60, f"{DETERMINISM_CASE} took {run.seconds:.1f} s"
 
 
 # --- the pieces, without namespaces ---------------------------------------------------------------
@@ -244,13 +273,16 @@ def test_cases_map_into_the_test_ranges(relative: str) -> None:
     assert scenario.peers, "a case without BGP sessions compares little"
     for peer in scenario.peers:
         assert ipaddress.ip_address(peer.address) in space
-    for _, line in kernel_routes(scenario):
-        for word in line.split():
-            network = _as_network(word)
-            if network is not None:
-                assert subnet_of(network, space), line
     routes = peer_routes(scenario)
     assert all(routes.values())
+    lines = [line for _, line in kernel_routes(scenario) + kernel_changes(scenario)]
+    lines += [c for commands in peer_changes(scenario, routes).values() for c in commands]
+    lines += [r.statement() for found in routes.values() for r in found]
+    for line in lines:
+        for word in line.replace(";", " ").split():
+            named = _as_network(word)
+            if named is not None:
+                assert subnet_of(named, space) or subnet_of(named, V4_SPACE), line
 
 
 def _as_network(word: str) -> Network | None:
@@ -332,7 +364,7 @@ def test_show_protocols_and_kernel_parsing() -> None:
         "state": "up",
         "info": "",
         "Preference": "200",
-        "Routes": "4 imported, 0 exported, 4 preferred",
+        "Routes": "4 imported, 4 preferred",
     }
     assert dict(rows["Mesh_1_2"]) == {
         "proto": "BGP",
