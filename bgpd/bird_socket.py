@@ -23,7 +23,10 @@ control API's views and the RIB's read API, framed as BIRD frames replies
   (``ControlApi.apply_file``): ``0002-Reading configuration from FILE``, then ``0003
   Reconfigured``, or ``8002 FILE:LINE:COL message`` for a file that does not read (nothing
   changes), or ``8002`` with why a change that needs a restart was refused; ``configure
-  check`` reads and reports, ``0020 Configuration OK``; ``configure confirm`` answers ``0019
+  check`` reads and reports, ``0020 Configuration OK``; ``configure soft`` applies as
+  ``configure`` does (BIRD's soft mode leaves routes a changed filter would now refuse in
+  place; Myna cannot leave part of a policy behind, so it applies the new one, restarting
+  what changed); ``configure undo`` is not supported; ``configure confirm`` answers ``0019
   Nothing to do`` (Myna has no timed configuration to confirm); another FILE than the
   running one is refused (the daemon reloads the file it was started with);
 * ``show bfd sessions`` -- BIRD 2's table (``1020``), as the BFD work defined it.
@@ -122,7 +125,8 @@ class BirdSocket:
         if self._server is not None:
             self._server.close()
             self._server = None
-            with contextlib.suppress(FileNotFoundError):
+            # Gone already, or not ours to remove any more (-u dropped root): as BIRD, go on.
+            with contextlib.suppress(OSError):
                 self.path.unlink()
 
     # -- answers -------------------------------------------------------------------------------
@@ -163,7 +167,8 @@ class BirdSocket:
         elif command == Simple("configure confirm"):
             yield [(19, "Nothing to do")]
         else:
-            yield [(9001, f"{command} is not supported by Myna")]
+            name = command.name if isinstance(command, Simple) else type(command).__name__
+            yield [(9001, f"{name} is not supported by Myna")]
 
     def _status(self) -> list[Line]:
         api = self.api

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from rib.loc_rib import Entry
 from rib.peer_rib import PeerRib
 from rib.rib_core import RibCore
-from rib.route import Route, Source
+from rib.route import Route
 from rib.shards import SHARDS, shard_items
 from speaker.wire_codes import Family
 
@@ -86,10 +86,6 @@ class RibView:
         for prefix, slot in shard_items(loc.tables.get(family, [])):
             best, ecmp = loc.selection(slot)
             yield prefix, best, ecmp, (list(slot.candidates) if isinstance(slot, Entry) else [slot])
-
-    def source_counts(self) -> dict[Source, dict[Family, int]]:
-        """Candidates per source and family (the Loc-RIB's counters, copied)."""
-        return {source: dict(counts) for source, counts in self._core.loc.counts.items()}
 
     @property
     def version(self) -> int:

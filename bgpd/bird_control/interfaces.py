@@ -19,6 +19,7 @@ lowest address (``kif_choose_primary``), listed first; scopes by BIRD's ``ip4_cl
 from __future__ import annotations
 
 import ipaddress
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -27,6 +28,7 @@ from kernel_sync.netlink_codes import AddressFamily
 from kernel_sync.netlink_messages import Link
 from kernel_sync.netlink_socket import dump_addresses, dump_links
 
+LOG = logging.getLogger("myna.bird_socket")
 REFRESH_AFTER = 1.0  # seconds a snapshot is reused
 _IFF_BROADCAST, _IFF_LOOPBACK, _IFF_POINTOPOINT, _IFF_MULTICAST = 0x2, 0x8, 0x10, 0x1000
 _IFF_UP, _IFF_LOWER_UP = 0x1, 0x10000
@@ -116,6 +118,8 @@ class Interfaces:
             for net in interface.addresses:
                 if address in net.network and interface.up:
                     return interface.link.name
+        LOG.debug("no interface for %s in %s", gateway, self.interfaces)
+        self._read_at = 0.0  # read again for the next command: an address may have come since
         return None
 
     def show(self, summary: bool) -> list[Line]:

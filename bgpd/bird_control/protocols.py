@@ -25,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import ipaddress
+import os
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -353,7 +355,7 @@ class ProtocolView:
             out.append(f"    Neighbor caps:   {_caps(caps)}")
             negotiated = conn.negotiated
             session_flags = ["internal" if negotiated.ibgp else "external"]
-            if config.multihop > 1 and negotiated.ibgp:
+            if config.multihop > 1:
                 session_flags.append("multihop")
             if config.route_reflector_client:
                 session_flags.append("route-reflector")
@@ -434,8 +436,9 @@ def bird_error(reason: str) -> str:
     ):
         if reason.startswith(prefix):
             text = reason[len(prefix) :]
-            if text.startswith("[Errno"):
-                text = text.partition("] ")[2] or text
+            errno = re.search(r"\[Errno (\d+)\]", text)
+            if errno is not None:  # BIRD prints strerror(): "Connection refused"
+                text = os.strerror(int(errno.group(1)))
             return bird + (text[:1].upper() + text[1:])
     if reason.startswith("BFD session down"):
         return "Error: BFD session down"

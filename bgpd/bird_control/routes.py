@@ -52,6 +52,7 @@ _TYPE_NAMES = {
     LocalKind.STATIC_DEVICE: "static-device",
 }
 _ORIGINS = ("IGP", "EGP", "Incomplete")
+DEFAULT_LOCAL_PREF = 100  # BIRD 1.6's "default bgp_local_pref"
 _PREFERENCES = {Origin.BGP: 100, Origin.KERNEL: 10, Origin.STATIC: 200}
 
 
@@ -126,8 +127,13 @@ def _ext_community(value: int) -> str:
     return f"(generic, 0x{(value >> 32) & 0xFFFFFFFF:x}, 0x{value & 0xFFFFFFFF:x})"
 
 
-def bgp_attribute_lines(attrs: PathAttributes) -> list[str]:
-    """The ``BGP.*`` lines of ``show route all``, in attribute code order."""
+def bgp_attribute_lines(attrs: PathAttributes, ebgp: bool = False) -> list[str]:
+    """The ``BGP.*`` lines of ``show route all``, in attribute code order.
+
+    ``ebgp``: the route came over an external session, where BIRD 1.6 gives a route without
+    LOCAL_PREF its ``default bgp_local_pref``, 100 (``proto/bgp/attrs.c``
+    ``bgp_decode_attrs``), so it shows (and its filters read) one.
+    """
     out: list[tuple[int, list[str]]] = [
         (1, [f"\tBGP.origin: {_ORIGINS[attrs.origin] if attrs.origin < 3 else attrs.origin}"]),
         (2, [f"\tBGP.as_path: {_as_path(attrs)}"]),
@@ -140,8 +146,9 @@ def bgp_attribute_lines(attrs: PathAttributes) -> list[str]:
         out.append((3, [f"\tBGP.next_hop: {text}"]))
     if attrs.med is not None:
         out.append((4, [f"\tBGP.med: {attrs.med}"]))
-    if attrs.local_pref is not None:
-        out.append((5, [f"\tBGP.local_pref: {attrs.local_pref}"]))
+    if attrs.local_pref is not None or ebgp:
+        local_pref = attrs.local_pref if attrs.local_pref is not None else DEFAULT_LOCAL_PREF
+        out.append((5, [f"\tBGP.local_pref: {local_pref}"]))
     if attrs.atomic_aggregate:
         out.append((6, ["\tBGP.atomic_aggr: "]))
     if attrs.aggregator is not None:
@@ -251,7 +258,7 @@ class RouteView:
         """``show route all``'s lines under the route's."""
         source = route.source
         if source.origin == Origin.BGP:
-            attrs = bgp_attribute_lines(route.attrs)
+            attrs = bgp_attribute_lines(route.attrs, ebgp=source.ebgp)
             return [(1008, "\tType: BGP unicast univ"), *((1012, a) for a in attrs)]
         facts = source.kernel
         kind = (
