@@ -230,6 +230,9 @@ def _wants_syslog(config: BirdConfig) -> str | None:
 
 
 def _add_syslog(name: str) -> None:
+    root = logging.getLogger()
+    if any(isinstance(h, logging.handlers.SysLogHandler) for h in root.handlers):
+        return  # still there (configure_logging replaces handlers only when the level changes)
     try:
         handler = logging.handlers.SysLogHandler(address="/dev/log")
     except OSError:
@@ -252,7 +255,7 @@ def run_bird(config: DaemonConfig, options: BirdRunOptions) -> int:
         _drop_privileges(ids)
         pid_file = _open_pid_file(options.pid_file)
     except (BirdDiedError, BirdConfigError) as error:
-        print(f"{program}: {error}", file=sys.stderr)
+        print(f"bird: {error}", file=sys.stderr)  # bird6 says "bird: " too (its die())
         return 1
     config = run_config(config, options)
     if not options.foreground:
@@ -288,9 +291,14 @@ def run_bird(config: DaemonConfig, options: BirdRunOptions) -> int:
         if syslog is not None:
             _add_syslog(syslog)
         if options.debug_file is not None:
+            # -D: every debug line to the file, the other handlers at the config's level.
+            root = logging.getLogger()
+            for handler in root.handlers:
+                handler.setLevel(root.level)
             debug = logging.FileHandler(options.debug_file)
             debug.setLevel(logging.DEBUG)
-            logging.getLogger().addHandler(debug)
+            root.addHandler(debug)
+            root.setLevel(logging.DEBUG)
 
     try:
         return run(config, options.config_file, setup=setup)

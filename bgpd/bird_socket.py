@@ -29,7 +29,9 @@ control API's views and the RIB's read API, framed as BIRD frames replies
   what changed); ``configure undo`` is not supported; ``configure confirm`` answers ``0019
   Nothing to do`` (Myna has no timed configuration to confirm); another FILE than the
   running one is refused (the daemon reloads the file it was started with);
-* ``show bfd sessions`` -- BIRD 2's table (``1020``), as the BFD work defined it.
+* ``show bfd sessions`` -- from a BIRD file, BIRD 1.6's table (``1020``: the bfd protocol's
+  name, ``%-25s %-10s %-10s %-10s  %8s %8s`` headings, times as protocol times, intervals
+  as ``%3u.%03u`` seconds); from a YAML config, BIRD 2's, as the BFD work defined it.
 
 Anything else: BIRD's ``9001 syntax error``, or ``9001 ... is not supported by Myna`` for a
 command BIRD has and Myna does not run, so a client never waits for an answer.
@@ -60,7 +62,7 @@ from bgpd.bird_control.commands import (
 )
 from bgpd.bird_control.interfaces import Interfaces
 from bgpd.bird_control.protocols import ProtocolView
-from bgpd.bird_control.replies import BIRD_VERSION, Framer, Line, full_time
+from bgpd.bird_control.replies import BIRD_VERSION, Framer, Line, full_time, proto_time
 from bgpd.bird_control.routes import RouteView
 from bgpd.control_api import ControlApi, RequestError
 
@@ -241,7 +243,35 @@ class BirdSocket:
         LOG.info("configure: %s", plan.summary())
         return [*lines, (3, "Reconfigured")]
 
+    def _bfd_sessions_16(self, name: str | None) -> list[Line]:
+        """BIRD 1.6's table (``proto/bfd/bfd.c`` ``bfd_show_sessions``), for a BIRD file."""
+        if name is None:
+            return [(9001, "There is no BFD protocol running")]
+        lines: list[Line] = [
+            (1020, f"{name}:"),
+            (1020, f"{'IP address':<25} {'Interface':<10} {'State':<10} {'Since':<10}  "
+                   f"{'Interval':>8} {'Timeout':>8}"),
+        ]  # fmt: skip
+        for row in self.api.bfd():
+            if (":" in row["peer"]) != self.ipv6 or "local_discriminator" not in row:
+                continue
+            interval = row["tx_interval_ms"] if row["packets_out"] else 0
+            timeout = row["detection_time_ms"]
+            lines.append(
+                (
+                    1020,
+                    f"{row['peer']:<25} {row['interface'] or '---':<10} {row['state']:<10} "
+                    f"{proto_time(row['since']):<10}  {interval // 1000:3d}.{interval % 1000:03d}"
+                    f"  {timeout // 1000:3d}.{timeout % 1000:03d}",
+                )
+            )
+        return [*lines, (0, "")]
+
     def _bfd_sessions(self) -> list[Line]:
+        front = self.api.bird
+        if front is not None:
+            bfd = next((p.name for p in front.protocols if p.kind == "BFD"), None)
+            return self._bfd_sessions_16(bfd)
         rows = [r for r in self.api.bfd() if (":" in r["peer"]) == self.ipv6]
         if not self.api.daemon.bfd.peers:
             return [(9001, "There is no BFD protocol running")]

@@ -23,10 +23,10 @@ whose options and filters read the same is kept however the file around it moved
 options or filters changed is reset (BIRD 1.6 restarts a BGP protocol whose options changed;
 for a changed filter it asks the peer for a ROUTE-REFRESH or re-feeds the export, which
 Myna's RIB cannot do to a running session: Myna restarts it, as BIRD does when the peer lacks
-route refresh); a protocol renamed is a removed one and a new one, as in BIRD. The kernel
-protocol's options and filters need a restart of Myna (the FIB's policy is fixed at start);
-changed static routes or direct interfaces are named in ``static_changed`` and
-``direct_changed`` for the daemon.
+route refresh; such peers are also listed in ``filters_only``); a protocol renamed is a
+removed one and a new one, as in BIRD. The kernel protocol's options and filters need a
+restart of Myna (the FIB's policy is fixed at start); changed static routes or direct
+interfaces are named in ``static_changed`` and ``direct_changed`` for the daemon.
 
 A peer's ``bfd`` settings are not part of what resets it: BFD only advises the session (RFC
 5882 2), and 3.3 asks that configuring BFD, or setting it up again, not disturb its clients, so
@@ -80,6 +80,9 @@ class ReloadPlan:
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     bfd_changed: list[str] = field(default_factory=list)  # kept peers whose BFD settings changed
+    # Reset peers whose filters or preference alone changed: BIRD 1.6 would re-feed their
+    # export and ask them for a ROUTE-REFRESH instead of restarting (still reset here).
+    filters_only: list[str] = field(default_factory=list)
     announce_changed: bool = False
     static_changed: bool = False  # BIRD's static protocol: its routes differ
     direct_changed: bool = False  # BIRD's direct protocol: its interfaces differ
@@ -148,6 +151,13 @@ def _peer_key(config: DaemonConfig, peer: Peer, secret: str | None) -> tuple[obj
     )
 
 
+def _unfiltered(peer: Peer) -> Peer:
+    """The peer without what BIRD 1.6 reloads rather than restarts: filters and preference."""
+    return peer.model_copy(
+        update={"import_filter": None, "export_filter": None, "preference": None}
+    )
+
+
 def _bfd_key(peer: Peer) -> tuple[object, ...]:
     bfd = peer.bfd
     if bfd is None or not bfd.enabled:
@@ -189,6 +199,10 @@ def plan_reload(
             old, before[address], in_use.get(address, _secret(before[address]))
         ) != _peer_key(new, peer, _secret(peer)):
             plan.reset.append(address)
+            if not policies_changed and _peer_key(
+                old, _unfiltered(before[address]), in_use.get(address, _secret(before[address]))
+            ) == _peer_key(new, _unfiltered(peer), _secret(peer)):
+                plan.filters_only.append(address)
         else:
             plan.kept.append(address)
             if _bfd_key(before[address]) != _bfd_key(peer):

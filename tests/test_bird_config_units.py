@@ -53,6 +53,7 @@ protocol kernel k1 {
   export filter kernel_out;
 }
 protocol device { scan time 3; }
+protocol bfd { interface "eth*" { interval 50 ms; multiplier 3; }; }
 protocol direct d1 { interface -"cali*", -"kube-ipvs*", "*"; }
 protocol static s1 {
   route 198.18.1.0/24 blackhole;
@@ -188,8 +189,13 @@ def test_every_option_becomes_the_daemon_config() -> None:
     # ttl security on a direct session: GTSM over one hop
     assert (rr1.multihop, rr1.ttl_security, rr1.next_hop_mode) == (1, 1, "self")
     assert (rr1.route_reflector_client, rr1.graceful_restart, rr1.add_paths) == (True, False, "tx")
-    # BIRD's "bfd on": BFD advises the session, a BFD down is a hard failure (not graceful)
+    # BIRD's "bfd on": BFD advises the session, a BFD down is a hard failure (not graceful);
+    # single hop (direct): the interface block is chosen where the peer's interface is known
     assert rr1.bfd is not None and (rr1.bfd.enabled, rr1.bfd.graceful) == (True, False)
+    assert rr1.bfd.multihop is False
+    assert [(r.patterns, r.min_tx, r.multiplier) for r in rr1.bfd.interfaces] == [
+        (("eth*",), 50.0, 3)
+    ]
     assert (rr1.gateway, rr1.preference) == ("direct", 120)
     assert str(daemon.cluster_id) == "198.19.0.100"
     assert daemon.kernel.learn and daemon.kernel.program

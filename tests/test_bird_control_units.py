@@ -120,6 +120,7 @@ def test_a_changed_filter_restarts_its_protocol_only(tmp_path: Path) -> None:
     _, after = read(tmp_path, c_export="calico_export(); accept;")  # type: ignore[misc]
     plan = plan_reload(before, after)
     assert (plan.kept, plan.reset) == (["198.18.0.2"], ["198.18.0.3"])
+    assert plan.filters_only == ["198.18.0.3"]  # what BIRD 1.6 would re-feed, not restart
 
 
 def test_a_changed_function_changes_every_filter_calling_it(tmp_path: Path) -> None:
@@ -140,6 +141,7 @@ def test_static_routes_and_protocol_names_are_compared(tmp_path: Path) -> None:
     assert plan.static_changed
     # A renamed protocol is another protocol: BIRD stops the old one, starts the new one.
     assert (plan.kept, plan.reset) == (["198.18.0.2"], ["198.18.0.3"])
+    assert plan.filters_only == []
     assert "static routes changed" in plan.summary()
 
 

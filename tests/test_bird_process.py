@@ -255,3 +255,23 @@ async def test_r_sets_the_restart_flag_and_defers_selection_without_r_neither(
             )
     finally:
         await peer.close()
+
+
+def test_d_file_gets_the_debug_lines_and_stderr_stays_at_the_configs_level(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "bird.cfg"
+    config.write_text(bird_file(free_port("127.0.0.1"), "127.0.0.9", free_port("127.0.0.9")))
+    sock, debug, log = tmp_path / "bird.ctl", tmp_path / "debug.log", tmp_path / "myna.log"
+    process = start([str(MYNA), "bird", "-f", "-D", str(debug), "-c", str(config), "-s",
+                     str(sock)], log)  # fmt: skip
+    with stopped_at_exit(process.pid):
+        wait_for(
+            lambda: debug.read_text() if debug.exists() else "",
+            30,
+            "a debug line in the -D file",
+            until=lambda text: "connecting to port" in text,
+        )
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
+    assert "connecting to port" not in log.read_text()  # the config asks for info, not debug

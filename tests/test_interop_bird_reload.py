@@ -14,7 +14,8 @@ stays Established since the same moment (BIRD's view from the peer's side: its p
 ``since``), the peer receives no UPDATE again (its ``Import updates: received`` counter does
 not move) and the kernel route through it is not rewritten; a protocol whose options changed
 restarts; a file that does not read changes nothing, the socket says ``8002
-FILE:LINE:COL message`` (the message BIRD 1.6's own parser gives for that file).
+FILE:LINE:COL message`` (the message BIRD 1.6's own parser gives for that file); a change
+Myna cannot apply running (the kernel protocol's) is refused by name, nothing changed.
 """
 
 from __future__ import annotations
@@ -213,4 +214,14 @@ def test_reload_keeps_unchanged_protocols_and_restarts_changed_ones(topology: To
     assert myna.session_state(b.ipv4) == State.ESTABLISHED
     assert peer_view(peers[b.ipv4], a.ipv4) == before[b.ipv4]
     assert "bird.cfg" in myna.log_tail() and "not valid, nothing changed" in myna.log_tail()
+
+    # 4. A kernel protocol change: Myna's FIB takes its policy at start, so the reload is
+    # refused by name (BIRD would restart its kernel protocol); nothing else changes either.
+    myna.reload(changed.replace("scan time 2; import all;", "scan time 3; import all;"))
+    assert myna.converse("configure")[1:] == [
+        f"0002-Reading configuration from {myna.config_path}",
+        "8002 reload refused: changing kernel needs a restart",
+    ]
+    assert peer_view(peers[b.ipv4], a.ipv4) == before[b.ipv4]
+    assert watch.events(B_BLOCK) == []
     watch.stop()

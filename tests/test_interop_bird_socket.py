@@ -53,6 +53,7 @@ CONFIG = """\
 router id 198.18.0.1;
 graceful restart wait 5;
 protocol device { scan time 2; }
+protocol bfd { }
 protocol direct { interface -"cali*", -"kube-ipvs*", "*"; }
 protocol static {
   route 198.19.1.0/26 blackhole;
@@ -151,6 +152,8 @@ COMMANDS = [
     "show interfaces summary",
     "show static",
     "show memory",
+    "show bfd sessions",
+    "show protocols all bfd1",
     "show nothing",
     "hello",
     "configure check",

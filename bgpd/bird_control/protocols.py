@@ -2,7 +2,7 @@
 
 Data flow: in BIRD mode ``BirdFront`` holds the file as last applied (``bgpd.bird_run`` swaps
 it after each reload); ``protocol_list`` gives its protocols in file order, as BIRD lists them
-(device, direct, static, kernel and each bgp: name, BIRD's protocol type name, description,
+(device, direct, static, kernel, bfd and each bgp: name, BIRD's protocol type name, description,
 preference, filter names). From a YAML config there is one BGP protocol per peer, named as
 confd names them (``Mesh_198_18_0_2``...). ``ProtocolView`` reads the daemon's state for each:
 the session of a BGP protocol (state, since when, last error, capabilities, timers), the RIB's
@@ -55,13 +55,16 @@ if TYPE_CHECKING:
 
 HEADINGS = "name     proto    table    state  since       info"
 # BIRD 1.6's default preferences (nest/protocol.h DEF_PREF_*)
-DEFAULT_PREFERENCE = {"BGP": 100, "Static": 200, "Direct": 240, "Device": 240, "Kernel": 10}
+DEFAULT_PREFERENCE = {
+    "BGP": 100, "Static": 200, "Direct": 240, "Device": 240, "Kernel": 10, "BFD": 0
+}  # fmt: skip
 _TYPE_NAMES = {
     m.ProtocolType.BGP: "BGP",
     m.ProtocolType.STATIC: "Static",
     m.ProtocolType.DIRECT: "Direct",
     m.ProtocolType.DEVICE: "Device",
     m.ProtocolType.KERNEL: "Kernel",
+    m.ProtocolType.BFD: "BFD",
 }
 _UNKNOWN = "       ---"  # a statistic Myna does not keep, in BIRD's %10u column
 
@@ -71,7 +74,7 @@ class BirdProtocol:
     """One protocol as ``show protocols`` names it."""
 
     name: str
-    kind: str  # BIRD's protocol type name: BGP, Kernel, Device, Direct, Static
+    kind: str  # BIRD's protocol type name: BGP, Kernel, Device, Direct, Static, BFD
     preference: int
     input_filter: str = "ACCEPT"
     output_filter: str = "REJECT"
