@@ -13,18 +13,25 @@ link-local addresses are the same on both sides:
   test bed's BIRD 1.6, ``bird6`` for IPv6) or ``myna bird -c FILE -s SOCKET -d``, in the
   files' folder so that includes resolve as confd's do;
 * ``<side>_peers`` holds every neighbour's address (on ``eth0`` when it shares the node's
-  subnet, else on ``lo`` behind the gateway address on ``eth0``) and one ExaBGP process that
-  plays every neighbour (a ``neighbor`` block each, with the protocol's ASes, port, passive
-  side, TCP-MD5 password and TTL 255 for TTL security), sends the ``plan.peer_routes`` and
-  hands every message it receives, parsed, to a helper that appends it to ``events.jsonl``.
+  subnet, else on ``lo`` behind the gateway address on ``eth0``) and ExaBGP playing every
+  neighbour: one process for the neighbours that connect to the node, one per neighbour the
+  node connects to (ExaBGP tells listening neighbours apart by remote address and port only,
+  and the remote address is always the node's). Each ``neighbor`` block has the protocol's
+  ASes, port, passive side and TCP-MD5 password; with TTL security the namespace sends at
+  TTL 255 (``ip_default_ttl``), SYN-ACKs included, as BIRD's listening socket does. ExaBGP
+  sends the ``plan.peer_routes`` and hands every message it receives, parsed, to a helper
+  that appends it to ``events<N>.jsonl`` and passes the lines written to the FIFO
+  ``commands<N>`` back to ExaBGP as API commands (``Side.apply_changes``, the second phase).
 
 ``Side.observe`` reads what the daemon did: per protocol the routes ExaBGP holds from it
 (prefix -> the multiset of attribute sets: ADD-PATH identifiers dropped, since they are each
-daemon's own numbering) and whether End-of-RIB came, the node's kernel routes of protocol 12
-(``ip -j -d route``), and ``birdc show protocols`` through BIRD 1.6's own client on the
-daemon's socket. ``settle`` polls both sides until each has every ExaBGP session up and its
-observation has not changed for ``STABLE_SECONDS`` (longer than BIRD's 2 s kernel scan), with
-a deadline; ``differences`` then lists where Myna's departs from BIRD's.
+daemon's own numbering) and whether End-of-RIB came, the node's kernel table (``ip -j -d
+route show table all`` without the kernel's own routes: Felix's routes stay in, so a daemon
+that removed or changed one is seen too), and ``show protocols all`` through BIRD 1.6's own
+``birdc`` on the daemon's socket (``protocol_rows``: no times, timers nor counters).
+``settle`` polls both sides until each has every ExaBGP session up and its observation has not
+changed for ``STABLE_SECONDS`` (longer than BIRD's 2 s kernel scan), with a deadline;
+``differences`` then lists where the second side's observation departs from the first's.
 
 Everything is torn down by the topology (processes by PID, then the namespaces), whatever the
 test's outcome; configs, logs and ExaBGP's event files stay in the pytest work dir.

@@ -37,6 +37,7 @@ import contextlib
 import ipaddress
 import os
 import re
+import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -412,8 +413,8 @@ def _extras(ipv6: bool) -> tuple[list[Network], Address]:
     """Prefixes no file names (the first of the extra region's /24 is for router ids), and an
     address nothing routes to."""
     if ipv6:
-        pool6 = list(V6_EXTRA.subnets(new_prefix=56))[1:9]
-        return [s for p in pool6 for s in p.subnets(new_prefix=64)], V6_EXTRA[-2]
+        pool6 = list(V6_EXTRA.subnets(new_prefix=56))[1]
+        return list(pool6.subnets(new_prefix=64)), V6_EXTRA[-2]
     pool4 = list(V4_EXTRA.subnets(new_prefix=24))[1:8]
     return [s for p in pool4 for s in p.subnets(new_prefix=27)], V4_EXTRA[-2]
 
@@ -423,8 +424,6 @@ def _prefix_text(prefix: int, ipv6: bool) -> str:
 
 
 def _read_mapped(main: Path, mapped: Mapping[str, str], ipv6: bool) -> m.BirdConfig:
-    import tempfile  # noqa: PLC0415 - only here
-
     with tempfile.TemporaryDirectory(prefix="birddiff-") as directory:
         for name, text in mapped.items():
             (Path(directory) / name).write_text(text)

@@ -25,7 +25,11 @@ metric, protocol, flags such as onlink, nexthops of multipath routes); and ``sho
 protocols all`` as BIRD 1.6's ``birdc`` reads it from each daemon's socket (name, protocol
 type, table, state, info; description, preference, filters, route counts, BGP state,
 neighbour address, AS and id, capabilities, session, source address; not the times, timers
-and update counters). Expected values are BIRD's, always.
+and update counters). Expected values are BIRD's, always. Then a round of changes reaches
+both (``peer_changes``, ``kernel_changes``: a new best path with another kernel metric, a
+multipath route losing a path, withdrawals, a workload route and a gateway route leaving the
+kernel, a new Felix block) and the comparison runs again once both settled anew. A case takes
+about 10 s (both daemons at once, two phases); the module about 2.5 minutes on 2 cores.
 
 ``test_harness_is_deterministic`` runs BIRD on both sides of the same scenario: the
 comparison must find nothing, so every difference the other tests report is Myna's.
@@ -38,18 +42,25 @@ communities and operations, IPv6 prefix and interface rules). Left out: the file
 ``krt_tunnel`` (``cluster_routes/enabled/bird.cfg``: only Calico's fork of BIRD has it, stock
 BIRD 1.6 refuses the file), files that name one neighbour twice on two ports
 (``explicit_peering/global``: ExaBGP cannot play both), and IPv4 files whose named prefixes
-exceed what 198.18.0.0/15 holds by translation (most BGPFilter files, with six /16s).
+exceed what 198.18.0.0/15 holds by translation (most BGPFilter files: four to twelve /16s
+besides the blocks).
 
-A case whose Myna side is known to differ for a reason outside this test (the daemon wiring
-in progress, issue 14) is ``xfail(strict=True)`` with the reason: it turns into a failure
-as soon as Myna matches, so the mark goes then.
+What BIRD does with a route whose next hop resolves nowhere (an unreachable kernel route,
+counted as preferred) is left out of the comparison where Myna does nothing, on purpose
+(``without_unresolvable``); nothing else is. A case whose Myna side still differs is
+``xfail(strict=True)`` naming the one cause it shows (``KNOWN``: BIRD's behaviour and where
+BIRD's source makes it): strict, so that it turns into a failure once Myna matches and its mark
+goes then. Run with ``--runxfail`` to see every difference.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import re
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +69,7 @@ from bird_differential_harness import (
     BIRD,
     MYNA_DAEMON,
     Daemon,
+    Observation,
     Settled,
     Side,
     adj_rib_in,
@@ -71,6 +83,7 @@ from bird_differential_plan import (
     V4_SPACE,
     V6_SPACE,
     Network,
+    PeerRoute,
     Scenario,
     TranslationMap,
     kernel_changes,
@@ -85,11 +98,32 @@ from bird_differential_plan import (
 from testbed.requirements import require_interop
 from testbed.topology import Topology
 
-MYNA_NOT_RUNNING = (
-    "myna bird -c FILE -s SOCKET -d does not run the daemon yet (bgpd/bird_config/cli.py "
-    "run_hook: the bird-dropin and daemon-wiring work of issue 14)"
-)
 REPORT_LINES = 60
+
+# How Myna still departs from BIRD 1.6, each found by these cases (expected values: BIRD's,
+# explained from BIRD 1.6.8's source). A case is xfail while one of its causes remains; strict,
+# so that the mark goes when it is fixed. The others these cases found are fixed (the kernel
+# route left at an old metric, LOCAL_PREF 100 on eBGP routes, show protocols' caps and
+# Session line) or left out on purpose (``without_unresolvable``).
+KNOWN: dict[str, str] = {
+    "next-hop-is-peer": (
+        "a route whose next hop is the neighbour's own address (a kernel route via the peer) is "
+        "announced to that neighbour: BIRD 1.6 skips it ('Invalid NEXT_HOP attribute', "
+        "bgp_get_bucket); Myna's update groups send one view to every member, so the fix is "
+        "a per-member refusal with the withdrawals it implies"
+    ),
+    "igp-metric": (
+        "a next hop resolved through a route via a gateway (here the kernel route to a remote "
+        "peer) joins on-link next hops in one multipath route: BIRD 1.6 gives it IGP metric "
+        "'unknown' (rt_get_igp_metric) against 0 through a device route, so neither merges "
+        "them (bgp_rte_mergable) nor ties them (bgp_rte_better prefers the on-link one)"
+    ),
+}
+
+
+def myna_differs(*causes: str) -> str:
+    """The xfail reason for a case whose Myna side shows ``causes``."""
+    return "Myna differs from BIRD 1.6: " + "; ".join(f"{c}: {KNOWN[c]}" for c in causes)
 
 
 @dataclass(frozen=True)
@@ -98,25 +132,30 @@ class Case:
 
     relative: str
     covers: str
-    pending: str | None = MYNA_NOT_RUNNING
+    pending: str | None = None
 
 
 CASES = (
     Case("mesh/ipip-off/bird.cfg", "mesh, passive sessions, blocks, ECMP, add paths"),
     Case("mesh/ipip-always/bird.cfg", "mesh, IPIP pool routes left to Felix"),
     Case("mesh/communities/bird.cfg", "mesh on port 177, communities added on export"),
-    Case("mesh/ipip-off/bird6.cfg", "IPv6 mesh, one active and one passive session"),
-    Case("mesh/password/step3/bird6.cfg", "IPv6 mesh with TCP-MD5"),
+    Case("mesh/ipip-off/bird6.cfg", "IPv6 mesh, one active and one passive session",
+         myna_differs("next-hop-is-peer")),
+    Case("mesh/password/step3/bird6.cfg", "IPv6 mesh with TCP-MD5",
+         myna_differs("next-hop-is-peer")),
     Case("explicit_peering/keepnexthop/bird.cfg", "route reflector, eBGP next hop keep"),
     Case("explicit_peering/local-as/bird.cfg", "per-peer local AS, allow local as"),
-    Case("explicit_peering/global-ipv6/bird6.cfg", "IPv6 global peers"),
+    Case("explicit_peering/global-ipv6/bird6.cfg", "IPv6 global peers",
+         myna_differs("next-hop-is-peer")),
     Case("next_hop_mode/global_peers/bird.cfg", "next hop keep and self, remote peers"),
-    Case("password/step4/bird.cfg", "TCP-MD5 passwords, a peer without"),
+    Case("password/step4/bird.cfg", "TCP-MD5 passwords, a peer without",
+         myna_differs("igp-metric")),
     Case("ttl_security/explicit_node/bird.cfg", "TTL security (GTSM), eBGP"),
     Case("bgpfilter/as_path_and_priority/bird.cfg", "BGPFilter: AS path, priority"),
     Case("bgpfilter/communities_and_operations/bird.cfg", "BGPFilter: communities, operations"),
-    Case("bgpfilter/single_filter/global_peer/bird6.cfg", "BGPFilter: IPv6 prefix, interface"),
-)
+    Case("bgpfilter/single_filter/global_peer/bird6.cfg", "BGPFilter: IPv6 prefix, interface",
+         myna_differs("next-hop-is-peer")),
+)  # fmt: skip
 DETERMINISM_CASE = "explicit_peering/keepnexthop/bird.cfg"
 
 
@@ -140,6 +179,7 @@ class Run:
     """Both daemons on one scenario: what each showed per phase, and how long it all took."""
 
     scenario: Scenario
+    routes: dict[str, list[PeerRoute]]
     phases: list[tuple[str, dict[str, Settled]]]
     seconds: float
 
@@ -163,7 +203,7 @@ def run_both(topology: Topology, relative: str, first: Daemon, second: Daemon) -
     for side in sides:
         side.apply_changes(commands, kernel)
     phases.append(("after the changes", settle(sides)))
-    return Run(scenario, phases, time.monotonic() - started)
+    return Run(scenario, routes, phases, time.monotonic() - started)
 
 
 def _bird_worked(run: Run) -> None:
@@ -177,13 +217,64 @@ def _bird_worked(run: Run) -> None:
         assert set(states.values()) == {"up"}, f"BIRD's protocols {phase}: {states}"
 
 
-def _findings(run: Run) -> list[str]:
-    """Every way the second side departs from the first, phase by phase."""
+_PREFERRED = re.compile(r"(\d+) preferred")
+
+
+def without_unresolvable(
+    bird: Observation, myna: Observation, scenario: Scenario, routes: Mapping[str, list[PeerRoute]]
+) -> Observation:
+    """BIRD's observation without what it does with a route whose next hop resolves nowhere,
+    where Myna has nothing: left out on purpose.
+
+    BIRD 1.6 keeps such a route (last in its decision, best when alone: 'preferred' in ``show
+    protocols``) and writes it to the kernel as ``unreachable PREFIX proto bird``, which drops
+    the traffic that a covering or default route would carry (Calico users' reports:
+    projectcalico/calico#1761, #2178, projectcalico/bird#31). Myna follows RFC 4271 9.1.2.1:
+    such a route is not eligible, so it is neither written nor counted (README, The RIB). Only
+    a prefix one of the neighbours sent with ``scenario.unresolvable`` as its next hop, that
+    BIRD holds as unreachable in the kernel and Myna not at all, is left out, with one
+    'preferred' off its neighbour's protocol.
+    """
+    sent: dict[str, str] = {}  # prefix -> protocol of the neighbour that sent it unresolvable
+    by_address = {peer.address: peer.protocol for peer in scenario.peers}
+    for address, found in routes.items():
+        for route in found:
+            if route.next_hop == scenario.unresolvable:
+                network = ipaddress.ip_network(route.prefix)
+                key = (
+                    str(network.network_address)
+                    if network.prefixlen == scenario.bits
+                    else str(network)
+                )
+                sent[key] = by_address[address]
+    kernel = dict(bird.kernel)
+    preferred_off: Counter[str] = Counter()
+    for key, found in bird.kernel.items():
+        unreachable = all(dict(r).get("type") == "unreachable" for r in found)
+        if key in sent and unreachable and key not in myna.kernel:
+            del kernel[key]
+            preferred_off[sent[key]] += 1
+    protocols = dict(bird.protocols)
+    for name, off in preferred_off.items():
+        row = dict(protocols[name])
+        count = _PREFERRED.search(row.get("Routes", ""))
+        if count is not None:
+            row["Routes"] = _PREFERRED.sub(f"{int(count.group(1)) - off} preferred", row["Routes"])
+            protocols[name] = tuple(sorted(row.items()))
+    return dataclasses.replace(bird, kernel=kernel, protocols=protocols)
+
+
+def _findings(run: Run, *, myna: bool = False) -> list[str]:
+    """Every way the second side departs from the first, phase by phase (``myna``: with
+    ``without_unresolvable``)."""
     lines: list[str] = []
     for phase, settled in run.phases:
         bird, other = settled["first"], settled["second"]
         assert bird.observation is not None
-        found = differences(bird.observation, other.observation) if other.observation else []
+        expected = bird.observation
+        if myna and other.observation is not None:
+            expected = without_unresolvable(expected, other.observation, run.scenario, run.routes)
+        found = differences(expected, other.observation) if other.observation else []
         if other.problem is None and not found:
             continue
         lines.append(f"{phase}:")
@@ -206,7 +297,7 @@ def _findings(run: Run) -> list[str]:
 def test_myna_does_what_bird_does(bed: Topology, relative: str) -> None:
     run = run_both(bed, relative, BIRD, MYNA_DAEMON)
     _bird_worked(run)
-    findings = _findings(run)
+    findings = _findings(run, myna=True)
     assert not findings, f"{relative}: Myna differs from BIRD 1.6\n" + "\n".join(findings)
     assert run.seconds < 60, f"{relative} took {run.seconds:.1f} s"
 
