@@ -444,7 +444,7 @@ class FibProgrammer:
                 want = _new(KernelRoute, (shape[0], prefix, *shape[2:]))
                 # a first write must not replace a route of another protocol (module docstring)
                 op = RouteOp.NEW if have is None else RouteOp.REPLACE
-                if have is not None and have[6] != shape[6]:  # another metric: see _record
+                if have is not None and _other_metric(shape, have):  # see _record
                     op = RouteOp.NEW
                     self._stale.append(
                         _new(
@@ -505,7 +505,7 @@ class FibProgrammer:
             else:
                 installed[key] = full
             op = RouteOp.NEW if have is None else RouteOp.REPLACE
-            if have is not None and have.priority != full.priority:
+            if have is not None and _other_metric(full, have):
                 # The metric is part of the kernel's key: a REPLACE would add a second route
                 # beside the old one. BIRD 1.6 deletes the old route and adds the new one
                 # (krt_replace_rte); we add the new one, then delete the old.

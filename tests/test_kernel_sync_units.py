@@ -460,3 +460,23 @@ async def test_a_new_metric_replaces_the_route_at_the_old_one() -> None:
     await fib.resync()
     await turn()
     assert [(c.op, c.route.priority) for b in writer.batches for c in b] == [(RouteOp.DEL, 647)]
+
+
+@on_uvloop
+async def test_an_adopted_ipv6_route_at_metric_1024_is_the_one_wanted_at_metric_0() -> None:
+    # BIRD 1.6's kernel metric is none (0), which the kernel shows an IPv6 route at as 1024:
+    # an adopted route is the same kernel route, replaced in place, never deleted
+    # (test_interop_bird_socket, Myna taking over BIRD 1.6's routes).
+    v6 = Family.IPV6_UNICAST
+    writer, kernel = FakeWriter(), FakeKernel()
+    fib = FibProgrammer(writer, FibSettings(metric=0), dump=kernel.dump)  # type: ignore[arg-type]
+    prefix = prefix_from_text("2001:db8:1::/64")
+    left = KernelRoute(
+        socket.AF_INET6, prefix, protocol=12, priority=1024, gateway=ip("2001:db8::3")
+    )
+    fib.adopt([left])
+    attrs = ATTRIBUTES.intern(PathAttributes(next_hop=ip("2001:db8::2")))
+    route = Route(PEER, attrs)
+    fib.publish([Change(v6, prefix, None, (), route, (route,))])
+    await turn()
+    assert [(c.op, c.route.priority) for b in writer.batches for c in b] == [(RouteOp.REPLACE, 0)]
