@@ -59,7 +59,7 @@ from rib.policy import (
 from rib.rib_events import ImportPolicy
 from rib.rib_task import RibSession
 from rib.route import Preferred, Route
-from speaker.path_attributes import PathAttributes
+from speaker.path_attributes import ATTRIBUTES, PathAttributes
 from speaker.session_events import SessionUp
 from speaker.wire_codes import Family
 
@@ -96,6 +96,9 @@ def reflection_for(config: DaemonConfig, peer: Peer) -> Reflection | None:
     return Reflection(cluster_id, role, config.client_to_client)
 
 
+BIRD_DEFAULT_LOCAL_PREF = 100  # BIRD 1.6's default bgp_local_pref (Calico never sets it)
+
+
 def bird_export_policy(check: PolicyCheck) -> ExportPolicy:
     """A compiled BIRD export filter as the groups call it: the set to send, or None."""
     accept = Action.ACCEPT
@@ -117,6 +120,12 @@ def bird_import_policy(checks: PolicyCheck, bird: PolicyCheck) -> ImportPolicy:
     def policy(family: Family, prefix: int, route: Route) -> PathAttributes | Preferred | None:
         if checks(prefix, family, route)[0] != accept:
             return None
+        if route.attrs.local_pref is None:
+            # BIRD 1.6 gives a received route without LOCAL_PREF (an eBGP peer's) its
+            # ``default bgp_local_pref``, 100, while decoding it (bgp_decode_attrs): the
+            # filters read it, the kernel's metric comes from it and iBGP peers are sent it.
+            attrs = ATTRIBUTES.intern(route.attrs._replace(local_pref=BIRD_DEFAULT_LOCAL_PREF))
+            route = route._replace(attrs=attrs)
         verdict = bird(prefix, family, route)
         if verdict[0] != accept:
             return None

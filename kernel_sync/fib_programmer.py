@@ -92,6 +92,16 @@ _TYPE_OF_DEST = {
 }
 
 
+def _other_metric(want: KernelRoute, have: KernelRoute) -> bool:
+    """Whether the kernel's route sits at another metric than the one wanted.
+
+    The kernel turns an IPv6 route's metric 0 into 1024.
+    """
+    if want.family == socket.AF_INET6 and want.priority == 0:
+        return have.priority not in (0, 1024)
+    return have.priority != want.priority
+
+
 def program_all(_prefix: int, _family: Family, _route: Route) -> KernelAnswer:
     """The kernel policy without Calico pools: every BGP route, plain."""
     return _PLAIN
@@ -169,6 +179,8 @@ class FibProgrammer:
         self.request_resync: Callable[[str], None] = self._resync_alone
         self._resync_task: asyncio.Task[None] | None = None
         self._queue: dict[Key, RouteChange] = {}
+        # DELs of our routes at a metric no longer wanted, written after the queue
+        self._stale: list[RouteChange] = []
         self._deleting: set[Key] = set()  # our DELs whose notification has not come back yet
         self._flush_scheduled = False
         self._pending: set[asyncio.Future[BatchResult]] = set()
@@ -432,6 +444,14 @@ class FibProgrammer:
                 want = _new(KernelRoute, (shape[0], prefix, *shape[2:]))
                 # a first write must not replace a route of another protocol (module docstring)
                 op = RouteOp.NEW if have is None else RouteOp.REPLACE
+                if have is not None and _other_metric(shape, have):  # see _record
+                    op = RouteOp.NEW
+                    self._stale.append(
+                        _new(
+                            RouteChange,
+                            (RouteOp.DEL, _new(KernelRoute, (have[0], prefix, *have[2:]))),
+                        )
+                    )
                 queue[(family, prefix)] = _new(RouteChange, (op, want))
 
     def _record(
@@ -485,6 +505,12 @@ class FibProgrammer:
             else:
                 installed[key] = full
             op = RouteOp.NEW if have is None else RouteOp.REPLACE
+            if have is not None and _other_metric(full, have):
+                # The metric is part of the kernel's key: a REPLACE would add a second route
+                # beside the old one. BIRD 1.6 deletes the old route and adds the new one
+                # (krt_replace_rte); we add the new one, then delete the old.
+                op = RouteOp.NEW
+                self._stale.append(_new(RouteChange, (RouteOp.DEL, have)))
             self._queue[key] = _new(RouteChange, (op, full))
 
     def retry(self) -> None:
@@ -526,7 +552,14 @@ class FibProgrammer:
     async def resync(self) -> None:
         """Make the kernel's routes of our protocol equal to ``installed`` (drift repair)."""
         await self.settle()
-        have = {(family_of(r), r.prefix): r for r in await self._dump()}
+        have: dict[Key, KernelRoute] = {}
+        for route in await self._dump():
+            key = (family_of(route), route.prefix)
+            want = self.installed.get(key)
+            if want is not None and key not in self._queue and _other_metric(want, route):
+                self._stale.append(RouteChange(RouteOp.DEL, route))  # ours at an old metric
+            else:
+                have[key] = route
         self._deleting.clear()  # the dump is the truth now; a late echo at worst rewrites one
         repaired = 0
         for key, want in self.installed.items():
@@ -560,24 +593,26 @@ class FibProgrammer:
 
     async def settle(self) -> None:
         """Wait until everything queued so far has been written and answered."""
-        while self._queue or self._pending:
-            if self._queue:
+        while self._queue or self._stale or self._pending:
+            if self._queue or self._stale:
                 self._flush()
             await asyncio.gather(*self._pending, return_exceptions=True)
 
     # --- writing -----------------------------------------------------------------------------
 
     def _schedule(self) -> None:
-        if self._queue and not self._flush_scheduled:
+        if (self._queue or self._stale) and not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if not self._queue:
+        if not self._queue and not self._stale:
             return
         changes = list(self._queue.values())
         self._queue.clear()
+        changes += self._stale  # their echoes differ from ``installed``: no repair follows
+        self._stale = []
         for change in changes:
             if change.op is RouteOp.DEL:
                 self._deleting.add((family_of(change.route), change.route.prefix))

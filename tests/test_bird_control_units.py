@@ -30,15 +30,25 @@ from calico_bird_clients import (
 )
 
 from bgpd.bird_config.cli import load
+from bgpd.bird_config.config_parser import read_bird_config
 from bgpd.bird_config.filter_identity import filter_key
 from bgpd.bird_control.commands import CommandError, ShowRoute, parse
 from bgpd.bird_control.interfaces import Interface, Interfaces, scope_of
+from bgpd.bird_control.protocols import _caps, _from_bird
 from bgpd.bird_control.replies import Framer, proto_time
 from bgpd.bird_control.routes import RouteView, bgp_attribute_lines
 from bgpd.config import parse_config
 from bgpd.reload_plan import plan_reload
 from kernel_sync.netlink_messages import Link
 from rib.route import Destination, KernelFacts, LocalKind, Origin, Route, Source
+from speaker.capabilities import (
+    AddPathCapability,
+    EnhancedRouteRefreshCapability,
+    ExtendedMessageCapability,
+    FourOctetAsCapability,
+    GracefulRestartCapability,
+    RouteRefreshCapability,
+)
 from speaker.path_attributes import ATTRIBUTES, PathAttributes
 
 # BIRD 1.6.8, `show route all` on a Calico-like node (times are normalised before comparing).
@@ -323,3 +333,37 @@ def test_session_errors_read_as_birds_error_classes() -> None:
     )
     assert bird_error("BFD session down") == "Error: BFD session down"
     assert bird_error("") == ""
+
+
+def test_neighbor_caps_are_the_words_bird_16_prints() -> None:
+    # What ExaBGP offers in test_bird_differential (refresh, enhanced refresh, graceful restart
+    # for IPv4 unicast, AS4, ADD-PATH receive, extended messages), as BIRD 1.6.8's
+    # ``show protocols all`` lists it: no ext-messages.
+    offered = (
+        RouteRefreshCapability(),
+        EnhancedRouteRefreshCapability(),
+        GracefulRestartCapability(0, 120, ((1, 1, 0),)),
+        FourOctetAsCapability(65000),
+        AddPathCapability(((1, 1, 1),)),
+        ExtendedMessageCapability(),
+    )
+    assert _caps(offered) == " refresh enhanced-refresh restart-able AS4 add-path-rx"
+
+
+def test_the_session_line_says_multihop_for_any_multihop_setting() -> None:
+    # BIRD 1.6.8 in test_bird_differential (ttl_security/explicit_node): an eBGP protocol with
+    # ``ttl security on; multihop 1`` shows "Session: external multihop AS4 add-path-tx".
+    text = """
+router id 198.18.0.1;
+protocol bgp Hop1 { local as 64512; neighbor 198.18.0.2 as 64513; ttl security on; multihop 1; }
+protocol bgp Direct { local as 64512; neighbor 198.18.0.3 as 64513; direct; }
+protocol bgp Ebgp { local as 64512; neighbor 198.18.0.4 as 64513; }
+protocol bgp Ibgp { local as 64512; neighbor 198.18.0.5 as 64512; }
+"""
+    config = read_bird_config("bird.cfg", text=text)
+    assert {p.name: _from_bird(p, False).multihop for p in config.protocols} == {
+        "Hop1": True,
+        "Direct": False,
+        "Ebgp": False,
+        "Ibgp": True,
+    }

@@ -366,3 +366,28 @@ def test_the_ipv4_and_ipv6_daemons_of_one_node_keep_to_their_own_family() -> Non
                         gateway=ipaddress.IPv6Address("2001:db8::2").packed)  # fmt: skip
     fib.adopt([ours4, ours6])
     assert fib.adopted == {(V4, ours4.prefix)}
+
+
+def test_a_route_without_local_pref_gets_birds_default_before_the_import_filter(
+    config: DaemonConfig,
+) -> None:
+    """BIRD 1.6 in test_bird_differential: an eBGP peer's route (no LOCAL_PREF) is sent to
+    iBGP peers with LOCAL_PREF 100 and written to the kernel at 2147483647 - 100, as
+    calico_kernel_programming reads bgp_local_pref = 100 (bgp_decode_attrs attaches the
+    default local pref to every received route lacking one)."""
+    policies = Policies(config)
+    peer = config.peers[0]
+    source = Source(peer.address, Origin.BGP, address=ip(peer.address), protocol=peer.name or "")
+    bare = Route(source, ATTRIBUTES.intern(PathAttributes(next_hop=bytes([198, 18, 0, 2]),
+                                                          as_path=((2, (64999,)),))))  # fmt: skip
+    attrs = policies.import_policy(peer)(V4, p("198.19.2.0/26"), bare)
+    assert isinstance(attrs, PathAttributes) and attrs.local_pref == 100
+    kept = Route(source, attrs)
+    assert kernel_policy(config, policies.inputs)(p("198.19.2.0/26"), V4, kept) == (
+        True,
+        None,
+        2147483547,
+    )
+    # a route that has one keeps it
+    high = bare._replace(attrs=ATTRIBUTES.intern(bare.attrs._replace(local_pref=7)))
+    assert policies.import_policy(peer)(V4, p("198.19.2.0/26"), high) is high.attrs

@@ -411,3 +411,72 @@ async def test_a_route_of_another_protocol_holding_our_key_is_never_replaced() -
     fib.publish([change("198.19.1.0/26", "198.18.0.3")])  # ours now: replaced in place
     await turn()
     assert writer.written() == [(RouteOp.REPLACE, "198.19.1.0/26")]
+
+
+def metric_by_next_hop(_prefix: int, _family: Family, route: Route) -> tuple[bool, None, int]:
+    """Calico's kernel filter reads krt_metric from the route (here: its next hop)."""
+    return True, None, {ip("198.18.0.2"): 647, ip("198.18.0.3"): 47}[route.attrs.next_hop]
+
+
+@on_uvloop
+async def test_a_new_metric_replaces_the_route_at_the_old_one() -> None:
+    # BIRD 1.6 in test_bird_differential (a new best path with another LOCAL_PREF, so another
+    # krt_metric): the kernel holds the prefix once, at the new metric. The metric is part of
+    # the kernel's key, so a REPLACE alone would leave the old route beside the new one.
+    fib, writer, kernel = programmer(policy=metric_by_next_hop)
+    fib.publish([change("198.19.1.0/26", "198.18.0.2")])
+    await turn()
+    old = fib.installed[(V4, prefix_from_text("198.19.1.0/26"))]
+    assert old.priority == 647
+    writer.batches.clear()
+    fib.publish([change("198.19.1.0/26", "198.18.0.3")])
+    await turn()
+    ((new, stale),) = writer.batches
+    assert (new.op, new.route.priority, new.route.gateway) == (RouteOp.NEW, 47, ip("198.18.0.3"))
+    assert (stale.op, stale.route) == (RouteOp.DEL, old)
+    # Its echo is not drift: nothing is put back.
+    writer.batches.clear()
+    fib.on_kernel(header(MessageType.DELROUTE), old)
+    await turn()
+    assert writer.batches == []
+    # The same through a Run (many prefixes, one path).
+    prefixes = (prefix_from_text("198.19.2.0/26"), prefix_from_text("198.19.2.64/26"))
+    first, second = route_via("198.18.0.2"), route_via("198.18.0.3")
+    fib.publish([Run(V4, PEER, 0, first, prefixes)])
+    await turn()
+    writer.batches.clear()
+    fib.publish([Run(V4, PEER, 0, second, prefixes, first)])
+    await turn()
+    ops = sorted((c.op, c.route.prefix, c.route.priority) for b in writer.batches for c in b)
+    assert ops == sorted(
+        [(RouteOp.NEW, p, 47) for p in prefixes] + [(RouteOp.DEL, p, 647) for p in prefixes]
+    )
+    # A resync finds ours at an old metric beside the wanted one (an older Myna left it).
+    writer.batches.clear()
+    kernel.routes = [
+        *(route for _, route in fib.installed.items()),
+        old._replace(prefix=prefixes[0]),
+    ]
+    await fib.resync()
+    await turn()
+    assert [(c.op, c.route.priority) for b in writer.batches for c in b] == [(RouteOp.DEL, 647)]
+
+
+@on_uvloop
+async def test_an_adopted_ipv6_route_at_metric_1024_is_the_one_wanted_at_metric_0() -> None:
+    # BIRD 1.6's kernel metric is none (0), which the kernel shows an IPv6 route at as 1024:
+    # an adopted route is the same kernel route, replaced in place, never deleted
+    # (test_interop_bird_socket, Myna taking over BIRD 1.6's routes).
+    v6 = Family.IPV6_UNICAST
+    writer, kernel = FakeWriter(), FakeKernel()
+    fib = FibProgrammer(writer, FibSettings(metric=0), dump=kernel.dump)  # type: ignore[arg-type]
+    prefix = prefix_from_text("2001:db8:1::/64")
+    left = KernelRoute(
+        socket.AF_INET6, prefix, protocol=12, priority=1024, gateway=ip("2001:db8::3")
+    )
+    fib.adopt([left])
+    attrs = ATTRIBUTES.intern(PathAttributes(next_hop=ip("2001:db8::2")))
+    route = Route(PEER, attrs)
+    fib.publish([Change(v6, prefix, None, (), route, (route,))])
+    await turn()
+    assert [(c.op, c.route.priority) for b in writer.batches for c in b] == [(RouteOp.REPLACE, 0)]
