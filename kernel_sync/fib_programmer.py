@@ -14,8 +14,8 @@ loop through ``RouteWriter``, whose acknowledgements arrive asynchronously. Rout
 from the kernel are never written back (they are there, owned by Felix or the operator), nor is
 anything of another protocol touched; the node's static routes (BIRD's static protocol: a
 blackhole, or via a gateway) are written like BGP routes when the kernel policy accepts them
-(``programmable``). The policy's answer may carry a metric (BIRD's ``krt_metric``), else
-``FibSettings.metric``.
+(``programmable``). The route's metric is ``FibSettings.metric`` (the kernel protocol's
+``metric``), else the one the policy's answer carries (BIRD's ``krt_metric``), else none.
 
 Keeping the kernel right:
 
@@ -264,7 +264,9 @@ class FibProgrammer:
             prefix,
             table=settings.table,
             protocol=settings.protocol,
-            priority=settings.metric if metric is None else metric,
+            # BIRD (netlink.c nl_send_route): the protocol's own metric, when set, wins over
+            # the filter's krt_metric; BIRD 1.6's default is none, BIRD 2's (YAML's) 32.
+            priority=settings.metric or (0 if metric is None else metric),
         )
 
     def _local(

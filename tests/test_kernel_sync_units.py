@@ -93,9 +93,11 @@ class FakeKernel:
         return list(self.routes)
 
 
-def programmer(**kwargs: object) -> tuple[FibProgrammer, FakeWriter, FakeKernel]:
+def programmer(
+    settings: FibSettings | None = None, **kwargs: object
+) -> tuple[FibProgrammer, FakeWriter, FakeKernel]:
     writer, kernel = FakeWriter(), FakeKernel()
-    fib = FibProgrammer(writer, FibSettings(), dump=kernel.dump, **kwargs)  # type: ignore[arg-type]
+    fib = FibProgrammer(writer, settings or FibSettings(), dump=kernel.dump, **kwargs)  # type: ignore[arg-type]
     return fib, writer, kernel
 
 
@@ -423,7 +425,8 @@ async def test_a_new_metric_replaces_the_route_at_the_old_one() -> None:
     # BIRD 1.6 in test_bird_differential (a new best path with another LOCAL_PREF, so another
     # krt_metric): the kernel holds the prefix once, at the new metric. The metric is part of
     # the kernel's key, so a REPLACE alone would leave the old route beside the new one.
-    fib, writer, kernel = programmer(policy=metric_by_next_hop)
+    # BIRD 1.6's kernel protocol has no metric of its own: krt_metric decides.
+    fib, writer, kernel = programmer(FibSettings(metric=0), policy=metric_by_next_hop)
     fib.publish([change("198.19.1.0/26", "198.18.0.2")])
     await turn()
     old = fib.installed[(V4, prefix_from_text("198.19.1.0/26"))]
@@ -480,3 +483,16 @@ async def test_an_adopted_ipv6_route_at_metric_1024_is_the_one_wanted_at_metric_
     fib.publish([Change(v6, prefix, None, (), route, (route,))])
     await turn()
     assert [(c.op, c.route.priority) for b in writer.batches for c in b] == [(RouteOp.REPLACE, 0)]
+
+
+def test_the_kernel_protocols_metric_wins_over_krt_metric() -> None:
+    """BIRD 1.6 ``nl_send_route`` (sysdep/linux/netlink.c): ``metric N`` of the kernel protocol,
+    when set, is the route's metric whatever the export filter's ``krt_metric``; without it
+    (BIRD 1.6's default) ``krt_metric`` is, and without either the route has none (0)."""
+    for metric, expected in ((5, 5), (0, 647)):
+        fib, _, _ = programmer(FibSettings(metric=metric), policy=metric_by_next_hop)
+        route = fib.desired(change("198.19.1.0/26", "198.18.0.2"))
+        assert route is not None and route.priority == expected
+    fib, _, _ = programmer(FibSettings(metric=0))
+    route = fib.desired(change("198.19.1.0/26", "198.18.0.2"))
+    assert route is not None and route.priority == 0
