@@ -288,7 +288,14 @@ def _facts(route: Route, default_local_pref: int, missing_med: int, cost_e: int)
         # Step 0: BIRD's route preference, highest wins (negated). Our own routes (Calico's
         # IPAM blocks, configured announcements) are not displaced by what a peer says about
         # the same prefix: BIRD gets this from static 200 over BGP 100.
-        -(route.preference or source.preference or _DEFAULT_PREFERENCE[source.origin]),
+        -(
+            route.preference
+            or (
+                _DEFAULT_PREFERENCE[source.origin]
+                if source.preference is None
+                else source.preference
+            )
+        ),
         # 9.1.1: the degree of preference is LOCAL_PREF (import policy sets it for eBGP and
         # local routes); highest wins, hence negated.
         -(default_local_pref if local_pref is None else local_pref),
