@@ -326,12 +326,17 @@ class PeerLifecycle:
     def _send(self, peer: PeerRib, data: bytes) -> None:
         self._out.append(Send(peer.handle, data, peer.conn))
 
-    def _continue_table(self, peer: PeerRib) -> Iterator[None]:
-        """Send the table as far as the member takes it; the cursor keeps the rest."""
+    def _continue_table(self, peer: PeerRib, *, hold_end: bool = False) -> Iterator[None]:
+        """Send the table as far as the member takes it; the cursor keeps the rest.
+
+        ``hold_end``: stop before the End-of-RIB (the keys the member missed go first).
+        """
         table = peer.table
         group = peer.group
         while table is not None and group is not None and peer.writable:
             if table.index >= len(table.families):
+                if hold_end:
+                    return
                 if table.end_of_rib:
                     self._send(peer, group.end_of_rib())
                 peer.table = None
@@ -365,15 +370,16 @@ class PeerLifecycle:
     def _on_drained(self, peer: PeerRib) -> Iterator[None]:
         """A member that fell behind takes data again.
 
-        The rest of its table first, then what it missed meanwhile, each key as it is now.
+        The rest of its table first, then what it missed meanwhile, each key as it is now,
+        then the End-of-RIB that ends the table (RFC 4724 4.1: after the initial update).
         """
         if peer.table is not None:
-            yield from self._continue_table(peer)
+            yield from self._continue_table(peer, hold_end=True)
         group = peer.group
         if group is None or not peer.up:
             peer.missed.clear()
             return
-        while peer.missed and peer.writable and peer.table is None:
+        while peer.missed and peer.writable and _table_sent(peer):
             family, keys = peer.missed.popitem()
             ordered = sorted(keys)
             for start in range(0, len(ordered), RUN_CHUNK):
@@ -384,6 +390,8 @@ class PeerLifecycle:
                 if not peer.writable:  # behind again: what is left waits for the next drain
                     peer.missed.setdefault(family, set()).update(ordered[start + RUN_CHUNK :])
                     return
+        if peer.table is not None and not peer.missed:
+            yield from self._continue_table(peer)  # its End-of-RIB, last
 
     # -- a reload's new filters ----------------------------------------------------------------
 
@@ -490,6 +498,12 @@ class PeerLifecycle:
             for member in group.members:
                 self._end_of_rib_to(member)  # type: ignore[arg-type]
         self._out.append(DeferralDone(reason))
+
+
+def _table_sent(peer: PeerRib) -> bool:
+    """No table send, or one with only its End-of-RIB left."""
+    table = peer.table
+    return table is None or table.index >= len(table.families)
 
 
 def _refresh(family: Family, subtype: RouteRefreshSubtype) -> RouteRefresh:

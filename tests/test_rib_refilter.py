@@ -17,9 +17,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from rib_core_harness import V4, CoreBed, reflecting
-from rib_harness import FakeSession
+from rib_harness import FakeSession, capabilities, export_settings
 
-from rib.adj_rib_out import ExportPolicy, accept_all
+from rib.adj_rib_out import ExportPolicy, ExportSettings, accept_all
 from rib.loc_rib import Published, Run
 from rib.rib_events import (
     ImportPolicy,
@@ -27,13 +27,16 @@ from rib.rib_events import (
     PoliciesChanged,
     PolicyChange,
     Refeed,
+    Started,
     accept_import,
 )
 from rib.route import Origin, Route
 from speaker.control_messages import decode_route_refresh
 from speaker.framing import MessageReader
+from speaker.messages import decode_message
 from speaker.nlri import prefix_from_text
 from speaker.path_attributes import ATTRIBUTES, PathAttributes
+from speaker.update_message import Update
 from speaker.wire_codes import Family, MessageType
 
 CLUSTER = "198.19.255.1"
@@ -201,3 +204,117 @@ def test_refeed_gives_a_channel_the_whole_table_again() -> None:
         for change in batch:
             prefixes.update(change.prefixes if isinstance(change, Run) else (change.prefix,))
     assert prefixes == {block(1), block(2), block(3)}
+
+
+# -- cases the model does not reach (from a review as a BIRD implementer) --------------------------
+
+P = prefix_from_text("198.19.1.0/26")
+Q = prefix_from_text("198.19.2.0/26")
+
+
+def paths_held(session: FakeSession) -> dict[tuple[int, int], PathAttributes]:
+    """(prefix, path id) -> attributes, as an ADD-PATH receiver applies what it was sent."""
+    reader = MessageReader(session.negotiated.max_message_len)
+    held: dict[tuple[int, int], PathAttributes] = {}
+    for data in session.sent:
+        for kind, body in reader.feed(data):
+            message = decode_message(kind, body, session.negotiated)
+            if not isinstance(message, Update):
+                continue
+            for gone in message.unreach:
+                ids = gone.path_ids or (0,) * len(gone.prefixes)
+                for prefix, pid in zip(gone.prefixes, ids, strict=True):
+                    held.pop((prefix, pid), None)
+            for reach in message.reach:
+                ids = reach.path_ids or (0,) * len(reach.prefixes)
+                for prefix, pid in zip(reach.prefixes, ids, strict=True):
+                    held[(prefix, pid)] = reach.attributes
+    return held
+
+
+def not_from(address: str) -> ExportPolicy:
+    packed = bytes(int(o) for o in address.split("."))
+
+    def policy(_family: Family, _prefix: int, route: Route) -> PathAttributes | None:
+        return None if route.attrs.next_hop == packed else route.attrs
+
+    return policy
+
+
+def all_paths(session: object) -> ExportSettings:
+    return replace(export_settings(session, None), add_path_all=True)  # type: ignore[arg-type]
+
+
+def test_add_path_refeed_withdraws_path_ids_the_new_view_lacks() -> None:
+    bed = CoreBed()
+    bed.add("a", "198.18.0.2")
+    bed.add("b", "198.18.0.3")
+    bed.add("x", "198.18.0.4", export=all_paths)
+    bed.up("a", asn=64513)
+    bed.up("b", asn=64514)
+    bed.up("x", asn=64515, ours=capabilities(add_path=2), theirs=capabilities(add_path=1))
+    bed.announce("a", [P, Q], as_path=((2, (64513,)),))
+    bed.announce("b", [P], as_path=((2, (64514,)),))
+    bed.run()
+    x = bed["x"]
+    assert len(paths_held(x)) == 3  # P twice, Q once
+    new = replace(all_paths(x), policy=not_from("198.18.0.2"))
+    bed.handle(PoliciesChanged((PolicyChange(x, None, False, False, new),)))
+    bed.run()
+    held = paths_held(x)
+    assert len(held) == 1 and next(iter(held))[0] == P  # b's path of P only
+
+
+def test_refeed_during_selection_deferral_then_table() -> None:
+    bed = CoreBed(selection_deferral=60.0)
+    bed.add("a", "198.18.0.2")
+    bed.add("x", "198.18.0.4")
+    gr = capabilities(gr=True)
+    bed.handle(Started())
+    bed.up("a", asn=64513, ours=gr, theirs=gr)
+    bed.up("x", asn=64515, ours=gr, theirs=gr)
+    bed.announce("a", [P, Q], as_path=((2, (64513,)),))
+    bed.run()
+    assert bed.core.loc.deferring
+    x = bed["x"]
+    new = replace(export_settings(x, None), policy=lambda f, p, r: None if p == P else r.attrs)
+    bed.handle(PoliciesChanged((PolicyChange(x, None, False, False, new),)))
+    bed.run()
+    bed.advance(61)
+    assert set(x.table()) == {Q}
+    assert x.end_of_ribs() == [V4]
+
+
+def _order(session: FakeSession) -> list[str]:
+    """'U' for an UPDATE with NLRI, 'E' for an End-of-RIB, in the order sent."""
+    out = []
+    for update in session.updates_received():
+        if update.end_of_rib is not None:
+            out.append("E")
+        elif update.reach:
+            out.append("U")
+    return out
+
+
+def test_end_of_rib_after_the_table_for_a_member_blocked_at_deferral_end() -> None:
+    """RFC 4724 4.1/4.2: End-of-RIB follows the initial update. Pre-existing, not 4f2b5a1:
+    a member not taking data when selection deferral ends gets its End-of-RIB (kept as an
+    empty ``TableSend``) before the keys it missed, since ``_on_drained`` finishes the table
+    cursor first. A GR helper then sweeps its stale copies of our routes, which come back
+    only afterwards."""
+    bed = CoreBed(selection_deferral=60.0)
+    bed.add("a", "198.18.0.2")
+    bed.add("x", "198.18.0.4")
+    gr = capabilities(gr=True)
+    bed.handle(Started())
+    bed.up("a", asn=64513, ours=gr, theirs=gr)
+    bed.up("x", asn=64515, ours=gr, theirs=gr)
+    bed.announce("a", [P, Q], as_path=((2, (64513,)),))
+    bed.run()
+    assert bed.core.loc.deferring
+    bed.core.set_writable(bed["x"], False)
+    bed.advance(61)  # deferral over: the table goes to x's missed set, End-of-RIB waits
+    bed.core.set_writable(bed["x"], True)
+    bed.run()
+    assert set(bed["x"].table()) == {P, Q}
+    assert _order(bed["x"])[-1] == "E", _order(bed["x"])
