@@ -419,7 +419,7 @@ class Daemon:
         ):
             # BIRD filters are shared by their text within one config (``filter_identity``):
             # a new config may give the same text another meaning (a function changed).
-            self.policies = Policies(config)
+            self.policies = Policies(config, reuse=self.policies)
         else:
             # The same compiled policies: reset peers rejoin the kept peers' update groups.
             self.policies.config = config
@@ -587,6 +587,8 @@ class Daemon:
 
                 resolver.on_change = kernel_routes_changed
             fib.adopt(await dump_routes(table=kernel.table, protocol=kernel.protocol))
+            # A reload while the dump ran found no FIB to re-feed: take its policy now.
+            fib.policy = kernel_policy(self.config, self.policies.inputs)
             self.fib = fib
             events.watchers.append(fib)
             self.rib.add_channel(fib)

@@ -31,6 +31,7 @@ import ipaddress
 from collections.abc import Callable
 
 from bgpd.bird_config.bgp_export import BgpExportContext
+from bgpd.bird_config.filter_identity import filter_key
 from bgpd.config import BirdFilterModel, DaemonConfig, Peer
 from kernel_sync.fib_programmer import KernelAnswer, KernelPolicy, program_all
 from reflector.rules import PeerRole, Reflection
@@ -138,23 +139,16 @@ def bird_import_policy(checks: PolicyCheck, bird: PolicyCheck) -> ImportPolicy:
 
 
 def filter_identity(bird: BirdFilterModel) -> object:
-    """What makes two of one config's filters the same filter, so they compile once.
+    """What makes two filters the same filter, so they compile once: BIRD's ``filter_same``.
 
-    Calico writes the same inline filter into every mesh peer's protocol; within one config
-    the same text means the same filter (the functions it calls are the config's), so those
-    peers share one compiled function and one update group. A named filter is its name. The
-    cache holding these lives as long as one config (``Daemon.reload`` makes a new one when
-    filters change); a verdict's reason names the first of the filters' places.
+    Calico writes the same inline filter into every mesh peer's protocol: those peers share
+    one compiled function and one update group. ``filter_key`` compares what the filter means
+    (following calls into the functions it calls, ignoring positions and names), so the key
+    holds across a reload too (``Policies(reuse=...)``): a filter read again, or moved, is the
+    same filter; one whose function changed is not. A verdict's reason names the first of the
+    filters' places.
     """
-    program = bird.program
-    definition = program.filter
-    if definition is None:
-        return (program.kind, program.ipv6)
-    if not definition.name.startswith("(inline"):
-        return (program.ipv6, "filter", definition.name)
-    if definition.source_text:
-        return (program.ipv6, "inline", definition.source_text)
-    return program
+    return filter_key(bird.program)
 
 
 def kernel_policy(config: DaemonConfig, inputs: CalicoPolicyInputs) -> KernelPolicy:
@@ -199,18 +193,36 @@ class Policies:
     in one update group (the group key compares the function).
     """
 
-    def __init__(self, config: DaemonConfig) -> None:
+    def __init__(self, config: DaemonConfig, reuse: Policies | None = None) -> None:
+        """Policies for ``config``; ``reuse``: those of the config before a reload.
+
+        BIRD filters are keyed by what they mean (``filter_identity`` follows calls into
+        functions), so those compiled then serve again, and peers kept and peers re-filtered
+        to the same text share update groups.
+        """
         self.config = config
         self.inputs = calico_inputs(config)
         self.filters = {name: filter_from_crd(name, spec) for name, spec in config.filters.items()}
         self._exports: dict[tuple[bool, int, bool, tuple[str, ...]], ExportPolicy] = {}
-        self._bird_exports: dict[tuple[object, BgpExportContext], ExportPolicy] = {}
-        self._bird_imports: dict[object, tuple[PolicyCheck, bool]] = {}
+        self._bird_exports: dict[tuple[object, BgpExportContext], ExportPolicy] = (
+            {} if reuse is None else dict(reuse._bird_exports)
+        )
+        self._bird_imports: dict[object, tuple[PolicyCheck, bool]] = (
+            {} if reuse is None else dict(reuse._bird_imports)
+        )
+        self._identities: dict[int, tuple[BirdFilterModel, object]] = {}
         own = {ipaddress.ip_address(config.router_id).packed}
         own.update(
             ipaddress.ip_address(p.source_address).packed for p in config.peers if p.source_address
         )
         self.own_addresses = frozenset(own)
+
+    def _identity(self, bird: BirdFilterModel) -> object:
+        """``filter_identity``, worked out once per filter object (each session up asks)."""
+        hit = self._identities.get(id(bird))
+        if hit is None or hit[0] is not bird:
+            hit = self._identities[id(bird)] = (bird, filter_identity(bird))
+        return hit[1]
 
     def _context(self, peer: Peer) -> PeerContext:
         return PeerContext(
@@ -244,7 +256,7 @@ class Policies:
 
     def bird_export(self, export: BirdFilterModel, context: BgpExportContext) -> ExportPolicy:
         """A BIRD export filter towards sessions of ``context``, compiled once per context."""
-        key = (filter_identity(export), context)
+        key = (self._identity(export), context)
         policy = self._bird_exports.get(key)
         if policy is None:
             policy = bird_export_policy(export.compile(export=True, bgp_export=context))
@@ -299,7 +311,7 @@ class Policies:
     # -- import ------------------------------------------------------------------------------
 
     def _bird_import(self, bird: BirdFilterModel) -> tuple[PolicyCheck, bool]:
-        key = filter_identity(bird)
+        key = self._identity(bird)
         hit = self._bird_imports.get(key)
         if hit is None:
             compiled = bird.compiled(export=False)

@@ -165,8 +165,16 @@ def _peer_key(config: DaemonConfig, peer: Peer, secret: str | None) -> tuple[obj
 
 
 def _unfiltered(peer: Peer) -> Peer:
-    """The peer without what BIRD 1.6 re-applies to a running protocol: its filters."""
-    return peer.model_copy(update={"import_filter": None, "export_filter": None})
+    """The peer without what BIRD 1.6 re-applies to a running protocol: its filters.
+
+    A BIRD file's, or the Calico BGPFilters a YAML peer names.
+    """
+    return peer.model_copy(update={"import_filter": None, "export_filter": None, "filters": ()})
+
+
+def _named_filters(config: DaemonConfig, peer: Peer) -> object:
+    """The Calico BGPFilters the peer names, as they read in ``config``."""
+    return tuple((name, comparable(config.filters.get(name))) for name in peer.filters)
 
 
 def _kernel_without_export(config: DaemonConfig) -> object:
@@ -212,8 +220,10 @@ def plan_reload(
         plan.refused.append("cluster_id (in use: the first or last route_reflector_client)")
     if plan.refused:
         return plan
-    # The compiled policies (the kernel's too) read these: every peer's filters change.
+    # The compiled export policies (the kernel's too) read these: every export changes. The
+    # import policies read only the node's own blocks, besides each peer's own filters.
     policies_changed = any(_changed(old, new, n) for n in POLICY_INPUTS)
+    blocks_changed = _changed(old, new, "blocks")
     plan.kernel_refeed = policies_changed or _changed(old, new, "kernel")
     before = {p.address: p for p in old.peers}
     after = {p.address: p for p in new.peers}
@@ -228,11 +238,16 @@ def plan_reload(
         ):
             plan.reset.append(address)
             continue
-        imports = policies_changed or comparable(was.import_filter) != comparable(
-            peer.import_filter
+        own = _named_filters(old, was) != _named_filters(new, peer)
+        imports = (
+            own
+            or comparable(was.import_filter) != comparable(peer.import_filter)
+            or (blocks_changed and peer.import_filter is None)
         )
-        exports = policies_changed or comparable(was.export_filter) != comparable(
-            peer.export_filter
+        exports = (
+            own
+            or comparable(was.export_filter) != comparable(peer.export_filter)
+            or (policies_changed and peer.export_filter is None)
         )
         if imports or exports:
             plan.filters_only.append(address)

@@ -25,6 +25,7 @@ import pytest
 from rib_core_harness import CoreBed
 from rib_harness import FakeSession, up_event
 
+from bgpd.bird_config.bgp_export import BgpExportContext
 from bgpd.bird_config.cli import load
 from bgpd.config import DaemonConfig
 from bgpd.local_routes import StaticRoutes, kernel_import
@@ -391,3 +392,48 @@ def test_a_route_without_local_pref_gets_birds_default_before_the_import_filter(
     # a route that has one keeps it
     high = bare._replace(attrs=ATTRIBUTES.intern(bare.attrs._replace(local_pref=7)))
     assert policies.import_policy(peer)(V4, p("198.19.2.0/26"), high) is high.attrs
+
+
+def test_a_reload_reuses_what_the_same_filters_compiled_to(tmp_path: Path) -> None:
+    """A file read again (confd rewrote it, a line moved) compiles to the same export functions
+    for the same filters, so peers kept across the reload and peers re-filtered to the same
+    text stay in one update group; a changed filter gets its own."""
+    (tmp_path / "bird.cfg").write_text(BIRD_CFG)
+    (tmp_path / "moved.cfg").write_text("# confd wrote a comment\n\n" + BIRD_CFG)
+    changed = BIRD_CFG.replace(
+        "calico_export_to_bgp_peers(true);\n    reject;",
+        "calico_export_to_bgp_peers(true);\n    accept;",
+        1,
+    )
+    assert changed != BIRD_CFG
+    (tmp_path / "changed.cfg").write_text(changed)
+    old = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        first, moved, other = (
+            load(name, False)[1] for name in ("bird.cfg", "moved.cfg", "changed.cfg")
+        )
+    finally:
+        os.chdir(old)
+    context = BgpExportContext(
+        internal=True,
+        local_as=64512,
+        source_address=socket.inet_aton("198.18.0.1"),
+        next_hop_self=False,
+        next_hop_keep=False,
+        rr_client=False,
+        cluster_id=None,
+        router_id=int(ipaddress.IPv4Address("198.18.0.1")),
+        peer_llgr_aware=False,
+    )
+    before = Policies(first)
+
+    def export(policies: Policies, config: DaemonConfig) -> object:
+        bird = config.peers[0].export_filter
+        assert bird is not None
+        return policies.bird_export(bird, context)
+
+    original = export(before, first)  # what the running peers' groups use
+    assert export(Policies(moved, reuse=before), moved) is original
+    assert export(Policies(moved), moved) is not original  # compiled anew
+    assert export(Policies(other, reuse=before), other) is not original

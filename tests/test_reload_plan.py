@@ -40,10 +40,15 @@ def test_inherited_timers_and_policy_inputs_reset_the_peers_that_read_them() -> 
     assert (plan.reset, plan.kept) == (["198.18.0.2"], ["198.18.0.3"])
     pools = [{"cidr": "198.19.0.0/16"}]
     plan = plan_reload(config([B, C]), config([B, C], ip_pools=pools))
-    # Every policy reads the pools: each peer is re-filtered (session kept), the kernel too.
+    # Every export reads the pools: each peer is re-filtered (session kept), the kernel too;
+    # the imports read no pool, so no peer is asked for its routes again (BIRD's filter_same
+    # of an unchanged import filter: no ROUTE-REFRESH).
     assert plan.reset == [] and plan.filters_only == ["198.18.0.2", "198.18.0.3"]
-    assert plan.import_changed == plan.export_changed == plan.filters_only
+    assert plan.export_changed == plan.filters_only and plan.import_changed == []
     assert plan.kernel_refeed
+    # The imports refuse the node's own blocks: a new block changes them (and the exports).
+    plan = plan_reload(config([B, C]), config([B, C], blocks=["198.19.1.0/26"]))
+    assert plan.import_changed == plan.export_changed == ["198.18.0.2", "198.18.0.3"]
     plan = plan_reload(config([B], announce=["198.19.1.0/26"]), config([B]))
     assert plan.kept == ["198.18.0.2"] and plan.announce_changed
 
@@ -68,3 +73,16 @@ def test_what_needs_a_restart_is_refused_by_name() -> None:
     assert plan.refused and plan.refused[0].startswith("cluster_id")
     plan = plan_reload(config([B]), config([B], kernel={"program": True}))
     assert plan.refused == ["kernel"]
+
+
+def test_a_yaml_peers_filters_changed_alone_keep_its_session() -> None:
+    """A peer's BGPFilter list is its filters (Calico's BGPPeer.spec.filters): BIRD 1.6 keeps
+    the protocol and re-feeds it (proto_reconfigure), it does not restart the session."""
+    filters = {
+        "f": {"exportV4": [{"action": "Reject", "cidr": "198.19.0.0/16", "matchOperator": "In"}]}
+    }
+    before = config([B, C], filters=filters)
+    after = config([{**B, "filters": ["f"]}, C], filters=filters)
+    plan = plan_reload(before, after)
+    assert plan.reset == [] and plan.kept == ["198.18.0.3"]
+    assert plan.filters_only == plan.import_changed == plan.export_changed == ["198.18.0.2"]
