@@ -29,6 +29,7 @@ from kernel_sync.route_messages import KernelRoute, NextHop
 LOG = logging.getLogger("myna.kernel")
 
 ON_LINK: tuple[NextHop, ...] = ()  # resolve(): the next hop is a neighbour, use it as it is
+IGP_METRIC_UNKNOWN = 0x80000000  # BIRD's (nest/route.h): the cost of a next hop via a gateway
 
 
 def _network(address: int, length: int, bits: int) -> int:
@@ -116,7 +117,10 @@ class NextHopResolver:
         """Whether a BGP next hop resolves, and at what interior cost (the RIB asks).
 
         RFC 4271 9.1.2.1 and step e). None: not at all; 0: on-link (a connected subnet, as BIRD
-        counts a device route); else the metric of the kernel route it goes through.
+        counts a device route); else ``IGP_METRIC_UNKNOWN``, as BIRD's ``rt_get_igp_metric``
+        has it for a route via a gateway (kernel or static: no IGP told it a cost; the kernel
+        metric only chose which of the prefix's routes is used). So a next hop behind a gateway
+        loses step e to an on-link one and is not merged with it, as in BIRD.
 
         ``next_hop`` is as the route carries it: 4 octets, 16, or 32 (global and link-local:
         the global one is looked up).
@@ -127,7 +131,7 @@ class NextHopResolver:
         route = self._covering(address)
         cost = None
         if route is not None and route.type == RouteType.UNICAST:
-            cost = 0 if self.resolve(address) is ON_LINK else route.priority
+            cost = 0 if self.resolve(address) is ON_LINK else IGP_METRIC_UNKNOWN
         self._costs[next_hop] = cost
         return cost
 

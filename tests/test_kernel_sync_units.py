@@ -255,18 +255,24 @@ def test_a_prefix_with_two_kernel_routes_resolves_through_the_lower_metric_while
 ):
     """The kernel keys routes by prefix, table and metric, and forwards by the lowest metric:
     two default routes (a multi-homed node) are two routes, and deleting one leaves the other
-    (the RIB's eligibility and step e follow the resolver: RFC 4271 9.1.2.1)."""
+    (the RIB's eligibility and step e follow the resolver: RFC 4271 9.1.2.1). The interior
+    cost of a next hop via a gateway is BIRD's IGP_METRIC_UNKNOWN (rt_get_igp_metric: no IGP
+    metric, not a device route), whatever the kernel metric; an on-link one costs 0."""
     low = kernel_route("0.0.0.0/0", "198.18.0.1", protocol=3, oif=2)._replace(priority=100)
     high = kernel_route("0.0.0.0/0", "198.18.1.1", protocol=3, oif=3)._replace(priority=200)
-    resolver = resolver_with(low, high)
-    assert resolver.cost(ip("198.18.200.1")) == 100
+    link = kernel_route("198.18.0.0/24", protocol=2, oif=2, scope=253)
+    resolver = resolver_with(low, high, link)
+    assert resolver.cost(ip("198.18.200.1")) == 0x80000000
+    assert resolver.cost(ip("198.18.0.9")) == 0
+    assert resolver.resolve(ip("198.18.200.1")) == (NextHop(ip("198.18.0.1"), 2),)
     told: list[bool] = []
     resolver.on_change = lambda: told.append(True)
     resolver.on_kernel(header(MessageType.DELROUTE), high)
-    assert resolver.cost(ip("198.18.200.1")) == 100 and told == []  # the best did not change
+    assert resolver.resolve(ip("198.18.200.1")) == (NextHop(ip("198.18.0.1"), 2),)
+    assert told == []  # the route used did not change
     resolver.on_kernel(header(MessageType.NEWROUTE), high)
     resolver.on_kernel(header(MessageType.DELROUTE), low)
-    assert resolver.cost(ip("198.18.200.1")) == 200 and told == [True]
+    assert resolver.cost(ip("198.18.200.1")) == 0x80000000 and told == [True]
     assert resolver.resolve(ip("198.18.200.1")) == (NextHop(ip("198.18.1.1"), 3),)
 
 
