@@ -112,6 +112,10 @@ class Member(Protocol):
     def conn(self) -> int:
         """The connection of the peer's current session."""
 
+    @property
+    def remote(self) -> bytes:
+        """The peer's address, packed: a route whose next hop it is does not go to it."""
+
 
 class Send(NamedTuple):
     """Write ``data`` to the session ``peer`` (a core action).
@@ -472,7 +476,7 @@ class UpdateGroup:
 
     # -- encoding and writing ----------------------------------------------------------------
 
-    def _encode_words(self, words: list[_Word]) -> list[bytes]:
+    def _encode_words(self, words: list[_Word], *, count: bool = True) -> list[bytes]:
         neg = self.negotiated
         out = []
         for family, attrs, _owner, _only, keys in words:
@@ -487,21 +491,27 @@ class UpdateGroup:
                 out.append(b"".join(encode_withdrawals(family, keys, neg)))
             else:
                 out.append(b"".join(encode_announcements(family, attrs, keys, neg)))
-        self.encodings += 1
+        if count:
+            self.encodings += 1
         return out
 
     def _write(self, words: list[_Word]) -> None:
         encoded = self._encode_words(words)
         special: set[Source] = set()
+        hops: set[bytes] = set()
         for word in words:
             if word[_OWNER] is not None:
                 special.add(word[_OWNER])
             if word[_ONLY] is not None:
                 special.add(word[_ONLY])
+            if word[_ATTRS] is not None:
+                hops.add(word[_ATTRS].next_hop[:16])  # a global and link-local pair: global
         common: bytes | None = None
         for member in self.members:
             source = member.source
-            if source is None or source not in special:
+            remote = member.remote
+            itself = bool(remote) and remote in hops
+            if not itself and (source is None or source not in special):
                 if common is None:
                     common = b"".join(
                         d for w, d in zip(words, encoded, strict=True) if w[_ONLY] is None
@@ -510,7 +520,7 @@ class UpdateGroup:
                 mine = words
             else:
                 chosen = [
-                    (word, data)
+                    self._to_itself(word, data, remote) if itself else (word, data)
                     for word, data in zip(words, encoded, strict=True)
                     if (word[_ONLY] is None and word[_OWNER] is not source) or word[_ONLY] is source
                 ]
@@ -524,6 +534,18 @@ class UpdateGroup:
                 for word in mine:
                     if word[_ONLY] is None or word[_ONLY] is source:
                         member.missed.setdefault(word[_FAMILY], set()).update(word[_KEYS])
+
+    def _to_itself(self, word: _Word, data: bytes, remote: bytes) -> tuple[_Word, bytes]:
+        """A word for the member whose address is the route's next hop: a withdrawal instead.
+
+        BIRD never sends a peer a route via itself (``bgp_get_bucket``: "Invalid NEXT_HOP
+        attribute"); what the peer held for those keys before goes.
+        """
+        attrs = word[_ATTRS]
+        if attrs is None or attrs.next_hop[:16] != remote:
+            return word, data
+        gone: _Word = [word[_FAMILY], None, None, word[_ONLY], word[_KEYS]]
+        return gone, b"".join(self._encode_words([gone], count=False))
 
     # -- whole views: a new member, a route refresh, a member that drained ----------------------
 
@@ -543,6 +565,7 @@ class UpdateGroup:
         older word), and not at all in a shard walk. ``counting``: words keep their owner.
         """
         own = None if member is None else member.source
+        remote = b"" if member is None else member.remote
         words: list[_Word] = []
         add_path = family in self.negotiated.add_path_send
         loc = self.loc
@@ -552,13 +575,20 @@ class UpdateGroup:
                 return words
             for prefix, slot in list(shards[shard].items()):
                 for key, attrs, owner in self._held(family, prefix, slot, add_path):
-                    if own is None or owner is not own:
+                    if (own is None or owner is not own) and (
+                        not remote or attrs.next_hop[:16] != remote
+                    ):
                         self._word(words, family, attrs, (key,), owner=owner if counting else None)
             return words
         for key in keys:
             prefix, _ = split_key(key)
             here = self._held(family, prefix, loc._slot(family, prefix), add_path)
-            held = {k: attrs for k, attrs, owner in here if own is None or owner is not own}
+            held = {
+                k: attrs
+                for k, attrs, owner in here
+                if (own is None or owner is not own)
+                and (not remote or attrs.next_hop[:16] != remote)
+            }
             self._word(words, family, held.get(key), (key,))
         return words
 

@@ -79,6 +79,11 @@ class PeerRib:
         return self.settings.name
 
     @property
+    def remote(self) -> bytes:
+        """The peer's address, packed (4 or 16 octets; empty when not known)."""
+        return self.settings.packed_address
+
+    @property
     def log(self) -> logging.LoggerAdapter[logging.Logger]:
         """The peer's logger."""
         return self.settings.log

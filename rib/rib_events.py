@@ -46,6 +46,7 @@ class PeerSettings:
 
     name: str  # the peer's address as text (the session's name)
     address: int  # the same as an int: the decision's tie-breaker g)
+    packed_address: bytes = b""  # the same, 4 or 16 octets: no route goes to it via itself
     import_policy: ImportPolicy = accept_import
     import_per_route: bool = True
     rr_client: bool = False  # RFC 4456: the peer is a route-reflector client of ours

@@ -207,9 +207,11 @@ class Rib:
         ``protocol`` and ``preference``: the peer's BIRD protocol name and route preference.
         """
         self._exports[session] = export
+        address = ipaddress.ip_address(session.transport_settings.address)
         settings = PeerSettings(
             name=session.name,
-            address=int(ipaddress.ip_address(session.transport_settings.address)),
+            address=int(address),
+            packed_address=address.packed,
             import_policy=import_policy,
             import_per_route=import_per_route or import_policy is accept_import,
             rr_client=rr_client,

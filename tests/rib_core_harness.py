@@ -89,6 +89,7 @@ class CoreBed:
         settings = PeerSettings(
             name=address,
             address=ip(address),
+            packed_address=ipaddress.ip_address(address).packed,
             import_policy=import_policy,
             import_per_route=import_policy is accept_import,
             rr_client=rr_client,

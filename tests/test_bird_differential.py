@@ -47,10 +47,11 @@ besides the blocks).
 
 What BIRD does with a route whose next hop resolves nowhere (an unreachable kernel route,
 counted as preferred) is left out of the comparison where Myna does nothing, on purpose
-(``without_unresolvable``); nothing else is. A case whose Myna side still differs is
-``xfail(strict=True)`` naming the one cause it shows (``KNOWN``: BIRD's behaviour and where
-BIRD's source makes it): strict, so that it turns into a failure once Myna matches and its mark
-goes then. Run with ``--runxfail`` to see every difference.
+(``without_unresolvable``); nothing else is. What these cases found Myna doing otherwise is
+fixed: a kernel route left at an old metric, LOCAL_PREF 100 on eBGP routes, show protocols'
+caps and Session line, the interior cost of a next hop behind a gateway (BIRD's
+IGP_METRIC_UNKNOWN), a route sent to the neighbour that is its next hop (BIRD's
+``bgp_get_bucket`` refuses it).
 """
 
 from __future__ import annotations
@@ -100,65 +101,36 @@ from testbed.topology import Topology
 
 REPORT_LINES = 60
 
-# How Myna still departs from BIRD 1.6, each found by these cases (expected values: BIRD's,
-# explained from BIRD 1.6.8's source). A case is xfail while one of its causes remains; strict,
-# so that the mark goes when it is fixed. The others these cases found are fixed (the kernel
-# route left at an old metric, LOCAL_PREF 100 on eBGP routes, show protocols' caps and
-# Session line, the interior cost of a next hop behind a gateway: BIRD's IGP_METRIC_UNKNOWN) or
-# left out on purpose (``without_unresolvable``).
-KNOWN: dict[str, str] = {
-    "next-hop-is-peer": (
-        "a route whose next hop is the neighbour's own address (a kernel route via the peer) is "
-        "announced to that neighbour: BIRD 1.6 skips it ('Invalid NEXT_HOP attribute', "
-        "bgp_get_bucket); Myna's update groups send one view to every member, so the fix is "
-        "a per-member refusal with the withdrawals it implies"
-    ),
-}
-
-
-def myna_differs(*causes: str) -> str:
-    """The xfail reason for a case whose Myna side shows ``causes``."""
-    return "Myna differs from BIRD 1.6: " + "; ".join(f"{c}: {KNOWN[c]}" for c in causes)
-
 
 @dataclass(frozen=True)
 class Case:
-    """One corpus file, what it covers, and why Myna is expected to differ (if it is)."""
+    """One corpus file and what it covers."""
 
     relative: str
     covers: str
-    pending: str | None = None
 
 
 CASES = (
     Case("mesh/ipip-off/bird.cfg", "mesh, passive sessions, blocks, ECMP, add paths"),
     Case("mesh/ipip-always/bird.cfg", "mesh, IPIP pool routes left to Felix"),
     Case("mesh/communities/bird.cfg", "mesh on port 177, communities added on export"),
-    Case("mesh/ipip-off/bird6.cfg", "IPv6 mesh, one active and one passive session",
-         myna_differs("next-hop-is-peer")),
-    Case("mesh/password/step3/bird6.cfg", "IPv6 mesh with TCP-MD5",
-         myna_differs("next-hop-is-peer")),
+    Case("mesh/ipip-off/bird6.cfg", "IPv6 mesh, one active and one passive session"),
+    Case("mesh/password/step3/bird6.cfg", "IPv6 mesh with TCP-MD5"),
     Case("explicit_peering/keepnexthop/bird.cfg", "route reflector, eBGP next hop keep"),
     Case("explicit_peering/local-as/bird.cfg", "per-peer local AS, allow local as"),
-    Case("explicit_peering/global-ipv6/bird6.cfg", "IPv6 global peers",
-         myna_differs("next-hop-is-peer")),
+    Case("explicit_peering/global-ipv6/bird6.cfg", "IPv6 global peers"),
     Case("next_hop_mode/global_peers/bird.cfg", "next hop keep and self, remote peers"),
     Case("password/step4/bird.cfg", "TCP-MD5 passwords, a peer without, a remote next hop"),
     Case("ttl_security/explicit_node/bird.cfg", "TTL security (GTSM), eBGP"),
     Case("bgpfilter/as_path_and_priority/bird.cfg", "BGPFilter: AS path, priority"),
     Case("bgpfilter/communities_and_operations/bird.cfg", "BGPFilter: communities, operations"),
-    Case("bgpfilter/single_filter/global_peer/bird6.cfg", "BGPFilter: IPv6 prefix, interface",
-         myna_differs("next-hop-is-peer")),
+    Case("bgpfilter/single_filter/global_peer/bird6.cfg", "BGPFilter: IPv6 prefix, interface"),
 )  # fmt: skip
 DETERMINISM_CASE = "explicit_peering/keepnexthop/bird.cfg"
 
 
 def _params() -> list[object]:
-    params: list[object] = []
-    for case in CASES:
-        marks = [pytest.mark.xfail(strict=True, reason=case.pending)] if case.pending else []
-        params.append(pytest.param(case.relative, id=case.relative, marks=marks))
-    return params
+    return [pytest.param(case.relative, id=case.relative) for case in CASES]
 
 
 @pytest.fixture

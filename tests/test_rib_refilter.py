@@ -318,3 +318,26 @@ def test_end_of_rib_after_the_table_for_a_member_blocked_at_deferral_end() -> No
     bed.run()
     assert set(bed["x"].table()) == {P, Q}
     assert _order(bed["x"])[-1] == "E", _order(bed["x"])
+
+
+def test_a_route_via_a_member_is_not_sent_to_that_member() -> None:
+    """BIRD 1.6 ``bgp_get_bucket``: a route whose NEXT_HOP is the peer's own address is not
+    sent to it ("Invalid NEXT_HOP attribute"); here what the member held for the prefix before
+    is withdrawn, and the others of the group get the route as usual."""
+    bed = CoreBed(cluster_id=CLUSTER)
+    for name, address in (("a", "198.18.0.2"), ("x", "198.18.0.4"), ("y", "198.18.0.5")):
+        bed.add(name, address, rr_client=True, export=reflecting(CLUSTER))
+        bed.up(name)
+    bed.announce("a", [block(1)], next_hop="198.18.0.2")
+    bed.run()
+    assert set(bed["x"].table()) == {block(1)} == set(bed["y"].table())
+    bed.announce("a", [block(1)], next_hop="198.18.0.4")  # now via x (reflected: kept)
+    bed.run()
+    assert bed["x"].table() == {}
+    assert bed["y"].table()[block(1)].next_hop == bytes([198, 18, 0, 4])
+    bed.up("x")  # a new session: its table leaves the route out too
+    bed.run()
+    assert bed["x"].table() == {}
+    bed.announce("a", [block(1)], next_hop="198.18.0.2")
+    bed.run()
+    assert bed["x"].table()[block(1)].next_hop == bytes([198, 18, 0, 2])
