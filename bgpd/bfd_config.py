@@ -12,19 +12,33 @@ is the other choice). ``multihop`` unset follows the BGP session, as BIRD does: 
 (RFC 5881) for a peer configured one hop away (``multihop: 1`` or ``ttl_security: 1``, BIRD's
 ``direct``), multihop BFD (RFC 5883) otherwise, which is what Calico's ``multihop;`` peers get.
 Intervals are milliseconds, or strings with BIRD's units: ``"100 ms"``, ``"1 s"``, ``"500 us"``.
+
+Two fields carry what BIRD's ``protocol bfd`` can say per session (``bgpd.bird_config.bfd_map``
+fills them from a ``bird.cfg``; YAML may use them too):
+
+* ``local``: the session's own address (BIRD's ``neighbor ... local``); default the BGP
+  session's (``source_address``, else the address the BGP session uses).
+* ``interfaces``: per-interface settings for a single-hop session, BIRD's ``interface
+  PATTERNS { ... }`` blocks: the first item whose ``patterns`` admit the interface the peer is
+  reached on gives every session setting (timers, passivity, authentication); none admitting
+  it, the block's own settings apply. The interface is only known where the daemon runs, so
+  ``bgpd.bfd_peers`` chooses when it creates the session (``for_interface``), with the
+  interface whose connected network holds the peer's address, as BIRD's neighbor lookup does.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bfd.auth import AuthSettings
 from bfd.wire_codes import MAX_INTERVAL_US, SLOW_TX_INTERVAL_US, AuthType
+from bgpd.bird_config.runtime import patmatch
 
 AuthName = Literal["none", "simple", "keyed_md5", "meticulous_md5", "keyed_sha1", "meticulous_sha1"]
 AUTH_TYPES: dict[str, AuthType] = {
@@ -60,19 +74,16 @@ def microseconds(milliseconds: float) -> int:
     return round(milliseconds * 1000)
 
 
-class BfdModel(BaseModel):
-    """One peer's ``bfd:`` block (``bfd: true`` is this with every default)."""
+class BfdSessionModel(BaseModel):
+    """The settings one BFD session runs with: timers, passivity, authentication."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = True
     min_tx: float = 100.0  # ms: bfd.DesiredMinTxInterval once Up
     min_rx: float = 10.0  # ms: bfd.RequiredMinRxInterval
     idle_tx: float = 1000.0  # ms: bfd.DesiredMinTxInterval while not Up (RFC 5880 6.8.3)
     multiplier: Annotated[int, Field(ge=1, le=255)] = 5
-    multihop: bool | None = None  # None: as the BGP session (see the module docstring)
     passive: bool = False  # wait for the peer's first packet (RFC 5880 6.1)
-    graceful: bool = False  # BIRD's "bfd graceful"; false is "bfd on"
     auth: AuthName = "none"
     password: str | None = None
     password_file: Path | None = None
@@ -102,7 +113,7 @@ class BfdModel(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _password_fits_auth(self) -> BfdModel:
+    def _password_fits_auth(self) -> Self:
         given = [n for n in ("password", "password_file", "password_env") if getattr(self, n)]
         if len(given) > 1:
             raise ValueError(f"give at most one of password, password_file, password_env: {given}")
@@ -142,6 +153,66 @@ class BfdModel(BaseModel):
             # AuthSettings names the rule (simple: 1-16 octets, MD5 16, SHA1 20); say it for
             # the config's words, without the password.
             raise ValueError(f"bfd password does not fit auth {self.auth}: {error}") from None
+
+
+def interface_admitted(patterns: tuple[str, ...], name: str) -> bool:
+    """Whether the first of ``patterns`` that matches ``name`` includes it (BIRD's rule).
+
+    A pattern is BIRD's glob (``*``, ``?``, backslash escapes: ``patmatch``); a leading ``-``
+    makes it an exclusion. No pattern matching is no.
+    """
+    for pattern in patterns:
+        exclude = pattern.startswith("-")
+        if patmatch(pattern[1:] if exclude else pattern, name):
+            return not exclude
+    return False
+
+
+class BfdInterfaceModel(BfdSessionModel):
+    """One ``bfd.interfaces`` item: the settings of sessions to peers on matching interfaces."""
+
+    patterns: Annotated[tuple[str, ...], Field(min_length=1)]
+
+    @field_validator("patterns")
+    @classmethod
+    def _named(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(p in ("", "-") for p in value):
+            raise ValueError("an interface pattern is a name or glob, '-' before it excludes")
+        return value
+
+    def admits(self, interface: str) -> bool:
+        """Whether a peer reached on ``interface`` gets these settings."""
+        return interface_admitted(self.patterns, interface)
+
+
+class BfdModel(BfdSessionModel):
+    """One peer's ``bfd:`` block (``bfd: true`` is this with every default)."""
+
+    enabled: bool = True
+    multihop: bool | None = None  # None: as the BGP session (see the module docstring)
+    graceful: bool = False  # BIRD's "bfd graceful"; false is "bfd on"
+    local: str | None = None  # the session's own address; None: the BGP session's
+    # single hop: the first item admitting the peer's interface gives the settings, else these
+    interfaces: tuple[BfdInterfaceModel, ...] = ()
+
+    @field_validator("local")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        return None if value is None else str(ipaddress.ip_address(value))
+
+    def for_interface(self, interface: str | None) -> BfdModel:
+        """The settings of a session to a peer reached on ``interface`` (None: unknown)."""
+        if not self.interfaces:
+            return self
+        update: dict[str, object] = {"interfaces": ()}
+        chosen = (
+            next((rule for rule in self.interfaces if rule.admits(interface)), None)
+            if interface is not None
+            else None
+        )
+        if chosen is not None:
+            update.update({name: getattr(chosen, name) for name in BfdSessionModel.model_fields})
+        return self.model_copy(update=update)
 
 
 def bfd_from_yaml(value: object) -> object:

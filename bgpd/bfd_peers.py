@@ -16,12 +16,16 @@ BFD_DOWN and BFD_UP rows):
   adjacency come up), or no session at all any more (removed, refused by the engine, engine
   gone): ``bfd_up``, which releases a hold.
 
-The local address is the peer's ``source_address`` when configured, else the one its BGP
-session uses: the Established connection's, or before that the kernel's choice for the peer
-(a UDP ``connect``, which sends nothing), which is what an unbound TCP connect gets too; a
-session that comes up on another address gets a new BFD session. ``refresh`` reads every
-session's status from the engine, for ``myna show bfd``, the BIRD socket and the metrics,
-which read ``rows`` afterwards.
+A single-hop session whose ``bfd.interfaces`` name per-interface settings (BIRD's
+``interface`` blocks) takes those of the interface whose connected network holds the peer
+(``connected_interface``), waiting while there is none.
+
+The local address is ``bfd.local`` (BIRD's ``neighbor ... local``) or the peer's
+``source_address`` when configured, else the one its BGP session uses: the Established
+connection's, or before that the kernel's choice for the peer (a UDP ``connect``, which sends
+nothing), which is what an unbound TCP connect gets too; a session that comes up on another
+address gets a new BFD session. ``refresh`` reads every session's status from the engine, for
+``myna show bfd``, the BIRD socket and the metrics, which read ``rows`` afterwards.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ipaddress
 import logging
 import socket
 import time
@@ -39,11 +44,15 @@ from bfd import ipc
 from bfd.service import BfdError, BfdService, BfdStateChange
 from bfd.wire_codes import Diagnostic, HopMode, State
 from bgpd.bfd_config import BfdSecretError, microseconds
+from kernel_sync.netlink_codes import NETLINK_ROUTE, AddressFamily, MessageType
+from kernel_sync.netlink_messages import Ack, Address, Done, NetlinkError, encode_dump_request
+from kernel_sync.route_messages import parse_messages
 from speaker.session_events import State as BgpState
 from speaker.session_events import StateChange
 from speaker.transport import canonical
 
 if TYPE_CHECKING:
+    from bgpd.bfd_config import BfdModel
     from bgpd.config import Peer
     from speaker.transport import PeerSession
 
@@ -64,6 +73,51 @@ def route_source(address: str) -> str | None:
             return None
 
 
+def connected_interface(address: str) -> str | None:
+    """The interface whose connected network holds ``address`` (None: none does).
+
+    BIRD's neighbor lookup for a single-hop session (``neigh_find2``): the interface with an
+    address whose prefix covers the peer, the longest such prefix when several do. One
+    RTM_GETADDR dump over a blocking netlink socket (a few interfaces: microseconds); a dump
+    that fails counts as no interface (the caller tries again later).
+    """
+    peer = ipaddress.ip_address(address)
+    family = AddressFamily.INET6 if peer.version == 6 else AddressFamily.INET
+    try:
+        addresses = _interface_addresses(family)
+    except (OSError, NetlinkError) as error:
+        LOG.warning("cannot read the interface addresses: %s", error)
+        return None
+    best: Address | None = None
+    for found in addresses:
+        network = ipaddress.ip_network((found.address, found.prefix_len), strict=False)
+        if peer in network and (best is None or found.prefix_len > best.prefix_len):
+            best = found
+    if best is None:
+        return None
+    try:
+        return socket.if_indextoname(best.ifindex)
+    except OSError:  # gone since the dump
+        return None
+
+
+def _interface_addresses(family: int) -> list[Address]:
+    found: list[Address] = []
+    kind = socket.SOCK_RAW | socket.SOCK_CLOEXEC
+    with socket.socket(socket.AF_NETLINK, kind, NETLINK_ROUTE) as sock:
+        sock.settimeout(1.0)
+        sock.bind((0, 0))
+        sock.send(encode_dump_request(MessageType.GETADDR, 1, family))
+        while True:
+            for _, body in parse_messages(sock.recv(1 << 16)):
+                if isinstance(body, Address):
+                    found.append(body)
+                elif isinstance(body, Done):
+                    return found
+                elif isinstance(body, Ack) and body.error:
+                    raise OSError(-body.error, "RTM_GETADDR dump refused")
+
+
 def diagnostic_text(value: int | None) -> str:
     """RFC 5880 4.1's name for a diagnostic: ``control detection time expired``."""
     if value is None:
@@ -82,6 +136,7 @@ class BfdPeer:
     since: float  # wall clock of the last state change (or of the session's creation)
     generation: int = 0  # bumped when the session is replaced: its key changes
     config: ipc.PeerConfig | None = None  # what the engine runs now (None: nothing)
+    settings: BfdModel | None = None  # its settings (those of its interface: for_interface)
     state: State | None = None
     last_change: BfdStateChange | None = None
     failed: bool = False  # fell from Up, not administratively, and not Up since: BGP held
@@ -252,8 +307,8 @@ class BfdPeers:
             self._error(entry, f"{error} (the config's fault)")
             self._drop_engine_session(entry)
             return
-        if desired is None:
-            self._error(entry, "no route to the peer: waiting to learn the local address")
+        if isinstance(desired, str):
+            self._error(entry, desired)
             self._retry(entry)
             return
         current = entry.config
@@ -274,16 +329,28 @@ class BfdPeers:
             entry.generation += 1
             self._add(entry, dataclasses.replace(desired, key=entry.key))
 
-    def _engine_config(self, entry: BfdPeer) -> ipc.PeerConfig | None:
+    def _engine_config(self, entry: BfdPeer) -> ipc.PeerConfig | str:
+        """The session the config asks for, or why there is none yet (then: retry)."""
         bfd = entry.peer.bfd
         assert bfd is not None
-        auth = bfd.auth_settings(bfd.secret(f"peer {entry.name}"))
+        entry.settings = None
         multihop = entry.peer.bfd_multihop()
+        if bfd.interfaces and not multihop:
+            interface = connected_interface(entry.name)
+            if interface is None:
+                return "the peer is on no connected network: its interface chooses the settings"
+            bfd = bfd.for_interface(interface)
+        entry.settings = bfd
+        auth = bfd.auth_settings(bfd.secret(f"peer {entry.name}"))
         local = (
-            entry.peer.source_address or entry.session.local_address() or route_source(entry.name)
+            bfd.local
+            or entry.peer.source_address
+            or entry.session.local_address()
+            or route_source(entry.name)
         )
         if local is None and multihop:
-            return None  # RFC 5883 4: a multihop session is the address pair
+            # RFC 5883 4: a multihop session is the address pair
+            return "no route to the peer: waiting to learn the local address"
         return ipc.PeerConfig(
             key=entry.key,
             peer=entry.name,
@@ -405,7 +472,7 @@ class BfdPeers:
 
     def _row(self, entry: BfdPeer, sessions: dict[str, dict[str, Any]]) -> dict[str, Any]:
         """One peer's line for ``myna show bfd``, the BIRD socket and the metrics."""
-        bfd = entry.peer.bfd
+        bfd = entry.settings or entry.peer.bfd
         assert bfd is not None
         config = entry.config
         status = sessions.get(config.key) if config is not None else None

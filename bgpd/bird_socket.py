@@ -1,29 +1,40 @@
-"""The part of BIRD's control-socket protocol that Calico's tools use, answered by Myna.
+"""BIRD 1.6's control socket, answered by Myna: what Calico's tools, birdc and operators send.
 
-Data flow: with ``control: {bird_socket: /var/run/calico/bird.ctl}`` (and ``bird6_socket`` for
-the IPv6 peers, as Calico runs ``bird`` and ``bird6``), ``BirdSocket`` listens on a UNIX socket,
-greets each client with ``0001 BIRD 1.6.8 ready.`` and answers one command per line in BIRD
-1.6's reply format: four-digit codes, ``-`` on every line of a reply but the last of its code,
-continuation lines starting with a space, ``0000`` at the end of a table. The answers come from
-the same views as ``myna show`` (``ControlApi``):
+Data flow: ``BirdSocket`` listens on a UNIX socket (``control.bird_socket`` for the IPv4
+protocols, ``bird6_socket`` for the IPv6 ones, as Calico runs ``bird`` and ``bird6``; in BIRD
+mode the path of ``-s``, bound by ``bgpd.bird_run`` before privileges were dropped and handed
+over in ``PREBOUND``). Each client is greeted with ``0001 BIRD <version> ready.``; each line it
+sends is parsed (``bird_control.commands``) and answered from the daemon's state through the
+control API's views and the RIB's read API, framed as BIRD frames replies
+(``bird_control.replies``). Commands and where their answers come from:
 
-* ``show protocols`` -- the table ``calicoctl node status`` parses (headings exactly
-  ``name proto table state since info``; peers named ``Mesh_<ip>``, ``Node_<ip>`` or
-  ``Global_<ip>`` with dots or colons as underscores, proto ``BGP``, state up/start, since as
-  one token, info the BGP state and the last error);
-* ``show protocols all NAME`` -- the details CalicoNodeStatus reads (routes, BGP state,
-  neighbour address and AS);
-* ``show status`` -- ``BIRD 1.6.8`` first (the liveness probe), ``0024 Graceful restart
-  recovery in progress`` while selection is deferred (the readiness probe), ``0013`` daemon up;
-* ``show route`` -- the best routes in BIRD's one-line-per-route form;
-* ``show bfd sessions`` -- BIRD 2's table (``1020`` lines: the protocol name, the headings
-  ``IP address  Interface  State  Since  Interval  Timeout``, one row per session; ``0000`` at
-  the end; ``9001 There is no BFD protocol running`` without one), as BIRD 2.0.12 prints it:
-  since as ``HH:MM:SS.mmm`` for the last 20 hours and the date before, interval (what we send
-  at) and timeout (the Detection Time) in seconds; the interface is ``---`` as for BIRD's
-  multihop sessions, since Myna binds no session to a device.
+* ``show status`` -- ``bird_control.replies.BIRD_VERSION`` first (the liveness probe wants a
+  first line starting ``BIRD``, calico-node's status ``BIRD v...``), router id, times, then
+  ``0024 Graceful restart recovery in progress`` with BIRD's two continuation lines while the
+  RIB defers selection (BIRD's ``-R`` recovery; the readiness probe waits for it to end), and
+  ``0013 Daemon is up and running`` (``nest/cmds.c``, ``nest/proto.c``);
+* ``show protocols [all] [NAME|"PATTERN"]`` -- ``bird_control.protocols``;
+* ``show route ...`` -- ``bird_control.routes``;
+* ``show interfaces [summary]`` -- ``bird_control.interfaces``;
+* ``show static [NAME]`` -- the static protocol's routes as configured (``1009`` lines);
+* ``show memory`` -- BIRD's table (``1018``): the process's resident memory as the total, the
+  parts BIRD counts (its routing tables, attributes, protocols) not being separable in Python;
+* ``configure [soft] ["FILE"]`` -- re-read and apply the file, the path SIGHUP takes
+  (``ControlApi.apply_file``): ``0002-Reading configuration from FILE``, then ``0003
+  Reconfigured``, or ``8002 FILE:LINE:COL message`` for a file that does not read (nothing
+  changes), or ``8002`` with why a change that needs a restart was refused; ``configure
+  check`` reads and reports, ``0020 Configuration OK``; ``configure soft`` applies as
+  ``configure`` does (BIRD's soft mode leaves routes a changed filter would now refuse in
+  place; Myna cannot leave part of a policy behind, so it applies the new one, restarting
+  what changed); ``configure undo`` is not supported; ``configure confirm`` answers ``0019
+  Nothing to do`` (Myna has no timed configuration to confirm); another FILE than the
+  running one is refused (the daemon reloads the file it was started with);
+* ``show bfd sessions`` -- from a BIRD file, BIRD 1.6's table (``1020``: the bfd protocol's
+  name, ``%-25s %-10s %-10s %-10s  %8s %8s`` headings, times as protocol times, intervals
+  as ``%3u.%03u`` seconds); from a YAML config, BIRD 2's, as the BFD work defined it.
 
-Anything else gets ``9001`` (BIRD's syntax error), so a tool never waits for an answer.
+Anything else: BIRD's ``9001 syntax error``, or ``9001 ... is not supported by Myna`` for a
+command BIRD has and Myna does not run, so a client never waits for an answer.
 """
 
 from __future__ import annotations
@@ -32,28 +43,37 @@ import asyncio
 import contextlib
 import logging
 import os
+import resource
+import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-from bgpd.control_api import ControlApi
+from bgpd.bird_control.commands import (
+    Command,
+    CommandError,
+    Configure,
+    ShowInterfaces,
+    ShowProtocols,
+    ShowRoute,
+    ShowStatic,
+    Simple,
+    parse,
+)
+from bgpd.bird_control.interfaces import Interfaces
+from bgpd.bird_control.protocols import ProtocolView
+from bgpd.bird_control.replies import BIRD_VERSION, Framer, Line, full_time, proto_time
+from bgpd.bird_control.routes import RouteView
+from bgpd.control_api import ControlApi, RequestError
 
 LOG = logging.getLogger("myna.bird_socket")
-BIRD_VERSION = "1.6.8"
-HEADINGS = "name     proto    table    state  since       info"
 BFD_HEADINGS = (
     f"{'IP address':<25} {'Interface':<10} {'State':<10} {'Since':<12}  "
     f"{'Interval':>8} {'Timeout':>8}"
 )
 _BFD_SHORT_TIME = 20 * 3600  # BIRD 2's TM_ISO_SHORT_MS: the time of day for 20 h, then the date
-
-
-def _clock(stamp: float) -> str:
-    """BIRD's "since": the time of day today, else the date (one token either way)."""
-    local = time.localtime(stamp)
-    if time.strftime("%Y-%m-%d", local) == time.strftime("%Y-%m-%d"):
-        return time.strftime("%H:%M:%S", local)
-    return time.strftime("%Y-%m-%d", local)
+# Control sockets bound by ``bgpd.bird_run`` while it still could (before dropping privileges).
+PREBOUND: dict[Path, socket.socket] = {}
 
 
 def _bfd_since(stamp: float) -> str:
@@ -64,43 +84,42 @@ def _bfd_since(stamp: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(stamp)) + f".{millis:03d}"
 
 
-def _reply(lines: list[tuple[int, str]]) -> bytes:
-    """Lines framed as BIRD frames them.
-
-    A line whose code differs from the line before starts with the code and ``-``, or with the
-    code and a space when it ends the reply; a further line of the same code starts with a
-    space.
-    """
-    out = []
-    previous = None
-    for index, (code, text) in enumerate(lines):
-        if code == previous:
-            out.append(f" {text}")
-        else:
-            out.append(f"{code:04d}{' ' if index == len(lines) - 1 else '-'}{text}")
-        previous = code
-    return ("\n".join(out) + "\n").encode()
+def _size(text: str, value: int) -> str:
+    """BIRD's ``print_size``: ``%-17s %4u %cB``, scaled to kB, MB, GB past 10000."""
+    units = " kMG"
+    index = 0
+    while value >= 10000 and index < 3:
+        value = (value + 512) // 1024
+        index += 1
+    return f"{text:<17} {value:4d} {units[index]}B"
 
 
 class BirdSocket:
-    """One BIRD-compatible socket, for the peers of one address family."""
+    """One BIRD-compatible socket, for the protocols of one address family."""
 
     def __init__(self, api: ControlApi, path: Path, ipv6: bool) -> None:
         self.api = api
         self.path = path
         self.ipv6 = ipv6
+        self.protocols = ProtocolView(api.daemon, ipv6, api.started)
+        self.interfaces = Interfaces(ipv6)
+        self.routes = RouteView(api.daemon, self.protocols, self.interfaces)
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
-        """Listen (replacing a socket file a dead process left)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-        old_umask = os.umask(0o177)
-        try:
-            self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
-        finally:
-            os.umask(old_umask)
+        """Listen (on the socket bound for us, else replacing a file a dead process left)."""
+        sock = PREBOUND.pop(self.path, None)
+        if sock is not None:
+            self._server = await asyncio.start_unix_server(self._serve, sock=sock)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+            old_umask = os.umask(0o177)
+            try:
+                self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
+            finally:
+                os.umask(old_umask)
         LOG.info("BIRD-compatible socket on %s", self.path)
 
     async def close(self) -> None:
@@ -108,96 +127,155 @@ class BirdSocket:
         if self._server is not None:
             self._server.close()
             self._server = None
-            with contextlib.suppress(FileNotFoundError):
+            # Gone already, or not ours to remove any more (-u dropped root): as BIRD, go on.
+            with contextlib.suppress(OSError):
                 self.path.unlink()
 
-    def _peers(self) -> list[dict[str, Any]]:
-        return [p for p in self.api.peers() if (":" in p["address"]) == self.ipv6]
+    # -- answers -------------------------------------------------------------------------------
 
-    def answer(self, command: str) -> bytes:
-        """The reply to one command line."""
-        words = command.split()
-        if words[:2] == ["show", "protocols"]:
-            if len(words) >= 4 and words[2] == "all":
-                return self._protocol_details(words[3])
-            return self._protocols(self._peers())
-        if words[:2] == ["show", "status"]:
-            return self._status()
-        if words[:2] == ["show", "route"]:
-            return self._routes()
-        if words[:3] == ["show", "bfd", "sessions"]:
-            return self._bfd_sessions()
-        return _reply([(9001, "syntax error, unexpected CF_SYM_UNDEFINED")])
+    def parse(self, line: str) -> Command:
+        """The command of a line; CommandError with BIRD's reply when there is none."""
+        self.protocols.front = self.api.bird
+        names = {p.name for p in self.protocols.protocols()}
+        return parse(line, self.ipv6, names)
+
+    async def prepare(self, command: Command) -> None:
+        """Read what the answer needs from outside the daemon (netlink, the BFD engine)."""
+        if isinstance(command, (ShowInterfaces, ShowRoute)):
+            await self.interfaces.refresh()
+        if command == Simple("show bfd sessions"):
+            await self.api.daemon.bfd.refresh()
+
+    def answer(self, command: Command) -> Iterator[list[Line]]:
+        """The reply to a command, in pieces (only ``show route`` has more than one)."""
+        if isinstance(command, ShowRoute):
+            yield from self.routes.show(command)
+            return
+        if isinstance(command, ShowProtocols):
+            selected = self.protocols.select(command.name, command.pattern)
+            yield self.protocols.show(selected, command.verbose)
+        elif isinstance(command, ShowInterfaces):
+            yield self.interfaces.show(command.summary)
+        elif isinstance(command, ShowStatic):
+            yield self._static(command.name)
+        elif isinstance(command, Configure):
+            yield self._configure(command)
+        elif command == Simple("show status"):
+            yield self._status()
+        elif command == Simple("show memory"):
+            yield self._memory()
+        elif command == Simple("show bfd sessions"):
+            yield self._bfd_sessions()
+        elif command == Simple("configure confirm"):
+            yield [(19, "Nothing to do")]
+        else:
+            name = command.name if isinstance(command, Simple) else type(command).__name__
+            yield [(9001, f"{name} is not supported by Myna")]
+
+    def _status(self) -> list[Line]:
+        api = self.api
+        lines: list[Line] = [
+            (1000, f"BIRD {BIRD_VERSION}"),
+            (1011, f"Router ID is {api.daemon.config.router_id}"),
+            (1011, f"Current server time is {full_time(time.time())}"),
+            (1011, f"Last reboot on {full_time(api.started)}"),
+            (1011, f"Last reconfiguration on {full_time(api.reconfigured)}"),
+        ]
+        view = api.daemon.rib.view
+        deadline = view.deferral_deadline
+        if view.deferring:
+            left = 0 if deadline is None else deadline - asyncio.get_running_loop().time()
+            lines += [
+                (24, "Graceful restart recovery in progress"),
+                (24, f"  Waiting for {len(view.deferral_waiting())} protocols to recover"),
+                (24, f"  Wait timer is {max(0, int(left))}/{int(view.selection_deferral)}"),
+            ]
+        lines.append((13, "Daemon is up and running"))
+        return lines
 
     @staticmethod
-    def _row(peer: dict[str, Any]) -> str:
-        established = peer["state"] == "Established"
-        info = peer["state"]
-        if not established and peer["last_error"]:
-            info += f" {peer['last_error']}"
-        state = "up" if established else "start"
-        return f"{peer['name']:<8} BGP      master   {state:<6} {_clock(peer['since']):<11} {info}"
-
-    def _protocols(self, peers: list[dict[str, Any]]) -> bytes:
-        lines = [(2002, HEADINGS)] + [(1002, self._row(p)) for p in peers] + [(0, "")]
-        return _reply(lines)
-
-    def _protocol_details(self, name: str) -> bytes:
-        peer = next((p for p in self._peers() if p["name"] == name), None)
-        if peer is None:
-            return _reply([(8003, "No protocols match")])
-        lines = [(2002, HEADINGS), (1002, self._row(peer))]
-        details = [
-            "  Description:    Connection to BGP peer",
-            "  Preference:     100",
-            "  Input filter:   ACCEPT",
-            "  Output filter:  (myna export policy)",
-            f"  Routes:         {peer['received']} imported, {peer['advertised']} exported, "
-            "0 preferred",
-            f"  BGP state:          {peer['state']}",
-            f"    Neighbor address: {peer['address']}",
-            f"    Neighbor AS:      {peer['as']}",
+    def _memory() -> list[Line]:
+        usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        with (
+            contextlib.suppress(OSError, ValueError, IndexError),
+            open("/proc/self/statm") as statm,
+        ):
+            usage = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        return [
+            (1018, "BIRD memory usage"),
+            (1018, _size("Total:", usage)),
+            (0, ""),
         ]
-        if peer["last_error"]:
-            details.append(f"    Last error:       {peer['last_error']}")
-        lines += [(1006, text) for text in details] + [(0, "")]
-        return _reply(lines)
 
-    def _status(self) -> bytes:
-        status = self.api.status()
-        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(status["started"]))
-        lines = [
-            (1000, f"BIRD {BIRD_VERSION}"),
-            (1011, f"Router ID is {status['router_id']}"),
-            (1011, f"Current server time is {time.strftime('%Y-%m-%d %H:%M:%S')}"),
-            (1011, f"Last reboot on {started}"),
-            (1011, f"Last reconfiguration on {started}"),
+    def _static(self, name: str | None) -> list[Line]:
+        front = self.api.bird
+        routes = [
+            r for r in self.api.daemon.config.static_routes if name is None or r.protocol == name
         ]
-        if status["graceful_restart_recovery"]:
-            lines.append((24, "Graceful restart recovery in progress"))
-        lines.append((13, "Daemon is up and running"))
-        return _reply(lines)
+        if front is None and not routes:
+            return [(0, "")]
+        lines: list[Line] = []
+        for route in routes:
+            if route.kind == "via":
+                what = f"via {route.gateway}"
+            elif route.kind == "device":
+                what = f"dev {route.device}"
+            else:
+                what = route.kind
+            lines.append((1009, f"{route.prefix} {what}"))
+        return [*lines, (0, "")]
 
-    def _routes(self) -> bytes:
-        names = {p["address"]: p["name"] for p in self._peers()}
-        lines = []
-        for route in self.api.routes({}):
-            if (":" in route["prefix"]) != self.ipv6:
+    def _configure(self, command: Configure) -> list[Line]:
+        api = self.api
+        path = str(api.config_path)
+        if command.file is not None and command.file != path:
+            return [(8002, f"{command.file}: Myna reloads only the file it runs from, {path}")]
+        lines: list[Line] = [(2, f"Reading configuration from {path}")]
+        try:
+            if command.check:
+                api.load()
+                return [*lines, (20, "Configuration OK")]
+            plan = api.apply_file()
+        except RequestError as error:
+            LOG.error("configure: %s", error)
+            text = str(error).rpartition(":\n")[2] if ":\n" in str(error) else str(error)
+            return [*lines, (8002, text.strip())]
+        LOG.info("configure: %s", plan.summary())
+        return [*lines, (3, "Reconfigured")]
+
+    def _bfd_sessions_16(self, name: str | None) -> list[Line]:
+        """BIRD 1.6's table (``proto/bfd/bfd.c`` ``bfd_show_sessions``), for a BIRD file."""
+        if name is None:
+            return [(9001, "There is no BFD protocol running")]
+        lines: list[Line] = [
+            (1020, f"{name}:"),
+            (1020, f"{'IP address':<25} {'Interface':<10} {'State':<10} {'Since':<10}  "
+                   f"{'Interval':>8} {'Timeout':>8}"),
+        ]  # fmt: skip
+        for row in self.api.bfd():
+            if (":" in row["peer"]) != self.ipv6 or "local_discriminator" not in row:
                 continue
-            source = names.get(route["from"], route["from"])
-            hops = route.get("ecmp_next_hops") or [route["next_hop"]]
-            where = f"via {hops[0]}" if hops[0] else "blackhole"
-            path = " ".join(map(str, route["as_path"]))
+            interval = row["tx_interval_ms"] if row["packets_out"] else 0
+            timeout = row["detection_time_ms"]
             lines.append(
-                (1007, f"{route['prefix']:<18} {where} [{source}] * (100) [{path or 'i'}]")
+                (
+                    1020,
+                    f"{row['peer']:<25} {row['interface'] or '---':<10} {row['state']:<10} "
+                    f"{proto_time(row['since']):<10}  {interval // 1000:3d}.{interval % 1000:03d}"
+                    f"  {timeout // 1000:3d}.{timeout % 1000:03d}",
+                )
             )
-        return _reply([*lines, (0, "")])
+        return [*lines, (0, "")]
 
-    def _bfd_sessions(self) -> bytes:
+    def _bfd_sessions(self) -> list[Line]:
+        front = self.api.bird
+        if front is not None:
+            bfd = next((p.name for p in front.protocols if p.kind == "BFD"), None)
+            return self._bfd_sessions_16(bfd)
         rows = [r for r in self.api.bfd() if (":" in r["peer"]) == self.ipv6]
         if not self.api.daemon.bfd.peers:
-            return _reply([(9001, "There is no BFD protocol running")])
-        lines = [(1020, "bfd1:"), (1020, BFD_HEADINGS)]
+            return [(9001, "There is no BFD protocol running")]
+        lines: list[Line] = [(1020, "bfd1:"), (1020, BFD_HEADINGS)]
         for row in rows:
             if "local_discriminator" not in row:
                 continue  # no session in the engine: BIRD lists sessions only
@@ -210,21 +288,43 @@ class BirdSocket:
                     f"{row['detection_time_ms'] / 1000:7.3f}",
                 )
             )
-        return _reply([*lines, (0, "")])
+        return [*lines, (0, "")]
+
+    # -- the connection ------------------------------------------------------------------------
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        framer = Framer()
         try:
-            writer.write(_reply([(1, f"BIRD {BIRD_VERSION} ready.")]))
+            writer.write(framer.frame([(1, f"BIRD {BIRD_VERSION} ready.")]))
             while line := await reader.readline():
-                command = line.decode(errors="replace").strip()
-                if command in ("quit", "exit"):
+                text = line.decode(errors="replace").strip()
+                if text in ("quit", "exit"):
                     break
-                if command.split()[:2] == ["show", "bfd"]:
-                    await self.api.daemon.bfd.refresh()  # the engine's status, first
-                if command:
-                    writer.write(self.answer(command))
-                    await writer.drain()
+                if not text:
+                    continue
+                await self._reply(text, framer, writer)
         except (ConnectionError, ValueError, asyncio.LimitOverrunError):
             pass
         finally:
             writer.close()
+
+    async def _reply(self, text: str, framer: Framer, writer: asyncio.StreamWriter) -> None:
+        try:
+            command = self.parse(text)
+            await self.prepare(command)
+        except CommandError as error:
+            writer.write(framer.frame([(error.code, error.text)]))
+            await writer.drain()
+            return
+        except OSError as error:  # netlink refused us: say so rather than hang the client
+            writer.write(framer.frame([(8000, f"cannot read the interfaces: {error}")]))
+            await writer.drain()
+            return
+        pieces = self.answer(command)
+        piece = next(pieces)
+        for following in pieces:
+            writer.write(framer.frame_part(piece))
+            await writer.drain()  # a large table: the event loop runs between the pieces
+            piece = following
+        writer.write(framer.frame(piece))
+        await writer.drain()

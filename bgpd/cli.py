@@ -26,7 +26,6 @@ from bgpd.cli_show import add_commands, run_command
 from bgpd.config import ConfigError, DaemonConfig, load_config
 from bgpd.daemon import run
 from bgpd.lab import add_arguments as add_lab_arguments
-from bgpd.lab import run_lab
 from speaker.codec_errors import CodecError, MessageError
 from speaker.messages import decode_wire
 from speaker.negotiated import Negotiated
@@ -115,6 +114,7 @@ def redacted(config: DaemonConfig) -> dict[str, object]:
     peers = data.get("peers", [])
     mesh = data.get("mesh") or {}
     bfd_blocks = [block["bfd"] for block in [*peers, mesh] if block.get("bfd")]
+    bfd_blocks += [rule for bfd in bfd_blocks for rule in bfd.get("interfaces") or ()]
     for section in [*peers, mesh, *bfd_blocks]:
         if section.get("password") is not None:
             section["password"] = "<hidden>"
@@ -163,7 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"myna {_version()}")
         return 0
     if args.command == "lab":
-        return run_lab(args)
+        # not at the top: ``myna bird`` starts (two daemons per Calico node) need none of it
+        from bgpd.lab_bird import run_lab_command  # noqa: PLC0415
+
+        return run_lab_command(args)
     if args.command in ("show", "reload"):
         return run_command(args)
     if args.command in ("run", "check"):

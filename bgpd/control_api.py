@@ -6,7 +6,10 @@ Data flow: ``control_socket`` reads one JSON request per line (``{"command": "pe
 state (sessions, RIB, kernel sync) without changing it, and returns plain JSON-able data; the
 CLI turns that into tables. ``reload`` loads and validates the file the daemon was started
 with, then applies it (``Daemon.reload``); an invalid file changes nothing and the answer lists
-its problems. The status file and the BIRD-compatible socket read the same views. ``bfd``
+its problems. Where the file is read from is ``loader``: Myna's YAML by default, a BIRD file
+for the BIRD front-end (``bgpd.bird_run``), so SIGHUP, ``myna reload`` and BIRD's
+``configure`` take one path; ``reloaded`` hooks run after a reload was applied. The status
+file and the BIRD-compatible socket read the same views. ``bfd``
 needs the BFD engine's status, which is asked for over its socket: the socket calls
 ``handle_async``, which refreshes it first (``BfdPeers.refresh``).
 """
@@ -20,13 +23,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bgpd.config import ConfigError, load_config
+from bgpd.config import ConfigError, DaemonConfig, load_config
 from rib.route import Route
 from speaker.nlri import prefix_family, prefix_from_text, prefix_text
 from speaker.wire_codes import Family
 
 if TYPE_CHECKING:
+    from bgpd.bird_control.protocols import BirdFront
     from bgpd.daemon_state import DaemonState
+    from bgpd.reload_plan import ReloadPlan
 
 ROUTE_LIMIT = 10_000  # `show routes` without a prefix lists at most this many
 VERSION = "0.1.0"
@@ -87,6 +92,13 @@ class ControlApi:
         self.daemon = daemon
         self.config_path = config_path
         self.started = time.time()
+        self.reconfigured = self.started  # wall clock of the last reload applied
+        # Reads and validates the file again; ConfigError (with every problem) when invalid.
+        self.loader: Callable[[], DaemonConfig] | None = None
+        if config_path is not None:
+            self.loader = lambda: load_config(config_path)
+        self.reloaded: list[Callable[[ReloadPlan], None]] = []
+        self.bird: BirdFront | None = None  # the BIRD file as applied, in BIRD mode
         self._commands: dict[str, Callable[[dict[str, Any]], Any]] = {
             "status": self.status,
             "peers": self.peers,
@@ -226,19 +238,30 @@ class ControlApi:
 
     # --- commands --------------------------------------------------------------------------
 
-    def reload(self, _request: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Read the config file again and apply it (nothing changes when it is invalid)."""
-        if self.config_path is None:
+    def load(self) -> DaemonConfig:
+        """The config file read and validated again; RequestError (nothing changed) if not."""
+        if self.loader is None:
             raise RequestError("the daemon was not started from a file: nothing to reload")
         try:
-            config = load_config(self.config_path)
+            return self.loader()
         except ConfigError as error:
             raise RequestError(
                 f"{self.config_path} is not valid, nothing changed:\n{error}"
             ) from None
-        plan = self.daemon.reload(config)
+
+    def apply_file(self) -> ReloadPlan:
+        """Read the config file again and apply it; RequestError when nothing was applied."""
+        plan = self.daemon.reload(self.load())
         if plan.refused:
             raise RequestError(plan.summary())
+        self.reconfigured = time.time()
+        for hook in self.reloaded:
+            hook(plan)
+        return plan
+
+    def reload(self, _request: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Read the config file again and apply it (nothing changes when it is invalid)."""
+        plan = self.apply_file()
         return {
             "summary": plan.summary(),
             "kept": plan.kept,

@@ -632,9 +632,19 @@ class Daemon:
         LOG.info("Myna stopped")
 
 
-async def serve(config: DaemonConfig, stop: asyncio.Event, config_path: Path | None = None) -> None:
-    """Run the daemon until ``stop`` is set; SIGHUP reloads ``config_path``."""
+async def serve(
+    config: DaemonConfig,
+    stop: asyncio.Event,
+    config_path: Path | None = None,
+    setup: Callable[[Daemon], None] | None = None,
+) -> None:
+    """Run the daemon until ``stop`` is set; SIGHUP reloads ``config_path``.
+
+    ``setup`` sees the daemon before it starts (the BIRD front-end sets its file loader).
+    """
     daemon = Daemon(config, config_path)
+    if setup is not None:
+        setup(daemon)
     await daemon.start()
     loop = asyncio.get_running_loop()
     if config_path is not None:
@@ -647,8 +657,12 @@ async def serve(config: DaemonConfig, stop: asyncio.Event, config_path: Path | N
         await daemon.close()
 
 
-def run(config: DaemonConfig, config_path: Path | None = None) -> int:
-    """The ``myna run`` entry: uvloop, signals, serve."""
+def run(
+    config: DaemonConfig,
+    config_path: Path | None = None,
+    setup: Callable[[Daemon], None] | None = None,
+) -> int:
+    """The ``myna run`` entry (and ``bird``'s): uvloop, signals, serve."""
     configure_logging(config)
 
     async def main() -> None:
@@ -656,7 +670,7 @@ def run(config: DaemonConfig, config_path: Path | None = None) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await serve(config, stop, config_path)
+        await serve(config, stop, config_path, setup)
 
     with contextlib.suppress(KeyboardInterrupt):
         uvloop.run(main())

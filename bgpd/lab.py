@@ -43,7 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -330,6 +330,18 @@ class Lab:
         self.results: list[PhaseResult] = []  # one per phase run so far
 
     # -- progress -----------------------------------------------------------------------------
+
+    def headline(self) -> str:
+        """The first line of the run."""
+        return (
+            f"Myna lab: {len(self.hosts)} Calico hosts with {len(self.hosts[0].blocks)}"
+            f" /{BLOCK_LENGTH} blocks each from pool {POOL} (IPIP CrossSubnet),"
+            f" namespaces {self.prefix}*"
+        )
+
+    def facts(self) -> dict[str, Any]:
+        """What the JSON result says about the cluster."""
+        return {"pool": str(POOL)}
 
     def say(self, text: str = "", end: str = "\n") -> None:
         """One line of progress or report (or its start, with ``end=""``)."""
@@ -656,6 +668,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="progress on stderr, one JSON result on stdout"
     )
+    parser.add_argument(
+        "--bird-cfg",
+        action="store_true",
+        help="dual stack, every node running bird and bird6 (Myna) from Calico-rendered files",
+    )
+    parser.add_argument(
+        "--stock-bird",
+        metavar="DIR",
+        help="with --bird-cfg: run the BIRD 1.6 binaries DIR/bird and DIR/bird6 instead",
+    )
 
 
 def _check_arguments(args: argparse.Namespace) -> str | None:
@@ -693,10 +715,17 @@ def _keep(lab: Lab) -> None:
         time.sleep(3600)
 
 
-def run_lab(args: argparse.Namespace) -> int:
-    """``myna lab``: build, run both phases, report, tear down; 0 when both converged."""
+def run_lab(
+    args: argparse.Namespace,
+    make: Callable[[argparse.Namespace, TextIO], Lab] | None = None,
+    check: Callable[[argparse.Namespace], str | None] | None = None,
+) -> int:
+    """``myna lab``: build, run both phases, report, tear down; 0 when both converged.
+
+    ``make`` builds another kind of lab (``bgpd.lab_bird``), ``check`` checks its options.
+    """
     out = sys.stderr if args.json else sys.stdout
-    problem = _check_arguments(args)
+    problem = _check_arguments(args) or (check(args) if check else None)
     if problem is not None:
         print(f"myna lab: {problem}", file=sys.stderr)
         return 2
@@ -710,17 +739,14 @@ def run_lab(args: argparse.Namespace) -> int:
     if shutil.which("ip") is None:
         print("myna lab needs iproute2's ip command (apt-get install iproute2)", file=sys.stderr)
         return 2
-    lab = Lab(args.hosts, args.blocks, args.timeout, out)
+    lab = make(args, out) if make else Lab(args.hosts, args.blocks, args.timeout, out)
     interrupted: str | None = None
     error: str | None = None
     previous = {s: signal.signal(s, _raise_interrupted) for s in _SIGNALS}
     try:
         try:
             remove_stale(out)
-            lab.say(
-                f"Myna lab: {args.hosts} Calico hosts with {args.blocks} /{BLOCK_LENGTH} blocks"
-                f" each from pool {POOL} (IPIP CrossSubnet), namespaces {lab.prefix}*"
-            )
+            lab.say(lab.headline())
             lab.build()
             lab.run()
             _summary(lab, lab.results)
@@ -749,7 +775,7 @@ def run_lab(args: argparse.Namespace) -> int:
             "error": error,
             "hosts": args.hosts,
             "blocks_per_host": args.blocks,
-            "pool": str(POOL),
+            **lab.facts(),
             "phases": [
                 {
                     "name": r.name,

@@ -10,7 +10,7 @@ Passwords never reach a line: the config's secrets are read where they are used 
 formatted.
 
 The JSON formatter is these few lines rather than a dependency (python-json-logger would do
-it): the run-time dependencies are kept to the chosen five.
+it): the run-time dependencies are kept few.
 """
 
 from __future__ import annotations

@@ -159,7 +159,11 @@ class FibProgrammer:
         # Each keeps its ECMP set (one tuple shared by a whole run's prefixes).
         self.waiting: dict[Key, tuple[Route, ...]] = {}
         self.resolved: dict[Key, tuple[Route, ...]] = {}
-        self.counters = {"errors": 0, "repairs": 0, "retries": 0, "writes": 0}
+        # Routes refused because another protocol's route holds their kernel key (EEXIST on a
+        # first write): not ours to replace; written when that route goes.
+        self.blocked: dict[Key, KernelRoute] = {}
+        self._blocked_seen: set[Key] = set()  # logged once until the selection changes
+        self.counters = {"errors": 0, "repairs": 0, "retries": 0, "writes": 0, "blocked": 0}
         self.write_latency = LatencyHistogram()  # seconds from a batch submitted to its last ack
         # KernelEvents sets this to its re-read of every watcher; alone, we re-read ourselves.
         self.request_resync: Callable[[str], None] = self._resync_alone
@@ -393,7 +397,7 @@ class FibProgrammer:
         built: dict[KernelAnswer, tuple[KernelRoute | None, bool, bool]] = {}
         shape_of = self.installed.shape
         record = self._record
-        slow = bool(self.adopted or self.waiting or self.resolved)
+        slow = bool(self.adopted or self.waiting or self.resolved or self.blocked)
         shards = self.installed.shards(family)
         queue = self._queue
         high = -1
@@ -426,7 +430,9 @@ class FibProgrammer:
             else:
                 shard[prefix] = shape
                 want = _new(KernelRoute, (shape[0], prefix, *shape[2:]))
-                queue[(family, prefix)] = _new(RouteChange, (RouteOp.REPLACE, want))
+                # a first write must not replace a route of another protocol (module docstring)
+                op = RouteOp.NEW if have is None else RouteOp.REPLACE
+                queue[(family, prefix)] = _new(RouteChange, (op, want))
 
     def _record(
         self,
@@ -449,6 +455,10 @@ class FibProgrammer:
             self.waiting.pop(key, None)
         if self.resolved:
             self.resolved.pop(key, None)
+        if self.blocked:
+            self.blocked.pop(key, None)
+        if self._blocked_seen:
+            self._blocked_seen.discard(key)
         if waits:
             self.waiting[key] = ecmp
         if recursive:
@@ -474,7 +484,8 @@ class FibProgrammer:
                 installed.set_shape(family, prefix, want)  # type: ignore[arg-type]
             else:
                 installed[key] = full
-            self._queue[key] = _new(RouteChange, (RouteOp.REPLACE, full))
+            op = RouteOp.NEW if have is None else RouteOp.REPLACE
+            self._queue[key] = _new(RouteChange, (op, full))
 
     def retry(self) -> None:
         """Build the waiting and recursively resolved routes again (the kernel changed)."""
@@ -530,6 +541,12 @@ class FibProgrammer:
                         "different" if key in have else "missing",
                     )
                 self._queue[key] = RouteChange(RouteOp.REPLACE, want)
+        for key, route in list(self.blocked.items()):
+            if key not in self._queue and key not in have:
+                # BIRD tries again at every scan; refused again, it is blocked again
+                del self.blocked[key]
+                self.installed[key] = route
+                self._queue[key] = RouteChange(RouteOp.NEW, route)
         if self.leftovers_removed:
             for key, route in have.items():
                 if key not in self.installed and key not in self._queue:
@@ -585,19 +602,35 @@ class FibProgrammer:
                 self._deleting.discard((family_of(route), route.prefix))  # no echo will come
             if failure.advice is Advice.DONE:
                 continue
-            self.counters["errors"] += 1
             route = failure.change.route
             key = (family_of(route), route.prefix)
-            LOG.warning(
-                "kernel refused %s of %s: %s (%s)",
-                failure.change.op.name,
-                prefix_text(route.prefix, key[0]),
-                failure.message or failure.error,
-                failure.advice.value,
-            )
+            if failure.advice is Advice.REPLACE and self.installed.get(key) == route:
+                if key not in self._blocked_seen:
+                    self._blocked_seen.add(key)
+                    self.counters["blocked"] += 1
+                    LOG.info(
+                        "kernel route to %s not written: a route of another protocol holds "
+                        "its place (table, metric); it stays, and ours goes in when it leaves",
+                        prefix_text(route.prefix, key[0]),
+                    )
+            else:
+                self.counters["errors"] += 1
+                LOG.warning(
+                    "kernel refused %s of %s: %s (%s)",
+                    failure.change.op.name,
+                    prefix_text(route.prefix, key[0]),
+                    failure.message or failure.error,
+                    failure.advice.value,
+                )
             if self.installed.get(key) != route:
                 continue  # superseded since: the newer write decides
-            if failure.advice in (Advice.RETRY_LATER, Advice.REPLACE):
+            if failure.advice is Advice.REPLACE:
+                # Another protocol's route (Felix's blackhole, the operator's) has the key:
+                # BIRD's kernel protocol gets "File exists" and leaves it; so do we.
+                del self.installed[key]
+                self.blocked[key] = route
+                continue
+            if failure.advice is Advice.RETRY_LATER:
                 later = True
             elif failure.advice is Advice.RESYNC:
                 self.request_resync("a netlink reply was lost")

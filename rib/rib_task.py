@@ -144,7 +144,10 @@ class Rib:
         self._exports: dict[RibSession, ExportFactory] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        # uvloop answers a ``call_at`` in the past with a plain ``Handle`` (no ``when()``), and
+        # fires timers on a millisecond clock: the deadline armed is kept beside the handle.
+        self._timer: asyncio.Handle | None = None
+        self._timer_when = 0.0
         self._queued = 0
         self._paused: set[RibSession] = set()
         # Seconds from a batch of UPDATEs decoded (one socket read) to its routes being in the
@@ -374,15 +377,18 @@ class Rib:
     def _rearm(self) -> None:
         deadline = self.core.next_deadline()
         if self._timer is not None:
-            if deadline is not None and self._timer.when() == deadline:
+            if deadline is not None and self._timer_when == deadline:
                 return
             self._timer.cancel()
             self._timer = None
         if deadline is not None:
-            self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+            self._timer_when = deadline
+            self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer, deadline)
 
-    def _on_timer(self) -> None:
+    def _on_timer(self, deadline: float) -> None:
         self._timer = None
-        self.core.handle_timer(asyncio.get_running_loop().time())
+        # A loop with a coarser clock may fire a little before the deadline; the deadline armed
+        # has come all the same (else the same deadline would be armed and fire again at once).
+        self.core.handle_timer(max(asyncio.get_running_loop().time(), deadline))
         self._wake.set()
         self._rearm()

@@ -19,7 +19,7 @@ from rib.loc_rib import Entry
 from rib.peer_rib import PeerRib
 from rib.rib_core import RibCore
 from rib.route import Route
-from rib.shards import SHARDS
+from rib.shards import SHARDS, shard_items
 from speaker.wire_codes import Family
 
 
@@ -73,6 +73,50 @@ class RibView:
     def candidates(self, family: Family, prefix: int) -> list[Route]:
         """Every candidate of one prefix (resolvable or not)."""
         return self._core.loc.candidates(family, prefix)
+
+    def entries(
+        self, family: Family
+    ) -> Iterator[tuple[int, Route | None, tuple[Route, ...], list[Route]]]:
+        """(prefix, best or None, ECMP set, every candidate) of every prefix with candidates.
+
+        BIRD's ``show route`` lists each network with all its routes, the unusable ones too;
+        one shard at a time is copied, so the RIB may change between two shards.
+        """
+        loc = self._core.loc
+        for prefix, slot in shard_items(loc.tables.get(family, [])):
+            best, ecmp = loc.selection(slot)
+            yield prefix, best, ecmp, (list(slot.candidates) if isinstance(slot, Entry) else [slot])
+
+    @property
+    def version(self) -> int:
+        """Publications so far: a view computed from the RIB holds while this does not move."""
+        return self._core.version
+
+    # -- selection deferral --------------------------------------------------------------------
+
+    @property
+    def deferral_deadline(self) -> float | None:
+        """Event-loop time at which selection deferral ends at the latest (None: not running)."""
+        return self._core.deferral_deadline if self._core.loc.deferring else None
+
+    @property
+    def selection_deferral(self) -> float:
+        """The configured longest selection deferral, in seconds."""
+        return self._core.selection_deferral
+
+    def deferral_waiting(self) -> list[str]:
+        """The peers selection deferral still waits for.
+
+        Up with graceful restart and no End-of-RIB of every family yet, or not up (BIRD's
+        protocols holding a recovery lock).
+        """
+        if not self._core.loc.deferring:
+            return []
+        return [
+            p.name
+            for p in self._core.peers.values()
+            if not p.up or (p.gr.negotiated and not p.gr.restarting and not p.eor >= p.families)
+        ]
 
     def multipath_count(self, family: Family) -> int:
         """Prefixes with more than one candidate (each holds an ``Entry``)."""

@@ -169,7 +169,10 @@ class PeerSession:
         # Called with every state change after the sink (the daemon's BFD wiring uses it).
         self.observers: list[Callable[[PeerSession, StateChange], None]] = []
         self._connecting: dict[int, asyncio.Task[None]] = {}
-        self._timer: asyncio.TimerHandle | None = None
+        # uvloop answers a ``call_at`` in the past with a plain ``Handle`` (no ``when()``), and
+        # fires timers on a millisecond clock: the deadline armed is kept beside the handle.
+        self._timer: asyncio.Handle | None = None
+        self._timer_when = 0.0
         self._restart: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
 
@@ -431,16 +434,19 @@ class PeerSession:
     def _reschedule(self) -> None:
         deadline = self.fsm.next_deadline()
         if self._timer is not None:
-            if deadline is not None and self._timer.when() == deadline:
+            if deadline is not None and self._timer_when == deadline:
                 return
             self._timer.cancel()
             self._timer = None
         if deadline is not None:
-            self._timer = self._loop.call_at(deadline, self._on_timer)
+            self._timer_when = deadline
+            self._timer = self._loop.call_at(deadline, self._on_timer, deadline)
 
-    def _on_timer(self) -> None:
+    def _on_timer(self, deadline: float) -> None:
         self._timer = None
-        self._apply(self.fsm.timers_expired(self._loop.time()))
+        # A loop with a coarser clock may fire a little before the deadline; it has come all
+        # the same (else the same deadline would be armed again and fire at once, in a spin).
+        self._apply(self.fsm.timers_expired(max(self._loop.time(), deadline)))
 
     async def _connect(self, conn_id: int) -> None:
         settings = self.transport_settings

@@ -23,14 +23,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bgpd import cli as myna_cli
+from bgpd.bird_config import cli as bird_cli
 from bgpd.bird_config import config_model as m
 from bgpd.bird_config.as_paths import MaskItem, MaskItemKind, path_matches
-from bgpd.bird_config.cli import bird_main, is_bird6, is_bird_config
+from bgpd.bird_config.cli import BirdRunOptions, bird_main, is_bird6, is_bird_config
 from bgpd.bird_config.config_parser import read_bird_config
 from bgpd.bird_config.daemon_config import daemon_config_from_bird
 from bgpd.bird_config.errors import BirdConfigError
 from bgpd.bird_config.keywords import KEYWORDS_V4, KEYWORDS_V6
 from bgpd.bird_config.prefix_sets import BirdTrie, PrefixPattern, PrefixPatternSet
+from bgpd.config import DaemonConfig
 
 EVERY_OPTION = """\
 # every option the Calico templates use, and a few more
@@ -51,6 +53,7 @@ protocol kernel k1 {
   export filter kernel_out;
 }
 protocol device { scan time 3; }
+protocol bfd { interface "eth*" { interval 50 ms; multiplier 3; }; }
 protocol direct d1 { interface -"cali*", -"kube-ipvs*", "*"; }
 protocol static s1 {
   route 198.18.1.0/24 blackhole;
@@ -186,8 +189,13 @@ def test_every_option_becomes_the_daemon_config() -> None:
     # ttl security on a direct session: GTSM over one hop
     assert (rr1.multihop, rr1.ttl_security, rr1.next_hop_mode) == (1, 1, "self")
     assert (rr1.route_reflector_client, rr1.graceful_restart, rr1.add_paths) == (True, False, "tx")
-    # BIRD's "bfd on": BFD advises the session, a BFD down is a hard failure (not graceful)
+    # BIRD's "bfd on": BFD advises the session, a BFD down is a hard failure (not graceful);
+    # single hop (direct): the interface block is chosen where the peer's interface is known
     assert rr1.bfd is not None and (rr1.bfd.enabled, rr1.bfd.graceful) == (True, False)
+    assert rr1.bfd.multihop is False
+    assert [(r.patterns, r.min_tx, r.multiplier) for r in rr1.bfd.interfaces] == [
+        (("eth*",), 50.0, 3)
+    ]
     assert (rr1.gateway, rr1.preference) == ("direct", 120)
     assert str(daemon.cluster_id) == "198.19.0.100"
     assert daemon.kernel.learn and daemon.kernel.program
@@ -395,22 +403,27 @@ def test_bird_p_exit_status(tmp_path: Path) -> None:
     assert both(tmp_path / "bad.conf")[0] == (status, message)
 
 
-def test_running_is_not_wired_yet_and_says_so(tmp_path: Path) -> None:
-    _write(tmp_path, "router id 198.19.0.1;\nprotocol device {}\n", "good.conf")
-    argv = [
-        "-R",
-        "-s",
-        str(tmp_path / "bird.ctl"),
-        "-d",
-        "-P",
-        str(tmp_path / "pid"),
-        "-c",
-        "good.conf",
-    ]
-    status, message = _run_bird(argv, tmp_path)
-    assert status == 1
-    assert "not wired yet" in message
-    assert not (tmp_path / "bird.ctl").exists()
+def test_running_hands_birds_command_line_to_the_daemon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without -p the run hook gets the file's config and what the command line says about
+    running (the processes themselves: tests/test_bird_process.py)."""
+    _write(tmp_path, "router id 198.19.0.1;\ngraceful restart wait 7;\nprotocol device {}\n",
+           "good.conf")  # fmt: skip
+    seen: list[tuple[DaemonConfig, BirdRunOptions]] = []
+    monkeypatch.setattr(bird_cli, "run_hook", lambda c, o: seen.append((c, o)) or 0)
+    argv = ["-R", "-s", str(tmp_path / "bird.ctl"), "-d", "-P", str(tmp_path / "pid"),
+            "-u", "nobody", "-g", "nogroup", "-c", "good.conf"]  # fmt: skip
+    assert _run_bird(argv, tmp_path, ipv6=True) == (0, "")
+    ((config, options),) = seen
+    assert config.router_id == "198.19.0.1"
+    assert (options.socket, options.pid_file) == (tmp_path / "bird.ctl", tmp_path / "pid")
+    assert (options.graceful_recovery, options.foreground, options.debug) == (True, True, True)
+    assert (options.user, options.group, options.ipv6, options.gr_wait) == (
+        "nobody", "nogroup", True, 7,
+    )  # fmt: skip
+    assert options.bird_config is not None and options.bird_config.ipv6
+    assert not (tmp_path / "bird.ctl").exists()  # the hook binds it, not the parser
 
 
 def test_file_kind_detection(tmp_path: Path) -> None:

@@ -265,7 +265,7 @@ async def test_the_bird_socket_answers_calicoctl_and_birdcl(tmp_path: Path) -> N
         a = await c.start_a()
         # Selection deferral waits for End-of-RIB from B: the readiness probe's "0024".
         code, out, _ = await run(BIRDCL, "-s", c.bird, "show", "status")
-        assert code == 0 and out.startswith("BIRD 1.6.8"), out  # the liveness probe
+        assert code == 0 and out.startswith("BIRD v"), out  # liveness: starts with BIRD
         assert "Graceful restart recovery in progress" in out
         await wait_for("B Established", lambda: established(a, B))
         await wait_for("deferral over", lambda: not a.rib.view.deferring, timeout=30)
@@ -280,7 +280,12 @@ async def test_the_bird_socket_answers_calicoctl_and_birdcl(tmp_path: Path) -> N
         code, out, _ = await run(BIRDCL, "-s", c.bird, "show", "status")
         assert "Graceful restart" not in out and "Daemon is up and running" in out
         code, out, _ = await run(BIRDCL, "-s", c.bird, "show", "route")
-        assert re.search(r"198\.19\.2\.0/26\s+via 127\.0\.0\.2 \[Mesh_127_0_0_2\]", out), out
+        # BIRD 1.6's route line (nest/rt-table.c rt_show_rte), which calico-node's viaRegex reads
+        line = (
+            r"198\.19\.2\.0/26\s+via 127\.0\.0\.2 on lo "
+            r"\[Mesh_127_0_0_2 [\d:]{8}\] \* \(100/0\) \[i\]"
+        )
+        assert re.search(line, out), out
 
 
 def test_the_mesh_section_becomes_peers_and_check_hides_passwords(tmp_path: Path) -> None:

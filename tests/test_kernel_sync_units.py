@@ -274,7 +274,7 @@ async def test_recursive_routes_follow_the_kernel_and_unresolvable_ones_wait() -
     fib, writer, _ = programmer(resolver=resolver)
     fib.publish([change("198.19.1.0/26", "198.18.0.2"), change("198.19.2.0/26", "198.18.77.1")])
     await turn()
-    assert writer.written() == [(RouteOp.REPLACE, "198.19.1.0/26")]  # on-link: as it is
+    assert writer.written() == [(RouteOp.NEW, "198.19.1.0/26")]  # on-link: as it is, a first write
     assert list(fib.waiting) == [(V4, prefix_from_text("198.19.2.0/26"))]
     writer.batches.clear()
     resolver.on_kernel(
@@ -379,3 +379,35 @@ async def test_a_run_programs_what_its_changes_one_by_one_would() -> None:
     in_a_run.publish([Run(V4, PEER, 0, None, prefixes[:5])])
     same()
     assert len(in_a_run.installed) == 11
+
+
+@on_uvloop
+async def test_a_route_of_another_protocol_holding_our_key_is_never_replaced() -> None:
+    """BIRD 1.6 adds its routes with NLM_F_CREATE|NLM_F_EXCL: where Felix's blackhole (proto 80)
+    has the key (table, prefix, metric), the kernel answers EEXIST ("File exists") and keeps
+    Felix's route; BIRD tries again at each scan. Myna's first write of a key is such an
+    exclusive create too; refused, it is never turned into a REPLACE."""
+    fib, writer, kernel = programmer()
+    prefix = prefix_from_text("198.19.1.0/26")
+    writer.refuse[prefix] = errno.EEXIST
+    fib.publish([change("198.19.1.0/26", "198.18.0.2")])
+    await turn()
+    assert writer.written() == [(RouteOp.NEW, "198.19.1.0/26")]
+    assert (V4, prefix) in fib.blocked and (V4, prefix) not in fib.installed
+    writer.batches.clear()
+    await fib.resync()  # the scan: tried again, exclusively, and refused again
+    await turn()
+    assert writer.written() == [(RouteOp.NEW, "198.19.1.0/26")]
+    assert (V4, prefix) in fib.blocked
+    assert fib.counters["blocked"] == 1 and fib.counters["errors"] == 0
+    del writer.refuse[prefix]  # Felix's route went away
+    writer.batches.clear()
+    await fib.resync()
+    await turn()
+    assert writer.written() == [(RouteOp.NEW, "198.19.1.0/26")]
+    assert (V4, prefix) in fib.installed and not fib.blocked
+    kernel.routes = [fib.installed[(V4, prefix)]]
+    writer.batches.clear()
+    fib.publish([change("198.19.1.0/26", "198.18.0.3")])  # ours now: replaced in place
+    await turn()
+    assert writer.written() == [(RouteOp.REPLACE, "198.19.1.0/26")]

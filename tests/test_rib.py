@@ -275,6 +275,28 @@ async def test_selection_deferral_timer() -> None:
     await rib.close()
 
 
+@on_uvloop
+async def test_a_deadline_already_past_is_armed_and_the_task_lives() -> None:
+    """uvloop answers ``call_at`` in the past with a plain Handle (no ``when()``); re-arming over
+    it once killed the RIB task (CI: the deferral test never settled). The deadline still fires."""
+    rib, (a,) = new_rib("198.18.0.2", deferral=30)
+    gr = capabilities(gr=True)
+    rib.originate(V4, [block(1)], PathAttributes(), Origin.STATIC)
+    rib.session_up(a, up_event(a, "198.18.0.2", ours=gr, theirs=gr))
+    await settle(rib)
+    assert rib.view.deferring
+    rib.core.deferral_deadline = asyncio.get_running_loop().time() - 1
+    rib._rearm()
+    rib._rearm()
+    deadline = time.monotonic() + 5
+    while rib.view.deferring and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    await settle(rib)
+    assert set(a.table()) == {block(1)}
+    assert rib._task is not None and not rib._task.done()
+    await rib.close()
+
+
 @pytest.mark.parametrize("count", [1_000_000])
 def test_a_million_prefixes_never_block_the_loop_for_20_ms(count: int) -> None:
     """Responsiveness: while 1,000,000 prefixes go through the RIB, a 2 ms ticker (standing in

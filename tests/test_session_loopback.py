@@ -96,6 +96,29 @@ async def test_sessions_come_up_and_exchange_routes() -> None:
 
 
 @on_uvloop
+async def test_a_timer_armed_in_the_past_does_not_kill_the_session() -> None:
+    """uvloop answers ``call_at`` in the past with a plain Handle (no ``when()``): re-arming over
+    it must work, and the session stays up and keeps its KEEPALIVEs going."""
+    async with daemons() as (a, b):
+        await wait_for(
+            "both Established",
+            lambda: (
+                a.session(B).state == State.ESTABLISHED and b.session(A).state == State.ESTABLISHED
+            ),
+        )
+        session = a.session(B)
+        real = session.fsm.next_deadline
+        session.fsm.next_deadline = lambda: asyncio.get_running_loop().time() - 1  # type: ignore[method-assign]
+        session._reschedule()
+        session._reschedule()
+        session.fsm.next_deadline = real  # type: ignore[method-assign]
+        sent = session.messages_sent
+        # hold time 3 s: KEEPALIVEs every second; two more prove the timer runs on.
+        await wait_for("KEEPALIVEs go on", lambda: session.messages_sent >= sent + 2)
+        assert session.state == State.ESTABLISHED
+
+
+@on_uvloop
 async def test_md5_same_key_comes_up() -> None:
     async with daemons({"password": "s3cret"}, {"password": "s3cret"}) as (a, b):
         await wait_for(

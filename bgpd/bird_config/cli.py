@@ -8,9 +8,9 @@ file exactly as Myna would run it (parse, compile every filter and function, bui
 message`` on stderr and exit 1. What ``print``/``eval`` write while the file is read goes to
 stderr as BIRD's does.
 
-Running (without ``-p``) goes through ``run_hook``: the daemon-wiring step replaces it with a
-function that starts the daemon from the ``DaemonConfig`` and ``BirdRunOptions``; until then it
-says so and exits 1.
+Running (without ``-p``) goes through ``run_hook``, ``bgpd.bird_run.run_bird`` (imported only
+then: ``-p`` needs none of the daemon), with the ``DaemonConfig`` and the ``BirdRunOptions``
+(which carry the file as read, for the BIRD control socket's protocol list).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from bgpd.bird_config.errors import BirdConfigError
 from bgpd.bird_config.filter_codegen import FilterMode
 from bgpd.bird_config.filter_compiler import compile_filter
 from bgpd.bird_config.values import BirdType
-from bgpd.config import ControlModel, DaemonConfig
+from bgpd.config import DaemonConfig
 
 VERSION = "1.6.8 (Myna)"
 _V4_SOCKET = "/var/run/bird.ctl"
@@ -54,19 +54,19 @@ class BirdRunOptions:
     debug_file: Path | None
     user: str | None
     group: str | None
+    ipv6: bool = False  # bird6
+    gr_wait: int = 240  # ``graceful restart wait``: -R's longest wait, in seconds
+    bird_config: BirdConfig | None = None  # the file as read
 
 
-def _not_wired(config: DaemonConfig, options: BirdRunOptions) -> int:
-    print(
-        f"{_program()}: running the daemon from a BIRD configuration is not wired yet; "
-        f"{options.config_file} is valid (check it with -p)",
-        file=sys.stderr,
-    )
-    return 1
+def _run(config: DaemonConfig, options: BirdRunOptions) -> int:
+    from bgpd.bird_run import run_bird  # noqa: PLC0415 - the daemon stack, only to run it
+
+    return run_bird(config, options)
 
 
-# The daemon-wiring step sets this to a function that runs Myna from the config.
-run_hook: Callable[[DaemonConfig, BirdRunOptions], int] = _not_wired
+# Runs Myna from the config (tests may replace it).
+run_hook: Callable[[DaemonConfig, BirdRunOptions], int] = _run
 _program_name = "bird"
 
 
@@ -142,10 +142,6 @@ def bird_main(argv: list[str], *, ipv6: bool = False, prog: str = "bird") -> int
         return 1
     if args.parse_only:
         return 0
-    control = ControlModel(
-        bird_socket=None if ipv6 else Path(socket), bird6_socket=Path(socket) if ipv6 else None
-    )
-    daemon = daemon.model_copy(update={"control": control})
     options = BirdRunOptions(
         config_file=Path(config_file),
         socket=Path(socket),
@@ -156,6 +152,9 @@ def bird_main(argv: list[str], *, ipv6: bool = False, prog: str = "bird") -> int
         debug_file=Path(args.debug_file) if args.debug_file else None,
         user=args.user,
         group=args.group,
+        ipv6=ipv6,
+        gr_wait=240 if config.graceful_restart_wait is None else config.graceful_restart_wait,
+        bird_config=config,
     )
     return run_hook(daemon, options)
 

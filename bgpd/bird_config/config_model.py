@@ -30,6 +30,7 @@ class ProtocolType(Enum):
     DIRECT = "direct"
     STATIC = "static"
     BGP = "bgp"
+    BFD = "bfd"
 
 
 class GracefulRestart(Enum):
@@ -65,11 +66,22 @@ class AddPaths(Enum):
 
 
 class BfdMode(Enum):
-    """BGP ``bfd on|off|graceful`` (recorded; BFD sessions are not Myna's job here)."""
+    """BGP ``bfd on|off|graceful``: whether the session asks the bfd protocol for a session."""
 
     OFF = "off"
     ON = "on"
     GRACEFUL = "graceful"
+
+
+class BfdAuth(Enum):
+    """``authentication none|simple|keyed md5|...`` in a bfd protocol's block (Myna's names)."""
+
+    NONE = "none"
+    SIMPLE = "simple"
+    KEYED_MD5 = "keyed_md5"
+    KEYED_SHA1 = "keyed_sha1"
+    METICULOUS_MD5 = "meticulous_md5"
+    METICULOUS_SHA1 = "meticulous_sha1"
 
 
 class LimitAction(Enum):
@@ -108,6 +120,46 @@ class InterfacePattern:
 
     pattern: str
     include: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class BfdPassword:
+    """``password "..." [{ id N; }]``: the text and its key id (BIRD numbers them from 1)."""
+
+    password: str
+    key_id: int
+    position: Position
+
+
+@dataclass
+class BfdSettings:
+    """One ``interface PATTERNS { ... }`` or ``multihop { ... }`` block of a bfd protocol.
+
+    BIRD's ``struct bfd_iface_config``, with its defaults (proto/bfd/bfd.h: 10 ms, 100 ms,
+    1 s, 5); intervals in microseconds as BIRD keeps them (``expr_us``: u32 arithmetic), the
+    multiplier as its u8. ``patterns`` is empty for the multihop block.
+    """
+
+    position: Position
+    patterns: tuple[InterfacePattern, ...] = ()
+    min_rx_us: int = 10_000
+    min_tx_us: int = 100_000
+    idle_tx_us: int = 1_000_000
+    multiplier: int = 5
+    passive: bool = False
+    auth: BfdAuth = BfdAuth.NONE
+    passwords: tuple[BfdPassword, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BfdNeighbor:
+    """``neighbor ADDR [dev "IFACE" | % IFACE] [local ADDR] [multihop BOOL]``."""
+
+    address: int
+    interface: str | None
+    local: int | None
+    multihop: bool
+    position: Position
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +211,7 @@ class KernelProtocol(ProtocolConfig):
     graceful_restart: bool = False
     merge_paths: int = 0  # 0: off; else at most this many next hops (BIRD's default 16)
     kernel_table: int | None = None
-    metric: int = 32
+    metric: int = 0  # BIRD 1.6: no RTA_PRIORITY unless set (the kernel: 0, IPv6 1024)
     device_routes: bool = False  # export routes through an interface, without a gateway
 
 
@@ -229,6 +281,19 @@ class BgpProtocol(ProtocolConfig):
         if self.gateway is not None:
             return self.gateway
         return GatewayMode.RECURSIVE if self.effective_multihop() else GatewayMode.DIRECT
+
+
+@dataclass
+class BfdProtocol(ProtocolConfig):
+    """``protocol bfd``: its interface blocks (first match wins), multihop block, neighbors.
+
+    ``protocol bfd from T`` copies only the generic options (BIRD 1.6's ``bfd_copy_config``
+    starts the interface and neighbor lists afresh, and the multihop block is not copied).
+    """
+
+    interfaces: list[BfdSettings] = field(default_factory=list)
+    multihop_block: BfdSettings | None = None
+    neighbors: list[BfdNeighbor] = field(default_factory=list)
 
 
 @dataclass

@@ -5,12 +5,13 @@ language of ``FilterParser`` underneath) -> a ``BirdConfig``, or a ``BirdConfigE
 BIRD's ``FILE:LINE:COL message``. It is what ``myna bird -p`` runs.
 
 It follows BIRD 1.6.8's grammar (``nest/config.Y``, ``proto/bgp/config.Y``,
-``proto/static/config.Y``, ``sysdep/unix/config.Y``, ``sysdep/unix/krt.Y``,
-``sysdep/linux/netlink.Y``) for the statements Calico's templates write and the options around
-them, and runs the checks BIRD runs while parsing and after (``bgp_check_config``, the kernel
-protocols' post-config checks, "No protocol is specified"). A statement or option BIRD 1.6
-has but Myna does not implement (``protocol ospf``, ``table``, ``enable route refresh``...) is
-refused with "... is not supported by Myna" at its first token, never skipped.
+``proto/static/config.Y``, ``proto/bfd/config.Y`` in ``bfd_items``, ``sysdep/unix/config.Y``,
+``sysdep/unix/krt.Y``, ``sysdep/linux/netlink.Y``) for the statements Calico's templates write
+and the options around them, and runs the checks BIRD runs while parsing and after
+(``bgp_check_config``, the kernel protocols' post-config checks, "No protocol is specified").
+A statement or option BIRD 1.6 has but Myna does not implement (``protocol ospf``, ``table``,
+``enable route refresh``...) is refused with "... is not supported by Myna" at its first
+token, never skipped.
 """
 
 from __future__ import annotations
@@ -20,18 +21,19 @@ from collections.abc import Callable
 
 from bgpd.bird_config import config_model as m
 from bgpd.bird_config import filter_ast as ast
+from bgpd.bird_config.bfd_items import BfdItemParser
 from bgpd.bird_config.errors import BirdConfigError, Position
 from bgpd.bird_config.lexer import Lexer, Token, TokenKind
-from bgpd.bird_config.protocol_items import ProtocolItemParser
 from bgpd.bird_config.symbols import SymbolKind
 
-_UNSUPPORTED_PROTOCOLS = ("ospf", "rip", "pipe", "bfd", "babel", "radv", "mrt")
+_UNSUPPORTED_PROTOCOLS = ("ospf", "rip", "pipe", "babel", "radv", "mrt")
 _DEFAULT_PREFERENCES = {
     m.ProtocolType.KERNEL: 10,
     m.ProtocolType.DEVICE: 240,
     m.ProtocolType.DIRECT: 240,
     m.ProtocolType.STATIC: 200,
     m.ProtocolType.BGP: 100,
+    m.ProtocolType.BFD: 0,
 }
 _PROTOCOL_CLASSES: dict[m.ProtocolType, type[m.ProtocolConfig]] = {
     m.ProtocolType.KERNEL: m.KernelProtocol,
@@ -39,12 +41,13 @@ _PROTOCOL_CLASSES: dict[m.ProtocolType, type[m.ProtocolConfig]] = {
     m.ProtocolType.DIRECT: m.DirectProtocol,
     m.ProtocolType.STATIC: m.StaticProtocol,
     m.ProtocolType.BGP: m.BgpProtocol,
+    m.ProtocolType.BFD: m.BfdProtocol,
 }
 _LIMIT_ACTIONS = {a.value: a for a in m.LimitAction}
 _LOG_CATEGORIES = ("debug", "trace", "info", "remote", "warning", "error", "auth", "fatal", "bug")
 
 
-class ConfigParser(ProtocolItemParser):
+class ConfigParser(BfdItemParser):
     """The whole configuration (see the module docstring)."""
 
     def __init__(self, lexer: Lexer, printer: Callable[[str], None] | None = None) -> None:
@@ -287,6 +290,9 @@ class ConfigParser(ProtocolItemParser):
             protocol = copy.deepcopy(source)
             protocol.inherits = source.name
             protocol.position, protocol.template = at, template
+            if isinstance(protocol, m.BfdProtocol):  # BIRD's bfd_copy_config: generic part only
+                protocol.interfaces, protocol.neighbors = [], []
+                protocol.multihop_block = None
         protocol.name = name
         kind = SymbolKind.TEMPLATE if template else SymbolKind.PROTOCOL
         self.symbols.define(name, kind, protocol, where)

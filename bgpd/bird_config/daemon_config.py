@@ -21,7 +21,13 @@ Mapping (BIRD -> Myna):
   ``next hop self|keep``, ``add paths`` (sending every path the export filter accepts, as
   BIRD does), ``allow local as N``, ``graceful restart
   [time]`` (BIRD's default "aware" and "on" both mean graceful restart in Myna),
-  ``gateway``, ``bfd``, ``preference``, ``import limit`` -> the ``Peer`` fields.
+  ``gateway``, ``preference``, ``import limit`` -> the ``Peer`` fields.
+* ``bfd on|graceful`` with ``protocol bfd`` (its ``neighbor`` entry for the peer, else its
+  ``multihop`` block for a multihop session, its first ``interface`` block admitting the
+  peer's interface for a single-hop one, else BIRD's defaults) -> ``Peer.bfd``, the
+  interface blocks kept in ``bfd.interfaces`` when the interface is known only at run time;
+  ``bfd on`` without a bfd protocol -> ``bfd.enabled: false``, as BIRD then runs no session
+  (``bfd_map``).
 * ``multihop [N]``/``direct``/``ttl security``: TTL ``N`` (1 for direct, BIRD's defaults:
   iBGP 64, eBGP direct); with ttl security, GTSM over those hops (``ttl_security = N``).
 * ``hold time``, ``keepalive time``, ``connect delay time``, ``connect retry time``,
@@ -50,6 +56,7 @@ from pydantic import ValidationError
 
 from bgpd.bird_config import config_model as m
 from bgpd.bird_config import filter_ast as ast
+from bgpd.bird_config.bfd_map import BfdMapper
 from bgpd.bird_config.errors import BirdConfigError, Position, not_supported
 from bgpd.config import BirdFilterModel, DaemonConfig
 
@@ -103,7 +110,7 @@ def _kind(name: str) -> str:
     return "global"
 
 
-def _peer(protocol: m.BgpProtocol, node_as: int, ipv6: bool) -> dict[str, Any]:
+def _peer(protocol: m.BgpProtocol, node_as: int, ipv6: bool, bfd: BfdMapper) -> dict[str, Any]:
     if protocol.disabled:
         raise not_supported(protocol.position, "a disabled protocol")
     hops = protocol.effective_multihop() or 1
@@ -145,11 +152,7 @@ def _peer(protocol: m.BgpProtocol, node_as: int, ipv6: bool) -> dict[str, Any]:
         "name": protocol.name,
         "preference": protocol.preference,
         "gateway": protocol.effective_gateway().value,
-        # ``bfd on`` / ``bfd graceful``: BFD advises the session with BIRD's defaults (the
-        # ``protocol bfd`` block that would set its intervals is refused by the reader).
-        "bfd": None
-        if protocol.bfd is m.BfdMode.OFF
-        else {"enabled": True, "graceful": protocol.bfd is m.BfdMode.GRACEFUL},
+        "bfd": bfd.peer(protocol),  # bfd on|graceful, with the bfd protocol's settings
         "import_filter": filter_model(protocol.import_filter, protocol.position),
         "export_filter": filter_model(protocol.export_filter, protocol.position),
     }
@@ -257,6 +260,7 @@ def daemon_config_from_bird(config: m.BirdConfig) -> DaemonConfig:
     node_as = _node_as(config)
     bgp = [p for p in config.protocols if isinstance(p, m.BgpProtocol)]
     cluster_ids = {p.rr_cluster_id for p in bgp if p.rr_cluster_id is not None}
+    bfd = BfdMapper(config)
     if len(cluster_ids) > 1:
         raise not_supported(bgp[0].position, "route reflector cluster ids differing per peer")
     data: dict[str, Any] = {
@@ -270,10 +274,11 @@ def daemon_config_from_bird(config: m.BirdConfig) -> DaemonConfig:
             ],
             "port": config.listen_port if config.listen_port is not None else 179,
         },
-        "peers": [_peer(p, node_as, ipv6) for p in bgp],
+        "peers": [_peer(p, node_as, ipv6, bfd) for p in bgp],
         "static_routes": _static_routes(config),
         "families": ["ipv6" if ipv6 else "ipv4"],
     }
+    bfd.check_neighbors()
     if cluster_ids:
         data["cluster_id"] = str(ipaddress.IPv4Address(cluster_ids.pop()))
     kernel = _kernel(config)

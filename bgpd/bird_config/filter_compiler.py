@@ -180,6 +180,10 @@ class ConstantEvaluator:
         if self._printer is not None:
             self._printer(line)
 
+    def log(self, line: str) -> None:
+        """A line BIRD logs while parsing (a warning), in order with what ``print`` writes."""
+        self._print(line)
+
     def evaluate(self, expr: ast.Expr) -> tuple[BirdType, object] | None:
         """The value of ``expr`` (with its type), None when it fails."""
         generator = ProgramGenerator(self.ipv6, FilterMode.EXPORT, route=False)
