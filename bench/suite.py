@@ -2,7 +2,7 @@
 
 Run it (root):
 
-    .venv/bin/python -m bench.suite [--quick] [--only SCENARIOS] [--out bench/results]
+    .venv/bin/python -m bench.suite [--quick] [--only SCENARIOS] [--out bench/results] [--name N]
 
 Scenarios (``--only`` takes a comma-separated subset of these names):
 
@@ -474,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, single runs")
     parser.add_argument("--only", default=",".join(SCENARIOS), help="scenarios, comma-separated")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--name", help="results file name after the date (default: suite[-quick])")
     args = parser.parse_args(argv)
     chosen = [s for s in args.only.split(",") if s]
     unknown = sorted(set(chosen) - set(SCENARIOS))
@@ -525,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     text = header + table(report)
     print(text)
-    name = "suite-quick" if args.quick else "suite"
+    name = args.name or ("suite-quick" if args.quick else "suite")
     command = ".venv/bin/python -m bench.suite " + " ".join(sys.argv[1:] if argv is None else argv)
     info = machine(**versions(), load_average_at_start=load)
     try:
