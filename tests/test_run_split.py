@@ -1,0 +1,61 @@
+"""Runs split into the prefix classes of a memoised filter (``rib.run_split``).
+
+``PrefixClasses.splitter`` must cut a run into groups whose prefixes all pass the same tests
+(so the filter's one answer per group is its answer for each prefix) and lose nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bgpd.bird_config.prefix_classes import PrefixClasses
+from speaker.wire_codes import Family
+
+
+def _contains(cidr: str) -> tuple[int, int, int]:
+    net = ipaddress.IPv4Network(cidr)
+    mask = int(net.netmask) << 8
+    return mask, int(net.network_address) << 8, net.prefixlen
+
+
+def _prefix(address: int, length: int) -> int:
+    net = ipaddress.IPv4Network((address, length), strict=False)
+    return (int(net.network_address) << 8) | length
+
+
+CLASSES = PrefixClasses(
+    [_contains(c) for c in ("198.18.1.0/24", "198.18.2.0/23", "198.18.0.0/16", "198.19.0.0/16")],
+    [_prefix(int(ipaddress.IPv4Address("198.19.7.64")), 26)],
+    [],
+)
+SPLIT = CLASSES.splitter(Family.IPV4_UNICAST)
+BASE = int(ipaddress.IPv4Address("198.17.255.0"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(0, 1 << 18), min_size=1, max_size=300),
+    st.sampled_from([(32,), (26,), (24, 32), (16, 26, 32)]),
+    st.booleans(),
+)
+def test_groups_are_classes_and_lose_nothing(
+    offsets: list[int], lengths: tuple[int, ...], ordered: bool
+) -> None:
+    prefixes = [_prefix(BASE + o, lengths[o % len(lengths)]) for o in offsets]
+    if ordered:
+        prefixes.sort()
+    groups = SPLIT(prefixes)
+    assert Counter(p for g in groups for p in g) == Counter(prefixes)
+    for group in groups:
+        assert group
+        assert len({CLASSES.classify(p) for p in group}) == 1
+
+
+def test_a_run_inside_one_pool_is_one_group() -> None:
+    start = int(ipaddress.IPv4Address("198.18.64.0"))
+    prefixes = [((start + n) << 8) | 32 for n in range(5000)]
+    assert SPLIT(prefixes) == (prefixes,)
