@@ -7,6 +7,14 @@ that never reads ``net``), or depends on it only through a few constant tests (C
 of such a group the same answer for the run's route. A policy says so by carrying a
 ``split_run`` attribute; ``adj_rib_out`` and ``fib_programmer`` then ask it once per group
 instead of once per prefix. A policy without one is asked for every prefix, as before.
+
+Data flow: the Loc-RIB builds each run's prefixes as a ``RunPrefixes`` list; the first
+splitter to look at a run keeps what it learnt there (``run_span``: lowest, highest, one
+length or not, three passes at C speed), so the update groups and the kernel, which split
+the same run one after the other with their own filters' splitters, pay for it once.
+
+A filter's run-time error is then logged once per group rather than once per prefix; the
+filters log such errors at most once a second anyway (``bgpd.bird_config.runtime``).
 """
 
 from __future__ import annotations
@@ -16,6 +24,27 @@ from typing import Any, TypeVar
 
 RunSplitter = Callable[[Sequence[int]], Sequence[Sequence[int]]]
 T = TypeVar("T")
+_LOW_BYTE = (0xFF).__and__  # a prefix int's length byte
+
+
+class RunPrefixes(list[int]):
+    """A run's prefixes, with what a splitter learnt of them (``span``) kept for the next."""
+
+    __slots__ = ("span",)
+    span: tuple[int, int, bool]
+
+
+def run_span(prefixes: Sequence[int]) -> tuple[int, int, bool]:
+    """(lowest, highest, whether all have one length) of a run's prefixes, kept on the run.
+
+    A published run is never changed, so what is kept stays true.
+    """
+    span: tuple[int, int, bool] | None = getattr(prefixes, "span", None)
+    if span is None:
+        span = (min(prefixes), max(prefixes), len(set(map(_LOW_BYTE, prefixes))) == 1)
+        if prefixes.__class__ is RunPrefixes:
+            prefixes.span = span
+    return span
 
 
 def whole_run(prefixes: Sequence[int]) -> Sequence[Sequence[int]]:

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bgpd.bird_config.prefix_classes import PrefixClasses
+from rib.run_split import RunPrefixes, run_span
 from speaker.wire_codes import Family
 
 
@@ -59,3 +60,16 @@ def test_a_run_inside_one_pool_is_one_group() -> None:
     start = int(ipaddress.IPv4Address("198.18.64.0"))
     prefixes = [((start + n) << 8) | 32 for n in range(5000)]
     assert SPLIT(prefixes) == (prefixes,)
+
+
+def test_a_run_keeps_its_span_for_the_next_splitter() -> None:
+    # The update groups and the kernel split the same run: the second reads what the first
+    # learnt of it, and a list that is not a run's gets the same answer, unkept.
+    start = int(ipaddress.IPv4Address("198.18.64.0"))
+    prefixes = [((start + n) << 8) | 32 for n in range(100)]
+    run = RunPrefixes(prefixes)
+    assert run_span(run) == run_span(prefixes) == (prefixes[0], prefixes[-1], True)
+    assert run.span == run_span(prefixes)
+    mixed = RunPrefixes([*prefixes, (start << 8) | 24])
+    assert run_span(mixed)[2] is False
+    assert SPLIT(mixed) and SPLIT(run) == (run,)

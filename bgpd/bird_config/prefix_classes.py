@@ -32,7 +32,7 @@ from typing import Any
 
 from bgpd.bird_config.prefix_sets import PrefixPatternSet
 from rib.policy import PolicyCheck, Verdict
-from rib.run_split import RunSplitter, with_splitter
+from rib.run_split import RunSplitter, run_span, with_splitter
 from speaker.wire_codes import Family
 
 _CACHE_LIMIT = 65536
@@ -100,10 +100,10 @@ class PrefixClasses:
         values with any length byte; an equality: one value) combined with ``length >= n``.
         Prefixes of one length between two consecutive range bounds (``edges``) pass the same
         tests. So when a run's prefixes all have one length (a set of their low bytes, at C
-        speed), the bounds between its lowest and highest prefix cut it, sorted, into groups
-        of one class each (``bisect``): one group when no bound lies between them, as when a
-        run lies in one pool. Otherwise (several lengths, or prefix sets, which are not
-        ranges) each prefix is classified.
+        speed, kept on the run for the next splitter: ``run_span``), the bounds between its
+        lowest and highest prefix cut it, sorted, into groups of one class each (``bisect``):
+        one group when no bound lies between them, as when a run lies in one pool. Otherwise
+        (several lengths, or prefix sets, which are not ranges) each prefix is classified.
         """
         width = 40 if family is Family.IPV4_UNICAST else 136
         full = (1 << width) - 1
@@ -116,26 +116,27 @@ class PrefixClasses:
         edges = sorted(bounds)
         ranged = not self.sets
         classify = self.classify
-        low_byte = (0xFF).__and__
 
         def split_run(prefixes: Sequence[int]) -> Sequence[Sequence[int]]:
             if len(prefixes) < 2:
                 return (prefixes,)
-            if ranged and len(set(map(low_byte, prefixes))) == 1:
-                first = bisect_right(edges, min(prefixes))
-                last = bisect_right(edges, max(prefixes))
-                if first == last:
-                    return (prefixes,)
-                ordered = sorted(prefixes)
-                cuts: list[Sequence[int]] = []
-                start = 0
-                for edge in edges[first:last]:
-                    cut = bisect_left(ordered, edge, start)
-                    if cut > start:
-                        cuts.append(ordered[start:cut])
-                        start = cut
-                cuts.append(ordered[start:])
-                return cuts
+            if ranged:
+                low, high, one_length = run_span(prefixes)
+                if one_length:
+                    first = bisect_right(edges, low)
+                    last = bisect_right(edges, high)
+                    if first == last:
+                        return (prefixes,)
+                    ordered = sorted(prefixes)
+                    cuts: list[Sequence[int]] = []
+                    start = 0
+                    for edge in edges[first:last]:
+                        cut = bisect_left(ordered, edge, start)
+                        if cut > start:
+                            cuts.append(ordered[start:cut])
+                            start = cut
+                    cuts.append(ordered[start:])
+                    return cuts
             groups: dict[int, list[int]] = {}
             for prefix in prefixes:
                 found = classify(prefix)
