@@ -19,12 +19,15 @@ filters log such errors at most once a second anyway (``bgpd.bird_config.runtime
 
 from __future__ import annotations
 
+import sys
+from array import array
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 RunSplitter = Callable[[Sequence[int]], Sequence[Sequence[int]]]
 T = TypeVar("T")
 _LOW_BYTE = (0xFF).__and__  # a prefix int's length byte
+_LOW_OFFSET = 0 if sys.byteorder == "little" else 7  # where it is in an array("Q") item
 
 
 class RunPrefixes(list[int]):
@@ -34,6 +37,19 @@ class RunPrefixes(list[int]):
     span: tuple[int, int, bool]
 
 
+def _one_length(prefixes: Sequence[int]) -> bool:
+    """Whether every prefix has the same length byte.
+
+    IPv4 prefix ints fit 64 bits: their length bytes are every eighth byte of an array of
+    them, compared in C (a third of the cost of a set of them); IPv6 ones take the set.
+    """
+    try:
+        lows = array("Q", prefixes).tobytes()[_LOW_OFFSET::8]
+    except OverflowError:
+        return len(set(map(_LOW_BYTE, prefixes))) == 1
+    return lows.count(lows[0]) == len(lows)
+
+
 def run_span(prefixes: Sequence[int]) -> tuple[int, int, bool]:
     """(lowest, highest, whether all have one length) of a run's prefixes, kept on the run.
 
@@ -41,7 +57,7 @@ def run_span(prefixes: Sequence[int]) -> tuple[int, int, bool]:
     """
     span: tuple[int, int, bool] | None = getattr(prefixes, "span", None)
     if span is None:
-        span = (min(prefixes), max(prefixes), len(set(map(_LOW_BYTE, prefixes))) == 1)
+        span = (min(prefixes), max(prefixes), _one_length(prefixes))
         if prefixes.__class__ is RunPrefixes:
             prefixes.span = span
     return span

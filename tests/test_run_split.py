@@ -73,3 +73,12 @@ def test_a_run_keeps_its_span_for_the_next_splitter() -> None:
     mixed = RunPrefixes([*prefixes, (start << 8) | 24])
     assert run_span(mixed)[2] is False
     assert SPLIT(mixed) and SPLIT(run) == (run,)
+
+
+@given(st.lists(st.integers(0, (1 << 136) - 1), min_size=1, max_size=50))
+def test_one_length_is_every_length_byte_equal(prefixes: list[int]) -> None:
+    # IPv4-sized ints go through the array of 64-bit items, larger ones through the set
+    for run in (prefixes, [p & ((1 << 40) - 1) for p in prefixes]):
+        assert run_span(run)[2] == (len({p & 0xFF for p in run}) == 1)
+        same = [(p & ~0xFF) | (run[0] & 0xFF) for p in run]
+        assert run_span(same)[2] is True
