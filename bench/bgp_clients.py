@@ -31,6 +31,11 @@ to stdout. Decoding is shared: a reflector writes the same bytes to every member
 group, so decoded UPDATEs are cached by their body (per negotiated session shape) and each
 distinct UPDATE is decoded once per process.
 
+``--own`` lists prefixes the server originates itself (a Calico reflector's own blocks, the
+``myna-birdcfg`` rows): every client counts them into its full table, and their next hop (the
+server's) is not checked as a reflected route's would be; the result says how many the client
+that got fewest of them received.
+
 ``relay``: the run without a reflector. It listens on ``--local`` port 179, answers each
 client's OPEN, and copies every UPDATE a client sends, byte for byte and undecoded, to every
 other client (one write per client per loop pass): the senders' messages go straight to the
@@ -55,6 +60,7 @@ from speaker.capabilities import FourOctetAsCapability, MultiprotocolCapability
 from speaker.control_messages import KEEPALIVE_MESSAGE, Notification, encode_notification
 from speaker.framing import MessageReader, frame
 from speaker.negotiated import Negotiated, negotiate
+from speaker.nlri import prefix_from_text
 from speaker.open_message import Open, decode_open, encode_open, open_for
 from speaker.path_attributes import PathAttributes
 from speaker.update_message import (
@@ -242,6 +248,8 @@ class Client(asyncio.Protocol):
         self.bytes = 0
         self.problem: str | None = None
         self.expected_hop: Callable[[int], bytes] = lambda _p: b""
+        self.own: frozenset[int] = frozenset()  # the server's own prefixes (``--own``)
+        self.own_received = 0
         self.keepalive: asyncio.TimerHandle | None = None
         self.closing = False
 
@@ -320,6 +328,11 @@ class Client(asyncio.Protocol):
             hop = reach.attributes.next_hop
             if hop == self.hop:
                 self.echoed += len(reach.prefixes)
+                continue
+            if self.own and reach.prefixes[0] in self.own:  # the server's: its own next hop
+                self.own_received += len(reach.prefixes)
+                held.update(reach.prefixes)
+                count += len(reach.prefixes)
                 continue
             if hop != self.expected_hop(reach.prefixes[0]):
                 self.wrong_hop += 1
@@ -402,11 +415,13 @@ async def run_clients(args: argparse.Namespace) -> dict[str, Any]:
     total = sum(len(t) for t in tables)
     fleet = Fleet(count)
     hop = _hop_function(case, args.first)
+    own = frozenset(prefix_from_text(p) for p in args.own.split(",") if p)
     clients = []
     for i in range(count):
-        want = total - len(tables[i]) if case.receives else 0
+        want = total - len(tables[i]) + len(own) if case.receives else 0
         client = Client(fleet, i, client_address(args.first, i), tables[i], want)
         client.expected_hop = hop
+        client.own = own
         clients.append(client)
     pids = [int(p) for p in args.watch_pids.split(",") if p]
     started = time.perf_counter()
@@ -471,6 +486,8 @@ async def run_clients(args: argparse.Namespace) -> dict[str, Any]:
         "fewest_prefixes_held": holding[0],
         "most_prefixes_held": holding[-1],
         "echoed_own_prefixes": sum(c.echoed for c in clients),
+        "server_prefixes": len(own),
+        "server_prefixes_received_fewest": min(c.own_received for c in clients),
         "wrong_next_hop_updates": sum(c.wrong_hop for c in clients),
         "updates_received": sum(c.messages for c in clients),
         "bytes_received": sum(c.bytes for c in clients),
@@ -599,6 +616,9 @@ def main(argv: list[str] | None = None) -> int:
     clients.add_argument("--timeout", type=float, default=600.0)
     clients.add_argument("--stall", type=float, default=30.0)
     clients.add_argument("--linger", type=float, default=0.0, help="keep sessions up after")
+    clients.add_argument(
+        "--own", default="", help="prefixes the server originates itself (in the full table)"
+    )
     relay = commands.add_parser("relay", help="copy UPDATEs between clients (no reflector)")
     relay.add_argument("--local", required=True)
     relay.add_argument("--expect-eor", type=int, default=0, help="say when that many EoRs came")

@@ -3,7 +3,7 @@
 Run by ``bench.suite`` (scenarios ``mesh`` and ``install``); by hand (root):
 
     .venv/bin/python -m bench.mesh_scale [--case mesh|install-100k] [--peers 500] \\
-        [--only none,myna,bird,frr,gobgp] [--idle 10] [--json]
+        [--only none,myna,myna-birdcfg,bird,frr,gobgp] [--idle 10] [--repeat 1] [--json]
 
 Data flow, per row: a fresh ``tests/testbed`` ``Topology`` with two namespaces on one bridge,
 ``node`` (198.18.0.1, plus 198.18.2.1/23 so that the peers' next hops are on-link) and
@@ -12,6 +12,10 @@ Data flow, per row: a fresh ``tests/testbed`` ``Topology`` with two namespaces o
 (no route reflection: a mesh node), hold time 90 s, and programs what it learns:
 
   Myna     ``myna run`` with ``kernel: {program: true}``
+  Myna (bird.cfg)  ``myna-birdcfg``: the same daemon from the ``bird.cfg`` confd renders for a
+           mesh node with these peers (``bench.birdcfg_myna``: ``Mesh_<ip>`` peers, Calico's
+           filters, pools without encapsulation, whose routes BIRD programs through
+           ``calico_kernel_programming``, two blocks of its own as static blackholes)
   BIRD 2   Calico's kernel protocol (``learn; scan time 2; merge paths on``, export of BGP
            routes, as in ``bench.block_latency``), one ``protocol bgp`` per peer
   FRR      bgpd with zebra, which installs the routes (proto bgp)
@@ -28,7 +32,10 @@ namespace) and write their UPDATEs; this process then dumps the node's kernel ro
 (``kernel_sync.netlink_socket.dump_routes(netns=...)``) every 50 ms until every announced
 prefix is there: the time is from t0 to that dump. The clients keep their sessions up
 (``--linger``) while the daemon's CPU time (``/proc/PID/stat``, utime + stime, every process
-of the daemon) is read over ``--idle`` seconds; the RSS (VmRSS, summed) is read at the end.
+of the daemon) is read over ``--idle`` seconds; the RSS (VmRSS, summed) is read at the end,
+with the protocol and metric of the announced routes in the kernel (``kernel_route_kinds``:
+Calico's filter writes ``2147483647 - LOCAL_PREF``). With ``--repeat N`` the rows take turns
+run by run and each prints its median run, with every run's time (``runs_seconds``).
 
 Cleanup: every process is started through the topology and stopped by PID when its ``with``
 block ends, however it ends; then the namespaces are deleted. Every address used is inside
@@ -44,6 +51,7 @@ import signal
 import socket
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -54,12 +62,13 @@ from testbed.bird import ERROR_WAIT_MAX, ERROR_WAIT_MIN, protocol_name
 from testbed.frr import FrrPeer
 from testbed.topology import run as run_command
 
+from bench import birdcfg_myna
 from bench.bgp_clients import AS, CASES, client_address, cpu_seconds, proc_status
 from bench.reflector_fanout import ReflectorFrr, ReflectorGoBgp, ReflectorMyna
 from kernel_sync.netlink_socket import dump_routes
 
 REPO = Path(__file__).resolve().parents[1]
-DAEMONS_ORDER = ("myna", "bird", "frr", "gobgp")
+DAEMONS_ORDER = ("myna", "myna-birdcfg", "bird", "frr", "gobgp")
 FIRST_PEER = "198.18.2.10"
 NODE_EXTRA = "198.18.2.1/23"
 HOLD_TIME, KEEPALIVE_TIME = 90, 30
@@ -68,6 +77,7 @@ MIB = 1 << 20
 PROGRAMS = {
     "none": "nothing (sink relay)",
     "myna": "kernel (proto bird)",
+    "myna-birdcfg": "kernel (proto bird), through calico_kernel_programming",
     "bird": "kernel (Calico's kernel protocol)",
     "frr": "kernel via zebra (proto bgp)",
     "gobgp": "nothing (no zebra integration); RIB counted",
@@ -142,6 +152,7 @@ class MeshGoBgp(ReflectorGoBgp):
 
 DAEMONS: dict[str, type[PeerDaemon]] = {
     "myna": MeshMyna,
+    "myna-birdcfg": birdcfg_myna.CalicoMeshNode,
     "bird": MeshBird,
     "frr": MeshFrr,
     "gobgp": MeshGoBgp,
@@ -158,6 +169,13 @@ def kernel_count(netns: str, wanted: set[int]) -> int:
     """How many of ``wanted`` the namespace's kernel holds (any table, any protocol)."""
     routes = asyncio.run(dump_routes(socket.AF_INET, netns=netns))
     return len({r.prefix for r in routes} & wanted)
+
+
+def kernel_metrics(netns: str, wanted: set[int]) -> dict[str, int]:
+    """How many of the kernel's routes for ``wanted`` have each (protocol, metric)."""
+    routes = asyncio.run(dump_routes(socket.AF_INET, netns=netns))
+    found = Counter(f"proto {r.protocol} metric {r.priority}" for r in routes if r.prefix in wanted)
+    return dict(found.most_common(3))
 
 
 def gobgp_count(daemon: PeerDaemon) -> int:
@@ -210,7 +228,10 @@ def run_row(
             neighbors = [Neighbor(a, AS, passive=True) for a in addresses]
             daemon = DAEMONS[daemon_name](
                 node, node.ipv4, AS, neighbors, hold_time=HOLD_TIME, keepalive_time=KEEPALIVE_TIME
-            ).start()
+            )
+            if isinstance(daemon, birdcfg_myna.CalicoBirdMyna):
+                daemon.prepare(case_name, peers)
+            daemon.start()
             processes = list(daemon.processes)
         log = peers_host.workdir / "clients.log"
         worker = peers_host.popen(
@@ -271,6 +292,7 @@ def run_row(
         rss = sum(proc_status(pid).get("VmRSS", 0) for pid in pids)
         peak = sum(proc_status(pid).get("VmHWM", 0) for pid in pids)
         installed = kernel_count(node.netns, wanted)
+        metrics = kernel_metrics(node.netns, wanted) if daemon_name != "none" else {}
         return {
             "case": case_name,
             "daemon": daemon_name,
@@ -280,6 +302,7 @@ def run_row(
             "converge_seconds": converged,
             "established_line": established,
             "kernel_routes_installed": installed,
+            "kernel_route_kinds": metrics,
             "held_at_end": held,
             "programs": PROGRAMS[daemon_name],
             "idle_cpu_percent": 100.0 * (cpu1 - cpu0) / span,
@@ -301,21 +324,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="none," + ",".join(DAEMONS_ORDER))
     parser.add_argument("--idle", type=float, default=10.0)
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per row; the median shown")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
-    for name in args.only.split(","):
-        try:
-            row = run_row(args.case, name, args.peers, args.idle, args.timeout)
-        except Exception as error:  # report the other rows whatever this one did
-            row = {
-                "case": args.case,
-                "daemon": name,
-                "peers": args.peers,
-                "error": f"{type(error).__name__}: {error}",
-            }
+    names = [n for n in args.only.split(",") if n]
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    # The rows take turns, run by run: a change in the machine's load falls on all alike.
+    for _ in range(args.repeat):
+        for name in names:
+            try:
+                row = run_row(args.case, name, args.peers, args.idle, args.timeout)
+            except Exception as error:  # report the other rows whatever this one did
+                row = {
+                    "case": args.case,
+                    "daemon": name,
+                    "peers": args.peers,
+                    "error": f"{type(error).__name__}: {error}",
+                }
+            runs[name].append(row)
+    for name in names:
+        row = median_run(runs[name])
         print(json.dumps(row) if args.json else row, flush=True)
     return 0
+
+
+def median_run(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median convergence time (failed ones count as slowest), every time."""
+    ordered = sorted(rows, key=lambda r: r.get("converge_seconds") or float("inf"))
+    row = dict(ordered[(len(ordered) - 1) // 2])
+    if len(rows) > 1:
+        row["runs_seconds"] = [r.get("converge_seconds") for r in rows]
+    return row
 
 
 if __name__ == "__main__":

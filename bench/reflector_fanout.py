@@ -3,7 +3,7 @@
 Run it (root):
 
     .venv/bin/python -m bench.reflector_fanout [--case calico|big|all] \\
-        [--only myna,bird,frr,gobgp] [--repeat 3] [--json] [--save bench/results]
+        [--only myna,myna-birdcfg,bird,frr,gobgp] [--repeat 3] [--json] [--save bench/results]
 
 Cases (``bench.bgp_clients.CASES``): ``calico``, Calico's shape, 200 clients each announcing
 the four /26 blocks of 198.19.i.0/24 with its own address as next hop (800 prefixes; every
@@ -17,6 +17,11 @@ passive iBGP neighbor per client, each a route-reflector client, cluster id 198.
 time 90 s, no kernel programming:
 
   Myna     ``myna run``: top-level ``cluster_id``, per peer ``route_reflector_client: true``
+  Myna (bird.cfg)  ``myna-birdcfg``: the same daemon from the ``bird.cfg`` confd renders for
+           a Calico route reflector with these clients (``bench.birdcfg_myna``: ``rr client;
+           rr cluster id``, Calico's import and export filters, IPIP pools whose routes
+           Felix programs, so none is written into the kernel, two blocks of its own,
+           which the clients count into the full table)
   BIRD 2   one ``template bgp`` with ``rr client; rr cluster id``, one protocol per client
   FRR      bgpd ``-n`` (no kernel routes; zebra runs as in the test bed), one peer group with
            ``route-reflector-client``, ``advertisement-interval 0`` and ``coalesce-time 0``:
@@ -40,10 +45,12 @@ includes start-up and session setup; FRR's is bgpd plus zebra (bgpd alone in the
 CPU column is the reflector's user plus system time from t0 to that same reading. A row that
 does not converge (nothing arrives for ``--stall`` seconds, or ``--timeout``) or whose reflector
 fails to start is reported with the reason in the notes, and the run goes on. Each row runs
-``--repeat`` times (3), each time in fresh namespaces with a fresh daemon; the table shows the
-run with the median time and lists every run's time in the notes. Notes also count a client's
-own routes sent back to it (RFC 4456 allows it; the client ignores them, as ORIGINATOR_ID
-would make a real one) and reflected routes whose next hop is not their originator's.
+``--repeat`` times (3), each time in fresh namespaces with a fresh daemon, the rows taking
+turns run by run (so that a change in the machine's load falls on every row alike); the table
+shows the run with the median time and lists every run's time in the notes. Notes also count
+a client's own routes sent back to it (RFC 4456 allows it; the client ignores them, as
+ORIGINATOR_ID would make a real one) and reflected routes whose next hop is not their
+originator's.
 
 Cleanup: every process is started through the topology (``Host.popen``) and stopped by PID
 when its ``with`` block ends, however it ends (SIGTERM and Ctrl-C included), then the
@@ -72,14 +79,16 @@ from testbed.gobgp import IDLE_HOLD_AFTER_RESET
 from testbed.myna_peer import MYNA, MynaPeer
 from testbed.topology import run as run_command
 
+from bench import birdcfg_myna
 from bench.bgp_clients import AS, CASES, FANOUT_CASES, client_address
 from bench.results_file import machine, save
 
 REPO = Path(__file__).resolve().parents[1]
-REFLECTORS = ("myna", "bird", "frr", "gobgp")
+REFLECTORS = ("myna", "myna-birdcfg", "bird", "frr", "gobgp")
 LABELS = {
     "none": "none (relay)",
     "myna": "Myna",
+    "myna-birdcfg": birdcfg_myna.LABEL,
     "bird": "BIRD 2",
     "frr": "FRR",
     "gobgp": "GoBGP",
@@ -236,6 +245,7 @@ class ReflectorMyna(MynaPeer):
 
 DAEMONS: dict[str, type[PeerDaemon]] = {
     "myna": ReflectorMyna,
+    "myna-birdcfg": birdcfg_myna.CalicoReflector,
     "bird": ReflectorBird,
     "frr": ReflectorFrr,
     "gobgp": ReflectorGoBgp,
@@ -251,6 +261,13 @@ def add_client_addresses(host: Host, count: int) -> None:
         f"addr add {client_address(FIRST_CLIENT, i)}/24 dev eth0\n" for i in range(count)
     )
     run_command("ip", "-n", host.netns, "-batch", "-", stdin=lines)
+
+
+def _program(process: subprocess.Popen[bytes]) -> str:
+    """The name of the program a process runs (past ``ip netns exec NS``)."""
+    argv = process.args
+    assert isinstance(argv, list)
+    return Path(str(argv[4])).name
 
 
 def _log_tail(path: Path, lines: int = 15) -> str:
@@ -277,8 +294,11 @@ def run_row(case_name: str, reflector: str, args: argparse.Namespace) -> dict[st
             neighbors = [Neighbor(a, AS, passive=True) for a in addresses]
             daemon = DAEMONS[reflector](
                 rr, rr.ipv4, AS, neighbors, hold_time=HOLD_TIME, keepalive_time=KEEPALIVE_TIME
-            ).start()
-            processes = {Path(str(p.args[4])).name: p for p in daemon.processes}
+            )
+            if isinstance(daemon, birdcfg_myna.CalicoBirdMyna):
+                daemon.prepare(case_name, case.clients)
+            daemon.start()
+            processes = {_program(p): p for p in daemon.processes}
         log = clients_host.workdir / "clients.log"
         worker = clients_host.popen(
             sys.executable, "-m", "bench.bgp_clients", "clients",
@@ -286,6 +306,7 @@ def run_row(case_name: str, reflector: str, args: argparse.Namespace) -> dict[st
             "--watch-pids", ",".join(str(p.pid) for p in processes.values()),
             "--settle", str(args.settle), "--timeout", str(args.timeout),
             "--stall", str(args.stall),
+            "--own", ",".join(birdcfg_myna.own_prefixes(daemon)),
             log=log, cwd=REPO,
         )  # fmt: skip
         deadline = time.monotonic() + args.timeout + WORKER_SLACK
@@ -339,6 +360,11 @@ def summarise(reflector: str, result: dict[str, Any]) -> dict[str, Any]:
         notes.append(f"{result['wrong_next_hop_updates']} reach entries with a changed next hop")
     if result["echoed_own_prefixes"]:
         notes.append(f"{result['echoed_own_prefixes']:,} own prefixes echoed back")
+    if result.get("server_prefixes"):
+        notes.append(
+            f"the reflector's own {result['server_prefixes']} blocks: "
+            f"{result['server_prefixes_received_fewest']} at the client that got fewest"
+        )
     notes += [f"problem: {p}" for p in result["problems"]]
     if result["reflector_exited"]:
         notes.append(f"exited during the run: {', '.join(result['reflector_exited'])}")
@@ -390,20 +416,28 @@ def run(cases: list[str], reflectors: list[str], args: argparse.Namespace) -> di
     """Every row; one JSON-able object."""
     report: dict[str, Any] = {"cases": {}}
     for case_name in cases:
-        rows: dict[str, Any] = {}
-        for reflector in ["none", *reflectors]:
-            print(f"{case_name}: {LABELS[reflector]} ...", file=sys.stderr, flush=True)
-            started = time.monotonic()
-            results: list[dict[str, Any]] = []
-            errors: list[Exception] = []
-            for _ in range(args.repeat):
+        order = ["none", *reflectors]
+        results: dict[str, list[dict[str, Any]]] = {r: [] for r in order}
+        errors: dict[str, list[Exception]] = {r: [] for r in order}
+        walls = dict.fromkeys(order, 0.0)
+        # The rows take turns, run by run: a change in the machine's load falls on all alike.
+        for run_index in range(args.repeat):
+            for reflector in order:
+                print(
+                    f"{case_name}: {LABELS[reflector]} (run {run_index + 1}/{args.repeat}) ...",
+                    file=sys.stderr, flush=True,
+                )  # fmt: skip
+                started = time.monotonic()
                 try:
-                    results.append(run_row(case_name, reflector, args))
+                    results[reflector].append(run_row(case_name, reflector, args))
                 except Exception as error:  # report the other rows whatever this one did
-                    errors.append(error)
+                    errors[reflector].append(error)
                     print(error, file=sys.stderr)
-            rows[reflector] = median_row(reflector, results, errors)
-            rows[reflector]["wall_seconds"] = time.monotonic() - started
+                walls[reflector] += time.monotonic() - started
+        rows: dict[str, Any] = {}
+        for reflector in order:
+            rows[reflector] = median_row(reflector, results[reflector], errors[reflector])
+            rows[reflector]["wall_seconds"] = walls[reflector]
         report["cases"][case_name] = {"describe": CASES[case_name].describe, "rows": rows}
     return report
 
@@ -435,6 +469,14 @@ def table(report: dict[str, Any]) -> str:
             lines.append(
                 f"- {name}: target Myna <= BIRD 2 {verdict} "
                 f"({myna['seconds']:.3f} s against {bird['seconds']:.3f} s)"
+            )
+        birdcfg = case["rows"].get("myna-birdcfg")
+        if myna and birdcfg and myna["seconds"] and birdcfg["seconds"] is not None:
+            ratio = birdcfg["seconds"] / myna["seconds"]
+            lines.append(
+                f"- {name}: Myna from bird.cfg / from YAML {ratio:.2f} "
+                f"({birdcfg['seconds']:.3f} s against {myna['seconds']:.3f} s; "
+                f"{'within' if ratio <= 1.15 else 'NOT within'} 15 %)"
             )
     return "\n".join(lines)
 

@@ -2,7 +2,7 @@
 
 Run it (root):
 
-    .venv/bin/python -m bench.suite [--quick] [--only SCENARIOS] [--out bench/results]
+    .venv/bin/python -m bench.suite [--quick] [--only SCENARIOS] [--out bench/results] [--name N]
 
 Scenarios (``--only`` takes a comma-separated subset of these names):
 
@@ -17,20 +17,27 @@ Scenarios (``--only`` takes a comma-separated subset of these names):
                node's kernel, kernel routes installed, idle CPU over 10 s and RSS
   kernel       ``bench.kernel_bench`` (Myna's netlink code against pyroute2, 100,000 routes)
                and ``bench.mesh_scale --case install-100k`` (each daemon's own time from one
-               peer's first UPDATE to 100,000 /32s in its kernel)
+               peer's first UPDATE to 100,000 /32s in its kernel; ``repeat`` runs per row)
   memory       ``bench.rib_memory``: bytes per route at 1,000,000 prefixes, Myna and BIRD 2
   codec        ``bench.codec_bench``: UPDATE decode / encode against ExaBGP 5's codec
   latency      ``bench.block_latency``: a block from host A's kernel to host B's kernel
+
+Myna runs twice in the scenarios that start its daemon: ``myna`` from its YAML and
+``myna-birdcfg`` from the ``bird.cfg`` calico-node's confd renders for the same role, with
+Calico's filters (``bench.birdcfg_myna``): the reflector of propagation and fanout, the mesh
+node of mesh and of the kernel scenario's ``install-100k``. The report gives each pair's
+ratio; issue 14 wants the propagation, fanout and kernel ones at most 1.15 (targets).
 
 Data flow: each scenario runs its benchmark module in a child process with ``--json`` (so a
 crash or a hang of one scenario leaves the others' figures) and turns its output into rows
 ``{scenario, case, impl, metric, value, unit, notes, extra}``; the ``none`` rows (a byte relay
 or a sink instead of the daemon, or no daemon at all) show what the harness alone needs. Then
 ``bench.results_file.save`` writes ``<date>-suite[-quick].md`` (a table per scenario, the
-Myna/BIRD ratios, the targets met or not) and ``.json`` (every row, the raw outputs, the ratios)
-with the machine, and this module draws ``<date>-suite[-quick].png`` (matplotlib, Agg backend:
-one bar chart per scenario). ``--quick`` uses smaller sizes and single runs, listed in the
-output (``QUICK``), to finish within 10 minutes on 2 cores.
+Myna/BIRD ratios, the bird.cfg/YAML ratios, the targets met or not; ``bench.suite_report``)
+and ``.json`` (every row, the raw outputs, the ratios) with the machine, and
+``<date>-suite[-quick].png`` (matplotlib, Agg backend: one bar chart per scenario).
+``--quick`` uses smaller sizes and single runs, listed in the output (``QUICK``), to finish
+within 10 minutes on 2 cores.
 
 Cleanup: the children build their namespaces in ``tests/testbed`` ``Topology`` blocks and stop
 every process by PID when those end; on Ctrl-C or SIGTERM this process sends SIGTERM to the
@@ -52,19 +59,11 @@ from typing import Any, NoReturn
 
 from bench.reflector_fanout import versions
 from bench.results_file import machine, save
+from bench.suite_report import LABELS, birdcfg_ratios, plot, ratios, table, targets
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = ("propagation", "fanout", "mesh", "kernel", "memory", "codec", "latency")
-IMPLS = ("none", "myna", "bird", "frr", "gobgp")
-LABELS = {
-    "none": "none (relay)",
-    "myna": "Myna",
-    "bird": "BIRD 2",
-    "frr": "FRR",
-    "gobgp": "GoBGP",
-    "exabgp": "ExaBGP 5",
-    "pyroute2": "pyroute2",
-}
+IMPLS = ("none", "myna", "myna-birdcfg", "bird", "frr", "gobgp")
 FULL: dict[str, Any] = {
     "propagation": {"cases": ["prop-100k", "prop-1m"], "repeat": 3, "repeat_1m": 3},
     "fanout": {"repeat": 3},
@@ -155,7 +154,9 @@ def row(
 # -- the scenarios --------------------------------------------------------------------------------
 
 
-def fanout_rows(scenario: str, cases: list[str], repeat: int, timeout: float) -> list[dict]:
+def fanout_rows(
+    scenario: str, cases: list[str], repeat: int, timeout: float
+) -> list[dict[str, Any]]:
     """Rows of ``bench.reflector_fanout`` for ``cases``."""
     out: list[dict[str, Any]] = []
     for case in cases:
@@ -208,8 +209,10 @@ def fanout(sizes: dict[str, Any]) -> list[dict[str, Any]]:
     return fanout_rows("fanout", ["calico", "big"], sizes["repeat"], 300.0)
 
 
-def mesh_rows(scenario: str, case: str, peers: int, idle: float, timeout: float) -> list[dict]:
-    """Rows of ``bench.mesh_scale``."""
+def mesh_rows(
+    scenario: str, case: str, peers: int, idle: float, timeout: float, repeat: int = 1
+) -> list[dict[str, Any]]:
+    """Rows of ``bench.mesh_scale`` (``repeat`` runs each, the median one shown)."""
     out = []
     text = child(
         "mesh_scale",
@@ -221,7 +224,10 @@ def mesh_rows(scenario: str, case: str, peers: int, idle: float, timeout: float)
         str(idle),
         "--timeout",
         str(timeout),
+        "--repeat",
+        str(repeat),
         "--json",
+        timeout=TIMEOUT * repeat,
     )
     for line in text.splitlines():
         r = json.loads(line)
@@ -240,6 +246,12 @@ def mesh_rows(scenario: str, case: str, peers: int, idle: float, timeout: float)
             )
             continue
         notes = [f"programs: {r['programs']}"]
+        if r.get("runs_seconds"):
+            times = ", ".join("-" if t is None else f"{t:.3f}" for t in r["runs_seconds"])
+            notes.insert(0, f"median of {len(r['runs_seconds'])} runs ({times} s)")
+        if r.get("kernel_route_kinds"):
+            kinds = ", ".join(f"{k}: {n:,}" for k, n in r["kernel_route_kinds"].items())
+            notes.append(f"kernel routes {kinds}")
         if r["outcome"] != "complete":
             notes.append(f"did not converge: {r['outcome']}")
         if r["established_line"]:
@@ -308,7 +320,7 @@ def kernel(sizes: dict[str, Any]) -> list[dict[str, Any]]:
             )
         )
     try:
-        out += mesh_rows("kernel", "install-100k", 1, 2.0, 300.0)
+        out += mesh_rows("kernel", "install-100k", 1, 2.0, 300.0, sizes["repeat"])
     except RuntimeError as error:
         out.append(
             row("kernel", "install-100k", "myna", "time to converge", None, "s", f"failed: {error}")
@@ -449,266 +461,6 @@ RUNNERS: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
 }
 
 
-# -- ratios, targets, table, plot -----------------------------------------------------------------
-
-
-def _find(rows: list[dict], scenario: str, case: str, impl: str) -> dict | None:
-    return next(
-        (r for r in rows if (r["scenario"], r["case"], r["impl"]) == (scenario, case, impl)),
-        None,
-    )
-
-
-def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Myna's figure over BIRD 2's, per scenario and case where both have one."""
-    out = []
-    for r in rows:
-        if r["impl"] != "myna" or r["value"] is None:
-            continue
-        bird = _find(rows, r["scenario"], r["case"], "bird")
-        if bird and bird["value"]:
-            out.append(
-                {
-                    "scenario": r["scenario"],
-                    "case": r["case"],
-                    "metric": r["metric"],
-                    "myna_over_bird": r["value"] / bird["value"],
-                }
-            )
-    return out
-
-
-def targets(rows: list[dict[str, Any]], quick: bool) -> list[tuple[str, bool | None, str]]:
-    """(target, met or None when not measured, figures)."""
-    out: list[tuple[str, bool | None, str]] = []
-
-    def versus(scenario: str, case: str, name: str) -> None:
-        myna, bird = _find(rows, scenario, case, "myna"), _find(rows, scenario, case, "bird")
-        if not myna or not bird or myna["value"] is None or bird["value"] is None:
-            out.append((name, None, "not measured"))
-            return
-        out.append(
-            (
-                name,
-                myna["value"] <= bird["value"],
-                f"Myna {myna['value']:.3f} s, BIRD 2 {bird['value']:.3f} s",
-            )
-        )
-
-    for case in ("prop-100k", "prop-1m"):
-        if any(r["case"] == case for r in rows):
-            versus("propagation", case, f"propagation {case}: Myna <= BIRD 2")
-    for case in ("calico", "big"):
-        if any(r["scenario"] == "fanout" and r["case"] == case for r in rows):
-            versus("fanout", case, f"reflector {case}: Myna <= BIRD 2")
-    m = _find(rows, "mesh", "mesh", "myna")
-    if m:
-        peers = m["extra"].get("routes", 0) // 4
-        t, cpu = m["value"], m["extra"].get("idle_cpu_percent")
-        out.append(
-            (
-                f"mesh of {peers} peers converges within 5 s",
-                t is not None and t <= 5,
-                "-" if t is None else f"{t:.2f} s",
-            )
-        )
-        out.append(
-            (
-                "mesh idle CPU < 2% of a core",
-                cpu is not None and cpu < 2,
-                "-" if cpu is None else f"{cpu:.2f}%",
-            )
-        )
-    for case, floor, name in (
-        ("a: install /32 blackholes", 100_000, "kernel installs >= 100k/s (blackholes)"),
-        ("b: install /32 via gateway", 100_000, "kernel installs >= 100k/s (via gateway)"),
-    ):
-        k = _find(rows, "kernel", case, "myna")
-        if k and k["value"] is not None:
-            out.append((name, k["value"] >= floor, f"{k['value']:,.0f}/s"))
-    dump = next(
-        (
-            r
-            for r in rows
-            if r["scenario"] == "kernel" and r["case"].startswith("c:") and r["impl"] == "myna"
-        ),
-        None,
-    )
-    if dump and dump["value"] is not None:
-        out.append(
-            ("kernel dump >= 200k routes/s", dump["value"] >= 200_000, f"{dump['value']:,.0f}/s")
-        )
-    for r in rows:
-        if (
-            r["scenario"] == "memory"
-            and r["impl"] == "myna"
-            and r["case"] in ("shared", "distinct")
-        ):
-            worst = max(r["value"], r["extra"]["rss_bytes_per_route"])
-            count = r["extra"]["routes"]
-            out.append(
-                (
-                    f"memory <= 250 B/route at {count:,} prefixes ({r['case']})",
-                    worst <= 250,
-                    f"{worst:.0f} B/route at worst",
-                )
-            )
-    decode_a = _find(rows, "codec", "a decode", "myna")
-    if decode_a and decode_a["value"] is not None:
-        out.append(
-            (
-                "codec decode (a) >= 1,000,000 prefixes/s",
-                decode_a["value"] >= 1e6,
-                f"{decode_a['value']:,.0f}/s",
-            )
-        )
-    codec_rows = [r for r in rows if r["scenario"] == "codec" and r["impl"] == "myna"]
-    if codec_rows:
-        worst = min(r["extra"]["ratio_to_exabgp"] for r in codec_rows)
-        out.append(("codec >= 10x ExaBGP in every row", worst >= 10, f"lowest {worst:.1f}x"))
-    lat = _find(rows, "latency", "block A -> B", "myna")
-    if lat and lat["value"] is not None:
-        p99 = lat["extra"]["p99_ms"]
-        out.append(
-            (
-                "block latency median <= 10 ms, p99 <= 50 ms",
-                lat["value"] <= 10 and p99 <= 50,
-                f"median {lat['value']:.1f} ms, p99 {p99:.1f} ms",
-            )
-        )
-    return out
-
-
-def _fmt(value: float | None, unit: str) -> str:
-    if value is None:
-        return "-"
-    if unit in ("routes/s", "prefixes/s", "B"):
-        return f"{value:,.0f}"
-    if unit == "ms":
-        return f"{value:.1f}"
-    return f"{value:.3f}"
-
-
-def _extra(r: dict[str, Any]) -> str:
-    e = r["extra"]
-    parts = []
-    if "routes_per_second" in e:
-        parts.append(f"{e['routes_per_second']:,.0f} routes/s")
-    if e.get("peak_rss_mib") is not None:
-        parts.append(f"peak RSS {e['peak_rss_mib']:.1f} MiB")
-    if e.get("cpu_seconds") is not None:
-        parts.append(f"CPU {e['cpu_seconds']:.2f} s")
-    if "kernel_routes" in e:
-        parts.append(f"kernel routes {e['kernel_routes']:,}/{e['routes']:,}")
-    if "idle_cpu_percent" in e:
-        parts.append(f"idle CPU {e['idle_cpu_percent']:.2f}%, RSS {e['rss_mib']:.1f} MiB")
-    if e.get("ack_every"):
-        parts.append(f"ack every message {e['ack_every']:,.0f}/s")
-    if "ratio_to_exabgp" in e:
-        parts.append(f"{e['ratio_to_exabgp']:.1f}x ExaBGP")
-    return "; ".join(parts)
-
-
-def table(report: dict[str, Any]) -> str:
-    """The markdown: one table per scenario, the ratios, the targets."""
-    rows = report["rows"]
-    lines = []
-    for scenario in report["scenarios"]:
-        mine = [r for r in rows if r["scenario"] == scenario]
-        lines += [f"### {scenario}", ""]
-        if report["errors"].get(scenario):
-            lines += [f"Failed: {report['errors'][scenario]}", ""]
-        if not mine:
-            continue
-        lines += [
-            "| case | implementation | figure | other figures | notes |",
-            "|---|---|---:|---|---|",
-        ]
-        for r in mine:
-            figure = f"{_fmt(r['value'], r['unit'])} {r['unit']}" if r["value"] is not None else "-"
-            notes = r["notes"].replace("|", "\\|")
-            lines.append(f"| {r['case']} | {r['label']} | {figure} | {_extra(r)} | {notes} |")
-        lines.append("")
-    lines += [
-        "### Myna / BIRD 2",
-        "",
-        "| scenario | case | metric | Myna / BIRD 2 |",
-        "|---|---|---|---:|",
-    ]
-    lines += [
-        f"| {x['scenario']} | {x['case']} | {x['metric']} | {x['myna_over_bird']:.2f} |"
-        for x in report["ratios"]
-    ]
-    lines += ["", "### Targets", "", "| target | met | figures |", "|---|---|---|"]
-    for name, met, figures in report["targets"]:
-        verdict = "not measured" if met is None else ("met" if met else "NOT met")
-        lines.append(f"| {name} | {verdict} | {figures} |")
-    return "\n".join(lines)
-
-
-def plot(report: dict[str, Any], path: Path) -> None:
-    """One bar chart per scenario: the main figure of every case and implementation."""
-    import matplotlib  # noqa: PLC0415 - only the suite needs it (the `bench` extra)
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    # One chart per scenario and figure (the kernel scenario has rates and times).
-    panels = list(
-        dict.fromkeys(
-            (r["scenario"], r["metric"]) for r in report["rows"] if r["value"] is not None
-        )
-    )
-    if not panels:
-        return
-    columns = 2
-    rows_n = (len(panels) + columns - 1) // columns
-    fig, axes = plt.subplots(rows_n, columns, figsize=(14, 4.2 * rows_n), squeeze=False)
-    colours = {
-        "none": "#999999",
-        "myna": "#d62728",
-        "bird": "#1f77b4",
-        "frr": "#2ca02c",
-        "gobgp": "#9467bd",
-        "exabgp": "#ff7f0e",
-        "pyroute2": "#8c564b",
-    }
-    for ax, (scenario, metric) in zip(axes.flat, panels, strict=False):
-        mine = [
-            r
-            for r in report["rows"]
-            if (r["scenario"], r["metric"]) == (scenario, metric) and r["value"] is not None
-        ]
-        cases = list(dict.fromkeys(r["case"] for r in mine))
-        impls = list(dict.fromkeys(r["impl"] for r in mine))
-        width = 0.8 / max(1, len(impls))
-        for k, impl in enumerate(impls):
-            xs, ys = [], []
-            for i, case in enumerate(cases):
-                r = _find(mine, scenario, case, impl)
-                if r is not None:
-                    xs.append(i + (k - (len(impls) - 1) / 2) * width)
-                    ys.append(r["value"])
-            ax.bar(xs, ys, width, label=LABELS.get(impl, impl), color=colours.get(impl))
-        ax.set_xticks(range(len(cases)))
-        ax.set_xticklabels([c[:28] for c in cases], fontsize=8, rotation=12)
-        values = [r["value"] for r in mine if r["value"] > 0]
-        if values and max(values) / min(values) > 50:
-            ax.set_yscale("log")
-        unit = mine[0]["unit"]
-        better = "lower" if unit in ("s", "ms", "B") else "higher"
-        ax.set_title(f"{scenario}: {mine[0]['metric']} ({unit}, {better} is better)", fontsize=10)
-        ax.legend(fontsize=7)
-        ax.grid(axis="y", alpha=0.3)
-    for ax in list(axes.flat)[len(panels) :]:
-        ax.axis("off")
-    mode = "quick" if report["quick"] else "full"
-    fig.suptitle(f"Myna benchmark suite ({mode}), {report['date']}", fontsize=12)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-
-
 # -- main -----------------------------------------------------------------------------------------
 
 
@@ -722,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, single runs")
     parser.add_argument("--only", default=",".join(SCENARIOS), help="scenarios, comma-separated")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--name", help="results file name after the date (default: suite[-quick])")
     args = parser.parse_args(argv)
     chosen = [s for s in args.only.split(",") if s]
     unknown = sorted(set(chosen) - set(SCENARIOS))
@@ -761,6 +514,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
     }
     report["ratios"] = ratios(rows)
+    report["birdcfg_ratios"] = birdcfg_ratios(rows)
     report["targets"] = targets(rows, args.quick)
     mode = "quick" if args.quick else "full"
     header = (
@@ -772,11 +526,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     text = header + table(report)
     print(text)
-    name = "suite-quick" if args.quick else "suite"
+    name = args.name or ("suite-quick" if args.quick else "suite")
     command = ".venv/bin/python -m bench.suite " + " ".join(sys.argv[1:] if argv is None else argv)
     info = machine(**versions(), load_average_at_start=load)
     try:
-        from exabgp.version import version as exabgp_version  # noqa: PLC0415
+        from exabgp.version import version as exabgp_version  # type: ignore[import-untyped]  # noqa: PLC0415
 
         info["exabgp"] = str(exabgp_version)
     except ImportError:

@@ -60,6 +60,7 @@ from rib.policy import (
 from rib.rib_events import ImportPolicy
 from rib.rib_task import RibSession
 from rib.route import Preferred, Route
+from rib.run_split import splitter_of, with_splitter
 from speaker.path_attributes import ATTRIBUTES, PathAttributes
 from speaker.session_events import SessionUp
 from speaker.wire_codes import Family
@@ -111,7 +112,7 @@ def bird_export_policy(check: PolicyCheck) -> ExportPolicy:
         attrs = verdict[1]
         return route.attrs if attrs is None else attrs
 
-    return policy
+    return with_splitter(policy, splitter_of(check))
 
 
 def bird_import_policy(checks: PolicyCheck, bird: PolicyCheck) -> ImportPolicy:
@@ -174,7 +175,7 @@ def kernel_policy(config: DaemonConfig, inputs: CalicoPolicyInputs) -> KernelPol
             answers[id(verdict)] = (verdict, answer)
             return answer
 
-        return filtered
+        return with_splitter(filtered, splitter_of(check))
     if config.ip_pools:
         calico = compile_kernel_programming(inputs)
 

@@ -43,7 +43,7 @@ import functools
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from kernel_sync.kernel_table import KernelTable
@@ -61,6 +61,7 @@ from kernel_sync.route_messages import KernelRoute, NextHop, RouteChange, RouteO
 from kernel_sync.route_writer import Advice, BatchResult, RouteWriter
 from rib.loc_rib import Change, Published, Run
 from rib.route import Destination, LocalKind, Origin, Route
+from rib.run_split import splitter_of, whole_run, with_splitter
 from rib.shards import SHARD_OF, SPREAD
 from speaker.nlri import prefix_text
 from speaker.session_counters import LatencyHistogram
@@ -105,6 +106,9 @@ def _other_metric(want: KernelRoute, have: KernelRoute) -> bool:
 def program_all(_prefix: int, _family: Family, _route: Route) -> KernelAnswer:
     """The kernel policy without Calico pools: every BGP route, plain."""
     return _PLAIN
+
+
+with_splitter(program_all, whole_run)  # the same answer for every prefix of a run
 
 
 def programmable(route: Route, device_routes: bool) -> bool:
@@ -398,6 +402,8 @@ class FibProgrammer:
 
         Its kernel route is built once per answer of the kernel policy (which reads the
         prefix: IPIP pools) and its shape shared by every prefix, instead of once per prefix.
+        A policy carrying a run splitter (``rib.run_split``: a compiled BIRD filter) is asked
+        once per group of prefixes it cannot tell apart, not once per prefix.
         The common case (nothing adopted, waiting or resolved recursively) is one tight loop
         over the record's shards, comparing shared shapes by identity.
         """
@@ -416,45 +422,59 @@ class FibProgrammer:
         queue = self._queue
         high = -1
         shard: dict[int, KernelRoute] = {}
-        for prefix in run.prefixes:
-            answer = _REFUSED if policy is None else policy(prefix, family, route)  # type: ignore[arg-type]
+        prefixes = run.prefixes
+        plan: Iterable[tuple[Sequence[int], KernelAnswer]]
+        if policy is None:
+            plan = ((prefixes, _REFUSED),)
+        else:
+            assert route is not None
+            split = splitter_of(policy)
+            if split is not None:  # one answer per group of prefixes the policy cannot tell apart
+                plan = ((group, policy(group[0], family, route)) for group in split(prefixes))
+            else:
+                plan = (((prefix,), policy(prefix, family, route)) for prefix in prefixes)
+        for group, answer in plan:
             built_shape = built.get(answer)
             if built_shape is None:
-                want, waits, recursive = self._build(Change(family, prefix, None, (), route, ecmp))
+                change = Change(family, group[0], None, (), route, ecmp)
+                want, waits, recursive = self._build(change)
                 built_shape = built[answer] = (
                     None if want is None else shape_of(want),
                     waits,
                     recursive,
                 )
             shape, waits, recursive = built_shape
-            if slow or waits or recursive:
-                record(family, prefix, shape, waits, recursive, ecmp=ecmp, shaped=True)
-                continue
-            if prefix >> 22 != high:  # neighbours share a shard (rib.shards)
-                high = prefix >> 22
-                shard = shards[SHARD_OF[high % SPREAD]]
-            have = shard.get(prefix)
-            if have is shape:
-                continue  # shapes are shared: the same object is the same route
-            if shape is None:
-                assert have is not None
-                del shard[prefix]
-                gone = _new(KernelRoute, (have[0], prefix, *have[2:]))
-                queue[(family, prefix)] = _new(RouteChange, (RouteOp.DEL, gone))
-            else:
-                shard[prefix] = shape
-                want = _new(KernelRoute, (shape[0], prefix, *shape[2:]))
-                # a first write must not replace a route of another protocol (module docstring)
-                op = RouteOp.NEW if have is None else RouteOp.REPLACE
-                if have is not None and _other_metric(shape, have):  # see _record
-                    op = RouteOp.NEW
-                    self._stale.append(
-                        _new(
-                            RouteChange,
-                            (RouteOp.DEL, _new(KernelRoute, (have[0], prefix, *have[2:]))),
+            if shape is None and not (slow or waits or recursive) and not any(shards):
+                continue  # refused, and nothing of ours in the kernel to delete
+            for prefix in group:
+                if slow or waits or recursive:
+                    record(family, prefix, shape, waits, recursive, ecmp=ecmp, shaped=True)
+                    continue
+                if prefix >> 22 != high:  # neighbours share a shard (rib.shards)
+                    high = prefix >> 22
+                    shard = shards[SHARD_OF[high % SPREAD]]
+                have = shard.get(prefix)
+                if have is shape:
+                    continue  # shapes are shared: the same object is the same route
+                if shape is None:
+                    assert have is not None
+                    del shard[prefix]
+                    gone = _new(KernelRoute, (have[0], prefix, *have[2:]))
+                    queue[(family, prefix)] = _new(RouteChange, (RouteOp.DEL, gone))
+                else:
+                    shard[prefix] = shape
+                    want = _new(KernelRoute, (shape[0], prefix, *shape[2:]))
+                    # a first write must not replace a route of another protocol (module docstring)
+                    op = RouteOp.NEW if have is None else RouteOp.REPLACE
+                    if have is not None and _other_metric(shape, have):  # see _record
+                        op = RouteOp.NEW
+                        self._stale.append(
+                            _new(
+                                RouteChange,
+                                (RouteOp.DEL, _new(KernelRoute, (have[0], prefix, *have[2:]))),
+                            )
                         )
-                    )
-                queue[(family, prefix)] = _new(RouteChange, (op, want))
+                    queue[(family, prefix)] = _new(RouteChange, (op, want))
 
     def _record(
         self,

@@ -40,6 +40,7 @@ from rib.adj_rib_in import rib_key, split_key
 from rib.decision import DecisionOptions, rank
 from rib.loc_rib import Change, Entry, LocRib, Published, Run
 from rib.route import Origin, Route, Source, Stale
+from rib.run_split import splitter_of, whole_run
 from rib.shards import SHARDS
 from speaker.negotiated import Negotiated
 from speaker.path_attributes import ATTRIBUTES, PathAttributes
@@ -360,21 +361,25 @@ class UpdateGroup:
     def _run(self, run: Run, words: list[_Word]) -> None:
         """A Loc-RIB ``Run``: the only candidate of many prefixes, old and new."""
         family, old, new, prefixes = run.family, run.old, run.route, run.prefixes
-        if self.settings.policy is accept_all:
-            # The export does not read the prefix: decided once for the whole run.
-            first = prefixes[0]
-            old_attrs = None if old is None else self.export(family, first, old)
-            new_attrs = None if new is None else self.export(family, first, new)
-            if old_attrs is new_attrs:
-                return
-            delta = (new_attrs is not None) - (old_attrs is not None)
-            if delta:
-                self.advertised += delta * len(prefixes)
-                self._own(run.source, delta * len(prefixes))
-            if new_attrs is None:
-                self._word(words, family, None, prefixes)
-            else:
-                self._word(words, family, new_attrs, prefixes, owner=run.source)
+        policy = self.settings.policy
+        split = whole_run if policy is accept_all else splitter_of(policy)
+        if split is not None:
+            # The export reads the prefix through a few tests at most: decided once for each
+            # group of prefixes it cannot tell apart (the whole run, mostly).
+            for group in split(prefixes):
+                first = group[0]
+                old_attrs = None if old is None else self.export(family, first, old)
+                new_attrs = None if new is None else self.export(family, first, new)
+                if old_attrs is new_attrs:
+                    continue
+                delta = (new_attrs is not None) - (old_attrs is not None)
+                if delta:
+                    self.advertised += delta * len(group)
+                    self._own(run.source, delta * len(group))
+                if new_attrs is None:
+                    self._word(words, family, None, group)
+                else:
+                    self._word(words, family, new_attrs, group, owner=run.source)
             return
         export = self.export
         for prefix in prefixes:

@@ -38,6 +38,7 @@ from typing import NamedTuple
 from rib.decision import DecisionOptions, IgpCost, rank, select
 from rib.next_hops import NextHops
 from rib.route import Route, Source
+from rib.run_split import RunPrefixes
 from rib.shards import SHARD_OF, SHARDS, SPREAD, compact_shard, new_shards, shard_items, shard_len
 from speaker.wire_codes import Family
 
@@ -303,13 +304,13 @@ class LocRib:
                     shards[shard].update(new)
                     self._count(source, family, len(new))
                     if selected is not None and not self.deferring:
-                        out.append(Run(family, source, path_id, route, list(new)))
+                        out.append(Run(family, source, path_id, route, RunPrefixes(new)))
                     return
         entry = Entry
         unreachable = next_hops.unreachable
         deferring = self.deferring
         added = 0
-        run: list[int] = []
+        run = RunPrefixes()  # split by policies (rib.run_split)
         run_old: Route | None = None
         old: Route | None
         # A run's neighbours share a shard (rib.shards): look it up when the /18 changes.
@@ -344,7 +345,7 @@ class LocRib:
                 continue
             if old is not run_old and run:
                 out.append(Run(family, source, path_id, selected, run, run_old))
-                run = []
+                run = RunPrefixes()
             run_old = old
             run.append(prefix)
         if run:
@@ -468,7 +469,7 @@ class LocRib:
         if shards is None:
             return []
         out: list[Published] = []
-        run: list[int] = []
+        run = RunPrefixes()
         run_route: Route | None = None
         unreachable = self.next_hops.unreachable
         for prefix, slot in shards[shard].items():
@@ -486,7 +487,7 @@ class LocRib:
             if route is not run_route and run:
                 assert run_route is not None
                 out.append(Run(family, run_route.source, run_route.path_id, run_route, run))
-                run = []
+                run = RunPrefixes()
             run_route = route
             run.append(prefix)
         if run:

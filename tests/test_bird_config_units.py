@@ -200,7 +200,7 @@ def test_every_option_becomes_the_daemon_config() -> None:
     assert str(daemon.cluster_id) == "198.19.0.100"
     assert daemon.kernel.learn and daemon.kernel.program
     assert (daemon.kernel.table, daemon.kernel.device_routes) == (100, True)
-    assert daemon.kernel.reconcile_interval == 7.0
+    assert daemon.kernel.reconcile_interval == 30.0  # scan time 7: the safety net's 30 s
     assert daemon.kernel.export_filter is not None
     assert daemon.kernel.export_filter.name == "kernel_out"
     assert [

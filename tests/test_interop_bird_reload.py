@@ -276,7 +276,8 @@ def test_reload_keeps_unchanged_protocols_and_restarts_changed_ones(topology: To
     # 6. A kernel protocol option change: Myna's FIB and learner take those at start, so the
     # reload is refused by name (BIRD would restart its kernel protocol); nothing changes.
     view_b = settled(lambda: peer_view(peers[b.ipv4], a.ipv4))
-    myna.reload(refiltered.replace("scan time 2; import all;", "scan time 3; import all;"))
+    # (A scan time under 30 s is Myna's 30 s safety-net re-read, so the change goes above it.)
+    myna.reload(refiltered.replace("scan time 2; import all;", "scan time 60; import all;"))
     assert myna.converse("configure")[1:] == [
         f"0002-Reading configuration from {myna.config_path}",
         "8002 reload refused: changing kernel needs a restart",

@@ -74,6 +74,7 @@ from bgpd.bird_config.value_sets import list_add, list_delete
 from bgpd.bird_config.values import BirdType, format_value
 from rib.policy import Action, PolicyCheck, Verdict
 from rib.route import Origin
+from rib.run_split import whole_run, with_splitter
 from speaker.wire_codes import Family
 
 LOG = logging.getLogger("myna.bird_filter")
@@ -262,6 +263,10 @@ def compile_filter(
     check: PolicyCheck = namespace["_filter"]
     reads_prefix = any(_PREFIX_READ.search(line) for line in generator.lines + generator.prelude)
     classes = analyse(source, namespace) if memoise else None
+    if not reads_prefix and not generator.prints:
+        # one answer for every prefix of a run; a filter that prints is run for each (BIRD
+        # prints once per route)
+        check = with_splitter(check, whole_run)
     if classes is not None:
         check = memoised(
             check,

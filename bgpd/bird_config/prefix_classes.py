@@ -11,7 +11,9 @@ compiled filter so that it runs once per (prefix class, source, attribute set, p
   length it passes), one for the equalities, one ``matches`` per prefix set; memoised per
   prefix (bounded);
 * the verdict cache then maps (class, source, attribute set, priority) to the verdict
-  (bounded, compared by identity).
+  (bounded, compared by identity);
+* ``split_run`` (``rib.run_split``) splits a Loc-RIB run's prefixes into classes, so that the
+  update groups and the kernel ask the filter once per class of a run, not once per prefix.
 
 Data flow: ``filter_compiler`` generates the filter, then ``analyse(source, namespace)``
 reads the generated Python: where ``prefix`` appears only in the three test forms the code
@@ -24,10 +26,13 @@ run-time errors and undecided filters are not cached (BIRD logs each one).
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from typing import Any
 
 from bgpd.bird_config.prefix_sets import PrefixPatternSet
 from rib.policy import PolicyCheck, Verdict
+from rib.run_split import RunSplitter, run_span, with_splitter
 from speaker.wire_codes import Family
 
 _CACHE_LIMIT = 65536
@@ -87,6 +92,62 @@ class PrefixClasses:
             memo.clear()
         memo[prefix] = found
         return found
+
+    def splitter(self, family: Family) -> RunSplitter:
+        """Split a run's prefixes by class, mostly without a Python step per prefix.
+
+        Every test is a contiguous range of prefix values (a containment: the network's
+        values with any length byte; an equality: one value) combined with ``length >= n``.
+        Prefixes of one length between two consecutive range bounds (``edges``) pass the same
+        tests. So when a run's prefixes all have one length (a set of their low bytes, at C
+        speed, kept on the run for the next splitter: ``run_span``), the bounds between its
+        lowest and highest prefix cut it, sorted, into groups of one class each (``bisect``):
+        one group when no bound lies between them, as when a run lies in one pool. Otherwise
+        (several lengths, or prefix sets, which are not ranges) each prefix is classified.
+        """
+        width = 40 if family is Family.IPV4_UNICAST else 136
+        full = (1 << width) - 1
+        bounds: set[int] = set()
+        for _length, mask, table in self.groups:
+            for value in table:
+                bounds.update((value, value + (full & ~mask) + 1))
+        for value in self.equals:
+            bounds.update((value, value + 1))
+        edges = sorted(bounds)
+        ranged = not self.sets
+        classify = self.classify
+
+        def split_run(prefixes: Sequence[int]) -> Sequence[Sequence[int]]:
+            if len(prefixes) < 2:
+                return (prefixes,)
+            if ranged:
+                low, high, one_length = run_span(prefixes)
+                if one_length:
+                    first = bisect_right(edges, low)
+                    last = bisect_right(edges, high)
+                    if first == last:
+                        return (prefixes,)
+                    ordered = sorted(prefixes)
+                    cuts: list[Sequence[int]] = []
+                    start = 0
+                    for edge in edges[first:last]:
+                        cut = bisect_left(ordered, edge, start)
+                        if cut > start:
+                            cuts.append(ordered[start:cut])
+                            start = cut
+                    cuts.append(ordered[start:])
+                    return cuts
+            groups: dict[int, list[int]] = {}
+            for prefix in prefixes:
+                found = classify(prefix)
+                group = groups.get(found)
+                if group is None:
+                    groups[found] = [prefix]
+                else:
+                    group.append(prefix)
+            return list(groups.values())
+
+        return split_run
 
 
 def analyse(source: str, namespace: dict[str, Any]) -> PrefixClasses | None:
@@ -159,4 +220,4 @@ def memoised(  # noqa: PLR0917 - one call site
             cache[key] = (source, attrs, verdict)
         return verdict
 
-    return memo_check
+    return with_splitter(memo_check, classes.splitter(family))
