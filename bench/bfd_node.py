@@ -144,9 +144,7 @@ async def main(config_path: str, result_path: str) -> None:
     after = await service.status()
     # A peer's AdminDown (the other speaker stopping at the end) is no failure (RFC 5882 3.2).
     falls = [c for c in recorder.changes if t0 <= c.at <= t1 and c.failure]
-    worst_silence = max(
-        (s["longest_silence_us"] for s in after.sessions.values()), default=0
-    )
+    worst_silence = max((s["longest_silence_us"] for s in after.sessions.values()), default=0)
     result: dict[str, Any] = {
         "sessions": len(keys),
         "up_at_start": sum(1 for s in before.sessions.values() if s["state"] == State.UP),
@@ -159,7 +157,8 @@ async def main(config_path: str, result_path: str) -> None:
         "longest_silence_ms": worst_silence / 1000,
         "silence_before_ms": max(
             (s["longest_silence_us"] for s in before.sessions.values()), default=0
-        ) / 1000,
+        )
+        / 1000,
         "engine_cpu_s": engine_cpu,
         "own_cpu_s": own_cpu,
         "engine_pid": engine_pid,

@@ -220,4 +220,3 @@ def describe(row: dict[str, Any]) -> str:
     where = "kernel" if speaker["load"] == "kernel" else "RIB"
     return (f"{len(cycles)} x {speaker['load_prefixes']:,} /32s into the {where} "
             f"(in: {ins} s; out: {outs} s)")  # fmt: skip
-

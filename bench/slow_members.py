@@ -72,8 +72,10 @@ from speaker.wire_codes import Family, MessageType
 
 REPO = Path(__file__).resolve().parents[1]
 V4 = Family.IPV4_UNICAST
-UPDATE, OPEN_, KEEPALIVE = int(MessageType.UPDATE), int(MessageType.OPEN), int(
-    MessageType.KEEPALIVE
+UPDATE, OPEN_, KEEPALIVE = (
+    int(MessageType.UPDATE),
+    int(MessageType.OPEN),
+    int(MessageType.KEEPALIVE),
 )
 BLOCKS = int(ipaddress.IPv4Address("198.19.0.0"))
 POOLS = int(ipaddress.IPv4Address("198.18.128.0"))
