@@ -274,7 +274,10 @@ class BfdSession:
         "BFD Control packets SHOULD be transmitted for at least a Detection Time after
         transitioning to AdminDown state": the first goes at once, the rest at the interval in
         force (the module docstring says for how long), so that the peer learns this is no
-        failure (RFC 5882 3.2) even if a packet is lost. ``finished`` says when they are over.
+        failure (RFC 5882 3.2). Out of Up that interval is at least 1 s (6.8.3), so a peer at
+        100 ms x 3 gets only the first within its Detection Time; a later one still helps a
+        peer that, like Myna, releases a held session on AdminDown. ``finished`` says when
+        they are over.
         """
         self._fire(Event.ADMIN_DOWN, now)
         return self._flush(now)
