@@ -9,8 +9,11 @@ does, or through the gateways the ``NextHopResolver`` finds for a next hop that 
 neighbour, as BIRD's ``gateway recursive``; an IPv6 next hop of an IPv4 route, RFC 8950, goes
 in RTA_VIA), records it in ``installed`` (what the kernel should hold: a
 ``kernel_sync.kernel_table.KernelTable``, one dict slot per route) and queues a REPLACE or a
-DEL. The queue goes to the kernel in one batch per turn of the event
-loop through ``RouteWriter``, whose acknowledgements arrive asynchronously. Routes learned
+DEL (a NEW and a DEL of the old route when the metric, part of the kernel's key, changes).
+The queue goes to the kernel in one batch per turn of the event
+loop through ``RouteWriter``, whose acknowledgements arrive asynchronously. A selection that
+changes again before its write went is written against what the kernel holds, not against
+the queued write it replaces (``_write``). Routes learned
 from the kernel are never written back (they are there, owned by Felix or the operator), nor is
 anything of another protocol touched; the node's static routes (BIRD's static protocol: a
 blackhole, or via a gateway) are written like BGP routes when the kernel policy accepts them
