@@ -429,7 +429,9 @@ class FibProgrammer:
         record = self._record
         slow = bool(self.adopted or self.waiting or self.resolved or self.blocked)
         shards = self.installed.shards(family)
-        write = self._write
+        queue = self._queue
+        kernel_of = self._kernel
+        stale = self._stale
         high = -1
         shard: dict[int, KernelRoute] = {}
         prefixes = run.prefixes
@@ -466,15 +468,34 @@ class FibProgrammer:
                 have = shard.get(prefix)
                 if have is shape:
                     continue  # shapes are shared: the same object is the same route
-                full = None if have is None else _new(KernelRoute, (have[0], prefix, *have[2:]))
+                key = (family, prefix)
+                # what the kernel holds (a shape here): ``have``, unless a write is queued
+                kernel = kernel_of.setdefault(key, have)
                 if shape is None:
                     assert have is not None
                     del shard[prefix]
-                    write(family, prefix, full, None)
                 else:
                     shard[prefix] = shape
+                if kernel is not have:  # written over a queued write: see _write
+                    self._write_over(
+                        key,
+                        kernel,
+                        None
+                        if shape is None
+                        else _new(KernelRoute, (shape[0], prefix, *shape[2:])),
+                    )
+                elif shape is None:
+                    gone = _new(KernelRoute, (have[0], prefix, *have[2:]))  # type: ignore[index]
+                    queue[key] = _new(RouteChange, (RouteOp.DEL, gone))
+                else:
                     want = _new(KernelRoute, (shape[0], prefix, *shape[2:]))
-                    write(family, prefix, full, want)
+                    # a first write must not replace a route of another protocol (module docstring)
+                    op = RouteOp.NEW if have is None else RouteOp.REPLACE
+                    if have is not None and _other_metric(shape, have):  # see _write_over
+                        op = RouteOp.NEW
+                        old = _new(KernelRoute, (have[0], prefix, *have[2:]))
+                        stale[key] = _new(RouteChange, (RouteOp.DEL, old))
+                    queue[key] = _new(RouteChange, (op, want))
 
     def _record(
         self,
@@ -539,7 +560,12 @@ class FibProgrammer:
         route the kernel has and a write at the kernel's metric replaces it in place.
         """
         key = (family, prefix)
-        kernel = self._kernel.setdefault(key, have)
+        self._write_over(key, self._kernel.setdefault(key, have), want)
+
+    def _write_over(self, key: Key, kernel: KernelRoute | None, want: KernelRoute | None) -> None:
+        """``_write`` once the kernel's route is known (a Run's shape: prefix 0)."""
+        if kernel is not None and kernel.prefix != key[1]:
+            kernel = _new(KernelRoute, (kernel[0], key[1], *kernel[2:]))
         if self._stale:
             self._stale.pop(key, None)  # made against ``kernel`` too: made again if still due
         if want is None:
