@@ -9,8 +9,11 @@ does, or through the gateways the ``NextHopResolver`` finds for a next hop that 
 neighbour, as BIRD's ``gateway recursive``; an IPv6 next hop of an IPv4 route, RFC 8950, goes
 in RTA_VIA), records it in ``installed`` (what the kernel should hold: a
 ``kernel_sync.kernel_table.KernelTable``, one dict slot per route) and queues a REPLACE or a
-DEL. The queue goes to the kernel in one batch per turn of the event
-loop through ``RouteWriter``, whose acknowledgements arrive asynchronously. Routes learned
+DEL (a NEW and a DEL of the old route when the metric, part of the kernel's key, changes).
+The queue goes to the kernel in one batch per turn of the event
+loop through ``RouteWriter``, whose acknowledgements arrive asynchronously. A selection that
+changes again before its write went is written against what the kernel holds, not against
+the queued write it replaces (``_write``). Routes learned
 from the kernel are never written back (they are there, owned by Felix or the operator), nor is
 anything of another protocol touched; the node's static routes (BIRD's static protocol: a
 blackhole, or via a gateway) are written like BGP routes when the kernel policy accepts them
@@ -183,8 +186,14 @@ class FibProgrammer:
         self.request_resync: Callable[[str], None] = self._resync_alone
         self._resync_task: asyncio.Task[None] | None = None
         self._queue: dict[Key, RouteChange] = {}
-        # DELs of our routes at a metric no longer wanted, written after the queue
-        self._stale: list[RouteChange] = []
+        # For each key the RIB's selections queued a write for since the last flush: the route
+        # of ours the kernel holds until that write goes (None: none). A second selection before
+        # the flush is written against it, not against the first one, never written.
+        self._kernel: dict[Key, KernelRoute | None] = {}
+        # DELs of our routes at a metric no longer wanted, written after the queue: one per key
+        # for the selections' writes, and what a resync found left at old metrics
+        self._stale: dict[Key, RouteChange] = {}
+        self._strays: list[RouteChange] = []
         self._deleting: set[Key] = set()  # our DELs whose notification has not come back yet
         self._flush_scheduled = False
         self._pending: set[asyncio.Future[BatchResult]] = set()
@@ -343,6 +352,7 @@ class FibProgrammer:
             if route is not None:
                 del self.installed[key]
                 self._queue[key] = RouteChange(RouteOp.DEL, route)
+                self._kernel[key] = route
                 removed += 1
         if first or removed:
             LOG.info("removing %d routes no peer announced again", removed)
@@ -420,6 +430,8 @@ class FibProgrammer:
         slow = bool(self.adopted or self.waiting or self.resolved or self.blocked)
         shards = self.installed.shards(family)
         queue = self._queue
+        kernel_of = self._kernel
+        stale = self._stale
         high = -1
         shard: dict[int, KernelRoute] = {}
         prefixes = run.prefixes
@@ -456,25 +468,34 @@ class FibProgrammer:
                 have = shard.get(prefix)
                 if have is shape:
                     continue  # shapes are shared: the same object is the same route
+                key = (family, prefix)
+                # what the kernel holds (a shape here): ``have``, unless a write is queued
+                kernel = kernel_of.setdefault(key, have)
                 if shape is None:
                     assert have is not None
                     del shard[prefix]
-                    gone = _new(KernelRoute, (have[0], prefix, *have[2:]))
-                    queue[(family, prefix)] = _new(RouteChange, (RouteOp.DEL, gone))
                 else:
                     shard[prefix] = shape
+                if kernel is not have:  # written over a queued write: see _write
+                    self._write_over(
+                        key,
+                        kernel,
+                        None
+                        if shape is None
+                        else _new(KernelRoute, (shape[0], prefix, *shape[2:])),
+                    )
+                elif shape is None:
+                    gone = _new(KernelRoute, (have[0], prefix, *have[2:]))  # type: ignore[index]
+                    queue[key] = _new(RouteChange, (RouteOp.DEL, gone))
+                else:
                     want = _new(KernelRoute, (shape[0], prefix, *shape[2:]))
                     # a first write must not replace a route of another protocol (module docstring)
                     op = RouteOp.NEW if have is None else RouteOp.REPLACE
-                    if have is not None and _other_metric(shape, have):  # see _record
+                    if have is not None and _other_metric(shape, have):  # see _write_over
                         op = RouteOp.NEW
-                        self._stale.append(
-                            _new(
-                                RouteChange,
-                                (RouteOp.DEL, _new(KernelRoute, (have[0], prefix, *have[2:]))),
-                            )
-                        )
-                    queue[(family, prefix)] = _new(RouteChange, (op, want))
+                        old = _new(KernelRoute, (have[0], prefix, *have[2:]))
+                        stale[key] = _new(RouteChange, (RouteOp.DEL, old))
+                    queue[key] = _new(RouteChange, (op, want))
 
     def _record(
         self,
@@ -520,20 +541,53 @@ class FibProgrammer:
         if full is None:
             if have is not None:
                 installed.pop(key)
-                self._queue[key] = _new(RouteChange, (RouteOp.DEL, have))
+                self._write(family, prefix, have, None)
         else:
             if shaped:
                 installed.set_shape(family, prefix, want)  # type: ignore[arg-type]
             else:
                 installed[key] = full
-            op = RouteOp.NEW if have is None else RouteOp.REPLACE
-            if have is not None and _other_metric(full, have):
-                # The metric is part of the kernel's key: a REPLACE would add a second route
-                # beside the old one. BIRD 1.6 deletes the old route and adds the new one
-                # (krt_replace_rte); we add the new one, then delete the old.
-                op = RouteOp.NEW
-                self._stale.append(_new(RouteChange, (RouteOp.DEL, have)))
-            self._queue[key] = _new(RouteChange, (op, full))
+            self._write(family, prefix, have, full)
+
+    def _write(
+        self, family: Family, prefix: int, have: KernelRoute | None, want: KernelRoute | None
+    ) -> None:
+        """Queue what turns the kernel's route of ours for the prefix into ``want``.
+
+        ``have`` is what ``installed`` held. When a write for the prefix is still queued, the
+        kernel does not hold ``have`` but what it held before that write (``_kernel``): the
+        new write replaces the queued one and is made against that, so that a DEL names the
+        route the kernel has and a write at the kernel's metric replaces it in place.
+        """
+        key = (family, prefix)
+        self._write_over(key, self._kernel.setdefault(key, have), want)
+
+    def _write_over(self, key: Key, kernel: KernelRoute | None, want: KernelRoute | None) -> None:
+        """``_write`` once the kernel's route is known (a Run's shape: prefix 0)."""
+        if kernel is not None and kernel.prefix != key[1]:
+            kernel = _new(KernelRoute, (kernel[0], key[1], *kernel[2:]))
+        if self._stale:
+            self._stale.pop(key, None)  # made against ``kernel`` too: made again if still due
+        if want is None:
+            if kernel is None:
+                self._queue.pop(key, None)
+                del self._kernel[key]
+            else:
+                self._queue[key] = _new(RouteChange, (RouteOp.DEL, kernel))
+        elif kernel is None:
+            # a first write must not replace a route of another protocol (module docstring)
+            self._queue[key] = _new(RouteChange, (RouteOp.NEW, want))
+        elif want == kernel:
+            self._queue.pop(key, None)  # back to what the kernel holds: nothing to write
+            del self._kernel[key]
+        elif _other_metric(want, kernel):
+            # The metric is part of the kernel's key: a REPLACE would add a second route
+            # beside the old one. BIRD 1.6 deletes the old route and adds the new one
+            # (krt_replace_rte); we add the new one, then delete the old.
+            self._queue[key] = _new(RouteChange, (RouteOp.NEW, want))
+            self._stale[key] = _new(RouteChange, (RouteOp.DEL, kernel))
+        else:
+            self._queue[key] = _new(RouteChange, (RouteOp.REPLACE, want))
 
     def retry(self) -> None:
         """Build the waiting and recursively resolved routes again (the kernel changed)."""
@@ -569,6 +623,7 @@ class FibProgrammer:
             prefix_text(value.prefix, key[0]),
         )
         self._queue[key] = RouteChange(RouteOp.REPLACE, want)
+        self._kernel[key] = None
         self._schedule()
 
     async def resync(self) -> None:
@@ -579,7 +634,7 @@ class FibProgrammer:
             key = (family_of(route), route.prefix)
             want = self.installed.get(key)
             if want is not None and key not in self._queue and _other_metric(want, route):
-                self._stale.append(RouteChange(RouteOp.DEL, route))  # ours at an old metric
+                self._strays.append(RouteChange(RouteOp.DEL, route))  # ours at an old metric
             else:
                 have[key] = route
         self._deleting.clear()  # the dump is the truth now; a late echo at worst rewrites one
@@ -596,17 +651,20 @@ class FibProgrammer:
                         "different" if key in have else "missing",
                     )
                 self._queue[key] = RouteChange(RouteOp.REPLACE, want)
+                self._kernel[key] = have.get(key)
         for key, route in list(self.blocked.items()):
             if key not in self._queue and key not in have:
                 # BIRD tries again at every scan; refused again, it is blocked again
                 del self.blocked[key]
                 self.installed[key] = route
                 self._queue[key] = RouteChange(RouteOp.NEW, route)
+                self._kernel[key] = None
         if self.leftovers_removed:
             for key, route in have.items():
                 if key not in self.installed and key not in self._queue:
                     repaired += 1
                     self._queue[key] = RouteChange(RouteOp.DEL, route)
+                    self._kernel[key] = route
         if repaired:
             self.counters["repairs"] += repaired
             LOG.warning("repaired %d kernel routes that had drifted", repaired)
@@ -615,26 +673,30 @@ class FibProgrammer:
 
     async def settle(self) -> None:
         """Wait until everything queued so far has been written and answered."""
-        while self._queue or self._stale or self._pending:
-            if self._queue or self._stale:
+        while self._queue or self._stale or self._strays or self._pending:
+            if self._queue or self._stale or self._strays:
                 self._flush()
             await asyncio.gather(*self._pending, return_exceptions=True)
 
     # --- writing -----------------------------------------------------------------------------
 
     def _schedule(self) -> None:
-        if (self._queue or self._stale) and not self._flush_scheduled:
+        if (self._queue or self._stale or self._strays) and not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if not self._queue and not self._stale:
+        if not self._queue and not self._stale and not self._strays:
             return
         changes = list(self._queue.values())
         self._queue.clear()
-        changes += self._stale  # their echoes differ from ``installed``: no repair follows
-        self._stale = []
+        self._kernel.clear()
+        # their echoes differ from ``installed``: no repair follows
+        changes += self._stale.values()
+        changes += self._strays
+        self._stale = {}
+        self._strays = []
         for change in changes:
             if change.op is RouteOp.DEL:
                 self._deleting.add((family_of(change.route), change.route.prefix))

@@ -502,3 +502,101 @@ def test_the_kernel_protocols_metric_wins_over_krt_metric() -> None:
     fib, _, _ = programmer(FibSettings(metric=0))
     route = fib.desired(change("198.19.1.0/26", "198.18.0.2"))
     assert route is not None and route.priority == 0
+
+
+class KernelModel(FakeWriter):
+    """A writer that applies each batch, in order, to a model of the kernel's main table: a
+    route's key is (prefix, metric); NEW refuses an existing key (EEXIST), REPLACE creates or
+    overwrites, DEL matches the key, the protocol and the gateway when one is given (ESRCH
+    otherwise), as ``fib_table_delete`` does for IPv4."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table: dict[tuple[int, int], KernelRoute] = {}
+
+    def submit(self, changes: Sequence[RouteChange]) -> asyncio.Future[BatchResult]:
+        self.batches.append(list(changes))
+        errors = []
+        for c in changes:
+            key = (c.route.prefix, c.route.priority)
+            have = self.table.get(key)
+            error = 0
+            if c.op is RouteOp.NEW:
+                if have is not None:
+                    error = errno.EEXIST
+                else:
+                    self.table[key] = c.route
+            elif c.op is RouteOp.REPLACE:
+                self.table[key] = c.route
+            elif (
+                have is None
+                or have.protocol != c.route.protocol
+                or (c.route.gateway and have.gateway != c.route.gateway)
+            ):
+                error = errno.ESRCH
+            else:
+                del self.table[key]
+            errors.append(error)
+        future: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
+        future.set_result(BatchResult(list(changes), errors, {}))
+        return future
+
+    def held(self) -> list[tuple[int, bytes]]:
+        """(metric, gateway) of every route the model holds."""
+        return sorted((r.priority, r.gateway) for r in self.table.values())
+
+
+def metric_of_three(_prefix: int, _family: Family, route: Route) -> tuple[bool, None, int]:
+    """Two next hops at one krt_metric, a third at another."""
+    metrics = {ip("198.18.0.2"): 647, ip("198.18.0.4"): 647, ip("198.18.0.3"): 47}
+    return True, None, metrics[route.attrs.next_hop]
+
+
+@on_uvloop
+@pytest.mark.parametrize(
+    ("then", "held"),
+    [
+        # the best path changes twice before the first change is written: the second change
+        # must delete the route the kernel holds (via .2), not the one only queued (via .4)
+        ((".4", ".3"), [(47, ".3")]),
+        # away to another metric and back to the kernel's one before the write: the kernel's
+        # route is replaced in place, not refused (EEXIST) and then deleted
+        ((".3", ".4"), [(647, ".4")]),
+        ((".3", ".2"), [(647, ".2")]),
+        ((".4", ".2"), [(647, ".2")]),
+        ((".3", None), []),
+        ((".4", None), []),
+    ],
+)
+@pytest.mark.parametrize("as_run", [False, True])
+async def test_changes_queued_together_leave_the_kernel_holding_the_last(
+    then: tuple[str, str | None], held: list[tuple[int, str]], as_run: bool
+) -> None:
+    # test_bird_differential's keepnexthop case, under load: a prefix's best path came from
+    # the eBGP peer (via the gateway), then from an iBGP peer at the same metric, then from
+    # another at a new metric, the last two before the kernel write of the first: the kernel
+    # kept the eBGP route at the old metric beside the new one.
+    writer = KernelModel()
+    fib = FibProgrammer(writer, FibSettings(metric=0), policy=metric_of_three)  # type: ignore[arg-type]
+    text = "198.19.1.0/26"
+    prefix = prefix_from_text(text)
+
+    def publish(hop: str | None, before: str | None) -> None:
+        if as_run:
+            route = route_via("198.18.0" + hop) if hop else None
+            old = route_via("198.18.0" + before) if before else None
+            fib.publish([Run(V4, PEER, 0, route, (prefix,), old)])
+        else:
+            fib.publish([change(text, "198.18.0" + hop) if hop else change(text)])
+
+    publish(".2", None)
+    await turn()
+    assert writer.held() == [(647, ip("198.18.0.2"))]
+    first, second = then
+    publish(first, ".2")
+    publish(second, first)  # before the write of the first
+    await turn()
+    assert writer.held() == [(metric, ip("198.18.0" + hop)) for metric, hop in held]
+    assert not fib.blocked and fib.counters["errors"] == 0
+    want = fib.installed.get((V4, prefix))
+    assert ([(want.priority, want.gateway)] if want else []) == writer.held()
