@@ -44,6 +44,10 @@ def _up_both(
              until=lambda s: s == "Up")  # fmt: skip
     wait_for(lambda: peer.state(peer_view.address), UP_TIMEOUT, f"{type(peer).__name__} Up",
              until=lambda s: s == "Up")  # fmt: skip
+    # Up first runs at the slow rate (1 s, RFC 5880 6.8.3); the fast intervals take a Poll
+    # Sequence after it, which a loaded machine may finish a little later.
+    wait_for(lambda: myna.status(myna_view.address), UP_TIMEOUT, "the 100 ms intervals",
+             until=lambda s: s["detection_time_us"] == int(DETECTION * 1_000_000))  # fmt: skip
 
 
 def _cut_and_heal(

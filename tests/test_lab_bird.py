@@ -257,16 +257,19 @@ def test_render_node_gives_the_six_files() -> None:
 # -- end to end -------------------------------------------------------------------------------
 
 
+PHASE_TIMEOUT = 90  # s per phase: stock BIRD 1.6's reflector phase takes 14-26 s unloaded
+
+
 def _run_lab(*args: str) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        lab_command("--bird-cfg", *args),
+        lab_command("--bird-cfg", "--timeout", str(PHASE_TIMEOUT), *args),
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     try:
-        output, _ = process.communicate(timeout=LAB_TIMEOUT + 60)
+        output, _ = process.communicate(timeout=2 * PHASE_TIMEOUT + LAB_TIMEOUT)
     finally:
         stop(process)
     return process, output
