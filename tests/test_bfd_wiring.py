@@ -338,3 +338,37 @@ async def test_the_peers_admin_down_releases_a_hold_only_when_heard(
     assert session.verdicts[-1] == "up: BFD administratively down at the peer"
     assert not wiring.peers[NAME].failed
     await wiring.close()
+
+
+def test_a_replaced_session_that_never_hears_the_peer_still_ends_the_hold() -> None:
+    """The bounded hold survives the replacement of the held BFD session (a review's finding).
+
+    A session reports only changes of (remote state, heard) from (Down, not heard): a new one
+    that never hears the peer says nothing, so the hold's "heard" must start again with it,
+    or a hold the old session's "heard" left unbounded stays so (``bgpd.bfd_hold``).
+    """
+    engine, session, wiring = Engine(), Session(), BfdPeers()
+    wiring.service = engine  # type: ignore[assignment]
+    cfg = {"hold_limit": "60 s"}
+    wiring.attach(peer(source_address="198.18.0.1", bfd=cfg), session)  # type: ignore[arg-type]
+    listener = engine.listeners[NAME]
+    t0 = time.monotonic()
+    listener.bfd_remote_changed(BfdRemoteChange(NAME, State.DOWN, True, 0, t0))
+    listener.bfd_state_changed(BfdStateChange(NAME, State.INIT, State.UP, 0, State.UP, t0))
+    # The peer's Detection Time for us ran out (a one-way loss): it says Down, we fall from Up.
+    listener.bfd_remote_changed(BfdRemoteChange(NAME, State.DOWN, True, 1, t0 + 10))
+    listener.bfd_state_changed(BfdStateChange(
+        NAME, State.UP, State.DOWN, Diagnostic.NEIGHBOR_SIGNALED_SESSION_DOWN, State.DOWN, t0 + 10
+    ))  # fmt: skip
+    assert session.verdicts[-1] == "down"
+    # A reload moves the session to another local address: the session is replaced.
+    wiring.attach(peer(source_address="198.18.0.5", bfd=cfg), session)  # type: ignore[arg-type]
+    assert [what for what, _ in engine.calls] == ["add", "remove", "add"]
+    # From here on the peer sends nothing at all (its operator removed BFD, no AdminDown);
+    # the new session never hears it, so it never reports a change. Hours later:
+    wiring.hold_due(NAME, t0 + 10 + 3600)
+    assert session.verdicts[-1].startswith("up"), (
+        "held for an hour with nothing heard since the replacement: hold_limit 60 s ignored",
+        session.verdicts,
+    )
+    wiring.stop()
