@@ -14,7 +14,6 @@ and shutdown) is tested with the code it belongs to: ``test_bfd_hold.py``,
 
 from __future__ import annotations
 
-import logging
 import random
 import socket
 import struct
@@ -22,8 +21,11 @@ import time
 from typing import Any
 
 import pytest
-import yaml
 from bfd_harness import MS, BfdPair, fast
+from bfd_wiring_fakes import NAME
+from bfd_wiring_fakes import Engine as RecordingService
+from bfd_wiring_fakes import Session as BgpSession
+from bfd_wiring_fakes import peer as _peer
 
 from bfd import auth, ipc
 from bfd.auth import AuthSettings
@@ -35,9 +37,6 @@ from bfd.session_events import Action, SessionSettings, Transmit
 from bfd.session_fsm import BfdSession
 from bfd.wire_codes import AuthType, DropReason, HopMode, State
 from bgpd.bfd_peers import BfdPeers
-from bgpd.config import Peer, parse_config
-from speaker.session_events import SessionSettings as BgpSettings
-from speaker.session_fsm import PeerFsm
 
 SECOND = 1_000_000
 US = 1e-6
@@ -270,58 +269,10 @@ def test_keyed_sequence_number_rises_when_the_state_changes(auth_type: AuthType)
 
 # -- 6. the peer's AdminDown while BGP is held ---------------------------------------------------
 
-NAME = "198.18.0.2"
-
-
-class _RecordingService:
-    """The BFD service as the wiring sees it: records what it was asked."""
-
-    def __init__(self) -> None:
-        self.running = True
-        self.calls: list[tuple[str, Any]] = []
-        self.listeners: dict[str, Any] = {}
-
-    def add_session(self, config: ipc.PeerConfig, listener: Any) -> None:
-        self.calls.append(("add", config))
-        self.listeners[config.key] = listener
-
-    def reconfigure_session(self, config: ipc.PeerConfig) -> None:
-        self.calls.append(("reconfigure", config))
-
-    def remove_session(self, key: str) -> None:
-        self.calls.append(("remove", key))
-
-
-class _BgpSession:
-    """A BGP session as the wiring sees it; records the BFD verdicts it is fed."""
-
-    def __init__(self) -> None:
-        self.name = NAME
-        self.fsm = PeerFsm(BgpSettings(local_as=64512, router_id=1, peer_as=64512))
-        self.log = logging.LoggerAdapter(logging.getLogger("test"), {})
-        self.observers: list[Any] = []
-        self.verdicts: list[str] = []
-
-    def local_address(self) -> str | None:
-        return None
-
-    def bfd_down(self) -> None:
-        self.verdicts.append("down")
-
-    def bfd_up(self, why: str) -> None:
-        self.verdicts.append(f"up: {why}")
-
 
 class _NoSocket:
     def sendto(self, _data: bytes, _destination: object) -> None:
         pass
-
-
-def _peer(**fields: Any) -> Peer:
-    data = {"router_id": "198.18.0.1", "local_as": 64512,
-            "peers": [{"address": NAME, "as": 64512, **fields}]}  # fmt: skip
-    (parsed,) = parse_config(yaml.safe_dump(data)).peers
-    return parsed
 
 
 def test_peer_admin_down_releases_a_held_bgp_session() -> None:
@@ -339,10 +290,10 @@ def test_peer_admin_down_releases_a_held_bgp_session() -> None:
     engine translation (``Engine._apply``) and service dispatch (``BfdService._dispatch``) carry
     the session's actions to the wiring here.
     """
-    service = _RecordingService()
+    service = RecordingService()
     wiring = BfdPeers()
     wiring.service = service  # type: ignore[assignment]
-    bgp = _BgpSession()
+    bgp = BgpSession()
     wiring.attach(_peer(source_address="198.18.0.1", bfd=True), bgp)  # type: ignore[arg-type]
     ((_, config),) = service.calls
     daemon = BfdService()
@@ -406,10 +357,10 @@ async def test_a_single_hop_session_takes_the_active_role() -> None:
         peer = _peer(source_address="198.18.0.1", bfd={"passive": True, "multihop": False})
     except ValueError:
         return  # refused by the config: that complies too
-    service = _RecordingService()
+    service = RecordingService()
     wiring = BfdPeers()
     wiring.service = service  # type: ignore[assignment]
-    wiring.attach(peer, _BgpSession())  # type: ignore[arg-type]
+    wiring.attach(peer, BgpSession())  # type: ignore[arg-type]
     for what, config in service.calls:
         if what == "add":
             assert not (config.mode is HopMode.SINGLE_HOP and config.passive), config

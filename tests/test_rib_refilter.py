@@ -265,7 +265,8 @@ def test_add_path_refeed_withdraws_path_ids_the_new_view_lacks() -> None:
     assert len(held) == 1 and next(iter(held))[0] == P  # b's path of P only
 
 
-def test_refeed_during_selection_deferral_then_table() -> None:
+def deferring_bed() -> CoreBed:
+    """We restarted (selection deferral, 60 s): GR peers a (announcing P and Q) and x, up."""
     bed = CoreBed(selection_deferral=60.0)
     bed.add("a", "198.18.0.2")
     bed.add("x", "198.18.0.4")
@@ -276,6 +277,11 @@ def test_refeed_during_selection_deferral_then_table() -> None:
     bed.announce("a", [P, Q], as_path=((2, (64513,)),))
     bed.run()
     assert bed.core.loc.deferring
+    return bed
+
+
+def test_refeed_during_selection_deferral_then_table() -> None:
+    bed = deferring_bed()
     x = bed["x"]
     new = replace(export_settings(x, None), policy=lambda f, p, r: None if p == P else r.attrs)
     bed.handle(PoliciesChanged((PolicyChange(x, None, False, False, new),)))
@@ -302,16 +308,7 @@ def test_end_of_rib_after_the_table_for_a_member_blocked_at_deferral_end() -> No
     empty ``TableSend``) before the keys it missed, since ``_on_drained`` finishes the table
     cursor first. A GR helper then sweeps its stale copies of our routes, which come back
     only afterwards."""
-    bed = CoreBed(selection_deferral=60.0)
-    bed.add("a", "198.18.0.2")
-    bed.add("x", "198.18.0.4")
-    gr = capabilities(gr=True)
-    bed.handle(Started())
-    bed.up("a", asn=64513, ours=gr, theirs=gr)
-    bed.up("x", asn=64515, ours=gr, theirs=gr)
-    bed.announce("a", [P, Q], as_path=((2, (64513,)),))
-    bed.run()
-    assert bed.core.loc.deferring
+    bed = deferring_bed()
     bed.core.set_writable(bed["x"], False)
     bed.advance(61)  # deferral over: the table goes to x's missed set, End-of-RIB waits
     bed.core.set_writable(bed["x"], True)
