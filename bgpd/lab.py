@@ -488,15 +488,31 @@ class Lab:
 
     def converge(self, nodes: Sequence[Node], workdir: Path, started: float) -> PhaseResult:
         """Poll until converged or the deadline; the elapsed time since ``started``."""
+        return self.wait_converged(
+            started,
+            lambda: (
+                self.problems(nodes, workdir),
+                all((workdir / f"{n.name}.json").exists() for n in nodes),
+            ),
+        )
+
+    def wait_converged(
+        self, started: float, check: Callable[[], tuple[list[str], bool]]
+    ) -> PhaseResult:
+        """Poll ``check`` until nothing is left, a daemon exits, or the deadline.
+
+        ``check`` gives the problems left and whether every daemon answers; the result holds
+        the elapsed time since ``started``.
+        """
         self.say(f"waiting for convergence (deadline {self.timeout:g} s)... ", end="")
         deadline = started + self.timeout
         up: float | None = None
         while True:
-            problems = self.problems(nodes, workdir)
-            now = time.monotonic()
-            if up is None and all((workdir / f"{n.name}.json").exists() for n in nodes):
-                up = now - started
             exited = any(process.poll() is not None for _, process in self.daemons)
+            problems, answered = check()  # after: names every exited daemon
+            now = time.monotonic()
+            if up is None and answered:
+                up = now - started
             if not problems:
                 self.say(f"converged in {now - started:.2f} s")
                 return PhaseResult("", "", now - started, [], up)

@@ -50,7 +50,6 @@ from bgpd.lab import (
     CLUSTER_ID,
     MAIN_TABLE,
     PACKAGE_ROOT,
-    POLL_INTERVAL,
     POOL,
     PROTO_BIRD,
     PROTO_FELIX,
@@ -369,25 +368,6 @@ class BirdCfgLab(Lab):
         sessions, answered = self.session_problems()
         return found + self.route_problems() + sessions, answered
 
-    def converge_bird(self, started: float) -> PhaseResult:
-        """Poll until converged or the deadline; the elapsed time since ``started``."""
-        self.say(f"waiting for convergence (deadline {self.timeout:g} s)... ", end="")
-        deadline = started + self.timeout
-        up: float | None = None
-        while True:
-            exited = any(process.poll() is not None for _, process in self.daemons)
-            problems, answered = self.bird_problems()  # after: names every exited daemon
-            now = time.monotonic()
-            if up is None and answered:
-                up = now - started
-            if not problems:
-                self.say(f"converged in {now - started:.2f} s")
-                return PhaseResult("", "", now - started, [], up)
-            if exited or now >= deadline:
-                self.say("NOT converged" + (": a daemon exited" if exited else ""))
-                return PhaseResult("", "", None, problems, up)
-            time.sleep(POLL_INTERVAL)
-
     # -- a phase ------------------------------------------------------------------------------
 
     def bird_phase(
@@ -407,7 +387,7 @@ class BirdCfgLab(Lab):
         with self.step(f"rendering bird.cfg/bird6.cfg and starting them in {len(nodes)} nodes"):
             started = time.monotonic()
             self.start_bird(cluster, nodes, workdir)
-        result = self.converge_bird(started)
+        result = self.wait_converged(started, self.bird_problems)
         result.name, result.title = name, title
         result.nodes = self.bird_snapshot(nodes)
         self.report(result, workdir)
