@@ -91,7 +91,7 @@ def microseconds(milliseconds: float) -> int:
 class BfdSessionModel(BaseModel):
     """The settings one BFD session runs with: timers, passivity, authentication."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     min_tx: float = 100.0  # ms: bfd.DesiredMinTxInterval once Up
     min_rx: float = 10.0  # ms: bfd.RequiredMinRxInterval

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from bgpd.bird_config.cli import bird_main, bird_program_for, check_bird, is_bird_config
-from bgpd.bird_config.errors import BirdConfigError
+from bgpd.bird_config.file_kinds import bird_program_for, is_bird_config
 from bgpd.cli_show import add_commands, run_command
 from bgpd.config import ConfigError, DaemonConfig, load_config
 from bgpd.daemon import run
@@ -130,6 +129,9 @@ def _load(path: Path) -> DaemonConfig | None:
 
 
 def _check_bird(path: Path, ipv6: bool | None) -> int:
+    from bgpd.bird_config.cli import check_bird  # noqa: PLC0415 - see _bird_main
+    from bgpd.bird_config.errors import BirdConfigError  # noqa: PLC0415
+
     try:
         config, facts = check_bird(path, ipv6)
     except BirdConfigError as exc:
@@ -142,6 +144,14 @@ def _check_bird(path: Path, ipv6: bool | None) -> int:
     return 0
 
 
+def _bird_main(words: list[str], ipv6: bool | None, prog: str) -> int:
+    # BIRD's reader and filter compiler are loaded only for BIRD's files: a daemon run from
+    # YAML keeps their memory (~1.5 MiB of RSS) to itself.
+    from bgpd.bird_config.cli import bird_main  # noqa: PLC0415
+
+    return bird_main(words, ipv6=ipv6, prog=prog)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status.
 
@@ -151,13 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         program = bird_program_for(sys.argv[0])
         if program is not None:
-            return bird_main(sys.argv[1:], ipv6=program == "bird6", prog=program)
+            return _bird_main(sys.argv[1:], ipv6=program == "bird6", prog=program)
     words = sys.argv[1:] if argv is None else argv
     if words and words[0] in ("bird", "bird6"):
         # BIRD's options are not myna's: argparse would take "-p" for one of its own. `myna
         # bird` reads a bird6* file as bird6 would (as `myna check` does); under the name
         # `bird` (argv[0]) the family is the program's, as BIRD's.
-        return bird_main(
+        return _bird_main(
             words[1:], ipv6=True if words[0] == "bird6" else None, prog=f"myna {words[0]}"
         )
     args = build_parser().parse_args(argv)

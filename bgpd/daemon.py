@@ -17,22 +17,22 @@ import ipaddress
 import json
 import logging
 import os
+import random
 import signal
 import socket
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvloop
 
 from bgpd.bfd_peers import BfdPeers
-from bgpd.bird_socket import BirdSocket
 from bgpd.config import DaemonConfig, Peer
 from bgpd.control_api import ControlApi
 from bgpd.control_socket import ControlSocket
 from bgpd.local_routes import StaticRoutes, kernel_import
 from bgpd.logs import configure_logging
-from bgpd.metrics import MetricsServer
 from bgpd.peer_policies import Policies, kernel_policy
 from bgpd.reload_plan import POLICY_INPUTS, ReloadPlan, plan_reload
 from bgpd.systemd_notify import SystemdNotifier
@@ -69,6 +69,10 @@ from speaker.wire_codes import (
     GracefulRestartFamilyFlag,
     GracefulRestartFlag,
 )
+
+if TYPE_CHECKING:
+    from bgpd.bird_socket import BirdSocket
+    from bgpd.metrics import MetricsServer
 
 LOG = logging.getLogger("myna.daemon")
 _STATUS_DELAY = 0.05  # seconds
@@ -293,6 +297,7 @@ class Daemon:
         self.metrics: MetricsServer | None = None  # /metrics, /healthz, /readyz
         self.static_routes = StaticRoutes(self.rib.originate)  # BIRD's static protocol
         self.bfd = BfdPeers()  # the BFD engine and sessions, when some peer enables BFD
+        self._jitter = random.Random()  # every session's error-wait jitter
         self.systemd = SystemdNotifier()
         self.rib.status_hook = self._rib_worked
         self.rib.deferral_done_hook = self._restart_over
@@ -364,6 +369,7 @@ class Daemon:
             session_settings(self.config, peer),
             transport_settings(peer, self.config.output_buffer),
             self.rib,
+            self._jitter,
         )
         self.sessions.append(session)
         limit = None
@@ -532,10 +538,16 @@ class Daemon:
         for path, ipv6 in ((self.config.control.bird_socket, False),
                            (self.config.control.bird6_socket, True)):  # fmt: skip
             if path is not None:
+                # BIRD's protocol is loaded only where calicoctl and the probes will speak it
+                from bgpd.bird_socket import BirdSocket  # noqa: PLC0415
+
                 bird = BirdSocket(self.api, path, ipv6)
                 await bird.start()
                 self.bird_sockets.append(bird)
         if self.config.metrics.enabled:
+            # prometheus-client costs ~4.5 MiB of RSS: loaded only when metrics are on
+            from bgpd.metrics import MetricsServer  # noqa: PLC0415
+
             metrics = MetricsServer(self, self.config.metrics.address, self.config.metrics.port)
             await metrics.start()
             self.metrics = metrics

@@ -154,9 +154,12 @@ class PeerSession:
         settings: SessionSettings,
         transport_settings: TransportSettings,
         sink: SessionSink,
+        jitter: random.Random | None = None,
     ) -> None:
         self.name = name
-        self.fsm = PeerFsm(settings, random.Random())  # error waits jittered (RFC 4271 10)
+        # Error waits are jittered (RFC 4271 10). One generator serves all of a daemon's
+        # sessions: each of its own would hold 2.5 KB of Mersenne Twister state per peer.
+        self.fsm = PeerFsm(settings, jitter if jitter is not None else random.Random())
         self.transport_settings = transport_settings
         self.sink = sink
         self.log = PeerLog(LOG, {"peer": name})

@@ -26,10 +26,11 @@ from bgpd import cli as myna_cli
 from bgpd.bird_config import cli as bird_cli
 from bgpd.bird_config import config_model as m
 from bgpd.bird_config.as_paths import MaskItem, MaskItemKind, path_matches
-from bgpd.bird_config.cli import BirdRunOptions, bird_main, is_bird6, is_bird_config
+from bgpd.bird_config.cli import BirdRunOptions, bird_main
 from bgpd.bird_config.config_parser import read_bird_config
 from bgpd.bird_config.daemon_config import daemon_config_from_bird
 from bgpd.bird_config.errors import BirdConfigError
+from bgpd.bird_config.file_kinds import is_bird6, is_bird_config
 from bgpd.bird_config.keywords import KEYWORDS_V4, KEYWORDS_V6
 from bgpd.bird_config.prefix_sets import BirdTrie, PrefixPattern, PrefixPatternSet
 from bgpd.config import DaemonConfig

@@ -16,14 +16,11 @@ then: ``-p`` needs none of the daemon), with the ``DaemonConfig`` and the ``Bird
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from bgpd.bird_config import filter_ast as ast
 from bgpd.bird_config.calico_facts import calico_facts
@@ -31,6 +28,7 @@ from bgpd.bird_config.config_model import BirdConfig
 from bgpd.bird_config.config_parser import read_bird_config
 from bgpd.bird_config.daemon_config import daemon_config_from_bird
 from bgpd.bird_config.errors import BirdConfigError
+from bgpd.bird_config.file_kinds import is_bird6
 from bgpd.bird_config.filter_codegen import FilterMode
 from bgpd.bird_config.filter_compiler import compile_filter
 from bgpd.bird_config.values import BirdType
@@ -164,37 +162,8 @@ def bird_main(argv: list[str], *, ipv6: bool | None = False, prog: str = "bird")
     return run_hook(daemon, options)
 
 
-def is_bird_config(path: Path) -> bool:
-    """Whether ``path`` holds a BIRD configuration rather than Myna's YAML.
-
-    By name first (``.yaml``/``.yml`` are YAML, ``.cfg``/``.conf`` BIRD); otherwise a file
-    whose YAML is not a mapping of settings is taken for BIRD's language.
-    """
-    suffix = path.suffix.lower()
-    if suffix in (".yaml", ".yml"):
-        return False
-    if suffix in (".cfg", ".conf"):
-        return True
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        return True
-    return not isinstance(data, dict)
-
-
-def is_bird6(path: Path) -> bool:
-    """bird6's language: Calico names the file bird6.cfg (or bird6.conf)."""
-    return path.name.startswith("bird6")
-
-
 def check_bird(path: Path, ipv6: bool | None = None) -> tuple[DaemonConfig, dict[str, Any]]:
     """``myna check`` of a BIRD file: the effective config and the recognised Calico inputs."""
     six = is_bird6(path) if ipv6 is None else ipv6
     config, daemon = load(str(path), six)
     return daemon, calico_facts(config)
-
-
-def bird_program_for(argv0: str) -> str | None:
-    """``bird`` or ``bird6`` when Myna runs under that name (a symlink), else None."""
-    name = os.path.basename(argv0)
-    return name if name in ("bird", "bird6") else None
