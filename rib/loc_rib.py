@@ -294,8 +294,9 @@ class LocRib:
         if route is not None and next_hops.unreachable and not next_hops.resolves(route):
             selected = None  # a candidate, but not eligible: nothing to publish for it
         if route is not None and prefixes:
-            low = min(prefixes) >> 22
-            if low == max(prefixes) >> 22:
+            lowest, highest = min(prefixes), max(prefixes)
+            low = lowest >> 22
+            if low == highest >> 22:
                 shard = SHARD_OF[low % SPREAD]
                 if shards[shard].keys().isdisjoint(prefixes):
                     # The common case (a peer's table, a node's blocks) in C: one shard, and no
@@ -304,7 +305,9 @@ class LocRib:
                     shards[shard].update(new)
                     self._count(source, family, len(new))
                     if selected is not None and not self.deferring:
-                        out.append(Run(family, source, path_id, route, RunPrefixes(new)))
+                        run = RunPrefixes(new)
+                        run.span = (lowest, highest)  # the policies' splitters need no pass
+                        out.append(Run(family, source, path_id, route, run))
                     return
         entry = Entry
         unreachable = next_hops.unreachable

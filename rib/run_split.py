@@ -8,10 +8,11 @@ of such a group the same answer for the run's route. A policy says so by carryin
 ``split_run`` attribute; ``adj_rib_out`` and ``fib_programmer`` then ask it once per group
 instead of once per prefix. A policy without one is asked for every prefix, as before.
 
-Data flow: the Loc-RIB builds each run's prefixes as a ``RunPrefixes`` list; the first
-splitter to look at a run keeps what it learnt there (``run_span``: lowest, highest, one
-length or not, three passes at C speed), so the update groups and the kernel, which split
-the same run one after the other with their own filters' splitters, pay for it once.
+Data flow: the Loc-RIB builds each run's prefixes as a ``RunPrefixes`` list and, where its
+fast path has already found them, keeps their lowest and highest value on it (``span``);
+otherwise the first splitter to look at a run finds them (``run_bounds``, two passes at C
+speed) and keeps them, so the update groups and the kernel, which split the same run one after
+the other with their own filters' splitters, pay for them once at most.
 
 A filter's run-time error is then logged once per group rather than once per prefix; the
 filters log such errors at most once a second anyway (``bgpd.bird_config.runtime``).
@@ -19,45 +20,28 @@ filters log such errors at most once a second anyway (``bgpd.bird_config.runtime
 
 from __future__ import annotations
 
-import sys
-from array import array
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 RunSplitter = Callable[[Sequence[int]], Sequence[Sequence[int]]]
 T = TypeVar("T")
-_LOW_BYTE = (0xFF).__and__  # a prefix int's length byte
-_LOW_OFFSET = 0 if sys.byteorder == "little" else 7  # where it is in an array("Q") item
 
 
 class RunPrefixes(list[int]):
-    """A run's prefixes, with what a splitter learnt of them (``span``) kept for the next."""
+    """A run's prefixes, with their lowest and highest value (``span``) once someone found them."""
 
     __slots__ = ("span",)
-    span: tuple[int, int, bool]
+    span: tuple[int, int]
 
 
-def _one_length(prefixes: Sequence[int]) -> bool:
-    """Whether every prefix has the same length byte.
-
-    IPv4 prefix ints fit 64 bits: their length bytes are every eighth byte of an array of
-    them, compared in C (a third of the cost of a set of them); IPv6 ones take the set.
-    """
-    try:
-        lows = array("Q", prefixes).tobytes()[_LOW_OFFSET::8]
-    except OverflowError:
-        return len(set(map(_LOW_BYTE, prefixes))) == 1
-    return lows.count(lows[0]) == len(lows)
-
-
-def run_span(prefixes: Sequence[int]) -> tuple[int, int, bool]:
-    """(lowest, highest, whether all have one length) of a run's prefixes, kept on the run.
+def run_bounds(prefixes: Sequence[int]) -> tuple[int, int]:
+    """(lowest, highest) of a run's prefixes, kept on the run.
 
     A published run is never changed, so what is kept stays true.
     """
-    span: tuple[int, int, bool] | None = getattr(prefixes, "span", None)
+    span: tuple[int, int] | None = getattr(prefixes, "span", None)
     if span is None:
-        span = (min(prefixes), max(prefixes), _one_length(prefixes))
+        span = (min(prefixes), max(prefixes))
         if prefixes.__class__ is RunPrefixes:
             prefixes.span = span
     return span

@@ -301,12 +301,16 @@ def _fixed(
             attrs = seen[0]
             return verdict if attrs is route.attrs else verdict._replace(attrs=attrs)
 
-        return CompiledFilter(exported, "# all, through BIRD's BGP export view", False)
+        # Neither reads the prefix: one answer per run, as a filter that never reads ``net``
+        # (a BGP peer's ``export all`` was asked for every prefix: 12x slower propagation).
+        return CompiledFilter(
+            with_splitter(exported, whole_run), "# all, through BIRD's BGP export view", False
+        )
 
     def fixed(prefix: int, fam: Family, route: Any, priority: int | None = None) -> Verdict:
         return verdict if fam is family else runtime.WRONG_FAMILY
 
-    return CompiledFilter(fixed, f"# {program.kind.value}", False)
+    return CompiledFilter(with_splitter(fixed, whole_run), f"# {program.kind.value}", False)
 
 
 def _assemble(

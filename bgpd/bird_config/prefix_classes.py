@@ -32,7 +32,7 @@ from typing import Any
 
 from bgpd.bird_config.prefix_sets import PrefixPatternSet
 from rib.policy import PolicyCheck, Verdict
-from rib.run_split import RunSplitter, run_span, with_splitter
+from rib.run_split import RunSplitter, run_bounds, with_splitter
 from speaker.wire_codes import Family
 
 _CACHE_LIMIT = 65536
@@ -96,21 +96,24 @@ class PrefixClasses:
     def splitter(self, family: Family) -> RunSplitter:
         """Split a run's prefixes by class, mostly without a Python step per prefix.
 
-        Every test is a contiguous range of prefix values (a containment: the network's
-        values with any length byte; an equality: one value) combined with ``length >= n``.
-        Prefixes of one length between two consecutive range bounds (``edges``) pass the same
-        tests. So when a run's prefixes all have one length (a set of their low bytes, at C
-        speed, kept on the run for the next splitter: ``run_span``), the bounds between its
-        lowest and highest prefix cut it, sorted, into groups of one class each (``bisect``):
-        one group when no bound lies between them, as when a run lies in one pool. Otherwise
-        (several lengths, or prefix sets, which are not ranges) each prefix is classified.
+        Every test is a contiguous range of prefix values: an equality one value; a
+        containment ``net ~ S/P`` the values of S/P's addresses with any length byte, of which
+        those from ``S/P`` up pass and the few below it (address S, shorter than P) fail. No
+        other prefix in the range is shorter than P: a prefix int holds no host bits (the
+        codec masks them, config and kernel refuse them), and an address of S/P other than S
+        has a bit set beyond P. So the prefixes between two consecutive bounds (``edges``)
+        pass the same tests, whatever their lengths, and the bounds between a run's lowest
+        and highest prefix (``run_bounds``, found once per run, mostly by the Loc-RIB) cut it,
+        sorted, into groups of one class each (``bisect``): one group when no bound lies
+        between them, as when a run lies in one pool. Prefix sets are not ranges: with one,
+        each prefix is classified.
         """
         width = 40 if family is Family.IPV4_UNICAST else 136
         full = (1 << width) - 1
         bounds: set[int] = set()
-        for _length, mask, table in self.groups:
+        for length, mask, table in self.groups:
             for value in table:
-                bounds.update((value, value + (full & ~mask) + 1))
+                bounds.update((value, value + length, value + (full & ~mask) + 1))
         for value in self.equals:
             bounds.update((value, value + 1))
         edges = sorted(bounds)
@@ -121,22 +124,21 @@ class PrefixClasses:
             if len(prefixes) < 2:
                 return (prefixes,)
             if ranged:
-                low, high, one_length = run_span(prefixes)
-                if one_length:
-                    first = bisect_right(edges, low)
-                    last = bisect_right(edges, high)
-                    if first == last:
-                        return (prefixes,)
-                    ordered = sorted(prefixes)
-                    cuts: list[Sequence[int]] = []
-                    start = 0
-                    for edge in edges[first:last]:
-                        cut = bisect_left(ordered, edge, start)
-                        if cut > start:
-                            cuts.append(ordered[start:cut])
-                            start = cut
-                    cuts.append(ordered[start:])
-                    return cuts
+                low, high = run_bounds(prefixes)
+                first = bisect_right(edges, low)
+                last = bisect_right(edges, high)
+                if first == last:
+                    return (prefixes,)
+                ordered = sorted(prefixes)
+                cuts: list[Sequence[int]] = []
+                start = 0
+                for edge in edges[first:last]:
+                    cut = bisect_left(ordered, edge, start)
+                    if cut > start:
+                        cuts.append(ordered[start:cut])
+                        start = cut
+                cuts.append(ordered[start:])
+                return cuts
             groups: dict[int, list[int]] = {}
             for prefix in prefixes:
                 found = classify(prefix)
