@@ -84,6 +84,10 @@ class Run(NamedTuple):
     route alone, or nothing (None: withdrawn, or its next hop does not resolve). Subscribers
     take a run whole: an update group exports ``route`` once, the FIB programmer builds the
     kernel route once per answer of its policy.
+
+    Prefixes here, as everywhere in the RIB, are ``address << 8 | length`` with no host bits:
+    the BGP and netlink decoders mask them, the config and BIRD's ``route`` refuse them. The
+    policies' run splitters rely on it (``bgpd.bird_config.prefix_classes``).
     """
 
     family: Family

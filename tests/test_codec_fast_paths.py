@@ -122,6 +122,24 @@ def test_a_run_of_one_length_decodes_as_the_general_loop(case: tuple[int, bytes]
     assert all(p & 0xFF == plen and (p >> 8) & ((1 << (32 - plen)) - 1) == 0 for p in fast)
 
 
+@given(
+    st.sampled_from([32, 128]),
+    st.lists(st.tuples(st.integers(0, 128), st.binary(min_size=16, max_size=16)), max_size=30),
+)
+@settings(max_examples=300)
+def test_decoded_prefixes_never_carry_host_bits(
+    bits: int, entries: list[tuple[int, bytes]]
+) -> None:
+    # The RIB's run splitters (bgpd.bird_config.prefix_classes) rely on it for every length
+    # mix: host bits set on the wire are cleared, whatever the path through the decoder.
+    data = b"".join(
+        bytes((plen % (bits + 1),)) + raw[: (plen % (bits + 1) + 7) >> 3] for plen, raw in entries
+    )
+    for prefix in decode_prefixes(data, 0, len(data), bits):
+        plen = prefix & 0xFF
+        assert (prefix >> 8) & ((1 << (bits - plen)) - 1) == 0, hex(prefix)
+
+
 @given(st.lists(v4_prefix(), min_size=0, max_size=60), st.booleans())
 @settings(max_examples=300)
 def test_ipv4_entries_in_c_agree_with_one_by_one(prefixes: list[int], one_length: bool) -> None:

@@ -7,9 +7,14 @@ a config uses them; this keeps them out of a plain ``myna run`` start.
 
 from __future__ import annotations
 
+import inspect
 import json
 import subprocess
 import sys
+
+from pydantic import BaseModel
+
+from bgpd import bfd_config, config
 
 # Packages a YAML daemon without BFD, BIRD sockets or metrics must not import at start.
 HEAVY = (
@@ -49,3 +54,20 @@ def test_the_optional_parts_still_load_when_asked_for() -> None:
         [sys.executable, "-c", code], check=True, capture_output=True, text=True
     ).stdout
     assert out.strip() == "ok"
+
+
+def test_every_config_model_builds_its_schema() -> None:
+    # The models build their validators on first use (``defer_build``): a schema that cannot
+    # be built would otherwise surface only when a config using it is loaded.
+    models = [
+        value
+        for module in (config, bfd_config)
+        for value in vars(module).values()
+        if inspect.isclass(value)
+        and issubclass(value, BaseModel)
+        and value.__module__ == module.__name__
+    ]
+    assert len(models) > 10
+    for model in models:
+        assert model.model_rebuild(force=True) is not False, model
+        assert model.__pydantic_complete__, model

@@ -58,6 +58,58 @@ def test_groups_are_classes_and_lose_nothing(
         assert len({CLASSES.classify(p) for p in group}) == 1
 
 
+def _network(cidr: str) -> tuple[int, int, int]:
+    """A containment test of either family: (mask, value, length) as the code generator's."""
+    net = ipaddress.ip_network(cidr)
+    return int(net.netmask) << 8, int(net.network_address) << 8, net.prefixlen
+
+
+def _any_prefix(address: int, length: int, bits: int) -> int:
+    network = address & ~((1 << (bits - length)) - 1) & ((1 << bits) - 1)
+    return (network << 8) | length
+
+
+EDGE_CASES = {
+    # the whole space, a host route, nested and overlapping pools, an equality inside them
+    32: (
+        PrefixClasses(
+            [_network(c) for c in ("0.0.0.0/0", "198.18.4.7/32", "198.18.0.0/16", "198.18.4.0/22")],
+            [_any_prefix(int(ipaddress.IPv4Address("198.18.4.64")), 26, 32)],
+            [],
+        ),
+        int(ipaddress.IPv4Address("198.18.0.0")),
+    ),
+    128: (
+        PrefixClasses(
+            [_network(c) for c in ("::/0", "2001:db8::5/128", "2001:db8::/32", "2001:db8::/122")],
+            [_any_prefix(int(ipaddress.IPv6Address("2001:db8::40")), 122, 128)],
+            [],
+        ),
+        int(ipaddress.IPv6Address("2001:db8::")),
+    ),
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from([32, 128]),
+    st.lists(st.tuples(st.integers(0, 1 << 12), st.integers(0, 128)), min_size=1, max_size=200),
+)
+def test_groups_are_classes_at_the_edges_of_both_families(
+    bits: int, draws: list[tuple[int, int]]
+) -> None:
+    classes, base = EDGE_CASES[bits]
+    family = Family.IPV4_UNICAST if bits == 32 else Family.IPV6_UNICAST
+    # offsets on both sides of the base, every length from 0 to the family's width
+    prefixes = list(
+        dict.fromkeys(_any_prefix(base + o - 64, n % (bits + 1), bits) for o, n in draws)
+    )
+    groups = classes.splitter(family)(prefixes)
+    assert Counter(p for g in groups for p in g) == Counter(prefixes)
+    for group in groups:
+        assert len({classes.classify(p) for p in group}) == 1, [hex(p) for p in group]
+
+
 def test_a_run_inside_one_pool_is_one_group() -> None:
     start = int(ipaddress.IPv4Address("198.18.64.0"))
     prefixes = [((start + n) << 8) | 32 for n in range(5000)]

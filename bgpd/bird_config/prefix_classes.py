@@ -99,14 +99,15 @@ class PrefixClasses:
         Every test is a contiguous range of prefix values: an equality one value; a
         containment ``net ~ S/P`` the values of S/P's addresses with any length byte, of which
         those from ``S/P`` up pass and the few below it (address S, shorter than P) fail. No
-        other prefix in the range is shorter than P: a prefix int holds no host bits (the
-        codec masks them, config and kernel refuse them), and an address of S/P other than S
-        has a bit set beyond P. So the prefixes between two consecutive bounds (``edges``)
-        pass the same tests, whatever their lengths, and the bounds between a run's lowest
-        and highest prefix (``run_bounds``, found once per run, mostly by the Loc-RIB) cut it,
-        sorted, into groups of one class each (``bisect``): one group when no bound lies
-        between them, as when a run lies in one pool. Prefix sets are not ranges: with one,
-        each prefix is classified.
+        other prefix in the range is shorter than P: a prefix int holds no host bits (the BGP
+        and netlink decoders mask them, config and BIRD's ``route`` refuse them: see
+        ``rib.loc_rib.Run``), and an address of S/P other than S has a bit set beyond P. So
+        the prefixes between two consecutive bounds (``edges``) pass the same tests, whatever
+        their lengths, and the bounds between a run's lowest and highest prefix
+        (``run_bounds``, found once per run, mostly by the Loc-RIB) cut it, sorted, into
+        groups of one class each (``bisect``): one group when no bound lies between them, as
+        when a run lies in one pool. Prefix sets are not ranges: with one, each prefix is
+        classified.
         """
         width = 40 if family is Family.IPV4_UNICAST else 136
         full = (1 << width) - 1
