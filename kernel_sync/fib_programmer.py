@@ -89,6 +89,9 @@ def _gateway(next_hop: bytes) -> bytes:
 
 _PLAIN: KernelAnswer = (True, None, None)
 _REFUSED: KernelAnswer = (False, None, None)
+# (id(route), family, answer) -> (route, shape or None, waits, recursive): one batch's
+# kernel routes (``FibProgrammer.publish``); the route is kept to check the id
+_Built = dict[tuple[int, Family, KernelAnswer], tuple[Route | None, KernelRoute | None, bool, bool]]
 _TYPE_OF_DEST = {
     Destination.BLACKHOLE: RouteType.BLACKHOLE,
     Destination.UNREACHABLE: RouteType.UNREACHABLE,
@@ -396,9 +399,12 @@ class FibProgrammer:
 
     def publish(self, changes: Sequence[Published]) -> None:
         """A batch of the Loc-RIB's changes: queue what the kernel must change."""
+        # Kernel routes built for a batch's runs, by route and answer: a peer's table comes as
+        # many runs of one route, and the route the kernel gets depends on nothing else.
+        built: _Built = {}
         for change in changes:
             if isinstance(change, Run):
-                self._apply_run(change)
+                self._apply_run(change, built)
             else:
                 self._apply(change)
         self._schedule()
@@ -407,7 +413,7 @@ class FibProgrammer:
         want, waits, recursive = self._build(change)
         self._record(change.family, change.prefix, want, waits, recursive, ecmp=change.new_ecmp)
 
-    def _apply_run(self, run: Run) -> None:
+    def _apply_run(self, run: Run, built: _Built) -> None:
         """A Loc-RIB ``Run``: one path for many prefixes.
 
         Its kernel route is built once per answer of the kernel policy (which reads the
@@ -424,7 +430,6 @@ class FibProgrammer:
             if route is not None and programmable(route, self.settings.device_routes)
             else None
         )
-        built: dict[KernelAnswer, tuple[KernelRoute | None, bool, bool]] = {}
         shape_of = self.installed.shape
         record = self._record
         slow = bool(self.adopted or self.waiting or self.resolved or self.blocked)
@@ -446,16 +451,17 @@ class FibProgrammer:
             else:
                 plan = (((prefix,), policy(prefix, family, route)) for prefix in prefixes)
         for group, answer in plan:
-            built_shape = built.get(answer)
-            if built_shape is None:
+            hit = built.get((id(route), family, answer))
+            if hit is None or hit[0] is not route:
                 change = Change(family, group[0], None, (), route, ecmp)
                 want, waits, recursive = self._build(change)
-                built_shape = built[answer] = (
+                hit = built[id(route), family, answer] = (
+                    route,
                     None if want is None else shape_of(want),
                     waits,
                     recursive,
                 )
-            shape, waits, recursive = built_shape
+            _, shape, waits, recursive = hit
             if shape is None and not (slow or waits or recursive) and not any(shards):
                 continue  # refused, and nothing of ours in the kernel to delete
             for prefix in group:
