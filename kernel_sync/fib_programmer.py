@@ -1,8 +1,9 @@
 """Loc-RIB -> FIB: the best routes (with their ECMP sets) written into the kernel, kept there.
 
 Data flow: the programmer is one of the RIB core's channels (``rib.channels.Channel``): it is
-handed each batch of Loc-RIB ``Change``s and ``Run``s (``publish``; a run's route is built once
-per answer of the kernel policy and shared by its prefixes). For every change it works out the
+handed each batch of Loc-RIB ``Change``s and ``Run``s (``publish``; the kernel route of a batch's
+runs is built once per route and answer of the kernel policy and shared by their prefixes:
+``_build`` may read the prefix only through that answer). For every change it works out the
 kernel route the new selection calls for (``_build``: Calico's kernel policy, then one next hop
 per ECMP path: through ``tunl0`` with the onlink flag for IPIP pools, as BIRD's ``krt_tunnel``
 does, or through the gateways the ``NextHopResolver`` finds for a next hop that is not a
@@ -90,7 +91,8 @@ def _gateway(next_hop: bytes) -> bytes:
 _PLAIN: KernelAnswer = (True, None, None)
 _REFUSED: KernelAnswer = (False, None, None)
 # (id(route), family, answer) -> (route, shape or None, waits, recursive): one batch's
-# kernel routes (``FibProgrammer.publish``); the route is kept to check the id
+# kernel routes (``FibProgrammer.publish``); the batch keeps each route alive, so an id is
+# never reused meanwhile (the route kept in the value is a cheap check of that)
 _Built = dict[tuple[int, Family, KernelAnswer], tuple[Route | None, KernelRoute | None, bool, bool]]
 _TYPE_OF_DEST = {
     Destination.BLACKHOLE: RouteType.BLACKHOLE,
@@ -417,7 +419,10 @@ class FibProgrammer:
         """A Loc-RIB ``Run``: one path for many prefixes.
 
         Its kernel route is built once per answer of the kernel policy (which reads the
-        prefix: IPIP pools) and its shape shared by every prefix, instead of once per prefix.
+        prefix: IPIP pools) for the whole batch (``built``, kept by ``publish``: the batch's
+        runs of one route share it) and its shape shared by every prefix. ``_build`` may read
+        the prefix only through that answer: a per-prefix field (BIRD's ``krt_prefsrc``)
+        would have to be part of the answer.
         A policy carrying a run splitter (``rib.run_split``: a compiled BIRD filter) is asked
         once per group of prefixes it cannot tell apart, not once per prefix.
         The common case (nothing adopted, waiting or resolved recursively) is one tight loop
