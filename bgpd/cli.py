@@ -146,7 +146,7 @@ def _check_bird(path: Path, ipv6: bool | None) -> int:
 
 def _bird_main(words: list[str], ipv6: bool | None, prog: str) -> int:
     # BIRD's reader and filter compiler are loaded only for BIRD's files: a daemon run from
-    # YAML keeps their memory (~1.5 MiB of RSS) to itself.
+    # YAML keeps their memory (~1.3 MiB of RSS) to itself.
     from bgpd.bird_config.cli import bird_main  # noqa: PLC0415
 
     return bird_main(words, ipv6=ipv6, prog=prog)

@@ -16,5 +16,6 @@ Files, in the order data flows through them:
 * ``daemon_config``: ``BirdConfig`` -> Myna's ``DaemonConfig`` (the same internal config the
   YAML front-end builds), with ``bfd_map`` for each BGP peer's BFD settings;
   ``calico_facts``: what of Calico's inputs a file shows.
-* ``cli``: ``myna bird -p -c FILE``, ``myna check`` of BIRD files, running as ``bird``/``bird6``.
+* ``cli``: ``myna bird -p -c FILE``, ``myna check`` of BIRD files, running as ``bird``/``bird6``;
+  ``file_kinds``: whether a file or a program name is BIRD's, without loading the rest.
 """
