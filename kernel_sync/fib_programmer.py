@@ -90,10 +90,10 @@ def _gateway(next_hop: bytes) -> bytes:
 
 _PLAIN: KernelAnswer = (True, None, None)
 _REFUSED: KernelAnswer = (False, None, None)
-# (id(route), family, answer) -> (route, shape or None, waits, recursive): one batch's
-# kernel routes (``FibProgrammer.publish``); the batch keeps each route alive, so an id is
-# never reused meanwhile (the route kept in the value is a cheap check of that)
-_Built = dict[tuple[int, Family, KernelAnswer], tuple[Route | None, KernelRoute | None, bool, bool]]
+# (id(route), family, answer) -> (shape or None, waits, recursive): one batch's kernel routes
+# (``FibProgrammer.publish``); the batch's changes keep each route alive while it is used, so
+# an id stays that route's
+_Built = dict[tuple[int, Family, KernelAnswer], tuple[KernelRoute | None, bool, bool]]
 _TYPE_OF_DEST = {
     Destination.BLACKHOLE: RouteType.BLACKHOLE,
     Destination.UNREACHABLE: RouteType.UNREACHABLE,
@@ -456,17 +456,17 @@ class FibProgrammer:
             else:
                 plan = (((prefix,), policy(prefix, family, route)) for prefix in prefixes)
         for group, answer in plan:
-            hit = built.get((id(route), family, answer))
-            if hit is None or hit[0] is not route:
+            built_key = (id(route), family, answer)
+            hit = built.get(built_key)
+            if hit is None:
                 change = Change(family, group[0], None, (), route, ecmp)
                 want, waits, recursive = self._build(change)
-                hit = built[id(route), family, answer] = (
-                    route,
+                hit = built[built_key] = (
                     None if want is None else shape_of(want),
                     waits,
                     recursive,
                 )
-            _, shape, waits, recursive = hit
+            shape, waits, recursive = hit
             if shape is None and not (slow or waits or recursive) and not any(shards):
                 continue  # refused, and nothing of ours in the kernel to delete
             for prefix in group:
