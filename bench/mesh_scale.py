@@ -24,7 +24,8 @@ Data flow, per row: a fresh ``tests/testbed`` ``Topology`` with two namespaces o
   none     ``bench.bgp_clients relay --no-forward``: a sink that says when it has every
            UPDATE, the peers' own floor (no kernel programming)
 
-``bench.bgp_clients clients`` runs every peer in one uvloop process in ``peers`` (case
+``bench.bgp_clients clients`` runs every peer in one uvloop process in ``peers``, on the last
+CPU alone, the daemon's processes on the others (``bench.cpu_pinning``; ``--no-pin``) (case
 ``mesh``: peer i announces the four /26 blocks of 198.18.4.0/24 + i; case ``install-100k``:
 one peer announcing 100,000 /32s from 198.18.64.0). Once every session is Established and
 ``--settle`` (1 s) has passed, the clients print t0 (CLOCK_MONOTONIC, shared by every
@@ -64,6 +65,7 @@ from testbed.topology import run as run_command
 
 from bench import birdcfg_myna
 from bench.bgp_clients import AS, CASES, client_address, cpu_seconds, proc_status
+from bench.cpu_pinning import pin_apart
 from bench.reflector_fanout import ReflectorFrr, ReflectorGoBgp, ReflectorMyna
 from kernel_sync.netlink_socket import dump_routes
 
@@ -203,7 +205,7 @@ def _tail(path: Path, lines: int = 10) -> str:
 
 
 def run_row(
-    case_name: str, daemon_name: str, peers: int, idle: float, timeout: float
+    case_name: str, daemon_name: str, peers: int, idle: float, timeout: float, pin: bool = True
 ) -> dict[str, Any]:
     """Build the namespaces, start the daemon and the peers, measure, tear down."""
     wanted = announced(case_name, peers)
@@ -241,6 +243,10 @@ def run_row(
             "--linger", str(idle + timeout + 30),
             log=log, cwd=REPO,
         )  # fmt: skip
+        # Before t0 (the peers first connect and settle): they stand for other hosts.
+        pinning = (
+            pin_apart([p.pid for p in processes], [worker.pid]) if pin else "not pinned (--no-pin)"
+        )
         t0: float | None = None
         deadline = time.monotonic() + 150
         while t0 is None:
@@ -309,6 +315,7 @@ def run_row(
             "idle_seconds": span,
             "rss_mib": rss / MIB,
             "peak_rss_mib": peak / MIB,
+            "pinning": pinning,
         }
 
 
@@ -326,6 +333,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--repeat", type=int, default=1, help="runs per row; the median shown")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="let the daemon and the peers share CPUs (see bench.cpu_pinning)",
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     names = [n for n in args.only.split(",") if n]
@@ -334,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.repeat):
         for name in names:
             try:
-                row = run_row(args.case, name, args.peers, args.idle, args.timeout)
+                row = run_row(args.case, name, args.peers, args.idle, args.timeout, args.pin)
             except Exception as error:  # report the other rows whatever this one did
                 row = {
                     "case": args.case,

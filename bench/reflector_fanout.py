@@ -33,7 +33,9 @@ time 90 s, no kernel programming:
            undecoded, to every other client, so the row is what the clients alone need
 
 Then ``bench.bgp_clients clients`` runs every client in one uvloop process in ``clients``
-(see that module). What is timed, precisely: every client connects and its session reaches
+(see that module). That process gets the last CPU to itself and the reflector's processes the
+others, as if the clients were other hosts (``bench.cpu_pinning`` says why; ``--no-pin``
+lets them share). What is timed, precisely: every client connects and its session reaches
 Established on its side (our OPEN and KEEPALIVE sent, the reflector's OPEN and KEEPALIVE
 received); then nothing is sent for ``--settle`` seconds (1 by default: the reflector has by
 then processed every client's KEEPALIVE and sits idle, so its session setup is not timed); t0
@@ -81,6 +83,7 @@ from testbed.topology import run as run_command
 
 from bench import birdcfg_myna
 from bench.bgp_clients import AS, CASES, FANOUT_CASES, client_address
+from bench.cpu_pinning import pin_apart
 from bench.results_file import machine, save
 
 REPO = Path(__file__).resolve().parents[1]
@@ -309,6 +312,12 @@ def run_row(case_name: str, reflector: str, args: argparse.Namespace) -> dict[st
             "--own", ",".join(birdcfg_myna.own_prefixes(daemon)),
             log=log, cwd=REPO,
         )  # fmt: skip
+        # Before t0 (the clients first connect and settle): the peers stand for other hosts.
+        pinning = (
+            pin_apart([p.pid for p in processes.values()], [worker.pid])
+            if args.pin
+            else "not pinned (--no-pin)"
+        )
         deadline = time.monotonic() + args.timeout + WORKER_SLACK
         while worker.poll() is None:
             dead = [name for name, p in processes.items() if p.poll() is not None]
@@ -332,6 +341,7 @@ def run_row(case_name: str, reflector: str, args: argparse.Namespace) -> dict[st
         crashed = [name for name, p in processes.items() if p.poll() is not None]
         result["processes"] = {name: result["watched"][str(p.pid)] for name, p in processes.items()}
         result["reflector_exited"] = crashed
+        result["pinning"] = pinning
         return result
 
 
@@ -353,6 +363,7 @@ def summarise(reflector: str, result: dict[str, Any]) -> dict[str, Any]:
     if reflector == "frr":
         notes.append(f"bgpd + zebra; bgpd alone {procs['bgpd']['peak_rss'] / MIB:.1f} MiB peak")
     notes.append(f"{at_t0:.1f} MiB at t0")
+    notes.append(result["pinning"])
     if result["median_client_seconds"] is not None and result["outcome"] == "complete":
         notes.append(f"median client {result['median_client_seconds']:.3f} s")
     notes.append(f"clients CPU {result['clients_cpu_seconds']:.2f} s")
@@ -516,6 +527,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per row after t0")
     parser.add_argument("--repeat", type=int, default=3, help="runs per row; the median shown")
     parser.add_argument("--stall", type=float, default=30.0, help="give up after this idle time")
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="let the reflector and the clients share CPUs (see bench.cpu_pinning)",
+    )
     args = parser.parse_args(argv)
     reflectors = [r for r in args.only.split(",") if r]
     unknown = sorted(set(reflectors) - set(REFLECTORS))
