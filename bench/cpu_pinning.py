@@ -2,58 +2,107 @@
 
 Role: ``bench.reflector_fanout`` and ``bench.mesh_scale`` run the daemon under test and one
 process that simulates all its peers (``bench.bgp_clients``) on the same machine. In a real
-cluster the peers are other hosts: they never take the daemon's CPU. On this machine they
-would, and not evenly. Seen with ``perf sched timehist`` in ``prop-100k`` (2 vCPUs): the
-scheduler at times put the clients process, woken by the reflector's socket write, on the
-reflector's vCPU although the other vCPU was idle; it waited there about 3 ms and then
-preempted the reflector, whose ``send`` calls took up to 4 ms with an involuntary context
-switch in them. Whether that happens run after run depends on how long
-the clients sit idle between two writes, so a daemon a few per cent slower per slice lost
-15-50 % of its time to it (Myna from ``bird.cfg`` against Myna from YAML), while in other
-runs neither lost anything. With the peers on a CPU of their own it does not happen: the
-rows measure the daemon, as a cluster would see it.
+cluster the peers are other hosts: they never take the daemon's CPU. Here they did, and not
+evenly. Seen with ``perf sched timehist`` in ``prop-100k`` (2 vCPUs): the scheduler at times
+put the clients process, woken by the reflector's socket write, on the reflector's vCPU
+although the other vCPU was idle; it waited there about 3 ms and then preempted the
+reflector, whose ``send`` calls took up to 4 ms with an involuntary context switch in them.
+It struck Myna from ``bird.cfg`` far more often than Myna from YAML (whose sends were almost
+never preempted), in some runs and not in others: against the YAML row, medians of 2 to 15
+runs read 1.09 to 1.52. Both rows sent the receiver the same bytes (508 KB, 133-138 UPDATEs)
+in 7 to 11 writes each. The bird.cfg daemon's RIB slices were a few per cent longer (its kernel
+channel and Calico's export filter, traced per slice), so the clients sat idle a little longer
+between writes; that this is what tips the scheduler is a guess, not shown. Pinned, the clients
+cannot preempt the daemon: 0.93 to 1.06.
 
-Data flow: after the harness has started the daemon's processes and the peers' process,
-``pin_apart(daemon_pids, peer_pids)`` gives every thread of the peers' process the last CPU
-this process may use and every thread of the daemon's processes the others (threads they
-start later inherit it), and returns what it did for the report. With fewer than two CPUs
-nothing is pinned.
+What pinning does not remove: over veth, the kernel's receive work for what the daemon sends
+(the clients' TCP input, their ACKs) still runs in softirq on the daemon's CPU, as the
+receiving host's would not. And the daemon gets every CPU but one: on a 2-CPU machine one,
+which costs the single-threaded daemons (Myna, BIRD) nothing and the multi-threaded ones (FRR's
+bgpd with zebra, GoBGP's threads) the parallelism a real 2-CPU node would give them.
+
+Data flow: a row opens ``CpuSplit(enabled)`` (which reads the CPUs this process may use),
+starts the daemon inside ``daemon_spawns()`` so that its processes and every thread they ever
+start inherit the daemon's CPUs (a mask set after start-up could miss a thread created
+meanwhile, and Go sizes GOMAXPROCS at start), then calls ``move_to_peers()`` before starting
+the peers' process: from then on the harness itself (its polling, the ``gobgp`` command line
+it runs) shares the peers' CPU. ``describe(daemon_pids)`` at the end of the row says what was
+done, having checked every thread of the daemon's processes. Leaving the ``with`` block gives
+this process its CPUs back. With fewer than two CPUs, or with ``--no-pin``, nothing is pinned.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from types import TracebackType
 
 
-def _threads(pid: int) -> list[int]:
-    try:
-        return [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
-    except FileNotFoundError:
-        return []  # it has exited: the harness reports that on its own
+def _cpus(cpus: Iterable[int]) -> str:
+    return ",".join(str(c) for c in sorted(cpus))
 
 
-def _pin(pid: int, cpus: set[int]) -> None:
-    # Twice: a thread started while the first pass ran may have copied the old mask.
-    for _ in range(2):
-        for tid in _threads(pid):
-            with contextlib.suppress(ProcessLookupError):  # the thread ended meanwhile
-                os.sched_setaffinity(tid, cpus)
+class CpuSplit:
+    """The CPUs of one benchmark row's daemon and of its peers (see the module docstring)."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self._original = os.sched_getaffinity(0)
+        allowed = sorted(self._original)
+        self.daemon: set[int] | None = None
+        self.peers: set[int] | None = None
+        if not enabled:
+            self.why_not = "--no-pin"
+        elif len(allowed) < 2:
+            self.why_not = "one CPU"
+        else:
+            self.why_not = ""
+            self.daemon, self.peers = set(allowed[:-1]), {allowed[-1]}
+
+    def __enter__(self) -> CpuSplit:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        os.sched_setaffinity(0, self._original)
+
+    @contextlib.contextmanager
+    def daemon_spawns(self) -> Iterator[None]:
+        """Processes started inside run on the daemon's CPUs (they inherit this thread's)."""
+        if self.daemon is not None:
+            os.sched_setaffinity(0, self.daemon)
+        try:
+            yield
+        finally:
+            os.sched_setaffinity(0, self._original)
+
+    def move_to_peers(self) -> None:
+        """This process, and what it starts, on the peers' CPU until the ``with`` block ends."""
+        if self.peers is not None:
+            os.sched_setaffinity(0, self.peers)
+
+    def describe(self, daemon_pids: Iterable[int]) -> str:
+        """What was done, for the report, after checking every thread of the daemon."""
+        if self.daemon is None or self.peers is None:
+            return f"not pinned ({self.why_not})"
+        threads = 0
+        elsewhere = 0
+        for pid in daemon_pids:
+            with contextlib.suppress(FileNotFoundError):  # exited: the harness says so
+                for tid in os.listdir(f"/proc/{pid}/task"):
+                    with contextlib.suppress(ProcessLookupError):  # the thread just ended
+                        mask = os.sched_getaffinity(int(tid))
+                        threads += 1
+                        elsewhere += mask != self.daemon
+        text = (
+            f"daemon on CPU {_cpus(self.daemon)} ({threads} thread{'s' * (threads != 1)}), "
+            f"peers on CPU {_cpus(self.peers)}"
+        )
+        return text + (f"; {elsewhere} daemon threads NOT pinned" if elsewhere else "")
 
 
-def pin_apart(daemon_pids: Iterable[int], peer_pids: Iterable[int]) -> str:
-    """Pin the peers to the last allowed CPU and the daemon to the rest; what was done."""
-    allowed = sorted(os.sched_getaffinity(0))
-    if len(allowed) < 2:
-        return "not pinned (one CPU)"
-    peers_cpu, daemon_cpus = {allowed[-1]}, set(allowed[:-1])
-    for pid in daemon_pids:
-        _pin(pid, daemon_cpus)
-    for pid in peer_pids:
-        _pin(pid, peers_cpu)
-    listed = ",".join(str(c) for c in sorted(daemon_cpus))
-    return f"daemon on CPU {listed}, peers on CPU {allowed[-1]}"
-
-
-__all__ = ["pin_apart"]
+__all__ = ["CpuSplit"]

@@ -3,7 +3,7 @@
 Run by ``bench.suite`` (scenarios ``mesh`` and ``install``); by hand (root):
 
     .venv/bin/python -m bench.mesh_scale [--case mesh|install-100k] [--peers 500] \\
-        [--only none,myna,myna-birdcfg,bird,frr,gobgp] [--idle 10] [--repeat 1] [--json]
+        [--only none,myna,myna-birdcfg,bird,frr,gobgp] [--idle 10] [--repeat 1] [--json] [--no-pin]
 
 Data flow, per row: a fresh ``tests/testbed`` ``Topology`` with two namespaces on one bridge,
 ``node`` (198.18.0.1, plus 198.18.2.1/23 so that the peers' next hops are on-link) and
@@ -24,8 +24,9 @@ Data flow, per row: a fresh ``tests/testbed`` ``Topology`` with two namespaces o
   none     ``bench.bgp_clients relay --no-forward``: a sink that says when it has every
            UPDATE, the peers' own floor (no kernel programming)
 
-``bench.bgp_clients clients`` runs every peer in one uvloop process in ``peers``, on the last
-CPU alone, the daemon's processes on the others (``bench.cpu_pinning``; ``--no-pin``) (case
+``bench.bgp_clients clients`` runs every peer in one uvloop process in ``peers``, confined with
+this process to the last CPU, the daemon's processes to the others (``bench.cpu_pinning`` says
+why; ``--no-pin`` lets them share; each row's ``pinning`` says which) (case
 ``mesh``: peer i announces the four /26 blocks of 198.18.4.0/24 + i; case ``install-100k``:
 one peer announcing 100,000 /32s from 198.18.64.0). Once every session is Established and
 ``--settle`` (1 s) has passed, the clients print t0 (CLOCK_MONOTONIC, shared by every
@@ -65,7 +66,7 @@ from testbed.topology import run as run_command
 
 from bench import birdcfg_myna
 from bench.bgp_clients import AS, CASES, client_address, cpu_seconds, proc_status
-from bench.cpu_pinning import pin_apart
+from bench.cpu_pinning import CpuSplit
 from bench.reflector_fanout import ReflectorFrr, ReflectorGoBgp, ReflectorMyna
 from kernel_sync.netlink_socket import dump_routes
 
@@ -209,7 +210,7 @@ def run_row(
 ) -> dict[str, Any]:
     """Build the namespaces, start the daemon and the peers, measure, tear down."""
     wanted = announced(case_name, peers)
-    with Topology() as topology:
+    with CpuSplit(pin) as cpus, Topology() as topology:
         node, peers_host = topology.add_host("node"), topology.add_host("peers")
         node.ip("addr", "add", NODE_EXTRA, "dev", "eth0")
         addresses = [client_address(FIRST_PEER, i) for i in range(peers)]
@@ -220,11 +221,12 @@ def run_row(
         if daemon_name == "none":
             # Each peer's End-of-RIB follows its announcements on the same stream: the sink
             # has every route once it has every peer's End-of-RIB.
-            relay = node.popen(
-                sys.executable, "-m", "bench.bgp_clients", "relay", "--local", node.ipv4,
-                "--no-forward", "--expect-eor", str(peers),
-                log=relay_log, cwd=REPO,
-            )  # fmt: skip
+            with cpus.daemon_spawns():
+                relay = node.popen(
+                    sys.executable, "-m", "bench.bgp_clients", "relay", "--local", node.ipv4,
+                    "--no-forward", "--expect-eor", str(peers),
+                    log=relay_log, cwd=REPO,
+                )  # fmt: skip
             processes = [relay]
         else:
             neighbors = [Neighbor(a, AS, passive=True) for a in addresses]
@@ -233,9 +235,11 @@ def run_row(
             )
             if isinstance(daemon, birdcfg_myna.CalicoBirdMyna):
                 daemon.prepare(case_name, peers)
-            daemon.start()
+            with cpus.daemon_spawns():
+                daemon.start()
             processes = list(daemon.processes)
         log = peers_host.workdir / "clients.log"
+        cpus.move_to_peers()  # the peers stand for other hosts; this process polls beside them
         worker = peers_host.popen(
             sys.executable, "-m", "bench.bgp_clients", "clients",
             "--case", case_name, "--count", str(peers), "--server", node.ipv4,
@@ -243,10 +247,6 @@ def run_row(
             "--linger", str(idle + timeout + 30),
             log=log, cwd=REPO,
         )  # fmt: skip
-        # Before t0 (the peers first connect and settle): they stand for other hosts.
-        pinning = (
-            pin_apart([p.pid for p in processes], [worker.pid]) if pin else "not pinned (--no-pin)"
-        )
         t0: float | None = None
         deadline = time.monotonic() + 150
         while t0 is None:
@@ -315,7 +315,7 @@ def run_row(
             "idle_seconds": span,
             "rss_mib": rss / MIB,
             "peak_rss_mib": peak / MIB,
-            "pinning": pinning,
+            "pinning": cpus.describe(pids),
         }
 
 

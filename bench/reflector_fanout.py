@@ -3,7 +3,8 @@
 Run it (root):
 
     .venv/bin/python -m bench.reflector_fanout [--case calico|big|all] \\
-        [--only myna,myna-birdcfg,bird,frr,gobgp] [--repeat 3] [--json] [--save bench/results]
+        [--only myna,myna-birdcfg,bird,frr,gobgp] [--repeat 3] [--json] [--save bench/results] \\
+        [--no-pin]
 
 Cases (``bench.bgp_clients.CASES``): ``calico``, Calico's shape, 200 clients each announcing
 the four /26 blocks of 198.19.i.0/24 with its own address as next hop (800 prefixes; every
@@ -33,26 +34,27 @@ time 90 s, no kernel programming:
            undecoded, to every other client, so the row is what the clients alone need
 
 Then ``bench.bgp_clients clients`` runs every client in one uvloop process in ``clients``
-(see that module). That process gets the last CPU to itself and the reflector's processes the
-others, as if the clients were other hosts (``bench.cpu_pinning`` says why; ``--no-pin``
-lets them share). What is timed, precisely: every client connects and its session reaches
-Established on its side (our OPEN and KEEPALIVE sent, the reflector's OPEN and KEEPALIVE
-received); then nothing is sent for ``--settle`` seconds (1 by default: the reflector has by
-then processed every client's KEEPALIVE and sits idle, so its session setup is not timed); t0
-is taken right before the clients write their UPDATEs and End-of-RIB (encoded beforehand), all
-in one loop pass; a client's time is taken when the prefixes it holds (decoded, own echoes
-ignored) number all the others announced; the row's time is the last client's. Peak RSS is
-the reflector's VmHWM (``/proc/PID/status``) read 0.5 s after the last client completed, so it
-includes start-up and session setup; FRR's is bgpd plus zebra (bgpd alone in the notes). The
-CPU column is the reflector's user plus system time from t0 to that same reading. A row that
-does not converge (nothing arrives for ``--stall`` seconds, or ``--timeout``) or whose reflector
-fails to start is reported with the reason in the notes, and the run goes on. Each row runs
-``--repeat`` times (3), each time in fresh namespaces with a fresh daemon, the rows taking
-turns run by run (so that a change in the machine's load falls on every row alike); the table
-shows the run with the median time and lists every run's time in the notes. Notes also count
-a client's own routes sent back to it (RFC 4456 allows it; the client ignores them, as
-ORIGINATOR_ID would make a real one) and reflected routes whose next hop is not their
-originator's.
+(see that module). That process, and this one, are confined to the last CPU and the
+reflector's processes to the others, so that the clients cannot take the reflector's CPU as
+other hosts could not (``bench.cpu_pinning`` says why and what it leaves; ``--no-pin`` lets
+them share; the notes say which).
+
+What is timed, precisely: every client connects and its session reaches Established on its side
+(our OPEN and KEEPALIVE sent, the reflector's OPEN and KEEPALIVE received); then nothing is sent
+for ``--settle`` seconds (1 by default: the reflector has by then processed every client's
+KEEPALIVE and sits idle, so its session setup is not timed); t0 is taken right before the clients
+write their UPDATEs and End-of-RIB (encoded beforehand), all in one loop pass; a client's time is
+taken when the prefixes it holds (decoded, own echoes ignored) number all the others announced; the
+row's time is the last client's. Peak RSS is the reflector's VmHWM (``/proc/PID/status``) read 0.5
+s after the last client completed, so it includes start-up and session setup; FRR's is bgpd plus
+zebra (bgpd alone in the notes). The CPU column is the reflector's user plus system time from t0 to
+that same reading. A row that does not converge (nothing arrives for ``--stall`` seconds, or
+``--timeout``) or whose reflector fails to start is reported with the reason in the notes, and the
+run goes on. Each row runs ``--repeat`` times (3), each time in fresh namespaces with a fresh
+daemon, the rows taking turns run by run (so that a change in the machine's load falls on every row
+alike); the table shows the run with the median time and lists every run's time in the notes. Notes
+also count a client's own routes sent back to it (RFC 4456 allows it; the client ignores them, as
+ORIGINATOR_ID would make a real one) and reflected routes whose next hop is not their originator's.
 
 Cleanup: every process is started through the topology (``Host.popen``) and stopped by PID
 when its ``with`` block ends, however it ends (SIGTERM and Ctrl-C included), then the
@@ -83,7 +85,7 @@ from testbed.topology import run as run_command
 
 from bench import birdcfg_myna
 from bench.bgp_clients import AS, CASES, FANOUT_CASES, client_address
-from bench.cpu_pinning import pin_apart
+from bench.cpu_pinning import CpuSplit
 from bench.results_file import machine, save
 
 REPO = Path(__file__).resolve().parents[1]
@@ -282,16 +284,17 @@ def _log_tail(path: Path, lines: int = 15) -> str:
 def run_row(case_name: str, reflector: str, args: argparse.Namespace) -> dict[str, Any]:
     """Build the namespaces, start ``reflector`` and the clients, measure, tear down."""
     case = CASES[case_name]
-    with Topology() as topology:
+    with CpuSplit(args.pin) as cpus, Topology() as topology:
         rr, clients_host = topology.add_host("rr"), topology.add_host("clients")
         add_client_addresses(clients_host, case.clients)
         addresses = [client_address(FIRST_CLIENT, i) for i in range(case.clients)]
         daemon: PeerDaemon | None = None
         if reflector == "none":
-            relay = rr.popen(
-                sys.executable, "-m", "bench.bgp_clients", "relay", "--local", rr.ipv4,
-                log=rr.workdir / "relay.log", cwd=REPO,
-            )  # fmt: skip
+            with cpus.daemon_spawns():
+                relay = rr.popen(
+                    sys.executable, "-m", "bench.bgp_clients", "relay", "--local", rr.ipv4,
+                    log=rr.workdir / "relay.log", cwd=REPO,
+                )  # fmt: skip
             processes = {"relay": relay}
         else:
             neighbors = [Neighbor(a, AS, passive=True) for a in addresses]
@@ -300,9 +303,11 @@ def run_row(case_name: str, reflector: str, args: argparse.Namespace) -> dict[st
             )
             if isinstance(daemon, birdcfg_myna.CalicoBirdMyna):
                 daemon.prepare(case_name, case.clients)
-            daemon.start()
+            with cpus.daemon_spawns():
+                daemon.start()
             processes = {_program(p): p for p in daemon.processes}
         log = clients_host.workdir / "clients.log"
+        cpus.move_to_peers()  # the clients stand for other hosts
         worker = clients_host.popen(
             sys.executable, "-m", "bench.bgp_clients", "clients",
             "--case", case_name, "--server", rr.ipv4, "--first", FIRST_CLIENT,
@@ -312,12 +317,6 @@ def run_row(case_name: str, reflector: str, args: argparse.Namespace) -> dict[st
             "--own", ",".join(birdcfg_myna.own_prefixes(daemon)),
             log=log, cwd=REPO,
         )  # fmt: skip
-        # Before t0 (the clients first connect and settle): the peers stand for other hosts.
-        pinning = (
-            pin_apart([p.pid for p in processes.values()], [worker.pid])
-            if args.pin
-            else "not pinned (--no-pin)"
-        )
         deadline = time.monotonic() + args.timeout + WORKER_SLACK
         while worker.poll() is None:
             dead = [name for name, p in processes.items() if p.poll() is not None]
@@ -338,10 +337,10 @@ def run_row(case_name: str, reflector: str, args: argparse.Namespace) -> dict[st
         if "error" in result:
             tail = daemon.log_tail(10) if daemon else ""
             raise RuntimeError(f"{result['error']}\n{tail}".strip())
+        result["pinning"] = cpus.describe(p.pid for p in processes.values())
         crashed = [name for name, p in processes.items() if p.poll() is not None]
         result["processes"] = {name: result["watched"][str(p.pid)] for name, p in processes.items()}
         result["reflector_exited"] = crashed
-        result["pinning"] = pinning
         return result
 
 

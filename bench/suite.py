@@ -2,7 +2,8 @@
 
 Run it (root):
 
-    .venv/bin/python -m bench.suite [--quick] [--only SCENARIOS] [--out bench/results] [--name N]
+    .venv/bin/python -m bench.suite [--quick] [--only SCENARIOS] [--out bench/results] [--name N] \\
+        [--no-pin]
 
 Scenarios (``--only`` takes a comma-separated subset of these names):
 
@@ -27,6 +28,11 @@ Myna runs twice in the scenarios that start its daemon: ``myna`` from its YAML a
 Calico's filters (``bench.birdcfg_myna``): the reflector of propagation and fanout, the mesh
 node of mesh and of the kernel scenario's ``install-100k``. The report gives each pair's
 ratio; issue 14 wants the propagation, fanout and kernel ones at most 1.15 (targets).
+
+In propagation, fanout, mesh and ``install-100k`` the process simulating the peers gets the
+last CPU and the daemon under test the others (``bench.cpu_pinning`` says why, and what that
+costs the multi-threaded FRR and GoBGP on 2 CPUs); ``--no-pin`` passes on to those harnesses
+and lets them share. The report says which (``cpu_split``), and so does each row.
 
 Data flow: each scenario runs its benchmark module in a child process with ``--json`` (so a
 crash or a hang of one scenario leaves the others' figures) and turns its output into rows
@@ -85,8 +91,14 @@ QUICK: dict[str, Any] = {
     "latency": {"count": 20},
 }
 TIMEOUT = 3600.0  # seconds for one child benchmark
+CPU_SPLIT = (
+    "in propagation, fanout, mesh and install-100k the simulated peers and the harness run on"
+    " the last CPU, the daemon under test on the others (each row's notes say what was done)"
+)
 
 _running: list[subprocess.Popen[str]] = []  # the child benchmark now running
+# Flags for the harnesses that run a daemon beside its simulated peers (``--no-pin``).
+_peer_harness_flags: list[str] = []
 
 
 # -- running the benchmark modules ----------------------------------------------------------------
@@ -103,6 +115,11 @@ def child(module: str, *args: str, timeout: float = TIMEOUT) -> str:
     except subprocess.TimeoutExpired:
         _stop_child()
         raise RuntimeError(f"bench.{module} did not finish in {timeout:g} s") from None
+    except BaseException:
+        # Ctrl-C or SIGTERM: stopped here, while the child is still known (``finally``
+        # forgets it, so ``main``'s own ``_stop_child`` would find none).
+        _stop_child()
+        raise
     finally:
         code = process.returncode
         _running.clear()
@@ -172,6 +189,7 @@ def fanout_rows(
                 "--json",
                 "--timeout",
                 str(timeout),
+                *_peer_harness_flags,
             )
         )
         for impl, r in report["cases"][case]["rows"].items():
@@ -179,6 +197,7 @@ def fanout_rows(
             extra: dict[str, Any] = {
                 "peak_rss_mib": r["peak_rss_mib"],
                 "cpu_seconds": r["cpu_seconds"],
+                "pinning": r.get("raw", {}).get("pinning"),
             }
             if prefixes and r["seconds"]:
                 extra["routes_per_second"] = prefixes / r["seconds"]
@@ -229,6 +248,7 @@ def mesh_rows(
         "--repeat",
         str(repeat),
         "--json",
+        *_peer_harness_flags,
         timeout=TIMEOUT * repeat,
     )
     for line in text.splitlines():
@@ -258,6 +278,7 @@ def mesh_rows(
             notes.append(f"did not converge: {r['outcome']}")
         if r["established_line"]:
             notes.append(r["established_line"])
+        notes.append(r["pinning"])
         out.append(
             row(
                 scenario,
@@ -272,6 +293,7 @@ def mesh_rows(
                 idle_cpu_percent=r["idle_cpu_percent"],
                 rss_mib=r["rss_mib"],
                 peak_rss_mib=r["peak_rss_mib"],
+                pinning=r["pinning"],
             )
         )
     return out
@@ -477,7 +499,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(SCENARIOS), help="scenarios, comma-separated")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--name", help="results file name after the date (default: suite[-quick])")
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="propagation, fanout, mesh, kernel: daemon and peers share CPUs (bench.cpu_pinning)",
+    )
     args = parser.parse_args(argv)
+    if not args.pin:
+        _peer_harness_flags.append("--no-pin")
     chosen = [s for s in args.only.split(",") if s]
     unknown = sorted(set(chosen) - set(SCENARIOS))
     if unknown:
@@ -512,6 +542,7 @@ def main(argv: list[str] | None = None) -> int:
         "scenarios": chosen,
         "seconds": time.monotonic() - started,
         "scenario_seconds": durations,
+        "cpu_split": CPU_SPLIT if args.pin else "not pinned (--no-pin)",
         "errors": errors,
         "rows": rows,
     }
@@ -524,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
         + "; ".join(f"{s} {json.dumps(sizes[s])}" for s in chosen)
         + f". Wall time {report['seconds']:.0f} s ("
         + ", ".join(f"{s} {d:.0f} s" for s in chosen if (d := durations.get(s)) is not None)
-        + ").\n\n"
+        + f"). CPUs: {report['cpu_split']}.\n\n"
     )
     text = header + table(report)
     print(text)

@@ -1,22 +1,30 @@
-"""The benchmarks' CPU split: the simulated peers on a CPU of their own, the daemon on the rest.
+"""The benchmarks' CPU split: the simulated peers on the last CPU, the daemon on the others.
 
-``bench.cpu_pinning.pin_apart`` is given a "daemon" with a second thread and a "peers"
-process, both real processes started here; afterwards every thread of each must be allowed
-exactly the CPUs the split says (read back with ``sched_getaffinity``), and a thread the daemon
-starts afterwards must inherit its mask. With one CPU allowed, nothing is pinned.
+``bench.cpu_pinning.CpuSplit`` is exercised with real processes started here: a "daemon"
+started inside ``daemon_spawns()`` must have every thread, the ones it starts later included,
+allowed exactly the daemon's CPUs (read back with ``sched_getaffinity``); a "peers" process
+started after ``move_to_peers()`` exactly the peers' CPU; this process gets its CPUs back when
+the block ends, even when it ends with an error. ``describe`` must count the daemon's threads
+and say when one is not pinned. Disabled, or with one CPU, nothing is pinned. The suite must
+carry what the harnesses say into its rows and pass ``--no-pin`` on
+(``bench.suite`` with its child process replaced).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bench.cpu_pinning import pin_apart
+from bench import suite
+from bench.cpu_pinning import CpuSplit
+
+TWO_CPUS = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to split")
 
 # Starts a second thread at once and a third when a line arrives on stdin; says "ready" and
 # "started" so the test need not guess when they exist.
@@ -32,79 +40,161 @@ sys.stdin.readline()
 """
 
 
-def threads(pid: int) -> list[int]:
-    return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+class Processes:
+    """Children started by a test, killed and reaped (pipes closed) whatever happens."""
+
+    def __init__(self) -> None:
+        self.started: list[subprocess.Popen[str]] = []
+
+    def start(self) -> subprocess.Popen[str]:
+        p = subprocess.Popen(
+            [sys.executable, "-c", THREADED],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.started.append(p)
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        return p
+
+    def stop(self) -> None:
+        for p in self.started:
+            p.kill()
+            p.communicate()
 
 
 @pytest.fixture
-def processes() -> Iterator[tuple[subprocess.Popen[str], subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
+def children() -> Iterator[Processes]:
+    processes = Processes()
     try:
-        for _ in range(2):
-            p = subprocess.Popen(
-                [sys.executable, "-c", THREADED],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            started.append(p)
-            assert p.stdout is not None and p.stdout.readline().strip() == "ready"
-        yield started[0], started[1]
+        yield processes
     finally:
-        for p in started:
-            p.kill()
-            p.wait()
+        processes.stop()
 
 
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to split")
-def test_the_peers_get_the_last_cpu_and_the_daemon_the_others(
-    processes: tuple[subprocess.Popen[str], subprocess.Popen[str]],
+def masks(pid: int) -> list[set[int]]:
+    return [os.sched_getaffinity(int(t)) for t in sorted(os.listdir(f"/proc/{pid}/task"))]
+
+
+@TWO_CPUS
+def test_daemon_and_peers_get_their_cpus_and_this_process_gets_its_own_back(
+    children: Processes,
 ) -> None:
-    daemon, peers = processes
+    mine = os.sched_getaffinity(0)
+    allowed = sorted(mine)
+    with CpuSplit() as cpus:
+        with cpus.daemon_spawns():
+            daemon = children.start()
+        assert os.sched_getaffinity(0) == mine
+        cpus.move_to_peers()
+        peers = children.start()
+        assert os.sched_getaffinity(0) == {allowed[-1]}
+        # A thread the daemon starts after start-up has the daemon's CPUs too.
+        assert daemon.stdin is not None and daemon.stdout is not None
+        daemon.stdin.write("\n")
+        daemon.stdin.flush()
+        assert daemon.stdout.readline().strip() == "started"
+        said = cpus.describe([daemon.pid])
+    assert masks(daemon.pid) == [set(allowed[:-1])] * 3
+    assert masks(peers.pid) == [{allowed[-1]}] * 2
+    assert os.sched_getaffinity(0) == mine
+    daemon_cpus = ",".join(str(c) for c in allowed[:-1])
+    assert said == f"daemon on CPU {daemon_cpus} (3 threads), peers on CPU {allowed[-1]}"
+
+
+@TWO_CPUS
+def test_a_daemon_thread_off_its_cpus_is_reported(children: Processes) -> None:
     allowed = sorted(os.sched_getaffinity(0))
-    assert len(threads(daemon.pid)) == 2 and len(threads(peers.pid)) == 2
-
-    said = pin_apart([daemon.pid], [peers.pid])
-
-    masks = {
-        pid: [os.sched_getaffinity(t) for t in threads(pid)] for pid in (daemon.pid, peers.pid)
-    }
-    assert masks == {daemon.pid: [set(allowed[:-1])] * 2, peers.pid: [{allowed[-1]}] * 2}
-    assert said == (
-        f"daemon on CPU {','.join(str(c) for c in allowed[:-1])}, peers on CPU {allowed[-1]}"
-    )
-    # A thread the daemon starts later has its mask too.
-    assert daemon.stdin is not None and daemon.stdout is not None
-    daemon.stdin.write("\n")
-    daemon.stdin.flush()
-    assert daemon.stdout.readline().strip() == "started"
-    assert len(threads(daemon.pid)) == 3
-    assert all(os.sched_getaffinity(t) == set(allowed[:-1]) for t in threads(daemon.pid))
+    with CpuSplit() as cpus:
+        with cpus.daemon_spawns():
+            daemon = children.start()
+        os.sched_setaffinity(daemon.pid, {allowed[-1]})  # as a thread missed by a late pin
+        said = cpus.describe([daemon.pid])
+    assert said.endswith("; 1 daemon threads NOT pinned")
 
 
-def test_one_cpu_pins_nothing(
-    processes: tuple[subprocess.Popen[str], subprocess.Popen[str]],
-) -> None:
-    daemon, peers = processes
-    before = {pid: os.sched_getaffinity(pid) for pid in (daemon.pid, peers.pid)}
+@TWO_CPUS
+def test_a_daemon_that_has_exited_is_passed_over(children: Processes) -> None:
+    with CpuSplit() as cpus:
+        with cpus.daemon_spawns():
+            gone, alive = children.start(), children.start()
+        gone.kill()
+        gone.wait()
+        assert "(2 threads)" in cpus.describe([gone.pid, alive.pid])
+
+
+def test_this_process_gets_its_cpus_back_after_an_error() -> None:
+    mine = os.sched_getaffinity(0)
+    with pytest.raises(RuntimeError), CpuSplit() as cpus:
+        cpus.move_to_peers()
+        raise RuntimeError("a row that failed")
+    assert os.sched_getaffinity(0) == mine
+
+
+@pytest.mark.parametrize("one_cpu", [False, True])
+def test_disabled_or_one_cpu_pins_nothing(children: Processes, one_cpu: bool) -> None:
     mine = os.sched_getaffinity(0)
     try:
-        os.sched_setaffinity(0, {min(mine)})
-        said = pin_apart([daemon.pid], [peers.pid])
+        if one_cpu:
+            os.sched_setaffinity(0, {min(mine)})
+        before = os.sched_getaffinity(0)
+        with CpuSplit(enabled=one_cpu) as cpus:  # one CPU: asked to pin, cannot
+            with cpus.daemon_spawns():
+                daemon = children.start()
+            cpus.move_to_peers()
+            peers = children.start()
+            said = cpus.describe([daemon.pid])
+            assert os.sched_getaffinity(0) == before
     finally:
         os.sched_setaffinity(0, mine)
-    assert said == "not pinned (one CPU)"
-    assert {pid: os.sched_getaffinity(pid) for pid in (daemon.pid, peers.pid)} == before
+    assert said == ("not pinned (one CPU)" if one_cpu else "not pinned (--no-pin)")
+    assert masks(daemon.pid) == [before] * 2 and masks(peers.pid) == [before] * 2
 
 
-def test_a_process_that_has_exited_is_passed_over(
-    processes: tuple[subprocess.Popen[str], subprocess.Popen[str]],
+def test_the_suite_carries_the_pinning_into_its_rows_and_passes_no_pin_on(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    daemon, peers = processes
-    peers.kill()
-    peers.wait()
-    if len(os.sched_getaffinity(0)) < 2:
-        pytest.skip("needs two CPUs to split")
-    pin_apart([daemon.pid], [peers.pid])
-    assert not Path(f"/proc/{peers.pid}").exists()
-    assert os.sched_getaffinity(daemon.pid) == set(sorted(os.sched_getaffinity(0))[:-1])
+    calls: list[tuple[str, ...]] = []
+    pinned = "daemon on CPU 0 (1 thread), peers on CPU 1"
+    mesh_row: dict[str, Any] = {
+        "daemon": "myna",
+        "programs": "kernel",
+        "kernel_route_kinds": {},
+        "outcome": "complete",
+        "established_line": "",
+        "converge_seconds": 0.1,
+        "kernel_routes_installed": 4,
+        "routes_announced": 4,
+        "idle_cpu_percent": 0.1,
+        "rss_mib": 40.0,
+        "peak_rss_mib": 41.0,
+        "pinning": pinned,
+    }
+    fanout_row = {
+        "seconds": 0.05,
+        "peak_rss_mib": 50.0,
+        "cpu_seconds": 0.04,
+        "notes": pinned,
+        "raw": {"pinning": pinned, "prefixes_announced": 100},
+    }
+
+    def child(module: str, *args: str, timeout: float = 0.0) -> str:
+        calls.append((module, *args))
+        if module == "mesh_scale":
+            return json.dumps(mesh_row) + "\n"
+        return json.dumps({"cases": {"calico": {"rows": {"myna": fanout_row}}}})
+
+    monkeypatch.setattr(suite, "child", child)
+    monkeypatch.setattr(suite, "_peer_harness_flags", [])
+    mesh = suite.mesh_rows("mesh", "mesh", 4, 1.0, 10.0)
+    fanout = suite.fanout_rows("fanout", ["calico"], 1, 10.0)
+    assert mesh[0]["extra"]["pinning"] == pinned and pinned in mesh[0]["notes"]
+    assert fanout[0]["extra"]["pinning"] == pinned
+    assert all("--no-pin" not in call for call in calls)
+
+    monkeypatch.setattr(suite, "_peer_harness_flags", ["--no-pin"])
+    calls.clear()
+    suite.mesh_rows("mesh", "mesh", 4, 1.0, 10.0)
+    suite.fanout_rows("fanout", ["calico"], 1, 10.0)
+    assert [call[0] for call in calls] == ["mesh_scale", "reflector_fanout"]
+    assert all("--no-pin" in call for call in calls)
