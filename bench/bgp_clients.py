@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ipaddress
 import json
 import os
@@ -180,12 +181,27 @@ def proc_status(pid: int) -> dict[str, int]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of ``pid`` so far (0 if it is gone)."""
+    """CPU time of ``pid``'s threads so far, to the nanosecond (0 if it is gone).
+
+    The scheduler's own count (``/proc/PID/task/TID/schedstat``), not ``/proc/PID/stat``'s
+    10 ms ticks: a prop-100k row's daemon works for 40-60 ms, which ticks cannot compare to
+    15 %. Threads that have ended are not counted (none of the daemons here ends one while
+    it works); without schedstat, the ticks.
+    """
+    total = 0
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+    except FileNotFoundError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+    except OSError:  # no schedstat in this kernel
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+    return total / 1e9
 
 
 def say(line: str) -> None:

@@ -47,14 +47,15 @@ write their UPDATEs and End-of-RIB (encoded beforehand), all in one loop pass; a
 taken when the prefixes it holds (decoded, own echoes ignored) number all the others announced; the
 row's time is the last client's. Peak RSS is the reflector's VmHWM (``/proc/PID/status``) read 0.5
 s after the last client completed, so it includes start-up and session setup; FRR's is bgpd plus
-zebra (bgpd alone in the notes). The CPU column is the reflector's user plus system time from t0 to
-that same reading. A row that does not converge (nothing arrives for ``--stall`` seconds, or
-``--timeout``) or whose reflector fails to start is reported with the reason in the notes, and the
-run goes on. Each row runs ``--repeat`` times (3), each time in fresh namespaces with a fresh
-daemon, the rows taking turns run by run (so that a change in the machine's load falls on every row
-alike); the table shows the run with the median time and lists every run's time in the notes. Notes
-also count a client's own routes sent back to it (RFC 4456 allows it; the client ignores them, as
-ORIGINATOR_ID would make a real one) and reflected routes whose next hop is not their originator's.
+zebra (bgpd alone in the notes). The CPU column is the reflector's CPU time (the scheduler's count
+per thread, in ns) from t0 to that same reading. A row that does not converge (nothing arrives for
+``--stall`` seconds, or ``--timeout``) or whose reflector fails to start is reported with the
+reason in the notes, and the run goes on. Each row runs ``--repeat`` times (3), each time in fresh
+namespaces with a fresh daemon, the rows taking turns run by run (so that a change in the machine's
+load falls on every row alike); the table shows the run with the median time and lists every run's
+time in the notes. Notes also count a client's own routes sent back to it (RFC 4456 allows it; the
+client ignores them, as ORIGINATOR_ID would make a real one) and reflected routes whose next hop is
+not their originator's.
 
 Cleanup: every process is started through the topology (``Host.popen``) and stopped by PID
 when its ``with`` block ends, however it ends (SIGTERM and Ctrl-C included), then the
@@ -68,6 +69,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -414,6 +416,10 @@ def median_row(
         times = ", ".join(_figure(r["full_table_seconds"], 3) for r in results)
         row["notes"] = f"median of {len(results)} runs ({times} s); {row['notes']}"
         row["runs"] = [summarise(reflector, r) for r in results]
+    # The CPU of the median-time run is one run's; the median over the runs is the row's.
+    row["cpu_seconds_median"] = statistics.median(
+        sum(p["cpu_seconds"] for p in r["processes"].values()) for r in results
+    )
     if errors:
         row["notes"] += f"; {len(errors)} run(s) failed: {str(errors[0]).splitlines()[0]}"
     return row

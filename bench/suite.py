@@ -71,12 +71,12 @@ REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = ("propagation", "fanout", "mesh", "kernel", "memory", "codec", "latency")
 IMPLS = ("none", "myna", "myna-birdcfg", "bird", "frr", "gobgp")
 FULL: dict[str, Any] = {
-    # prop-100k takes ~45 ms and moves by +-10 ms from run to run: the median of 9 runs is
-    # what makes a 15 % comparison (bird.cfg against YAML, issue 14) mean something
-    "propagation": {"cases": ["prop-100k", "prop-1m"], "repeat": 9, "repeat_1m": 3},
-    "fanout": {"repeat": 5},
+    # prop-100k takes ~45 ms and moves by +-10 ms from run to run, the others by +-15-25 %:
+    # a 15 % comparison (bird.cfg against YAML, issue 14) needs the median of many runs
+    "propagation": {"cases": ["prop-100k", "prop-1m"], "repeat": 9, "repeat_1m": 5},
+    "fanout": {"repeat": 9},
     "mesh": {"peers": 500, "idle": 10.0},
-    "kernel": {"count": 100_000, "sample": 5_000, "repeat": 3},
+    "kernel": {"count": 100_000, "sample": 5_000, "repeat": 5},
     "memory": {"count": 1_000_000},
     "codec": {"scale": 1.0, "repeat": 5},
     "latency": {"count": 100},
@@ -197,6 +197,7 @@ def fanout_rows(
             extra: dict[str, Any] = {
                 "peak_rss_mib": r["peak_rss_mib"],
                 "cpu_seconds": r["cpu_seconds"],
+                "cpu_seconds_median": r.get("cpu_seconds_median"),
                 "pinning": r.get("raw", {}).get("pinning"),
             }
             if prefixes and r["seconds"]:
