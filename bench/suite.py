@@ -198,6 +198,10 @@ def fanout_rows(
                 "peak_rss_mib": r["peak_rss_mib"],
                 "cpu_seconds": r["cpu_seconds"],
                 "cpu_seconds_median": r.get("cpu_seconds_median"),
+                # in run order, for the paired ratios; a failed run leaves no place for it
+                "runs_seconds": (
+                    [x["seconds"] for x in r["runs"]] if len(r.get("runs", ())) == repeat else None
+                ),
                 "pinning": r.get("raw", {}).get("pinning"),
             }
             if prefixes and r["seconds"]:
@@ -295,6 +299,7 @@ def mesh_rows(
                 rss_mib=r["rss_mib"],
                 peak_rss_mib=r["peak_rss_mib"],
                 pinning=r["pinning"],
+                runs_seconds=r.get("runs_seconds"),
             )
         )
     return out
