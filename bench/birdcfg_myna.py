@@ -161,6 +161,20 @@ class CalicoMeshNode(CalicoBirdMyna):
         return calico.mesh_peers(self.router_id, [n.address for n in self.neighbors], self.local_as)
 
 
+def turn_order(rows: list[str], run_index: int) -> list[str]:
+    """The rows in the order of run ``run_index``: YAML and bird.cfg swap places every other run.
+
+    The harnesses take the rows in turn, run by run; with a fixed order whatever the row before
+    leaves behind (its teardown, the machine's state) would always fall on the same mode.
+    """
+    if run_index % 2 == 0 or KIND not in rows or "myna" not in rows:
+        return list(rows)
+    i, j = rows.index("myna"), rows.index(KIND)
+    swapped = list(rows)
+    swapped[i], swapped[j] = rows[j], rows[i]
+    return swapped
+
+
 def is_birdcfg(daemon: PeerDaemon | None) -> bool:
     """Whether ``daemon`` is one of this module's."""
     return isinstance(daemon, CalicoBirdMyna)
@@ -171,4 +185,12 @@ def own_prefixes(daemon: PeerDaemon | None) -> tuple[str, ...]:
     return daemon.blocks if isinstance(daemon, CalicoBirdMyna) else ()
 
 
-__all__ = ["LABEL", "CalicoMeshNode", "CalicoReflector", "is_birdcfg", "layout", "own_prefixes"]
+__all__ = [
+    "LABEL",
+    "CalicoMeshNode",
+    "CalicoReflector",
+    "is_birdcfg",
+    "layout",
+    "own_prefixes",
+    "turn_order",
+]

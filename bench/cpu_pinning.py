@@ -13,7 +13,9 @@ runs read 1.09 to 1.52. Both rows sent the receiver the same bytes (508 KB, 133-
 in 7 to 11 writes each. The bird.cfg daemon's RIB slices were a few per cent longer (its kernel
 channel and Calico's export filter, traced per slice), so the clients sat idle a little longer
 between writes; that this is what tips the scheduler is a guess, not shown. Pinned, the clients
-cannot preempt the daemon: 0.93 to 1.06.
+cannot preempt the daemon. The ratio then read 0.93 to 1.06 in three 9-run medians of
+``reflector_fanout`` alone, and 1.14 and 1.19 in two suite runs, whose times fell in two
+clusters (about 0.04 and 0.06 s) in both modes: pinning removes this preemption, not the noise.
 
 What pinning does not remove: over veth, the kernel's receive work for what the daemon sends
 (the clients' TCP input, their ACKs) still runs in softirq on the daemon's CPU, as the

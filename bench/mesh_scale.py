@@ -343,9 +343,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     names = [n for n in args.only.split(",") if n]
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
-    # The rows take turns, run by run: a change in the machine's load falls on all alike.
-    for _ in range(args.repeat):
-        for name in names:
+    # The rows take turns, run by run: a change in the machine's load falls on all alike
+    # (YAML and bird.cfg swap places every other run: ``birdcfg_myna.turn_order``).
+    for run_index in range(args.repeat):
+        for name in birdcfg_myna.turn_order(names, run_index):
             try:
                 row = run_row(args.case, name, args.peers, args.idle, args.timeout, args.pin)
             except Exception as error:  # report the other rows whatever this one did

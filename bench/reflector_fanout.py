@@ -436,9 +436,10 @@ def run(cases: list[str], reflectors: list[str], args: argparse.Namespace) -> di
         results: dict[str, list[dict[str, Any]]] = {r: [] for r in order}
         errors: dict[str, list[Exception]] = {r: [] for r in order}
         walls = dict.fromkeys(order, 0.0)
-        # The rows take turns, run by run: a change in the machine's load falls on all alike.
+        # The rows take turns, run by run: a change in the machine's load falls on all alike
+        # (YAML and bird.cfg swap places every other run: ``birdcfg_myna.turn_order``).
         for run_index in range(args.repeat):
-            for reflector in order:
+            for reflector in birdcfg_myna.turn_order(order, run_index):
                 print(
                     f"{case_name}: {LABELS[reflector]} (run {run_index + 1}/{args.repeat}) ...",
                     file=sys.stderr, flush=True,
