@@ -188,19 +188,17 @@ def cpu_seconds(pid: int) -> float:
     15 %. Threads that have ended are not counted (none of the daemons here ends one while
     it works); without schedstat, the ticks.
     """
-    total = 0
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-                total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
-    except FileNotFoundError:
-        return 0.0
-    except OSError:  # no schedstat in this kernel
+    if not Path(f"/proc/{pid}/schedstat").exists():  # gone, or a kernel without schedstat
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
         except OSError:
             return 0.0
         return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+    total = 0
+    with contextlib.suppress(FileNotFoundError):  # it ended meanwhile: what was read counts
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # thread ended
+                total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
     return total / 1e9
 
 

@@ -17,11 +17,12 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench import suite
+from bench import bgp_clients, suite
 from bench.cpu_pinning import CpuSplit
 
 TWO_CPUS = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to split")
@@ -198,3 +199,33 @@ def test_the_suite_carries_the_pinning_into_its_rows_and_passes_no_pin_on(
     suite.fanout_rows("fanout", ["calico"], 1, 10.0)
     assert [call[0] for call in calls] == ["mesh_scale", "reflector_fanout"]
     assert all("--no-pin" in call for call in calls)
+
+
+def test_daemon_cpu_is_read_per_thread_to_the_nanosecond() -> None:
+    # A child burns CPU in two threads, then waits; its CPU time must agree with the kernel's
+    # tick count for the whole process (/proc/PID/stat, 10 ms ticks) and not be a multiple of
+    # a tick. Expected values come from the kernel, not from the function under test.
+    burn = (
+        "import sys, threading, time\n"
+        "def spin():\n"
+        "    end = time.thread_time() + 0.15\n"
+        "    while time.thread_time() < end: pass\n"
+        "t = threading.Thread(target=spin); t.start(); spin(); t.join()\n"
+        "print('done', flush=True); sys.stdin.readline()\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", burn], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "done"
+        # the spinning thread has ended by now: its time is in /proc/PID/stat, not in the
+        # threads still listed, so the main thread's 0.15 s at least must be seen
+        fields = Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()
+        ticks = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        measured = bgp_clients.cpu_seconds(child.pid)
+        assert 0.15 <= measured <= ticks + 0.02
+        assert abs(measured * 100 - round(measured * 100)) > 1e-6  # not in whole ticks
+    finally:
+        child.kill()
+        child.communicate()
+    assert bgp_clients.cpu_seconds(child.pid) == 0.0  # gone
