@@ -412,14 +412,13 @@ def median_row(
         return failed_row(reflector, errors[0])
     ordered = sorted(results, key=lambda r: r["full_table_seconds"] or float("inf"))
     row = summarise(reflector, ordered[(len(ordered) - 1) // 2])
+    runs = [summarise(reflector, r) for r in results]
     if len(results) + len(errors) > 1:
         times = ", ".join(_figure(r["full_table_seconds"], 3) for r in results)
         row["notes"] = f"median of {len(results)} runs ({times} s); {row['notes']}"
-        row["runs"] = [summarise(reflector, r) for r in results]
+        row["runs"] = runs
     # The CPU of the median-time run is one run's; the median over the runs is the row's.
-    row["cpu_seconds_median"] = statistics.median(
-        sum(p["cpu_seconds"] for p in r["processes"].values()) for r in results
-    )
+    row["cpu_seconds_median"] = statistics.median(run["cpu_seconds"] for run in runs)
     if errors:
         row["notes"] += f"; {len(errors)} run(s) failed: {str(errors[0]).splitlines()[0]}"
     return row
