@@ -31,7 +31,7 @@ import ipaddress
 from collections.abc import Callable
 
 from bgpd.bird_config.bgp_export import BgpExportContext
-from bgpd.bird_config.filter_identity import filter_key
+from bgpd.bird_config.filter_identity import FunctionKeys, filter_key
 from bgpd.config import BirdFilterModel, DaemonConfig, Peer
 from kernel_sync.fib_programmer import KernelAnswer, KernelPolicy, program_all
 from reflector.rules import PeerRole, Reflection
@@ -139,7 +139,7 @@ def bird_import_policy(checks: PolicyCheck, bird: PolicyCheck) -> ImportPolicy:
     return policy
 
 
-def filter_identity(bird: BirdFilterModel) -> object:
+def filter_identity(bird: BirdFilterModel, functions: FunctionKeys | None = None) -> object:
     """What makes two filters the same filter, so they compile once: BIRD's ``filter_same``.
 
     Calico writes the same inline filter into every mesh peer's protocol: those peers share
@@ -147,9 +147,9 @@ def filter_identity(bird: BirdFilterModel) -> object:
     (following calls into the functions it calls, ignoring positions and names), so the key
     holds across a reload too (``Policies(reuse=...)``): a filter read again, or moved, is the
     same filter; one whose function changed is not. A verdict's reason names the first of the
-    filters' places.
+    filters' places. ``functions``: the called functions' keys, kept between calls.
     """
-    return filter_key(bird.program)
+    return filter_key(bird.program, functions)
 
 
 def kernel_policy(config: DaemonConfig, inputs: CalicoPolicyInputs) -> KernelPolicy:
@@ -212,6 +212,7 @@ class Policies:
             {} if reuse is None else dict(reuse._bird_imports)
         )
         self._identities: dict[int, tuple[BirdFilterModel, object]] = {}
+        self._function_keys: FunctionKeys = {}  # every peer's filter calls Calico's function
         own = {ipaddress.ip_address(config.router_id).packed}
         own.update(
             ipaddress.ip_address(p.source_address).packed for p in config.peers if p.source_address
@@ -222,7 +223,10 @@ class Policies:
         """``filter_identity``, worked out once per filter object (each session up asks)."""
         hit = self._identities.get(id(bird))
         if hit is None or hit[0] is not bird:
-            hit = self._identities[id(bird)] = (bird, filter_identity(bird))
+            hit = self._identities[id(bird)] = (
+                bird,
+                filter_identity(bird, self._function_keys),
+            )
         return hit[1]
 
     def _context(self, peer: Peer) -> PeerContext:

@@ -31,7 +31,7 @@ from calico_bird_clients import (
 
 from bgpd.bird_config.cli import load
 from bgpd.bird_config.config_parser import read_bird_config
-from bgpd.bird_config.filter_identity import filter_key
+from bgpd.bird_config.filter_identity import FunctionKeys, filter_key
 from bgpd.bird_control.commands import CommandError, ShowRoute, parse
 from bgpd.bird_control.interfaces import Interface, Interfaces, scope_of
 from bgpd.bird_control.protocols import _caps, _from_bird
@@ -143,6 +143,21 @@ def test_a_changed_function_changes_every_filter_calling_it(tmp_path: Path) -> N
     assert (plan.kept, plan.reset) == ([], [])
     assert plan.filters_only == plan.export_changed == ["198.18.0.2", "198.18.0.3"]
     assert plan.static_changed is False
+
+
+def test_function_keys_kept_between_calls_change_no_verdict(tmp_path: Path) -> None:
+    # Policies keeps the called functions' keys between session-ups (one walk per function,
+    # not one per peer): the keys, and so BIRD's verdicts above, must stay what they were.
+    _, before = read(tmp_path)  # type: ignore[misc]
+    _, moved = read(tmp_path, above="# confd wrote a comment\n\n\n")  # type: ignore[misc]
+    _, changed = read(tmp_path, block="198.19.1.64/26")  # type: ignore[misc]
+    shared: FunctionKeys = {}
+    programs = [p.export_filter.program for c in (before, moved, changed) for p in c.peers]
+    kept = [filter_key(program, shared) for program in programs]
+    assert kept == [filter_key(program) for program in programs]
+    assert kept[0] == kept[2] != kept[4]  # moved: the same filter; function changed: another
+    # one walk per function object: each config's calico_export, called by both its peers
+    assert sorted(known[0].name for known in shared.values()) == ["calico_export"] * 3
 
 
 def test_static_routes_and_protocol_names_are_compared(tmp_path: Path) -> None:

@@ -29,11 +29,26 @@ from bgpd.bird_config.value_sets import TreeSet
 _IGNORED = frozenset({"position", "serial", "source_text"})
 
 
-def filter_key(program: ast.FilterProgram) -> tuple[object, ...]:
-    """A hashable value equal for two programs exactly when BIRD's ``filter_same`` holds."""
+FunctionKeys = dict[int, tuple[ast.FunctionDef, object]]
+"""Keys of called functions already walked, by ``id`` (the function kept, so an id reused
+after it is gone cannot match): ``filter_key``'s ``functions``."""
+
+_FIELDS: dict[type, tuple[str, ...]] = {}  # a node class's fields that count, in order
+
+
+def filter_key(
+    program: ast.FilterProgram, functions: FunctionKeys | None = None
+) -> tuple[object, ...]:
+    """A hashable value equal for two programs exactly when BIRD's ``filter_same`` holds.
+
+    ``functions``: keys of functions walked before, to share between calls. Calico writes one
+    inline filter per peer, each calling ``calico_export_to_bgp_peers``; walking that function
+    again for every peer took about 1 ms of each session's coming up (``Policies`` keeps one
+    table per config). A function's key depends on nothing but the function.
+    """
     if program.filter is None:
         return (program.kind.value, program.ipv6)
-    memo: dict[int, object] = {}
+    memo: FunctionKeys = {} if functions is None else functions
     definition = program.filter
     return (
         program.kind.value,
@@ -43,24 +58,30 @@ def filter_key(program: ast.FilterProgram) -> tuple[object, ...]:
     )
 
 
-def _key(value: Any, memo: dict[int, object]) -> Any:
+def _key(value: Any, memo: FunctionKeys) -> Any:
     """``value`` with positions and identities taken out (see the module docstring)."""
     if value is None or isinstance(value, (bool, int, float, str, bytes, Enum)):
         return value
     if isinstance(value, (tuple, list)):
         return tuple(_key(item, memo) for item in value)
+    fields = _FIELDS.get(type(value))
+    if fields is not None:  # a node seen before: the common case, without the checks below
+        return (type(value).__name__, *(_key(getattr(value, name), memo) for name in fields))
     if isinstance(value, ast.FunctionDef):
-        # Calico's export function is called from every peer's filter: key it once per walk.
+        # Calico's export function is called from every peer's filter: key it once.
         known = memo.get(id(value))
-        if known is None:
+        if known is None or known[0] is not value:
             known = memo[id(value)] = (
-                "function",
-                value.name,
-                _key(value.params, memo),
-                _key(value.locals, memo),
-                _key(value.body, memo),
+                value,
+                (
+                    "function",
+                    value.name,
+                    _key(value.params, memo),
+                    _key(value.locals, memo),
+                    _key(value.body, memo),
+                ),
             )
-        return known
+        return known[1]
     if isinstance(value, ast.FilterDef):
         return ("filter", _key(value.locals, memo), _key(value.body, memo))
     if isinstance(value, TreeSet):
@@ -68,14 +89,9 @@ def _key(value: Any, memo: dict[int, object]) -> Any:
     if isinstance(value, PrefixPatternSet):
         return ("prefix set", value.bits, tuple(sorted(value.patterns, key=repr)))
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return (
-            type(value).__name__,
-            *(
-                _key(getattr(value, f.name), memo)
-                for f in dataclasses.fields(value)
-                if f.name not in _IGNORED
-            ),
-        )
+        cls = type(value)
+        _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls) if f.name not in _IGNORED)
+        return _key(value, memo)
     if isinstance(value, (frozenset, set)):
         return frozenset(_key(item, memo) for item in value)
     return value
