@@ -428,7 +428,7 @@ class Daemon:
             self.policies = Policies(config, reuse=self.policies)
         else:
             # The same compiled policies: reset peers rejoin the kept peers' update groups.
-            self.policies.config = config
+            self.policies.retarget(config)
         self._refilter(plan, config)
         changed = set(plan.reset) | set(plan.removed)
         for session in [s for s in self.sessions if s.name in changed]:

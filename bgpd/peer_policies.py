@@ -219,6 +219,16 @@ class Policies:
         )
         self.own_addresses = frozenset(own)
 
+    def retarget(self, config: DaemonConfig) -> None:
+        """Serve ``config`` with the same compiled policies (a reload that changed no input).
+
+        The identities worked out for the old file's filter objects are dropped: the new file's
+        objects get their own at their sessions' next coming up, and the old ones are freed.
+        """
+        self.config = config
+        self._identities.clear()
+        self._function_keys.clear()
+
     def _identity(self, bird: BirdFilterModel) -> object:
         """``filter_identity``, worked out once per filter object (each session up asks)."""
         hit = self._identities.get(id(bird))

@@ -29,6 +29,7 @@ from calico_bird_clients import (
     status_fields,
 )
 
+from bgpd.bird_config import filter_identity
 from bgpd.bird_config.cli import load
 from bgpd.bird_config.config_parser import read_bird_config
 from bgpd.bird_config.filter_identity import FunctionKeys, filter_key
@@ -38,6 +39,7 @@ from bgpd.bird_control.protocols import _caps, _from_bird
 from bgpd.bird_control.replies import Framer, proto_time
 from bgpd.bird_control.routes import RouteView, bgp_attribute_lines
 from bgpd.config import parse_config
+from bgpd.peer_policies import Policies
 from bgpd.reload_plan import plan_reload
 from kernel_sync.netlink_messages import Link
 from rib.route import Destination, KernelFacts, LocalKind, Origin, Route, Source
@@ -156,8 +158,46 @@ def test_function_keys_kept_between_calls_change_no_verdict(tmp_path: Path) -> N
     kept = [filter_key(program, shared) for program in programs]
     assert kept == [filter_key(program) for program in programs]
     assert kept[0] == kept[2] != kept[4]  # moved: the same filter; function changed: another
-    # one walk per function object: each config's calico_export, called by both its peers
+    # one entry per function object: each config's calico_export, called by both its peers
     assert sorted(known[0].name for known in shared.values()) == ["calico_export"] * 3
+
+
+def test_a_kept_function_key_saves_the_walk_of_its_body(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, config = read(tmp_path)  # type: ignore[misc]
+    programs = [p.export_filter.program for p in config.peers]
+    called = programs[0].filter.body[0].call.function  # calico_export, which both peers call
+    assert called is not None and called is programs[1].filter.body[0].call.function
+    walks = []
+    key = filter_identity._key
+
+    def counting(value: object, memo: FunctionKeys) -> object:
+        if value is called.body:
+            walks.append(value)
+        return key(value, memo)
+
+    monkeypatch.setattr(filter_identity, "_key", counting)
+    for program in programs:
+        filter_key(program)
+    assert len(walks) == 2  # a table per call: the body walked for each peer
+    shared: FunctionKeys = {}
+    for program in programs:
+        filter_key(program, shared)
+    assert len(walks) == 3  # one table: walked for the first peer only
+
+
+def test_policies_retargeted_by_a_reload_key_the_new_files_filters_afresh(
+    tmp_path: Path,
+) -> None:
+    _, before = read(tmp_path)  # type: ignore[misc]
+    _, after = read(tmp_path, block="198.19.1.64/26")  # type: ignore[misc]
+    policies = Policies(before)
+    old = policies._identity(before.peers[0].export_filter)
+    policies.retarget(after)
+    new = policies._identity(after.peers[0].export_filter)
+    assert new != old and new == filter_key(after.peers[0].export_filter.program)
+    assert len(policies._function_keys) == 1  # the old file's function was let go
 
 
 def test_static_routes_and_protocol_names_are_compared(tmp_path: Path) -> None:
