@@ -50,7 +50,8 @@ that got fewest of them received.
 ``relay``: the run without a reflector. It listens on ``--local`` port 179, answers each
 client's OPEN, and copies every UPDATE a client sends, byte for byte and undecoded, to every
 other client (one write per client per loop pass): the senders' messages go straight to the
-receivers, so the time it gives is what the clients themselves need.
+receivers, so the time it gives is the floor of the path without a reflector (the senders,
+the relay's copying, the network; not the receivers' decoding, which the clock leaves out).
 """
 
 from __future__ import annotations
@@ -247,6 +248,7 @@ class Fleet:
         self.ready: collections.deque[Client] = collections.deque()  # clients with queued bytes
         self.queued = asyncio.Event()
         self.digest_lag = 0.0  # the longest wait of bytes between arrival and decoding
+        self.failure: str | None = None  # why the digest task died, if it did
 
     def queue(self, client: Client) -> None:
         """``client`` has bytes to digest."""
@@ -264,6 +266,12 @@ class Fleet:
             if clock() >= until:
                 break
         return bool(ready)
+
+    def digest_ended(self, task: asyncio.Future[None]) -> None:
+        """The digest task ended: if it failed, the run has (it would wait for the timeout)."""
+        if not task.cancelled() and task.exception() is not None:
+            self.failure = f"decoding failed: {task.exception()!r}"
+            self.all_done.set()
 
     async def digest_forever(self) -> None:
         """Digest in slices, the sockets read between them (module docstring)."""
@@ -329,7 +337,8 @@ class Client(asyncio.Protocol):
         fleet = self.fleet
         if fleet.recording:
             now = time.perf_counter()
-            fleet.last_progress = now
+            if len(data) > len(KEEPALIVE_MESSAGE):  # a bare KEEPALIVE is no progress (--stall)
+                fleet.last_progress = now
             if not self.inbox and not self.unread:
                 fleet.queue(self)
             self.inbox.append((now, data))
@@ -530,6 +539,7 @@ async def run_clients(args: argparse.Namespace) -> dict[str, Any]:
             client.done_at = time.perf_counter()
             fleet.pending -= 1
     digesting = asyncio.ensure_future(fleet.digest_forever())
+    digesting.add_done_callback(fleet.digest_ended)
     fleet.recording = True
     t0 = time.perf_counter()
     say(f"t0 {time.monotonic():.6f}")  # for a harness watching another process (bench.suite)
@@ -550,10 +560,13 @@ async def run_clients(args: argparse.Namespace) -> dict[str, Any]:
             if now - fleet.last_progress > args.stall:
                 outcome = f"stalled: nothing received for {args.stall:g} s"
                 break
-    ended = time.perf_counter()
     own_cpu = time.process_time() - own_cpu_t0
     digesting.cancel()
-    last = max((c.done_at for c in clients if c.done_at is not None), default=ended)
+    if fleet.failure is not None:
+        outcome = fleet.failure
+    # Clients whose table was full before t0 (a reflector's own blocks, with nothing else to
+    # receive) have no time of their own.
+    done = [c.done_at - t0 for c in clients if c.done_at is not None and c.done_at >= t0]
     await asyncio.sleep(0.5)  # let the server's memory settle before reading its peak
     peak = {pid: proc_status(pid) for pid in pids}
     cpu = {pid: cpu_seconds(pid) - cpu_t0[pid] for pid in pids}
@@ -563,7 +576,9 @@ async def run_clients(args: argparse.Namespace) -> dict[str, Any]:
     for client in clients:
         client.close()
     await asyncio.sleep(0.1)
-    times = sorted(c.done_at - t0 for c in clients if c.done_at is not None and c.want)
+    times = sorted(
+        c.done_at - t0 for c in clients if c.done_at is not None and c.done_at >= t0 and c.want
+    )
     holding = sorted(len(c.held) for c in clients)
     return {
         "case": case.name,
@@ -572,7 +587,7 @@ async def run_clients(args: argparse.Namespace) -> dict[str, Any]:
         "outcome": outcome,
         "establish_seconds": established - started,
         "settle_seconds": args.settle,
-        "full_table_seconds": max(last - t0, 0.0) if outcome == "complete" else None,
+        "full_table_seconds": max(done, default=0.0) if outcome == "complete" else None,
         "first_client_seconds": times[0] if times else None,
         "median_client_seconds": times[len(times) // 2] if times else None,
         "clients_complete": sum(1 for c in clients if c.done_at is not None),

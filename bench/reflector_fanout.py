@@ -31,7 +31,8 @@ time 90 s, no kernel programming:
            start-up timer, not reflection, would be timed (8.7 s for the 200 clients)
   GoBGP    one ``[[neighbors]]`` stanza per client with ``route-reflector-client = true``
   none     ``bench.bgp_clients relay``: no reflector; every UPDATE a client sends is copied,
-           undecoded, to every other client, so the row is what the clients alone need
+           undecoded, to every other client, so the row is the path's floor without a
+           reflector (senders, relay, network; the receivers' decoding is not timed)
 
 Then ``bench.bgp_clients clients`` runs every client in one uvloop process in ``clients``
 (see that module). That process, and this one, are confined to the last CPU and the
@@ -44,8 +45,10 @@ What is timed, precisely: every client connects and its session reaches Establis
 for ``--settle`` seconds (1 by default: the reflector has by then processed every client's
 KEEPALIVE and sits idle, so its session setup is not timed); t0 is taken right before the clients
 write their UPDATEs and End-of-RIB (encoded beforehand), all in one loop pass; a client's time is
-taken when the prefixes it holds (decoded, own echoes ignored) number all the others announced; the
-row's time is the last client's. Peak RSS is the reflector's VmHWM (``/proc/PID/status``) read 0.5
+when the bytes arrived that filled its table, i.e. made the prefixes it holds (decoded later, own
+echoes ignored) number all the others announced (``bench.bgp_clients`` stamps bytes on arrival
+and decodes them in slices after, so the clients' own decoding is not timed); the row's time is
+the last client's. Peak RSS is the reflector's VmHWM (``/proc/PID/status``) read 0.5
 s after the last client completed, so it includes start-up and session setup; FRR's is bgpd plus
 zebra (bgpd alone in the notes). The CPU column is the reflector's CPU time (the scheduler's count
 per thread, in ns) from t0 to that same reading. A row that does not converge (nothing arrives for
@@ -360,7 +363,7 @@ def summarise(reflector: str, result: dict[str, Any]) -> dict[str, Any]:
             f"{result['fewest_prefixes_held']:,}"
         )
     if reflector == "none":
-        notes.append("no reflector: clients' own floor")
+        notes.append("no reflector: the path's floor")
     if reflector == "frr":
         notes.append(f"bgpd + zebra; bgpd alone {procs['bgpd']['peak_rss'] / MIB:.1f} MiB peak")
     notes.append(f"{at_t0:.1f} MiB at t0")

@@ -12,6 +12,7 @@ import datetime
 import json
 import os
 import platform
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,26 @@ def machine(**extra: str) -> dict[str, str]:
         "cores": str(os.cpu_count()),
         "python": platform.python_version(),
         "kernel": platform.release(),
+        "commit": _commit(),
         **extra,
     }
+
+
+def _commit() -> str:
+    """The checkout's commit, with ``+changes`` when tracked files differ from it."""
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"],
+            capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.strip()  # fmt: skip
+        changed = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git)"
+    return head + ("+changes" if changed else "")
 
 
 def save(

@@ -100,6 +100,7 @@ CPU_SPLIT = (
 _running: list[subprocess.Popen[str]] = []  # the child benchmark now running
 # Flags for the harnesses that run a daemon beside its simulated peers (``--no-pin``).
 _peer_harness_flags: list[str] = []
+_fanout_flags: list[str] = []  # --reflectors: which reflectors the fan-out harness runs
 
 
 # -- running the benchmark modules ----------------------------------------------------------------
@@ -191,6 +192,7 @@ def fanout_rows(
                 "--timeout",
                 str(timeout),
                 *_peer_harness_flags,
+                *_fanout_flags,
             )
         )
         for impl, r in report["cases"][case]["rows"].items():
@@ -204,6 +206,16 @@ def fanout_rows(
                     [x["seconds"] for x in r["runs"]] if len(r.get("runs", ())) == repeat else None
                 ),
                 "pinning": r.get("raw", {}).get("pinning"),
+                # the daemon's CPU per run, in run order (a row's time against its CPU)
+                "runs_cpu_seconds": (
+                    [x["cpu_seconds"] for x in r["runs"]]
+                    if len(r.get("runs", ())) == repeat
+                    else None
+                ),
+                "longest_digest_lag_seconds": max(
+                    (x["raw"].get("longest_digest_lag_seconds") or 0.0 for x in r.get("runs", ())),
+                    default=None,
+                ),
             }
             if prefixes and r["seconds"]:
                 extra["routes_per_second"] = prefixes / r["seconds"]
@@ -507,6 +519,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--name", help="results file name after the date (default: suite[-quick])")
     parser.add_argument(
+        "--reflectors",
+        help="propagation, fanout: the reflectors to run, comma-separated (default: all)",
+    )
+    parser.add_argument(
         "--no-pin",
         dest="pin",
         action="store_false",
@@ -515,6 +531,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.pin:
         _peer_harness_flags.append("--no-pin")
+    if args.reflectors:
+        _fanout_flags.extend(["--only", args.reflectors])
     chosen = [s for s in args.only.split(",") if s]
     unknown = sorted(set(chosen) - set(SCENARIOS))
     if unknown:
@@ -569,6 +587,8 @@ def main(argv: list[str] | None = None) -> int:
     name = args.name or ("suite-quick" if args.quick else "suite")
     command = ".venv/bin/python -m bench.suite " + " ".join(sys.argv[1:] if argv is None else argv)
     info = machine(**versions(), load_average_at_start=load)
+    if args.reflectors:
+        info["reflectors"] = args.reflectors
     try:
         from exabgp.version import version as exabgp_version  # type: ignore[import-untyped]  # noqa: PLC0415
 

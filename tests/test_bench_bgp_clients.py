@@ -8,6 +8,7 @@ what is fed in. The clock the clients read is a number the test moves by hand.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
 from collections.abc import Iterator
@@ -130,3 +131,29 @@ def test_the_reflectors_second_copy_of_an_update_is_not_decoded_again(clock: Clo
     fleet.digest(until=200.0)
     assert (fleet.decoded, fleet.cache_hits) == (1, 1)
     assert all(c.held == {prefix("198.19.1.0/26")} for c in clients)
+
+
+def test_a_bare_keepalive_is_no_progress_for_the_stall_check(clock: Clock) -> None:
+    (client,), fleet = receivers(1, want=1)
+    fleet.recording = True
+    fleet.last_progress = 0.0
+    client.data_received(b"\xff" * 16 + b"\x00\x13\x04")  # RFC 4271 §4.4: 19 octets
+    assert fleet.last_progress == 0.0
+    client.data_received(update("198.18.1.1/32"))
+    assert fleet.last_progress == 100.0
+
+
+def test_a_digest_that_dies_ends_the_run_with_its_reason() -> None:
+    async def run() -> bgp_clients.Fleet:
+        fleet = bgp_clients.Fleet(1)
+
+        async def broken() -> None:
+            raise ValueError("no such attribute")
+
+        task = asyncio.ensure_future(broken())
+        task.add_done_callback(fleet.digest_ended)
+        await asyncio.wait_for(fleet.all_done.wait(), 5)
+        return fleet
+
+    fleet = asyncio.run(run())
+    assert fleet.failure == "decoding failed: ValueError('no such attribute')"
