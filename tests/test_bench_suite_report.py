@@ -116,3 +116,16 @@ def test_yaml_and_birdcfg_swap_places_every_other_run() -> None:
     assert birdcfg_myna.turn_order(rows, 1) == ["none", "myna-birdcfg", "myna", "bird", "frr"]
     assert birdcfg_myna.turn_order(rows, 2) == rows
     assert birdcfg_myna.turn_order(["none", "myna", "bird"], 1) == ["none", "myna", "bird"]
+
+
+def test_paired_interval_is_the_t_interval_of_the_log_ratios() -> None:
+    # logs 0 and ln 1.21 = 0.190620: mean 0.095310 (geometric mean 1.1), sample deviation
+    # 0.134789; t(0.975, 1 df) = 12.706, so half-width 12.706 * 0.134789 / sqrt(2) = 1.211019
+    mean, low, high = suite_report.paired_interval([1.0, 1.21])  # type: ignore[misc]
+    assert mean == pytest.approx(1.1)
+    assert low == pytest.approx(math.exp(0.095310 - 1.211019), rel=1e-4)
+    assert high == pytest.approx(math.exp(0.095310 + 1.211019), rel=1e-4)
+    assert suite_report.paired_interval([2.0, 2.0, 2.0]) == pytest.approx((2.0, 2.0, 2.0))
+    assert suite_report.paired_interval([1.0]) is None
+    # a bird.cfg run that failed (infinitely slow) leaves the bound unshown
+    assert suite_report.paired_interval([1.0, math.inf])[2] == math.inf  # type: ignore[index]
