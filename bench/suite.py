@@ -519,6 +519,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--name", help="results file name after the date (default: suite[-quick])")
     parser.add_argument(
+        "--repeat",
+        type=int,
+        help="runs per prop-100k and fan-out row (prop-1m: half, install-100k: a fifth; at"
+        " least 5): the pairs a bird.cfg/YAML interval needs",
+    )
+    parser.add_argument(
         "--reflectors",
         help="propagation, fanout: the reflectors to run, comma-separated (default: all)",
     )
@@ -538,6 +544,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown scenarios {unknown}; choose from {','.join(SCENARIOS)}")
     sizes = QUICK if args.quick else FULL
+    if args.repeat:
+        sizes = {name: dict(values) for name, values in sizes.items()}
+        sizes["propagation"].update(repeat=args.repeat, repeat_1m=max(5, args.repeat // 2))
+        sizes["fanout"]["repeat"] = args.repeat
+        sizes["kernel"]["repeat"] = max(5, args.repeat // 5)
     signal.signal(signal.SIGTERM, _terminate)
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     started = time.monotonic()
