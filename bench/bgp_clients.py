@@ -566,7 +566,8 @@ async def run_clients(args: argparse.Namespace) -> dict[str, Any]:
         outcome = fleet.failure
     # Clients whose table was full before t0 (a reflector's own blocks, with nothing else to
     # receive) have no time of their own.
-    done = [c.done_at - t0 for c in clients if c.done_at is not None and c.done_at >= t0]
+    timed = [(c, c.done_at - t0) for c in clients if c.done_at is not None and c.done_at >= t0]
+    times = sorted(seconds for c, seconds in timed if c.want)
     await asyncio.sleep(0.5)  # let the server's memory settle before reading its peak
     peak = {pid: proc_status(pid) for pid in pids}
     cpu = {pid: cpu_seconds(pid) - cpu_t0[pid] for pid in pids}
@@ -576,9 +577,6 @@ async def run_clients(args: argparse.Namespace) -> dict[str, Any]:
     for client in clients:
         client.close()
     await asyncio.sleep(0.1)
-    times = sorted(
-        c.done_at - t0 for c in clients if c.done_at is not None and c.done_at >= t0 and c.want
-    )
     holding = sorted(len(c.held) for c in clients)
     return {
         "case": case.name,
@@ -587,7 +585,9 @@ async def run_clients(args: argparse.Namespace) -> dict[str, Any]:
         "outcome": outcome,
         "establish_seconds": established - started,
         "settle_seconds": args.settle,
-        "full_table_seconds": max(done, default=0.0) if outcome == "complete" else None,
+        "full_table_seconds": max((seconds for _c, seconds in timed), default=0.0)
+        if outcome == "complete"
+        else None,
         "first_client_seconds": times[0] if times else None,
         "median_client_seconds": times[len(times) // 2] if times else None,
         "clients_complete": sum(1 for c in clients if c.done_at is not None),

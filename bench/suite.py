@@ -197,21 +197,16 @@ def fanout_rows(
         )
         for impl, r in report["cases"][case]["rows"].items():
             prefixes = r.get("raw", {}).get("prefixes_announced")
+            # in run order, for the paired ratios; a failed run leaves no place for it
+            runs = r.get("runs", ()) if len(r.get("runs", ())) == repeat else None
             extra: dict[str, Any] = {
                 "peak_rss_mib": r["peak_rss_mib"],
                 "cpu_seconds": r["cpu_seconds"],
                 "cpu_seconds_median": r.get("cpu_seconds_median"),
-                # in run order, for the paired ratios; a failed run leaves no place for it
-                "runs_seconds": (
-                    [x["seconds"] for x in r["runs"]] if len(r.get("runs", ())) == repeat else None
-                ),
+                "runs_seconds": None if runs is None else [x["seconds"] for x in runs],
                 "pinning": r.get("raw", {}).get("pinning"),
-                # the daemon's CPU per run, in run order (a row's time against its CPU)
-                "runs_cpu_seconds": (
-                    [x["cpu_seconds"] for x in r["runs"]]
-                    if len(r.get("runs", ())) == repeat
-                    else None
-                ),
+                # the daemon's CPU per run (a row's time against its CPU)
+                "runs_cpu_seconds": None if runs is None else [x["cpu_seconds"] for x in runs],
                 "longest_digest_lag_seconds": max(
                     (x["raw"].get("longest_digest_lag_seconds") or 0.0 for x in r.get("runs", ())),
                     default=None,

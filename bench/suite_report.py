@@ -17,7 +17,10 @@ since, ``birdcfg_myna.turn_order``) and how many pairs are above the bound. It w
 the runs of 2026-12-07 were seen (their prop-100k times fell in two clusters in both modes,
 about 0.04 s and 0.06 s, so which cluster held five of nine runs moved the ratio of medians); a
 median of pairs hides a mode that is slow in a minority of runs, and where the two rows' times
-do not move together pairing adds noise rather than removing it.
+do not move together pairing adds noise rather than removing it. Also beside it:
+``paired_interval``, the pairs' geometric mean with its 95 % t interval, whose upper end at
+most the bound says the bound holds beyond the runs' noise (the rule of the last plan,
+``bench/results/2026-12-07-confirm-plan-3.md``).
 """
 
 from __future__ import annotations
