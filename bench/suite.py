@@ -100,7 +100,7 @@ CPU_SPLIT = (
 _running: list[subprocess.Popen[str]] = []  # the child benchmark now running
 # Flags for the harnesses that run a daemon beside its simulated peers (``--no-pin``).
 _peer_harness_flags: list[str] = []
-_fanout_flags: list[str] = []  # --reflectors: which reflectors the fan-out harness runs
+_fanout_flags: list[str] = []  # --reflectors: which daemons the fan-out and mesh harnesses run
 
 
 # -- running the benchmark modules ----------------------------------------------------------------
@@ -262,6 +262,7 @@ def mesh_rows(
         str(repeat),
         "--json",
         *_peer_harness_flags,
+        *_fanout_flags,
         timeout=TIMEOUT * repeat,
     )
     for line in text.splitlines():
@@ -516,12 +517,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--repeat",
         type=int,
-        help="runs per prop-100k and fan-out row (prop-1m: half, install-100k: a fifth; at"
-        " least 5): the pairs a bird.cfg/YAML interval needs",
+        help="runs per prop-100k and fan-out row (prop-1m: half, install-100k: two fifths;"
+        " at least 5): the pairs a bird.cfg/YAML interval needs",
     )
     parser.add_argument(
         "--reflectors",
-        help="propagation, fanout: the reflectors to run, comma-separated (default: all)",
+        help="propagation, fanout, mesh, install-100k: the daemons to run, comma-separated"
+        " (default: all)",
     )
     parser.add_argument(
         "--no-pin",
@@ -543,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes = {name: dict(values) for name, values in sizes.items()}
         sizes["propagation"].update(repeat=args.repeat, repeat_1m=max(5, args.repeat // 2))
         sizes["fanout"]["repeat"] = args.repeat
-        sizes["kernel"]["repeat"] = max(5, args.repeat // 5)
+        sizes["kernel"]["repeat"] = max(5, args.repeat * 2 // 5)
     signal.signal(signal.SIGTERM, _terminate)
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     started = time.monotonic()

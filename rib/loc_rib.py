@@ -102,6 +102,40 @@ Published = Change | Run
 """What the Loc-RIB publishes: single changes and runs, in the order they happened."""
 
 
+def append_run(out: list[Published], run: Run) -> None:
+    """``run`` appended to ``out``, or merged into the run before it when it continues that one.
+
+    A peer's table comes as one run per UPDATE, and a slice's work is published in one batch:
+    consecutive runs of one (family, source, path id, route, old route) are one run to every
+    subscriber, which then exports, splits and builds its kernel route once for all of them,
+    not once per UPDATE. Nothing between them touched a prefix of either (it would have
+    appended its own change in between), so the merged run says what the two said, in order.
+    ``out`` is the core's unpublished batch: the run merged into has reached no subscriber.
+    """
+    if out:
+        last = out[-1]
+        if (
+            isinstance(last, Run)
+            and last.route is run.route
+            and last.old is run.old
+            and last.source is run.source
+            and last.path_id == run.path_id
+            and last.family is run.family
+        ):
+            merged = last.prefixes
+            if isinstance(merged, RunPrefixes):
+                span: tuple[int, int] | None = getattr(merged, "span", None)
+                added: tuple[int, int] | None = getattr(run.prefixes, "span", None)
+                merged.extend(run.prefixes)
+                if span is not None:
+                    if added is None:
+                        del merged.span
+                    else:
+                        merged.span = (min(span[0], added[0]), max(span[1], added[1]))
+                return
+    out.append(run)
+
+
 class LocRib:
     """Per-family tables of prefix -> Route | Entry (see the module docstring)."""
 
@@ -297,8 +331,12 @@ class LocRib:
         selected = route
         if route is not None and next_hops.unreachable and not next_hops.resolves(route):
             selected = None  # a candidate, but not eligible: nothing to publish for it
-        if route is not None and prefixes:
-            lowest, highest = min(prefixes), max(prefixes)
+        if not prefixes:
+            return
+        # Bounds of every run made here (``RunPrefixes.span``): the policies' splitters need no
+        # pass of their own, and runs merged in ``append_run`` keep theirs.
+        lowest, highest = min(prefixes), max(prefixes)
+        if route is not None:
             low = lowest >> 22
             if low == highest >> 22:
                 shard = SHARD_OF[low % SPREAD]
@@ -310,8 +348,8 @@ class LocRib:
                     self._count(source, family, len(new))
                     if selected is not None and not self.deferring:
                         run = RunPrefixes(new)
-                        run.span = (lowest, highest)  # the policies' splitters need no pass
-                        out.append(Run(family, source, path_id, route, run))
+                        run.span = (lowest, highest)
+                        append_run(out, Run(family, source, path_id, route, run))
                     return
         entry = Entry
         unreachable = next_hops.unreachable
@@ -351,12 +389,14 @@ class LocRib:
             if deferring or (old is None and selected is None):
                 continue
             if old is not run_old and run:
-                out.append(Run(family, source, path_id, selected, run, run_old))
+                run.span = (lowest, highest)  # the chunk's: wider than the run's, which is allowed
+                append_run(out, Run(family, source, path_id, selected, run, run_old))
                 run = RunPrefixes()
             run_old = old
             run.append(prefix)
         if run:
-            out.append(Run(family, source, path_id, selected, run, run_old))
+            run.span = (lowest, highest)
+            append_run(out, Run(family, source, path_id, selected, run, run_old))
         if added:
             self._count(source, family, added)
 

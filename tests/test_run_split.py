@@ -58,6 +58,29 @@ def test_groups_are_classes_and_lose_nothing(
         assert len({CLASSES.classify(p) for p in group}) == 1
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(0, 1 << 18), min_size=2, max_size=300),
+    st.sampled_from([(32,), (26,), (16, 26, 32)]),
+    st.integers(0, 1 << 28),
+    st.integers(0, 1 << 28),
+)
+def test_bounds_wider_than_the_run_split_it_the_same(
+    offsets: list[int], lengths: tuple[int, ...], below: int, above: int
+) -> None:
+    # The Loc-RIB gives a run the bounds of the chunk it came from, which may reach past it
+    # and over edges none of its prefixes lies beyond: those cut nothing, no group is empty.
+    prefixes = [_prefix(BASE + o, lengths[o % len(lengths)]) for o in offsets]
+    run = RunPrefixes(prefixes)
+    run.span = (max(0, min(prefixes) - below), max(prefixes) + above)
+    groups = SPLIT(run)
+    assert Counter(p for g in groups for p in g) == Counter(prefixes)
+    assert sorted(map(sorted, groups)) == sorted(map(sorted, SPLIT(list(prefixes))))
+    for group in groups:
+        assert group
+        assert len({CLASSES.classify(p) for p in group}) == 1
+
+
 def _network(cidr: str) -> tuple[int, int, int]:
     """A containment test of either family: (mask, value, length) as the code generator's."""
     net = ipaddress.ip_network(cidr)

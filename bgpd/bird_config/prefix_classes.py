@@ -104,9 +104,10 @@ class PrefixClasses:
         ``rib.loc_rib.Run``), and an address of S/P other than S has a bit set beyond P. So
         the prefixes between two consecutive bounds (``edges``) pass the same tests, whatever
         their lengths, and the bounds between a run's lowest and highest prefix
-        (``run_bounds``, found once per run, mostly by the Loc-RIB) cut it, sorted, into
-        groups of one class each (``bisect``): one group when no bound lies between them, as
-        when a run lies in one pool. Prefix sets are not ranges: with one, each prefix is
+        (``run_bounds``, found once per run, mostly by the Loc-RIB, and possibly wider: an edge
+        outside the run cuts nothing) cut it, sorted, into groups of one class each
+        (``bisect``): one group when no bound lies between them, as when a run lies in one
+        pool. Prefix sets are not ranges: with one, each prefix is
         classified.
         """
         width = 40 if family is Family.IPV4_UNICAST else 136
@@ -138,7 +139,8 @@ class PrefixClasses:
                     if cut > start:
                         cuts.append(ordered[start:cut])
                         start = cut
-                cuts.append(ordered[start:])
+                if start < len(ordered):  # the bounds may be wider than the run: no empty group
+                    cuts.append(ordered[start:])
                 return cuts
             groups: dict[int, list[int]] = {}
             for prefix in prefixes:

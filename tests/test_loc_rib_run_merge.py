@@ -1,0 +1,142 @@
+"""Consecutive runs of one route are published as one run (``rib.loc_rib.append_run``).
+
+A peer's table arrives as one run per UPDATE, and the subscribers pay per run (an export, a
+split, a kernel route built), so the Loc-RIB joins a run to the one before it in the batch when
+both say "these prefixes went from ``old`` to ``route``". The model-based test below drives a
+Loc-RIB with random batches of announcements and withdrawals from two peers, over prefixes that
+straddle shard boundaries (so both the one-shard fast path and the prefix-by-prefix path make
+runs), and checks after every batch:
+
+* the batch, read prefix by prefix, is the same sequence of selection changes as the batch
+  published without merging (the same Loc-RIB code with ``append_run`` replaced by a plain
+  append, run beside it on the same input);
+* merging is complete: no two neighbouring runs in the batch share (family, source, path id,
+  route, old route);
+* every run's ``span`` holds all of its prefixes (the policies' splitters rely on it);
+* the table holds what RFC 4271's selection says for this set-up: a peer's route where only
+  it announced the prefix, else the route of the peer with the lower router id (9.1.2.2 f).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from itertools import pairwise
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rib_harness import V4, attrs
+
+import rib.loc_rib as loc_rib_module
+from rib.loc_rib import Change, Entry, LocRib, Published, Run, append_run
+from rib.route import Route, RouteTable, Source
+from rib.run_split import run_bounds
+
+PEER_A = Source("198.18.0.2", address=1, router_id=1, asn=64512)  # lower router id: preferred
+PEER_B = Source("198.18.0.3", address=2, router_id=2, asn=64512)
+ROUTES = RouteTable()
+# they differ only where the decision process does not look, so the router id decides
+ATTRS = [attrs("198.18.0.2"), attrs("198.18.0.2", communities=(4259840001,)), attrs("198.18.0.3")]
+# /32s either side of the /18 boundary at 198.18.64.0 (a shard edge: rib.shards) and further
+POOL = [
+    int(ipaddress.IPv4Address(text)) << 8 | 32
+    for base in ("198.18.63.250", "198.18.64.0", "198.19.7.0")
+    for text in (str(ipaddress.IPv4Address(base) + i) for i in range(6))
+]
+
+# (peer, attribute set or None for a withdrawal, prefixes in UPDATE order)
+Step = tuple[int, int | None, list[int]]
+steps = st.tuples(
+    st.integers(0, 1),
+    st.one_of(st.none(), st.integers(0, len(ATTRS) - 1)),
+    st.lists(st.sampled_from(POOL), min_size=1, max_size=12),
+)
+
+
+def route_of(peer: int, attrs_index: int | None) -> Route | None:
+    if attrs_index is None:
+        return None
+    return ROUTES.intern((PEER_A, PEER_B)[peer], ATTRS[attrs_index])
+
+
+def per_prefix(batch: Sequence[Published]) -> list[tuple[object, ...]]:
+    """A batch as one selection change per prefix, in order."""
+    flat: list[tuple[object, ...]] = []
+    for item in batch:
+        if isinstance(item, Run):
+            flat.extend((prefix, item.old, item.route) for prefix in item.prefixes)
+        else:
+            assert isinstance(item, Change)
+            flat.append((item.prefix, item.old_best, item.new_best, tuple(item.new_all)))
+    return flat
+
+
+def unmerged(out: list[Published], run: Run) -> None:
+    out.append(run)
+
+
+def expected_best(held: dict[int, dict[int, Route]], prefix: int) -> Route | None:
+    routes = held.get(prefix, {})
+    return routes.get(0, routes.get(1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(steps, min_size=1, max_size=6), min_size=1, max_size=6))
+def test_merged_runs_publish_what_the_runs_did(batches: list[list[Step]]) -> None:
+    merged, plain = LocRib(), LocRib()
+    held: dict[int, dict[int, Route]] = {}  # the model: prefix -> peer -> its route
+    for batch in batches:
+        out: list[Published] = []
+        out_plain: list[Published] = []
+        for peer, attrs_index, prefixes in batch:
+            route = route_of(peer, attrs_index)
+            source = (PEER_A, PEER_B)[peer]
+            merged.apply_run(V4, source, 0, route, prefixes, out=out)
+            loc_rib_module.append_run = unmerged
+            try:
+                plain.apply_run(V4, source, 0, route, prefixes, out=out_plain)
+            finally:
+                loc_rib_module.append_run = append_run
+            for prefix in prefixes:
+                if route is None:
+                    held.get(prefix, {}).pop(peer, None)
+                else:
+                    held.setdefault(prefix, {})[peer] = route
+        assert per_prefix(out) == per_prefix(out_plain)
+        for before, after in pairwise(out):
+            if isinstance(before, Run) and isinstance(after, Run):
+                assert (before.family, before.source, before.path_id) != (
+                    after.family, after.source, after.path_id
+                ) or (before.route, before.old) != (after.route, after.old)  # fmt: skip
+        for item in out:
+            if isinstance(item, Run):
+                low, high = run_bounds(item.prefixes)
+                assert all(low <= prefix <= high for prefix in item.prefixes)
+        shards = merged.shards(V4)
+        for prefix in POOL:
+            slot = next((s[prefix] for s in shards if prefix in s), None)
+            best = slot.best if isinstance(slot, Entry) else slot
+            assert best is expected_best(held, prefix), ipaddress.IPv4Address(prefix >> 8)
+
+
+def test_a_peer_table_in_many_updates_is_one_run_per_batch() -> None:
+    """The case the merge is for: UPDATEs of one route, each its own run, published as one."""
+    rib = LocRib()
+    route = route_of(0, 0)
+    out: list[Published] = []
+    updates = [POOL[0:4], POOL[4:8], POOL[8:12], POOL[12:18]]  # the second straddles 198.18.64.0
+    for prefixes in updates:
+        rib.apply_run(V4, PEER_A, 0, route, prefixes, out=out)
+    assert len(out) == 1
+    assert isinstance(out[0], Run)
+    assert list(out[0].prefixes) == POOL
+    assert out[0].route is route and out[0].old is None
+    # a different old route breaks the run: a withdrawal of some, then all announced again
+    out = []
+    rib.apply_run(V4, PEER_A, 0, None, POOL[:2], out=out)
+    rib.apply_run(V4, PEER_A, 0, route_of(0, 1), POOL, out=out)
+    assert [(type(item).__name__, len(item.prefixes)) for item in out if isinstance(item, Run)] == [
+        ("Run", 2),
+        ("Run", 2),
+        ("Run", len(POOL) - 2),
+    ]
