@@ -428,6 +428,9 @@ def median_run(rows: list[dict[str, Any]]) -> dict[str, Any]:
     row = dict(ordered[(len(ordered) - 1) // 2])
     if len(rows) > 1:
         row["runs_seconds"] = [r.get("converge_seconds") for r in rows]
+    backlogs = [r["monitor_backlog_octets"] for r in rows if r.get("monitor_backlog_octets")]
+    if backlogs:
+        row["most_monitor_backlog_octets"] = max(backlogs)
     return row
 
 

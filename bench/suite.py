@@ -98,6 +98,7 @@ CPU_SPLIT = (
 )
 
 _running: list[subprocess.Popen[str]] = []  # the child benchmark now running
+MONITOR_BEHIND = 64 << 10  # route monitor backlog past which an install time is suspect
 # Flags for the harnesses that run a daemon beside its simulated peers (``--no-pin``).
 _peer_harness_flags: list[str] = []
 _fanout_flags: list[str] = []  # --reflectors: which daemons the fan-out and mesh harnesses run
@@ -290,6 +291,12 @@ def mesh_rows(
             notes.append(f"kernel routes {kinds}")
         if r["outcome"] != "complete":
             notes.append(f"did not converge: {r['outcome']}")
+        behind = r.get("most_monitor_backlog_octets", r.get("monitor_backlog_octets"))
+        if behind is not None:
+            notes.append(
+                f"timed by the route monitor, at most {behind / 1024:.0f} KiB behind near the end"
+                + (" (over 64 KiB: times may hold its lag)" if behind > MONITOR_BEHIND else "")
+            )
         if r["established_line"]:
             notes.append(r["established_line"])
         notes.append(r["pinning"])

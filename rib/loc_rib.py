@@ -334,7 +334,7 @@ class LocRib:
         if not prefixes:
             return
         # Bounds of every run made here (``RunPrefixes.span``): the policies' splitters need no
-        # pass of their own, and runs merged in ``append_run`` keep theirs.
+        # pass of their own, and runs merged in ``append_run`` join theirs.
         lowest, highest = min(prefixes), max(prefixes)
         if route is not None:
             low = lowest >> 22
@@ -389,13 +389,13 @@ class LocRib:
             if deferring or (old is None and selected is None):
                 continue
             if old is not run_old and run:
-                run.span = (lowest, highest)  # the chunk's: wider than the run's, which is allowed
+                run.span = (min(run), max(run))
                 append_run(out, Run(family, source, path_id, selected, run, run_old))
                 run = RunPrefixes()
             run_old = old
             run.append(prefix)
         if run:
-            run.span = (lowest, highest)
+            run.span = (lowest, highest) if len(run) == len(prefixes) else (min(run), max(run))
             append_run(out, Run(family, source, path_id, selected, run, run_old))
         if added:
             self._count(source, family, added)

@@ -9,11 +9,10 @@ of such a group the same answer for the run's route. A policy says so by carryin
 instead of once per prefix. A policy without one is asked for every prefix, as before.
 
 Data flow: the Loc-RIB builds each run's prefixes as a ``RunPrefixes`` list and keeps on it
-bounds that every prefix of the run lies within (``span``: the lowest and highest prefix of the
-chunk of an UPDATE it came from, so the run's own or wider; merged runs join theirs); where a
-run has none, the first splitter to look at it finds its lowest and highest (``run_bounds``,
-two passes at C speed) and keeps them, so the update groups and the kernel, which split the
-same run one after the other with their own filters' splitters, pay for them once at most.
+their lowest and highest value (``span``; merged runs join theirs); where a run has none, the
+first splitter to look at it finds them (``run_bounds``, two passes at C speed) and keeps them,
+so the update groups and the kernel, which split the same run one after the other with their
+own filters' splitters, pay for them once at most.
 
 A filter's run-time error is then logged once per group rather than once per prefix; the
 filters log such errors at most once a second anyway (``bgpd.bird_config.runtime``).
@@ -29,17 +28,17 @@ T = TypeVar("T")
 
 
 class RunPrefixes(list[int]):
-    """A run's prefixes, with bounds they all lie within (``span``) once someone found them."""
+    """A run's prefixes, with their lowest and highest value (``span``) once someone found them."""
 
     __slots__ = ("span",)
     span: tuple[int, int]
 
 
 def run_bounds(prefixes: Sequence[int]) -> tuple[int, int]:
-    """Bounds every prefix of a run lies within: its kept ``span``, else (lowest, highest).
+    """(lowest, highest) of a run's prefixes, kept on the run.
 
-    A published run is never changed, so what is kept stays true. A splitter may rely only on
-    the prefixes lying within: the Loc-RIB's spans can be wider than the run.
+    A published run is never changed, so what is kept stays true. (The splitters stay right
+    with bounds that are wider than the run, only slower.)
     """
     span: tuple[int, int] | None = getattr(prefixes, "span", None)
     if span is None:

@@ -33,10 +33,17 @@ def attr(kind: int, payload: bytes) -> bytes:
 
 
 def route_message(
-    kind: int, family: int, dst: bytes | None, dst_len: int, attrs_first: bytes = b""
+    kind: int,
+    family: int,
+    dst: bytes | None,
+    dst_len: int,
+    attrs_first: bytes = b"",
+    *,
+    table: int = 254,
+    rtype: int = 1,
 ) -> bytes:
-    """nlmsghdr + rtmsg (main table, proto 12, unicast) + the kernel's attribute order."""
-    rtmsg = struct.pack("=BBBBBBBBI", family, dst_len, 0, 0, 254, 12, 0, 1, 0)
+    """nlmsghdr + rtmsg (proto 12; main table, unicast unless told) + the kernel's attributes."""
+    rtmsg = struct.pack("=BBBBBBBBI", family, dst_len, 0, 0, table, 12, 0, rtype, 0)
     body = attrs_first + attr(RTA_TABLE, struct.pack("=I", 254))
     if dst is not None:
         body += attr(RTA_DST, dst)
@@ -57,8 +64,15 @@ def test_prefixes_in_reads_new_and_deleted_ipv4_routes_only() -> None:
     )
     default = route_message(RTM_NEWROUTE, socket.AF_INET, None, 0)  # no RTA_DST
     link = struct.pack("=IHHII", 32, RTM_NEWLINK, 0, 0, 0) + b"\0" * 16
+    # a blackhole, or a route in another table, is no installed route of the daemon's
+    blackhole = route_message(
+        RTM_NEWROUTE, socket.AF_INET, socket.inet_aton("198.18.64.2"), 32, rtype=6
+    )
+    elsewhere = route_message(
+        RTM_NEWROUTE, socket.AF_INET, socket.inet_aton("198.18.64.3"), 32, table=100
+    )
     # several messages in one datagram, each aligned to 4 octets
-    datagram = added + gone + six + default + link
+    datagram = added + gone + six + default + link + blackhole + elsewhere
     assert monitor.prefixes_in(datagram) == [
         (True, v4("198.18.64.1", 32)),
         (False, v4("198.18.4.0", 26)),
@@ -103,8 +117,11 @@ def test_watch_does_not_count_a_route_it_was_told_of_twice() -> None:
     wanted = {v4("198.18.64.0", 32), v4("198.18.64.1", 32)}
     again = route_message(RTM_NEWROUTE, socket.AF_INET, socket.inet_aton("198.18.64.0"), 32)
     last = route_message(RTM_NEWROUTE, socket.AF_INET, socket.inet_aton("198.18.64.1"), 32)
-    seen = monitor.watch(feed([again, again, again, last]), wanted)
-    assert seen.read == 4
+    blackhole = route_message(
+        RTM_NEWROUTE, socket.AF_INET, socket.inet_aton("198.18.64.1"), 32, rtype=6
+    )
+    seen = monitor.watch(feed([again, again, blackhole, again, last]), wanted)
+    assert seen.read == 5
 
 
 def test_monitor_figures_reads_the_complete_line() -> None:

@@ -13,8 +13,9 @@ runs), and checks after every batch:
 * merging is complete: no two neighbouring runs in the batch share (family, source, path id,
   route, old route);
 * every run's ``span`` holds all of its prefixes (the policies' splitters rely on it);
-* the table holds what RFC 4271's selection says for this set-up: a peer's route where only
-  it announced the prefix, else the route of the peer with the lower router id (9.1.2.2 f).
+* the table holds what RFC 4271's selection says for this set-up: of the routes whose next
+  hop resolves (9.1.2.1; one attribute set's does not), a peer's route where only it has
+  one, else the route of the peer with the lower router id (9.1.2.2 f).
 """
 
 from __future__ import annotations
@@ -29,14 +30,30 @@ from rib_harness import V4, attrs
 
 import rib.loc_rib as loc_rib_module
 from rib.loc_rib import Change, Entry, LocRib, Published, Run, append_run
+from rib.next_hops import NextHops
 from rib.route import Route, RouteTable, Source
-from rib.run_split import run_bounds
+from rib.run_split import RunPrefixes, run_bounds
+from speaker.wire_codes import Family
 
 PEER_A = Source("198.18.0.2", address=1, router_id=1, asn=64512)  # lower router id: preferred
 PEER_B = Source("198.18.0.3", address=2, router_id=2, asn=64512)
 ROUTES = RouteTable()
-# they differ only where the decision process does not look, so the router id decides
-ATTRS = [attrs("198.18.0.2"), attrs("198.18.0.2", communities=(4259840001,)), attrs("198.18.0.3")]
+V6 = Family.IPV6_UNICAST
+# they differ only where the decision process does not look, so the router id decides; the
+# last one's next hop does not resolve (RFC 4271 9.1.2.1: not eligible, nothing selected)
+ATTRS = [
+    attrs("198.18.0.2"),
+    attrs("198.18.0.2", communities=(4259840001,)),
+    attrs("198.18.0.3"),
+    attrs("198.18.9.9"),
+]
+UNREACHABLE = ATTRS[3].next_hop
+
+
+def resolve(next_hop: bytes) -> int | None:
+    return None if next_hop == UNREACHABLE else 0
+
+
 # /32s either side of the /18 boundary at 198.18.64.0 (a shard edge: rib.shards) and further
 POOL = [
     int(ipaddress.IPv4Address(text)) << 8 | 32
@@ -76,14 +93,25 @@ def unmerged(out: list[Published], run: Run) -> None:
 
 
 def expected_best(held: dict[int, dict[int, Route]], prefix: int) -> Route | None:
-    routes = held.get(prefix, {})
-    return routes.get(0, routes.get(1))
+    eligible = [
+        route
+        for peer, route in sorted(held.get(prefix, {}).items())  # peer a first: lower router id
+        if route.attrs.next_hop != UNREACHABLE
+    ]
+    return eligible[0] if eligible else None
+
+
+def new_loc_rib() -> LocRib:
+    rib = LocRib(next_hops=NextHops(resolve))
+    for each in ATTRS:
+        rib.next_hops.note(each.next_hop)  # as the core does when a route first carries it
+    return rib
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.lists(steps, min_size=1, max_size=6), min_size=1, max_size=6))
 def test_merged_runs_publish_what_the_runs_did(batches: list[list[Step]]) -> None:
-    merged, plain = LocRib(), LocRib()
+    merged, plain = new_loc_rib(), new_loc_rib()
     held: dict[int, dict[int, Route]] = {}  # the model: prefix -> peer -> its route
     for batch in batches:
         out: list[Published] = []
@@ -115,13 +143,40 @@ def test_merged_runs_publish_what_the_runs_did(batches: list[list[Step]]) -> Non
         shards = merged.shards(V4)
         for prefix in POOL:
             slot = next((s[prefix] for s in shards if prefix in s), None)
-            best = slot.best if isinstance(slot, Entry) else slot
+            if isinstance(slot, Entry):
+                best = slot.best
+            else:  # a bare slot is selected when its next hop resolves
+                best = slot if slot is not None and merged.next_hops.resolves(slot) else None
             assert best is expected_best(held, prefix), ipaddress.IPv4Address(prefix >> 8)
+
+
+def test_append_run_joins_only_the_same_run_and_keeps_bounds_true() -> None:
+    route = route_of(0, 0)
+    assert route is not None
+    kept = RunPrefixes(POOL[:2])
+    kept.span = (POOL[0], POOL[1])
+    out: list[Published] = [Run(V4, PEER_A, 0, route, kept)]
+    append_run(out, Run(V4, PEER_A, 0, route, RunPrefixes(POOL[2:4])))  # no bounds of its own
+    assert len(out) == 1
+    assert list(out[0].prefixes) == POOL[:4]
+    assert not hasattr(out[0].prefixes, "span")  # found again when a splitter asks
+    assert run_bounds(out[0].prefixes) == (min(POOL[:4]), max(POOL[:4]))
+    # another family, path id, old route or route: a run of its own
+    six = RunPrefixes([int(ipaddress.IPv6Address("2001:db8::")) << 8 | 64])
+    for other in (
+        Run(V6, PEER_A, 0, route, six),
+        Run(V4, PEER_A, 7, route, RunPrefixes(POOL[4:5])),
+        Run(V4, PEER_A, 0, route, RunPrefixes(POOL[5:6]), route_of(0, 1)),
+        Run(V4, PEER_A, 0, None, RunPrefixes(POOL[6:7]), route),
+    ):
+        append_run(out, other)
+        assert out[-1] is other
+    assert len(out) == 5
 
 
 def test_a_peer_table_in_many_updates_is_one_run_per_batch() -> None:
     """The case the merge is for: UPDATEs of one route, each its own run, published as one."""
-    rib = LocRib()
+    rib = new_loc_rib()
     route = route_of(0, 0)
     out: list[Published] = []
     updates = [POOL[0:4], POOL[4:8], POOL[8:12], POOL[12:18]]  # the second straddles 198.18.64.0

@@ -104,10 +104,9 @@ class PrefixClasses:
         ``rib.loc_rib.Run``), and an address of S/P other than S has a bit set beyond P. So
         the prefixes between two consecutive bounds (``edges``) pass the same tests, whatever
         their lengths, and the bounds between a run's lowest and highest prefix
-        (``run_bounds``, found once per run, mostly by the Loc-RIB, and possibly wider: an edge
-        outside the run cuts nothing) cut it, sorted, into groups of one class each
-        (``bisect``): one group when no bound lies between them, as when a run lies in one
-        pool. Prefix sets are not ranges: with one, each prefix is
+        (``run_bounds``, found once per run, mostly by the Loc-RIB) cut it, sorted, into
+        groups of one class each (``bisect``): one group when no bound lies between them, as
+        when a run lies in one pool. Prefix sets are not ranges: with one, each prefix is
         classified.
         """
         width = 40 if family is Family.IPV4_UNICAST else 136
@@ -139,7 +138,7 @@ class PrefixClasses:
                     if cut > start:
                         cuts.append(ordered[start:cut])
                         start = cut
-                if start < len(ordered):  # the bounds may be wider than the run: no empty group
+                if start < len(ordered):  # bounds wider than the run leave nothing past the last
                     cuts.append(ordered[start:])
                 return cuts
             groups: dict[int, list[int]] = {}
