@@ -111,6 +111,8 @@ def append_run(out: list[Published], run: Run) -> None:
     not once per UPDATE. Nothing between them touched a prefix of either (it would have
     appended its own change in between), so the merged run says what the two said, in order.
     ``out`` is the core's unpublished batch: the run merged into has reached no subscriber.
+    The merged run keeps each part's bounds (``RunPrefixes.pieces``), so that a splitter can
+    take whole the parts that lie between two of its edges and sort only those that do not.
     """
     if out:
         last = out[-1]
@@ -124,16 +126,30 @@ def append_run(out: list[Published], run: Run) -> None:
         ):
             merged = last.prefixes
             if isinstance(merged, RunPrefixes):
-                span: tuple[int, int] | None = getattr(merged, "span", None)
-                added: tuple[int, int] | None = getattr(run.prefixes, "span", None)
-                merged.extend(run.prefixes)
-                if span is not None:
-                    if added is None:
-                        del merged.span
-                    else:
-                        merged.span = (min(span[0], added[0]), max(span[1], added[1]))
+                _join(merged, run.prefixes)
                 return
     out.append(run)
+
+
+def _join(merged: RunPrefixes, added: Sequence[int]) -> None:
+    """``added`` appended to ``merged``, bounds and parts kept true."""
+    span: tuple[int, int] | None = getattr(merged, "span", None)
+    added_span: tuple[int, int] | None = getattr(added, "span", None)
+    if span is None or added_span is None:
+        merged.extend(added)
+        if span is not None:  # found again when a splitter asks
+            del merged.span
+        if hasattr(merged, "pieces"):
+            del merged.pieces
+        return
+    base = len(merged)
+    pieces: list[tuple[int, int, int]] | None = getattr(merged, "pieces", None)
+    if pieces is None:
+        pieces = merged.pieces = [(base, *span)]
+    more: list[tuple[int, int, int]] = getattr(added, "pieces", None) or [(len(added), *added_span)]
+    merged.extend(added)
+    pieces.extend((base + end, low, high) for end, low, high in more)
+    merged.span = (min(span[0], added_span[0]), max(span[1], added_span[1]))
 
 
 class LocRib:

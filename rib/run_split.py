@@ -28,10 +28,15 @@ T = TypeVar("T")
 
 
 class RunPrefixes(list[int]):
-    """A run's prefixes, with their lowest and highest value (``span``) once someone found them."""
+    """A run's prefixes, with their lowest and highest value (``span``) once someone found them.
 
-    __slots__ = ("span",)
+    A run the Loc-RIB merged from several (``rib.loc_rib.append_run``) also keeps where each
+    part ends and its bounds (``pieces``: (end index, lowest, highest), in order).
+    """
+
+    __slots__ = ("pieces", "span")
     span: tuple[int, int]
+    pieces: list[tuple[int, int, int]]
 
 
 def run_bounds(prefixes: Sequence[int]) -> tuple[int, int]:

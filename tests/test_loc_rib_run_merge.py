@@ -12,7 +12,8 @@ runs), and checks after every batch:
   append, run beside it on the same input);
 * merging is complete: no two neighbouring runs in the batch share (family, source, path id,
   route, old route);
-* every run's ``span`` holds all of its prefixes (the policies' splitters rely on it);
+* every run's ``span`` is its lowest and highest prefix, and a merged run's ``pieces`` are
+  its parts in order with their own (the policies' splitters rely on both);
 * the table holds what RFC 4271's selection says for this set-up: of the routes whose next
   hop resolves (9.1.2.1; one attribute set's does not), a peer's route where only it has
   one, else the route of the peer with the lower router id (9.1.2.2 f).
@@ -138,8 +139,16 @@ def test_merged_runs_publish_what_the_runs_did(batches: list[list[Step]]) -> Non
                 ) or (before.route, before.old) != (after.route, after.old)  # fmt: skip
         for item in out:
             if isinstance(item, Run):
-                low, high = run_bounds(item.prefixes)
-                assert all(low <= prefix <= high for prefix in item.prefixes)
+                assert run_bounds(item.prefixes) == (min(item.prefixes), max(item.prefixes))
+                pieces = getattr(item.prefixes, "pieces", None)
+                if pieces is not None:  # a merged run: each part's own bounds, parts in order
+                    start = 0
+                    for end, low, high in pieces:
+                        part = item.prefixes[start:end]
+                        assert part
+                        assert (low, high) == (min(part), max(part))
+                        start = end
+                    assert start == len(item.prefixes)
         shards = merged.shards(V4)
         for prefix in POOL:
             slot = next((s[prefix] for s in shards if prefix in s), None)
@@ -160,6 +169,7 @@ def test_append_run_joins_only_the_same_run_and_keeps_bounds_true() -> None:
     assert len(out) == 1
     assert list(out[0].prefixes) == POOL[:4]
     assert not hasattr(out[0].prefixes, "span")  # found again when a splitter asks
+    assert not hasattr(out[0].prefixes, "pieces")
     assert run_bounds(out[0].prefixes) == (min(POOL[:4]), max(POOL[:4]))
     # another family, path id, old route or route: a run of its own
     six = RunPrefixes([int(ipaddress.IPv6Address("2001:db8::")) << 8 | 64])
@@ -185,6 +195,13 @@ def test_a_peer_table_in_many_updates_is_one_run_per_batch() -> None:
     assert len(out) == 1
     assert isinstance(out[0], Run)
     assert list(out[0].prefixes) == POOL
+    assert (
+        out[0].prefixes.pieces
+        == [  # type: ignore[attr-defined]
+            (end, min(POOL[start:end]), max(POOL[start:end]))
+            for start, end in ((0, 4), (4, 8), (8, 12), (12, 18))
+        ]
+    )
     assert out[0].route is route and out[0].old is None
     # a different old route breaks the run: a withdrawal of some, then all announced again
     out = []

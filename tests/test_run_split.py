@@ -81,6 +81,41 @@ def test_bounds_wider_than_the_run_split_it_the_same(
         assert len({CLASSES.classify(p) for p in group}) == 1
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(0, 1 << 18), min_size=2, max_size=300),
+    st.sampled_from([(32,), (26,), (16, 26, 32)]),
+    st.lists(st.integers(1, 299), max_size=8),
+)
+def test_a_merged_run_is_cut_part_by_part_into_the_same_classes(
+    offsets: list[int], lengths: tuple[int, ...], ends: list[int]
+) -> None:
+    # The Loc-RIB merges a slice's UPDATEs of one route into one run and keeps each part's
+    # bounds: parts between two edges join their class's group unsorted, the rest are cut.
+    prefixes = [_prefix(BASE + o, lengths[o % len(lengths)]) for o in offsets]
+    bounds = sorted({e for e in ends if e < len(prefixes)} | {len(prefixes)})
+    run = RunPrefixes(prefixes)
+    run.span = (min(prefixes), max(prefixes))
+    run.pieces = []
+    start = 0
+    for end in bounds:
+        part = prefixes[start:end]
+        run.pieces.append((end, min(part), max(part)))
+        start = end
+    groups = SPLIT(run)
+    assert Counter(p for g in groups for p in g) == Counter(prefixes)
+    assert len(groups) <= len(SPLIT(list(prefixes)))  # parts of one interval share a group
+    merged: dict[int, list[int]] = {}
+    for group in groups:
+        assert group
+        assert len({CLASSES.classify(p) for p in group}) == 1
+        merged.setdefault(CLASSES.classify(group[0]), []).extend(group)
+    plain: dict[int, list[int]] = {}
+    for group in SPLIT(list(prefixes)):
+        plain.setdefault(CLASSES.classify(group[0]), []).extend(group)
+    assert {k: sorted(v) for k, v in plain.items()} == {k: sorted(v) for k, v in merged.items()}
+
+
 def _network(cidr: str) -> tuple[int, int, int]:
     """A containment test of either family: (mask, value, length) as the code generator's."""
     net = ipaddress.ip_network(cidr)

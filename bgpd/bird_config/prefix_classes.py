@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from bgpd.bird_config.prefix_sets import PrefixPatternSet
 from rib.policy import PolicyCheck, Verdict
@@ -106,8 +106,9 @@ class PrefixClasses:
         their lengths, and the bounds between a run's lowest and highest prefix
         (``run_bounds``, found once per run, mostly by the Loc-RIB) cut it, sorted, into
         groups of one class each (``bisect``): one group when no bound lies between them, as
-        when a run lies in one pool. Prefix sets are not ranges: with one, each prefix is
-        classified.
+        when a run lies in one pool. A run merged from several UPDATEs' (``pieces``) is cut
+        part by part: a part between two edges joins its interval's group unsorted. Prefix
+        sets are not ranges: with one, each prefix is classified.
         """
         width = 40 if family is Family.IPV4_UNICAST else 136
         full = (1 << width) - 1
@@ -121,6 +122,20 @@ class PrefixClasses:
         ranged = not self.sets
         classify = self.classify
 
+        def cut(prefixes: Sequence[int], first: int, last: int) -> list[list[int]]:
+            """``prefixes``, sorted, cut at ``edges[first:last]`` (new lists)."""
+            ordered = sorted(prefixes)
+            cuts: list[list[int]] = []
+            start = 0
+            for edge in edges[first:last]:
+                at = bisect_left(ordered, edge, start)
+                if at > start:
+                    cuts.append(ordered[start:at])
+                    start = at
+            if start < len(ordered):  # bounds wider than the run leave nothing past the last
+                cuts.append(ordered[start:])
+            return cuts
+
         def split_run(prefixes: Sequence[int]) -> Sequence[Sequence[int]]:
             if len(prefixes) < 2:
                 return (prefixes,)
@@ -130,17 +145,32 @@ class PrefixClasses:
                 last = bisect_right(edges, high)
                 if first == last:
                     return (prefixes,)
-                ordered = sorted(prefixes)
-                cuts: list[Sequence[int]] = []
+                pieces: list[tuple[int, int, int]] | None = getattr(prefixes, "pieces", None)
+                if pieces is None:
+                    return cut(prefixes, first, last)
+                # A merged run: its parts that lie between two edges go whole into the group
+                # of that interval (edges' index), only the others are sorted and cut.
+                by_interval: dict[int, list[int]] = {}
                 start = 0
-                for edge in edges[first:last]:
-                    cut = bisect_left(ordered, edge, start)
-                    if cut > start:
-                        cuts.append(ordered[start:cut])
-                        start = cut
-                if start < len(ordered):  # bounds wider than the run leave nothing past the last
-                    cuts.append(ordered[start:])
-                return cuts
+                for end, piece_low, piece_high in pieces:
+                    first = bisect_right(edges, piece_low)
+                    last = bisect_right(edges, piece_high)
+                    parts = (
+                        [(first, cast("list[int]", prefixes[start:end]))]  # a RunPrefixes' slice
+                        if first == last
+                        else [
+                            (bisect_right(edges, part[0]), part)
+                            for part in cut(prefixes[start:end], first, last)
+                        ]
+                    )
+                    for interval, part in parts:
+                        group = by_interval.get(interval)
+                        if group is None:
+                            by_interval[interval] = part
+                        else:
+                            group.extend(part)
+                    start = end
+                return list(by_interval.values())
             groups: dict[int, list[int]] = {}
             for prefix in prefixes:
                 found = classify(prefix)
