@@ -146,9 +146,12 @@ def _join(merged: RunPrefixes, added: Sequence[int]) -> None:
     pieces: list[tuple[int, int, int]] | None = getattr(merged, "pieces", None)
     if pieces is None:
         pieces = merged.pieces = [(base, *span)]
-    more: list[tuple[int, int, int]] = getattr(added, "pieces", None) or [(len(added), *added_span)]
+    more: list[tuple[int, int, int]] | None = getattr(added, "pieces", None)
     merged.extend(added)
-    pieces.extend((base + end, low, high) for end, low, high in more)
+    if more is None:
+        pieces.append((len(merged), *added_span))
+    else:
+        pieces.extend([(base + end, low, high) for end, low, high in more])
     merged.span = (min(span[0], added_span[0]), max(span[1], added_span[1]))
 
 

@@ -162,9 +162,13 @@ def test_merged_runs_publish_what_the_runs_did(batches: list[list[Step]]) -> Non
 def test_append_run_joins_only_the_same_run_and_keeps_bounds_true() -> None:
     route = route_of(0, 0)
     assert route is not None
-    kept = RunPrefixes(POOL[:2])
-    kept.span = (POOL[0], POOL[1])
+    kept = RunPrefixes(POOL[:1])
+    kept.span = (POOL[0], POOL[0])
     out: list[Published] = [Run(V4, PEER_A, 0, route, kept)]
+    second = RunPrefixes(POOL[1:2])
+    second.span = (POOL[1], POOL[1])
+    append_run(out, Run(V4, PEER_A, 0, route, second))
+    assert kept.pieces == [(1, POOL[0], POOL[0]), (2, POOL[1], POOL[1])]
     append_run(out, Run(V4, PEER_A, 0, route, RunPrefixes(POOL[2:4])))  # no bounds of its own
     assert len(out) == 1
     assert list(out[0].prefixes) == POOL[:4]

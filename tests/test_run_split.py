@@ -84,7 +84,8 @@ def test_bounds_wider_than_the_run_split_it_the_same(
 @settings(max_examples=300, deadline=None)
 @given(
     st.lists(st.integers(0, 1 << 18), min_size=2, max_size=300),
-    st.sampled_from([(32,), (26,), (16, 26, 32)]),
+    # /24 and /23 put prefixes on the pools' own edges (198.18.1.0/24, 198.18.2.0/23)
+    st.sampled_from([(32,), (26,), (16, 26, 32), (24, 32), (8, 23, 26)]),
     st.lists(st.integers(1, 299), max_size=8),
 )
 def test_a_merged_run_is_cut_part_by_part_into_the_same_classes(
@@ -104,7 +105,7 @@ def test_a_merged_run_is_cut_part_by_part_into_the_same_classes(
         start = end
     groups = SPLIT(run)
     assert Counter(p for g in groups for p in g) == Counter(prefixes)
-    assert len(groups) <= len(SPLIT(list(prefixes)))  # parts of one interval share a group
+    assert len(groups) == len(SPLIT(list(prefixes)))  # one group per interval either way
     merged: dict[int, list[int]] = {}
     for group in groups:
         assert group
@@ -114,6 +115,35 @@ def test_a_merged_run_is_cut_part_by_part_into_the_same_classes(
     for group in SPLIT(list(prefixes)):
         plain.setdefault(CLASSES.classify(group[0]), []).extend(group)
     assert {k: sorted(v) for k, v in plain.items()} == {k: sorted(v) for k, v in merged.items()}
+
+
+def test_a_merged_runs_parts_meet_at_an_equality_edge() -> None:
+    # 198.19.7.64/26 is an equality test inside the 198.19.0.0/16 pool. Four UPDATEs' parts
+    # of 40 prefixes, as the Loc-RIB merges them: below the block, the block and /32s past it
+    # (straddling its edges), more of the pool past it, and 198.18.1.0/24's.
+    def hosts(first: str, count: int) -> list[int]:
+        start = int(ipaddress.IPv4Address(first))
+        return [_prefix(start + i, 32) for i in range(count)]
+
+    block = _prefix(int(ipaddress.IPv4Address("198.19.7.64")), 26)
+    parts = [
+        hosts("198.19.7.0", 40),
+        [block, *hosts("198.19.7.65", 39)],
+        hosts("198.19.8.0", 40),
+        hosts("198.18.1.0", 40),
+    ]
+    run = RunPrefixes(p for part in parts for p in part)
+    run.span = (min(run), max(run))
+    run.pieces = []
+    end = 0
+    for part in parts:
+        end += len(part)
+        run.pieces.append((end, min(part), max(part)))
+    groups = sorted(map(sorted, SPLIT(run)))
+    assert groups == sorted(
+        [sorted(parts[0]), [block], sorted(parts[1][1:] + parts[2]), sorted(parts[3])]
+    )
+    assert all(len({CLASSES.classify(p) for p in g}) == 1 for g in groups)
 
 
 def _network(cidr: str) -> tuple[int, int, int]:

@@ -123,17 +123,22 @@ class PrefixClasses:
         classify = self.classify
 
         def cut(prefixes: Sequence[int], first: int, last: int) -> list[list[int]]:
-            """``prefixes``, sorted, cut at ``edges[first:last]`` (new lists)."""
+            """``prefixes``, sorted, cut at ``edges[first:last]`` (new lists, none empty).
+
+            Each step finds the next edge above the next prefix, so edges with no prefix
+            between them cost nothing: O(groups * log edges), however many edges lie within.
+            """
             ordered = sorted(prefixes)
             cuts: list[list[int]] = []
-            start = 0
-            for edge in edges[first:last]:
-                at = bisect_left(ordered, edge, start)
-                if at > start:
-                    cuts.append(ordered[start:at])
-                    start = at
-            if start < len(ordered):  # bounds wider than the run leave nothing past the last
-                cuts.append(ordered[start:])
+            start, count = 0, len(ordered)
+            while start < count:
+                first = bisect_right(edges, ordered[start], first, last)
+                if first >= last:
+                    cuts.append(ordered[start:])
+                    break
+                at = bisect_left(ordered, edges[first], start)
+                cuts.append(ordered[start:at])
+                start = at
             return cuts
 
         def split_run(prefixes: Sequence[int]) -> Sequence[Sequence[int]]:
@@ -146,7 +151,11 @@ class PrefixClasses:
                 if first == last:
                     return (prefixes,)
                 pieces: list[tuple[int, int, int]] | None = getattr(prefixes, "pieces", None)
-                if pieces is None:
+                if (
+                    pieces is None
+                    or pieces[-1][0] != len(prefixes)  # not this run's: never trusted
+                    or len(pieces) * 32 > len(prefixes)  # small parts: a Python step each
+                ):
                     return cut(prefixes, first, last)
                 # A merged run: its parts that lie between two edges go whole into the group
                 # of that interval (edges' index), only the others are sorted and cut.
