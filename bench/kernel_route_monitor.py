@@ -131,8 +131,8 @@ def watch(sock: socket.socket, wanted: set[int]) -> Watched:
     monotonic = time.monotonic
     recv_into = sock.recv_into
     from_bytes = int.from_bytes
-    new_ipv4 = bytes((_NEW, 0)), socket.AF_INET
-    kernel_layout = _ATTR.pack(8, _TABLE), _ATTR.pack(8, _DST)
+    new_route = struct.pack("=H", _NEW)  # nlmsg_type, in host order
+    table_attr, dst_attr = _ATTR.pack(8, _TABLE), _ATTR.pack(8, _DST)
     at_dst = _FIXED_DST
     read = 0
     backlog = 0
@@ -145,13 +145,13 @@ def watch(sock: socket.socket, wanted: set[int]) -> Watched:
             backlog = _queued_octets(sock)
         # the common case: one message in the kernel's layout (RTA_TABLE, then RTA_DST)
         if (
-            buffer[4:6] == new_ipv4[0]
-            and buffer[NLMSG_HDRLEN] == new_ipv4[1]
+            buffer[4:6] == new_route
+            and buffer[NLMSG_HDRLEN] == socket.AF_INET
             and buffer[NLMSG_HDRLEN + _RTM_TABLE] == _MAIN
             and buffer[NLMSG_HDRLEN + _RTM_TYPE] == _UNICAST
             and from_bytes(view[0:4], sys.byteorder) == size
-            and view[_ATTRS : _ATTRS + 4] == kernel_layout[0]
-            and view[_ATTRS + 8 : _ATTRS + 12] == kernel_layout[1]
+            and view[_ATTRS : _ATTRS + 4] == table_attr
+            and view[_ATTRS + 8 : _ATTRS + 12] == dst_attr
         ):
             prefix = from_bytes(view[at_dst : at_dst + 4], "big") << 8 | buffer[NLMSG_HDRLEN + 1]
             if prefix in missing:

@@ -361,9 +361,7 @@ def run_row(
             "converge_seconds": converged,
             "established_line": established,
             "kernel_routes_installed": installed,
-            "timed_by": "route monitor"
-            if monitored
-            else ("relay" if daemon_name == "none" else "RIB"),
+            "timed_by": TIMED_BY.get(daemon_name, "route monitor"),
             "monitor_first_seconds": seen["first"] - t0 if seen else None,
             "monitor_datagrams": int(seen["read"]) if seen else None,
             "monitor_backlog_octets": int(seen["backlog"]) if seen else None,

@@ -350,12 +350,10 @@ class LocRib:
         selected = route
         if route is not None and next_hops.unreachable and not next_hops.resolves(route):
             selected = None  # a candidate, but not eligible: nothing to publish for it
-        if not prefixes:
-            return
-        # Bounds of every run made here (``RunPrefixes.span``): the policies' splitters need no
-        # pass of their own, and runs merged in ``append_run`` join theirs.
-        lowest, highest = min(prefixes), max(prefixes)
-        if route is not None:
+        # Every run made here keeps its bounds (``RunPrefixes.span``): the policies' splitters
+        # need no pass of their own, and runs merged in ``append_run`` join theirs.
+        if route is not None and prefixes:
+            lowest, highest = min(prefixes), max(prefixes)
             low = lowest >> 22
             if low == highest >> 22:
                 shard = SHARD_OF[low % SPREAD]
@@ -414,7 +412,7 @@ class LocRib:
             run_old = old
             run.append(prefix)
         if run:
-            run.span = (lowest, highest) if len(run) == len(prefixes) else (min(run), max(run))
+            run.span = (min(run), max(run))
             append_run(out, Run(family, source, path_id, selected, run, run_old))
         if added:
             self._count(source, family, added)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter
+from collections.abc import Sequence
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -37,6 +38,14 @@ SPLIT = CLASSES.splitter(Family.IPV4_UNICAST)
 BASE = int(ipaddress.IPv4Address("198.17.255.0"))
 
 
+def assert_classes(groups: Sequence[Sequence[int]], prefixes: list[int]) -> None:
+    """Every prefix in exactly one group, each group non-empty and of one class."""
+    assert Counter(p for g in groups for p in g) == Counter(prefixes)
+    for group in groups:
+        assert group
+        assert len({CLASSES.classify(p) for p in group}) == 1
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     st.lists(st.integers(0, 1 << 18), min_size=1, max_size=300),
@@ -51,11 +60,7 @@ def test_groups_are_classes_and_lose_nothing(
     prefixes = [_prefix(BASE + o, lengths[o % len(lengths)]) for o in offsets]
     if ordered:
         prefixes.sort()
-    groups = SPLIT(prefixes)
-    assert Counter(p for g in groups for p in g) == Counter(prefixes)
-    for group in groups:
-        assert group
-        assert len({CLASSES.classify(p) for p in group}) == 1
+    assert_classes(SPLIT(prefixes), prefixes)
 
 
 @settings(max_examples=300, deadline=None)
@@ -68,17 +73,14 @@ def test_groups_are_classes_and_lose_nothing(
 def test_bounds_wider_than_the_run_split_it_the_same(
     offsets: list[int], lengths: tuple[int, ...], below: int, above: int
 ) -> None:
-    # The Loc-RIB gives a run the bounds of the chunk it came from, which may reach past it
-    # and over edges none of its prefixes lies beyond: those cut nothing, no group is empty.
+    # Kept bounds wider than the run (the Loc-RIB keeps exact ones; nothing forbids others)
+    # reach over edges none of its prefixes lies beyond: those cut nothing, no group is empty.
     prefixes = [_prefix(BASE + o, lengths[o % len(lengths)]) for o in offsets]
     run = RunPrefixes(prefixes)
     run.span = (max(0, min(prefixes) - below), max(prefixes) + above)
     groups = SPLIT(run)
-    assert Counter(p for g in groups for p in g) == Counter(prefixes)
+    assert_classes(groups, prefixes)
     assert sorted(map(sorted, groups)) == sorted(map(sorted, SPLIT(list(prefixes))))
-    for group in groups:
-        assert group
-        assert len({CLASSES.classify(p) for p in group}) == 1
 
 
 @settings(max_examples=300, deadline=None)
@@ -104,12 +106,10 @@ def test_a_merged_run_is_cut_part_by_part_into_the_same_classes(
         run.pieces.append((end, min(part), max(part)))
         start = end
     groups = SPLIT(run)
-    assert Counter(p for g in groups for p in g) == Counter(prefixes)
+    assert_classes(groups, prefixes)
     assert len(groups) == len(SPLIT(list(prefixes)))  # one group per interval either way
     merged: dict[int, list[int]] = {}
     for group in groups:
-        assert group
-        assert len({CLASSES.classify(p) for p in group}) == 1
         merged.setdefault(CLASSES.classify(group[0]), []).extend(group)
     plain: dict[int, list[int]] = {}
     for group in SPLIT(list(prefixes)):
