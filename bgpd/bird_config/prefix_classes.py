@@ -106,9 +106,10 @@ class PrefixClasses:
         their lengths, and the bounds between a run's lowest and highest prefix
         (``run_bounds``, found once per run, mostly by the Loc-RIB) cut it, sorted, into
         groups of one class each (``bisect``): one group when no bound lies between them, as
-        when a run lies in one pool. A run merged from several UPDATEs' (``pieces``) is cut
-        part by part: a part between two edges joins its interval's group unsorted. Prefix
-        sets are not ranges: with one, each prefix is classified.
+        when a run lies in one pool. A run merged from several UPDATEs' (``pieces``, parts of
+        32 prefixes or more on average) is cut part by part: a part between two edges joins
+        its interval's group unsorted. Prefix sets are not ranges: with one, each prefix is
+        classified.
         """
         width = 40 if family is Family.IPV4_UNICAST else 136
         full = (1 << width) - 1
