@@ -55,6 +55,7 @@ from kernel_sync.netlink_codes import (
 from kernel_sync.netlink_socket import open_netlink_socket
 
 RCVBUF = 256 << 20
+BEHIND_OCTETS = 64 << 10  # a backlog past which a row's time may hold the monitor's own lag
 _SO_MEMINFO = 55  # not in Python's socket module
 _RTMSG_LEN = 12  # struct rtmsg
 _ATTRS = NLMSG_HDRLEN + _RTMSG_LEN
@@ -173,6 +174,14 @@ def watch(sock: socket.socket, wanted: set[int]) -> Watched:
         if not missing:
             assert first is not None
             return Watched(first, stamp, read, backlog)
+
+
+def monitor_figures(line: str) -> dict[str, float]:
+    """The ``complete LAST first FIRST read N backlog OCTETS`` line ``main`` prints, as a dict."""
+    words = line.split()
+    figures = {"last": float(words[1])}
+    figures.update((words[i], float(words[i + 1])) for i in range(2, len(words) - 1, 2))
+    return figures
 
 
 def main(argv: list[str] | None = None) -> int:

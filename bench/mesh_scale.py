@@ -71,6 +71,7 @@ from testbed.topology import run as run_command
 from bench import birdcfg_myna
 from bench.bgp_clients import AS, CASES, client_address, cpu_seconds, proc_status
 from bench.cpu_pinning import CpuSplit
+from bench.kernel_route_monitor import monitor_figures
 from bench.reflector_fanout import ReflectorFrr, ReflectorGoBgp, ReflectorMyna
 from kernel_sync.netlink_socket import dump_routes
 
@@ -227,14 +228,6 @@ def start_monitor(node: Any, wanted: set[int], log: Path) -> Any:
             raise RuntimeError(f"the route monitor did not start:\n{_tail(log)}")
         time.sleep(0.05)
     return monitor
-
-
-def monitor_figures(line: str) -> dict[str, float]:
-    """``complete LAST first FIRST read N backlog OCTETS`` as a dict."""
-    words = line.split()
-    figures = {"last": float(words[1])}
-    figures.update((words[i], float(words[i + 1])) for i in range(2, len(words) - 1, 2))
-    return figures
 
 
 def run_row(

@@ -63,6 +63,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
+from bench.kernel_route_monitor import BEHIND_OCTETS
 from bench.reflector_fanout import versions
 from bench.results_file import machine, save
 from bench.suite_report import LABELS, birdcfg_ratios, plot, ratios, table, targets
@@ -98,7 +99,6 @@ CPU_SPLIT = (
 )
 
 _running: list[subprocess.Popen[str]] = []  # the child benchmark now running
-MONITOR_BEHIND = 64 << 10  # route monitor backlog past which an install time is suspect
 # Flags for the harnesses that run a daemon beside its simulated peers (``--no-pin``).
 _peer_harness_flags: list[str] = []
 _fanout_flags: list[str] = []  # --reflectors: which daemons the fan-out and mesh harnesses run
@@ -295,7 +295,11 @@ def mesh_rows(
         if behind is not None:
             notes.append(
                 f"timed by the route monitor, at most {behind / 1024:.0f} KiB behind near the end"
-                + (" (over 64 KiB: times may hold its lag)" if behind > MONITOR_BEHIND else "")
+                + (
+                    f" (over {BEHIND_OCTETS >> 10} KiB: times may hold its lag)"
+                    if behind > BEHIND_OCTETS
+                    else ""
+                )
             )
         if r["established_line"]:
             notes.append(r["established_line"])

@@ -19,7 +19,6 @@ import pytest
 from testbed import Topology
 
 from bench import kernel_route_monitor as monitor
-from bench.mesh_scale import monitor_figures
 
 REPO = Path(__file__).resolve().parents[1]
 RTM_NEWROUTE, RTM_DELROUTE, RTM_NEWLINK = 24, 25, 16
@@ -126,7 +125,7 @@ def test_watch_does_not_count_a_route_it_was_told_of_twice() -> None:
 
 def test_monitor_figures_reads_the_complete_line() -> None:
     line = "complete 912.500000 first 911.250000 read 100002 backlog 28288"
-    assert monitor_figures(line) == {
+    assert monitor.monitor_figures(line) == {
         "last": 912.5, "first": 911.25, "read": 100002.0, "backlog": 28288.0,
     }  # fmt: skip
 
@@ -165,7 +164,7 @@ def test_the_monitor_stamps_routes_a_real_kernel_adds(tmp_path: Path) -> None:
         )
         subprocess.run(["ip", "-n", node.netns, "-batch", "-"], input=batch.encode(), check=True)
         after = time.monotonic()
-        figures = monitor_figures(_wait_for(log, "complete ", process, 30))
+        figures = monitor.monitor_figures(_wait_for(log, "complete ", process, 30))
         assert process.wait(timeout=30) == 0
     assert before <= figures["first"] <= figures["last"] <= after + 1.0
     assert figures["read"] == 201
