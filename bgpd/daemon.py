@@ -297,7 +297,7 @@ class Daemon:
         self.metrics: MetricsServer | None = None  # /metrics, /healthz, /readyz
         self.static_routes = StaticRoutes(self.rib.originate)  # BIRD's static protocol
         self.bfd = BfdPeers()  # the BFD engine and sessions, when some peer enables BFD
-        self._jitter = random.Random()  # every session's error-wait jitter
+        self._jitter = random.Random()  # every session's timer jitter (RFC 4271 10)
         self.systemd = SystemdNotifier()
         self.rib.status_hook = self._rib_worked
         self.rib.deferral_done_hook = self._restart_over

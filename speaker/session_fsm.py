@@ -114,10 +114,12 @@ class PeerFsm:
 
     def __init__(self, settings: SessionSettings, rng: random.Random | None = None) -> None:
         self.settings = settings
-        # RFC 4271 10's jitter, on the error wait (None: exact timers, for tests). Without it
-        # two active peers failing at the same moment (a path failure that both BFD sessions
-        # see) come out of identical error waits a few ms apart, each refusing the other's
-        # connection from its own Idle, again and again; BIRD shortens its by up to 25 %.
+        # RFC 4271 10's jitter (None: exact timers, for tests): ``_jittered``. The RFC's
+        # reason: no peaks in what a speaker sends (sessions that came up together would send
+        # their KEEPALIVEs together for ever). And without it two active peers failing at the
+        # same moment (a path failure that both BFD sessions see) come out of identical error
+        # waits a few ms apart, each refusing the other's connection from its own Idle, again
+        # and again.
         self._rng = rng
         self.capabilities = settings.capabilities  # less what the peer refused (RFC 5492)
         self.connections: dict[int, Connection] = {}
@@ -350,6 +352,27 @@ class PeerFsm:
     def _arm(self, timer: Timer, seconds: float, conn_id: int = 0) -> None:
         self._timers[(timer, conn_id)] = self._now + seconds
 
+    def _jittered(self, seconds: float) -> float:
+        """RFC 4271 10: ``seconds`` times a factor uniform in [0.75, 1], drawn anew each time.
+
+        For the RFC's ConnectRetry (which also times BIRD's connect delay here) and the error
+        wait; Keepalive's goes through ``_keepalive_wait``. BIRD's ``bgp_start_timer``
+        shortens its timers by up to a quarter the same way, its hold timers too; Myna's hold
+        timer is exact: the RFC does not ask to jitter it, and a shorter one could end a
+        session whose peer keeps it alive in time.
+        """
+        if self._rng is None:
+            return seconds
+        return seconds - self._rng.uniform(0.0, seconds / 4)
+
+    def _keepalive_wait(self, keepalive_time: float) -> float:
+        """The jittered keepalive interval, never under a second.
+
+        RFC 4271 4.4: KEEPALIVE messages "MUST NOT be sent more frequently than one per
+        second", and hold time 3 gives a keepalive time of 1 s.
+        """
+        return max(self._jittered(keepalive_time), min(keepalive_time, 1.0))
+
     def _cancel(self, timer: Timer, conn_id: int = 0) -> None:
         self._timers.pop((timer, conn_id), None)
 
@@ -400,10 +423,7 @@ class PeerFsm:
         if self.pending_connect is not None:
             self._out.append(Close(self.pending_connect))
             self.pending_connect = None
-        wait = self.error_wait
-        if self._rng is not None:
-            wait -= self._rng.uniform(0.0, wait / 4)
-        self._arm(Timer.IDLE_HOLD, wait)
+        self._arm(Timer.IDLE_HOLD, self._jittered(self.error_wait))
         self.error_wait = min(self.error_wait * 2, self.settings.error_wait_max)
 
     def _connect(self) -> None:
@@ -414,7 +434,7 @@ class PeerFsm:
         self.connect_attempts += 1
         self._out.append(Connect(self.pending_connect))
         self._idle_state = State.CONNECT
-        self._arm(Timer.CONNECT_RETRY, self.settings.connect_retry)
+        self._arm(Timer.CONNECT_RETRY, self._jittered(self.settings.connect_retry))
 
     # -- transitions (each named for what it does; the table below says when) ------------------
 
@@ -430,7 +450,7 @@ class PeerFsm:
         self._reason = "started"
         if event != Event.MANUAL_START_PASSIVE:
             # BIRD's "connect delay": listen first, connect when the delay runs out.
-            self._arm(Timer.CONNECT_RETRY, self.settings.connect_delay)
+            self._arm(Timer.CONNECT_RETRY, self._jittered(self.settings.connect_delay))
 
     def _restart(self, _event: Event, _conn: Connection | None, _payload: object) -> None:
         """The error wait is over: AutomaticStart (unless BFD holds the session down).
@@ -447,7 +467,7 @@ class PeerFsm:
         self._reason = "error wait over"
         self._idle_state = State.ACTIVE
         if not self.settings.passive:
-            self._arm(Timer.CONNECT_RETRY, self.settings.connect_delay)
+            self._arm(Timer.CONNECT_RETRY, self._jittered(self.settings.connect_delay))
 
     def _retry_connect(self, _event: Event, _conn: Connection | None, _payload: object) -> None:
         self._reason = "connect retry timer expired"
@@ -457,7 +477,7 @@ class PeerFsm:
         self._reason = f"connect failed: {payload}"
         self.last_error = self._reason
         self._idle_state = State.ACTIVE
-        self._arm(Timer.CONNECT_RETRY, self.settings.connect_retry)
+        self._arm(Timer.CONNECT_RETRY, self._jittered(self.settings.connect_retry))
 
     def _refuse(self, _event: Event, _conn: Connection | None, payload: object) -> None:
         conn_id, inbound = cast(tuple[int, bool], payload)
@@ -546,7 +566,7 @@ class PeerFsm:
             wanted = self.settings.keepalive_time or conn.hold_time / 3
             conn.keepalive_time = min(wanted, conn.hold_time / 3)
             self._arm(Timer.HOLD, conn.hold_time, conn.id)
-            self._arm(Timer.KEEPALIVE, conn.keepalive_time, conn.id)
+            self._arm(Timer.KEEPALIVE, self._keepalive_wait(conn.keepalive_time), conn.id)
         self._reason = "OPEN accepted"
 
     def _loses_collision(self, conn: Connection, received: Open) -> bool:
@@ -592,7 +612,7 @@ class PeerFsm:
     def _send_keepalive(self, _event: Event, conn: Connection | None, _payload: object) -> None:
         assert conn is not None
         self._out.append(Send(conn.id, KEEPALIVE_MESSAGE))
-        self._arm(Timer.KEEPALIVE, conn.keepalive_time, conn.id)
+        self._arm(Timer.KEEPALIVE, self._keepalive_wait(conn.keepalive_time), conn.id)
 
     def _route_refresh(self, _event: Event, conn: Connection | None, payload: object) -> None:
         assert conn is not None
@@ -644,7 +664,7 @@ class PeerFsm:
             self.last_error = self._reason
             self._idle_state = State.ACTIVE
             if not self.settings.passive:
-                self._arm(Timer.CONNECT_RETRY, self.settings.connect_retry)
+                self._arm(Timer.CONNECT_RETRY, self._jittered(self.settings.connect_retry))
             return
         self._fail(conn, f"connection lost: {payload}", notified=False)
 

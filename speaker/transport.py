@@ -157,8 +157,10 @@ class PeerSession:
         jitter: random.Random | None = None,
     ) -> None:
         self.name = name
-        # Error waits are jittered (RFC 4271 10). One generator serves all of a daemon's
-        # sessions: each of its own would hold 2.5 KB of Mersenne Twister state per peer.
+        # The FSM's timers are jittered (RFC 4271 10: connect delay and retry, keepalive, error
+        # wait). One generator serves all of a daemon's sessions (the RFC: jitter "need not be
+        # configured on a per-peer basis"): each of its own would hold 2.5 KB of Mersenne
+        # Twister state per peer.
         self.fsm = PeerFsm(settings, jitter if jitter is not None else random.Random())
         self.transport_settings = transport_settings
         self.sink = sink
@@ -466,6 +468,8 @@ class PeerSession:
                 socket_options.set_ttl(sock, settings.ttl)
             if settings.source_address:
                 sock.bind((settings.source_address, 0))
+            # A backstop only: the FSM's (jittered, so shorter) ConnectRetry abandons a slow
+            # attempt first (RFC 4271 8.2.2), cancelling this task.
             await asyncio.wait_for(
                 self._loop.sock_connect(sock, (settings.address, settings.port)),
                 self.fsm.settings.connect_retry,

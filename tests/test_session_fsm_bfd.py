@@ -178,7 +178,7 @@ def scenario_both_ends_failing_at_once_come_back() -> None:
     # wait out equal error waits, ending a few ms apart. Were each to connect at once, each
     # would find the other still Idle and be refused, again and again; out of its error wait
     # each listens first (as BIRD does), so the earlier one's connection gets in. With RFC
-    # 4271 10's jitter on the error waits (the daemon's sessions) as without it.
+    # 4271 10's jitter on the timers (the daemon's sessions) as without it.
     def run(jitter: bool) -> Pair:
         timers = {"capabilities": CAPS, "error_wait_min": 2.0, "error_wait_max": 2.0}
         pair = Pair(settings(A_ID, **timers), settings(B_ID, **timers))
