@@ -19,7 +19,7 @@ about 0.04 s and 0.06 s, so which cluster held five of nine runs moved the ratio
 median of pairs hides a mode that is slow in a minority of runs, and where the two rows' times
 do not move together pairing adds noise rather than removing it. Also beside it:
 ``paired_interval``, the pairs' geometric mean with its 95 % t interval, whose upper end at
-most the bound says the bound holds beyond the runs' noise (the rule of plans 3 to 5,
+most the bound says the bound holds beyond the runs' noise (the rule of plans 3 to 6,
 ``bench/results/2026-12-07-confirm-plan-*.md``).
 """
 
