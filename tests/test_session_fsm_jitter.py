@@ -47,6 +47,18 @@ def _open(hold: int) -> bytes:
     return encode_open(Open(asn=64512, hold_time=hold, bgp_id=B_ID, capabilities=CAPS))
 
 
+def _open_confirm(hold: int, seed: int) -> tuple[PeerFsm, int]:
+    """A jittered passive FSM at time 0 that got the peer's OPEN on connection 1 (OpenConfirm)."""
+    fsm = PeerFsm(
+        settings(A_ID, capabilities=CAPS, passive=True, hold_time=hold), random.Random(seed)
+    )
+    fsm.start(0.0)
+    conn = fsm.new_connection_id()
+    fsm.connection_made(0.0, conn, inbound=True)
+    fsm.data_received(0.0, conn, _open(hold))
+    return fsm, conn
+
+
 def _keepalive_sent(actions: Sequence[object]) -> bool:
     return any(isinstance(a, Send) and a.data == KEEPALIVE_MESSAGE for a in actions)
 
@@ -107,14 +119,8 @@ def test_failed_connects_are_retried_after_a_jittered_wait(seed: int) -> None:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_keepalives_are_jittered(seed: int) -> None:
     hold = 90
-    fsm = PeerFsm(
-        settings(A_ID, capabilities=CAPS, passive=True, hold_time=hold), random.Random(seed)
-    )
+    fsm, conn = _open_confirm(hold, seed)
     now = 0.0
-    fsm.start(now)
-    conn = fsm.new_connection_id()
-    fsm.connection_made(now, conn, inbound=True)
-    fsm.data_received(now, conn, _open(hold))
     assert _state(fsm) == State.OPEN_CONFIRM
     keepalive = hold / 3  # RFC 4271 4.4: one third of the hold time
     factors = [_factor(fsm, Timer.KEEPALIVE, now, keepalive, conn)]
@@ -135,14 +141,8 @@ def test_keepalives_stay_a_second_apart(seed: int) -> None:
     # Hold time 3 (the least the RFC allows besides 0) gives a keepalive time of 1 s, which
     # jitter must not shorten (4.4). Where jitter has room above 1 s it still varies.
     for hold, floor in ((3, 1.0), (4, 1.0)):
-        fsm = PeerFsm(
-            settings(A_ID, capabilities=CAPS, passive=True, hold_time=hold), random.Random(seed)
-        )
+        fsm, conn = _open_confirm(hold, seed)
         now = 0.0
-        fsm.start(now)
-        conn = fsm.new_connection_id()
-        fsm.connection_made(now, conn, inbound=True)
-        fsm.data_received(now, conn, _open(hold))
         fsm.data_received(now, conn, KEEPALIVE_MESSAGE)
         waits = []
         for _ in range(DRAWS):
