@@ -127,7 +127,7 @@ class PeerFsm:
         self.error_wait = settings.error_wait_min
         self.established_at: float | None = None
         self.bfd_held = False  # a BFD failure holds the session down until BFD is Up again
-        self.last_error = ""
+        self.last_error = ""  # why the session is not up; cleared at Established
         self.connect_attempts = 0
         self.counters = SessionCounters()  # read by bgpd.metrics at scrape time
         self._idle_state = State.IDLE  # the state while no connection has sent an OPEN
@@ -595,6 +595,7 @@ class PeerFsm:
         assert conn is not None and conn.received_open is not None
         conn.state = State.ESTABLISHED
         self.established_at = self._now
+        self.last_error = ""  # it says why the session is not up; BIRD clears it here too
         if self.pending_connect is not None:
             # Our own attempt still in flight is not wanted any more.
             self._out.append(Close(self.pending_connect))

@@ -194,6 +194,25 @@ def scenario_connect_fails_then_retries() -> None:
     pair.run_until(lambda: pair.both(State.ESTABLISHED))
 
 
+def scenario_last_error_says_why_the_session_is_not_up() -> None:
+    # BIRD (1.6 and 2, bgp_conn_enter_established_state) clears the last error when the session
+    # comes up; "show protocols all" prints none for an Established session.
+    pair = Pair(settings(A_ID, capabilities=CAPS), settings(B_ID, capabilities=CAPS))
+    pair.b.listening = False
+    pair.apply(pair.a, pair.a.fsm.start(pair.now))
+    pair.pump()
+    pair.run_until(lambda: len(pair.a.actions(Connect)) >= 2)
+    assert pair.a.fsm.last_error == "connect failed: refused"
+    pair.b.listening = True
+    pair.apply(pair.b, pair.b.fsm.start(pair.now))
+    pair.pump()
+    pair.run_until(lambda: pair.both(State.ESTABLISHED))
+    assert pair.a.fsm.last_error == "" and pair.b.fsm.last_error == ""
+    pair.cut = True
+    pair.run_until(lambda: pair.a.fsm.state == State.IDLE)
+    assert pair.a.fsm.last_error == "hold timer expired: the peer went silent"
+
+
 def scenario_connect_retry_abandons_a_slow_attempt() -> None:
     fsm = PeerFsm(settings(A_ID, capabilities=CAPS))
     fsm.start(0.0)
