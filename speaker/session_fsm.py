@@ -38,10 +38,10 @@ from speaker.control_messages import (
     decode_notification,
     decode_route_refresh,
 )
-from speaker.framing import MessageReader, frame
-from speaker.negotiated import Negotiated
+from speaker.framing import frame
 from speaker.open_checks import OpenRefused, check_open, without_refused
 from speaker.open_message import Open, decode_open, encode_open, open_for
+from speaker.session_connection import Connection, ErrorKind, SessionError
 from speaker.session_counters import SessionCounters
 from speaker.session_events import (
     Action,
@@ -71,42 +71,8 @@ from speaker.wire_codes import (
     OpenSubcode,
 )
 
-# Before the OPENs are exchanged nothing is negotiated; nothing is decoded with this but OPEN,
-# KEEPALIVE, NOTIFICATION and ROUTE-REFRESH, which do not depend on it.
-_UNNEGOTIATED = Negotiated()
 _RFC_9687_MINIMUM = 480.0  # 8 minutes
 _MAX_NOTIFICATION_DATA = MAX_MESSAGE_LEN - 21  # a NOTIFICATION's header, code and subcode
-
-
-class Connection:
-    """One TCP connection of the peer and where its own OPEN exchange stands."""
-
-    __slots__ = (
-        "graceful",
-        "hold_time",
-        "id",
-        "inbound",
-        "keepalive_time",
-        "long_lived",
-        "negotiated",
-        "reader",
-        "received_open",
-        "sent_open",
-        "state",
-    )
-
-    def __init__(self, conn_id: int, inbound: bool, sent_open: Open) -> None:
-        self.id = conn_id
-        self.inbound = inbound
-        self.state = State.OPEN_SENT
-        self.reader = MessageReader()
-        self.sent_open = sent_open
-        self.received_open: Open | None = None
-        self.negotiated = _UNNEGOTIATED
-        self.hold_time = 0
-        self.keepalive_time = 0.0
-        self.graceful = False
-        self.long_lived = False  # RFC 9494 LLGR in both OPENs
 
 
 class PeerFsm:
@@ -127,7 +93,7 @@ class PeerFsm:
         self.error_wait = settings.error_wait_min
         self.established_at: float | None = None
         self.bfd_held = False  # a BFD failure holds the session down until BFD is Up again
-        self.last_error = ""  # why the session is not up; cleared at Established
+        self.error: SessionError | None = None  # why the session is not up (None: it is)
         self.connect_attempts = 0
         self.counters = SessionCounters()  # read by bgpd.metrics at scrape time
         self._idle_state = State.IDLE  # the state while no connection has sent an OPEN
@@ -154,6 +120,11 @@ class PeerFsm:
             if conn.state == State.ESTABLISHED:
                 return conn
         return None
+
+    @property
+    def last_error(self) -> str:
+        """Myna's words for why the session is not up ("" while it is, as BIRD clears it)."""
+        return "" if self.error is None else self.error.text
 
     def next_deadline(self) -> float | None:
         """When the transport must call ``timers_expired`` next (None: no timer runs)."""
@@ -382,9 +353,17 @@ class PeerFsm:
         hold = conn.hold_time or self.settings.hold_time
         return max(_RFC_9687_MINIMUM, 2.0 * hold)
 
-    def _notify(self, conn: Connection, notification: Notification, reason: str) -> None:
+    def _notify(self, conn: Connection, notification: Notification, reason: str) -> SessionError:
         self._reason = reason
         self._out.append(SendNotification(conn.id, notification, reason))
+        return SessionError(ErrorKind.SENT, reason, notification)
+
+    def _record(self, error: SessionError, conn: Connection | None = None) -> None:
+        """Keep ``error`` as the session's: not a spare connection's while up (as BIRD)."""
+        self._reason = error.text
+        up = self.established
+        if up is None or up is conn:
+            self.error = error
 
     def _drop(self, conn: Connection) -> None:
         """Forget one connection and its timers (the caller decides what the peer does next)."""
@@ -393,14 +372,14 @@ class PeerFsm:
             self._cancel(timer, conn.id)
         self._out.append(Close(conn.id))
 
-    def _fail(self, conn: Connection, reason: str, notified: bool) -> None:
+    def _fail(self, conn: Connection, error: SessionError, notified: bool) -> None:
         """A connection ended in error: end the session if it was up, then back off.
 
         RFC 4724: an Established session that ends without a NOTIFICATION either way, and that
         negotiated graceful restart, lets the RIB keep the peer's routes as stale.
         """
-        self._reason = reason
-        self.last_error = reason
+        self._record(error, conn)
+        reason = error.text
         was_up = conn.state == State.ESTABLISHED
         self._drop(conn)
         if was_up:
@@ -474,8 +453,7 @@ class PeerFsm:
         self._connect()
 
     def _connect_failed(self, _event: Event, _conn: Connection | None, payload: object) -> None:
-        self._reason = f"connect failed: {payload}"
-        self.last_error = self._reason
+        self._record(SessionError(ErrorKind.SOCKET, f"connect failed: {payload}"))
         self._idle_state = State.ACTIVE
         self._arm(Timer.CONNECT_RETRY, self._jittered(self.settings.connect_retry))
 
@@ -513,8 +491,10 @@ class PeerFsm:
         current = self.established
         if current is not None and current.graceful:
             # The peer restarted and reconnects: its old session is gone, its routes go stale.
-            self._reason = "the peer reconnected (graceful restart)"
             self._drop(current)
+            self._record(
+                SessionError(ErrorKind.GRACEFUL, "the peer reconnected (graceful restart)")
+            )
             self._out.append(SessionDown(self._reason, True))
             self.established_at = None
             self._open_connection(event, conn, payload)
@@ -535,8 +515,7 @@ class PeerFsm:
             self.settings.peer_as,
         )
         if isinstance(verdict, OpenRefused):
-            self._notify(conn, verdict.notification, verdict.reason)
-            self._fail(conn, verdict.reason, notified=True)
+            self._fail(conn, self._notify(conn, verdict.notification, verdict.reason), True)
             return
         conn.received_open = received
         if self._loses_collision(conn, received):
@@ -595,7 +574,7 @@ class PeerFsm:
         assert conn is not None and conn.received_open is not None
         conn.state = State.ESTABLISHED
         self.established_at = self._now
-        self.last_error = ""  # it says why the session is not up; BIRD clears it here too
+        self.error = None  # it says why the session is not up; BIRD clears it here too
         if self.pending_connect is not None:
             # Our own attempt still in flight is not wanted any more.
             self._out.append(Close(self.pending_connect))
@@ -625,16 +604,17 @@ class PeerFsm:
         if conn.state == State.ESTABLISHED and conn.long_lived:
             # RFC 9494 (as BIRD does it): with LLGR negotiated a silent peer is a graceful end,
             # not a hard reset: no NOTIFICATION, and its routes are kept (GR, then LLGR).
-            self._fail(conn, f"{reason} (long-lived graceful restart)", notified=False)
+            llgr = SessionError(ErrorKind.OTHER, f"{reason} (long-lived graceful restart)")
+            self._fail(conn, llgr, notified=False)
             return
-        self._notify(conn, Notification(ErrorCode.HOLD_TIMER_EXPIRED, 0), reason)
-        self._fail(conn, reason, notified=True)
+        note = Notification(ErrorCode.HOLD_TIMER_EXPIRED, 0)
+        self._fail(conn, self._notify(conn, note, reason), notified=True)
 
     def _send_hold_expired(self, _event: Event, conn: Connection | None, _payload: object) -> None:
         assert conn is not None
         reason = "send hold timer expired: the peer stopped reading (RFC 9687)"
-        self._notify(conn, Notification(ErrorCode.SEND_HOLD_TIMER_EXPIRED, 0), reason)
-        self._fail(conn, reason, notified=True)
+        note = Notification(ErrorCode.SEND_HOLD_TIMER_EXPIRED, 0)
+        self._fail(conn, self._notify(conn, note, reason), notified=True)
 
     def _notification_received(
         self, _event: Event, conn: Connection | None, payload: object
@@ -644,7 +624,8 @@ class PeerFsm:
         self._out.append(NotificationReceived(conn.id, notification))
         if conn.state == State.OPEN_SENT:
             self.capabilities = without_refused(self.capabilities, notification)
-        self._fail(conn, f"NOTIFICATION received: {notification.describe()}", notified=True)
+        text = f"NOTIFICATION received: {notification.describe()}"
+        self._fail(conn, SessionError(ErrorKind.RECEIVED, text, notification), notified=True)
 
     def _message_error(self, _event: Event, conn: Connection | None, payload: object) -> None:
         assert conn is not None
@@ -653,21 +634,21 @@ class PeerFsm:
         # The data echoes the offending message or attribute (RFC 4271 6.3, RFC 7313 5); one
         # longer than a NOTIFICATION can carry is cut to fit rather than not sent at all.
         data = exc.data[:_MAX_NOTIFICATION_DATA]
-        self._notify(conn, Notification(exc.code, exc.subcode, data), reason)
-        self._fail(conn, reason, notified=True)
+        note = Notification(exc.code, exc.subcode, data)
+        self._fail(conn, self._notify(conn, note, reason), notified=True)
 
     def _connection_lost(self, _event: Event, conn: Connection | None, payload: object) -> None:
         assert conn is not None
         if conn.state == State.OPEN_SENT and len(self.connections) == 1:
             # RFC 4271 8.2.2 OpenSent: TcpConnectionFails -> Active, ConnectRetry restarted.
             self._drop(conn)
-            self._reason = f"connection lost before the peer's OPEN: {payload}"
-            self.last_error = self._reason
+            text = f"connection lost before the peer's OPEN: {payload}"
+            self._record(SessionError(ErrorKind.SOCKET, text))
             self._idle_state = State.ACTIVE
             if not self.settings.passive:
                 self._arm(Timer.CONNECT_RETRY, self._jittered(self.settings.connect_retry))
             return
-        self._fail(conn, f"connection lost: {payload}", notified=False)
+        self._fail(conn, SessionError(ErrorKind.SOCKET, f"connection lost: {payload}"), False)
 
     def _unexpected(self, event: Event, conn: Connection | None, _payload: object) -> None:
         """RFC 6608: an event the state does not expect is an FSM Error."""
@@ -675,8 +656,7 @@ class PeerFsm:
             return  # a stray peer-level event (a stale timer): nothing to tell anyone
         subcode = _FSM_SUBCODES[conn.state]
         reason = f"{event.name} is unexpected in {conn.state.label}"
-        self._notify(conn, Notification(ErrorCode.FSM, subcode), reason)
-        self._fail(conn, reason, notified=True)
+        self._fail(conn, self._notify(conn, Notification(ErrorCode.FSM, subcode), reason), True)
 
     def _manual_stop(self, _event: Event, _conn: Connection | None, payload: object) -> None:
         text, notification = cast(tuple[str, Notification | None], payload)
@@ -694,12 +674,14 @@ class PeerFsm:
         self.established_at = None
         self._idle_state = State.IDLE
         self._running = False
-        self._reason = reason
+        cease = (notification.code, notification.subcode) if notification else None
+        limit = cease == (ErrorCode.CEASE, CeaseSubcode.MAXIMUM_PREFIXES_REACHED)
+        self._record(SessionError(ErrorKind.LIMIT if limit else ErrorKind.STOPPED, reason))
 
     def _bfd_hold(self, _event: Event, _conn: Connection | None, _payload: object) -> None:
         """BFD failed while no connection is open: stop trying until BFD is Up (5882 4.1)."""
         self.bfd_held = True
-        self._reason = self.last_error = "BFD session down"
+        self._record(SessionError(ErrorKind.BFD, "BFD session down"))
         self._cancel(Timer.CONNECT_RETRY)
         if self.pending_connect is not None:
             self._out.append(Close(self.pending_connect))
@@ -717,7 +699,8 @@ class PeerFsm:
         the C bit is clear, so the failure may be the peer restarting).
         """
         reason = "BFD session down: the path to the peer failed"
-        for conn in list(self.connections.values()):
+        # The Established connection last: its error is the session's (BIRD keeps the first).
+        for conn in sorted(self.connections.values(), key=lambda c: c.state == State.ESTABLISHED):
             graceful = (
                 self.settings.bfd_graceful
                 and conn.state == State.ESTABLISHED
@@ -725,7 +708,8 @@ class PeerFsm:
             )
             if not graceful:
                 self._notify(conn, Notification(ErrorCode.CEASE, CeaseSubcode.BFD_DOWN), reason)
-            self._fail(conn, reason + (" (graceful restart)" if graceful else ""), not graceful)
+            text = reason + (" (graceful restart)" if graceful else "")
+            self._fail(conn, SessionError(ErrorKind.BFD, text), not graceful)
         self.bfd_held = True
 
     def _bfd_released(self, _event: Event, _conn: Connection | None, payload: object) -> None:

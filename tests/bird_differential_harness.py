@@ -285,6 +285,7 @@ DETAIL_FIELDS = (
     "Neighbor caps",
     "Session",
     "Source address",
+    "Last error",  # none once Established (BIRD clears it then), else as the row's info
 )
 _ROW = re.compile(
     r"^(?P<name>\S+)\s+(?P<proto>\S+)\s+(?P<table>\S+)\s+(?P<state>\S+)\s+"

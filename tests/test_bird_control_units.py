@@ -51,7 +51,9 @@ from speaker.capabilities import (
     GracefulRestartCapability,
     RouteRefreshCapability,
 )
+from speaker.control_messages import Notification
 from speaker.path_attributes import ATTRIBUTES, PathAttributes
+from speaker.session_connection import ErrorKind, SessionError
 
 # BIRD 1.6.8, `show route all` on a Calico-like node (times are normalised before comparing).
 CAPTURED = {
@@ -378,16 +380,34 @@ def test_the_ported_parsers_read_calicos_own_samples() -> None:
 
 
 def test_session_errors_read_as_birds_error_classes() -> None:
-    from bgpd.bird_control.protocols import bird_error  # noqa: PLC0415
+    # BIRD 1.6.8's words (bgp.c bgp_err_classes, bgp_last_errmsg; packets.c bgp_msg_table,
+    # each text found in the unpacked binary by `strings`), for what Myna records.
+    from bgpd.bird_control.bird_errors import bird_error  # noqa: PLC0415
 
-    assert bird_error("connect failed: [Errno 111] Connect call failed ('198.18.0.9', 179)") == (
-        "Socket: Connection refused"
+    def text(kind: ErrorKind, words: str, code: int | None = None, subcode: int = 0) -> str:
+        note = None if code is None else Notification(code, subcode)
+        return bird_error(SessionError(kind, words, note))
+
+    connect = "connect failed: [Errno 111] Connect call failed ('198.18.0.9', 179)"
+    assert text(ErrorKind.SOCKET, connect) == "Socket: Connection refused"
+    assert text(ErrorKind.SOCKET, "connection lost: closed by the peer") == (
+        "Socket: Connection closed"
     )
-    assert bird_error("NOTIFICATION received: Cease/Administrative shutdown") == (
-        "Received: Cease/Administrative shutdown"
+    assert text(ErrorKind.SOCKET, "connect failed: TimeoutError") == (
+        "Socket: Connection timed out"
     )
-    assert bird_error("BFD session down") == "Error: BFD session down"
-    assert bird_error("") == ""
+    shutdown = 'NOTIFICATION received: Cease/Administrative Shutdown (6/2): "bye"'
+    assert text(ErrorKind.RECEIVED, shutdown, 6, 2) == "Received: Administrative shutdown"
+    assert text(ErrorKind.SENT, "hold timer expired: the peer went silent", 4) == (
+        "BGP Error: Hold timer expired"
+    )
+    assert text(ErrorKind.SENT, "bad peer AS", 2, 2) == "BGP Error: Bad peer AS"
+    assert text(ErrorKind.RECEIVED, "x", 9, 9) == "Received: Unknown error 9.9"
+    assert text(ErrorKind.BFD, "BFD session down") == "Error: BFD session down"
+    assert text(ErrorKind.GRACEFUL, "the peer reconnected") == "Error: Graceful restart"
+    assert text(ErrorKind.LIMIT, "limit", 6, 1) == "Automatic shutdown: Route limit exceeded"
+    assert text(ErrorKind.STOPPED, "stopped by the operator", 6, 2) == ""  # BE_MAN_DOWN
+    assert bird_error(None) == ""
 
 
 def test_neighbor_caps_are_the_words_bird_16_prints() -> None:

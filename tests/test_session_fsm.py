@@ -30,6 +30,7 @@ from speaker.control_messages import (
 )
 from speaker.framing import frame
 from speaker.open_message import Open, encode_open
+from speaker.session_connection import ErrorKind, SessionError
 from speaker.session_events import (
     Close,
     Connect,
@@ -211,6 +212,46 @@ def scenario_last_error_says_why_the_session_is_not_up() -> None:
     pair.cut = True
     pair.run_until(lambda: pair.a.fsm.state == State.IDLE)
     assert pair.a.fsm.last_error == "hold timer expired: the peer went silent"
+
+
+def scenario_a_spare_connections_error_is_not_the_sessions() -> None:
+    # BIRD's bgp_store_error: "During PS_UP, we ignore errors on secondary connection".
+    fsm, conn, now = fsm_in(State.OPEN_SENT)
+    spare = fsm.new_connection_id()
+    fsm.connection_made(now, spare, inbound=True)
+    fsm.data_received(now, conn, raw_open())
+    fsm.data_received(now, conn, KEEPALIVE_MESSAGE)
+    assert fsm.state == State.ESTABLISHED and spare in fsm.connections
+    fsm.connection_failed(now, spare, "reset")
+    assert fsm.state == State.ESTABLISHED and fsm.error is None
+
+
+def scenario_the_last_errors_class_is_birds() -> None:
+    # What BIRD 1.6 stores (bgp.c): BE_MISC/Graceful restart when a graceful-restart peer
+    # reconnects while up, BE_AUTO_DOWN for the route limit, BE_MAN_DOWN for a stop.
+    fsm, now = PeerFsm(settings(A_ID, capabilities=(*CAPS, GR), passive=True)), 0.0
+    fsm.start(now)
+    conn = fsm.new_connection_id()
+    fsm.connection_made(now, conn, inbound=True)
+    fsm.data_received(now, conn, raw_open(capabilities=(*CAPS, GR)))
+    fsm.data_received(now, conn, KEEPALIVE_MESSAGE)
+    assert fsm.established is not None and fsm.established.graceful
+    fsm.connection_made(now, fsm.new_connection_id(), inbound=True)
+    assert fsm.error is not None and fsm.error.kind == ErrorKind.GRACEFUL
+    for notification, kind in (
+        (Notification(6, 1), ErrorKind.LIMIT),
+        (None, ErrorKind.STOPPED),
+    ):
+        fsm, _conn, now = fsm_in(State.ESTABLISHED)
+        fsm.stop(now, "bye", notification)
+        assert fsm.error is not None and fsm.error.kind == kind
+    fsm, conn, now = fsm_in(State.ESTABLISHED)
+    fsm.data_received(now, conn, encode_notification(Notification(6, 2)))
+    assert fsm.error == SessionError(
+        ErrorKind.RECEIVED,
+        "NOTIFICATION received: Cease/Administrative Shutdown (6/2)",
+        Notification(6, 2),
+    )
 
 
 def scenario_connect_retry_abandons_a_slow_attempt() -> None:

@@ -25,13 +25,12 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import ipaddress
-import os
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bgpd.bird_config import config_model as m
 from bgpd.bird_config.filter_ast import FilterKind, FilterProgram
+from bgpd.bird_control.bird_errors import bird_error
 from bgpd.bird_control.replies import Line, proto_time
 from bgpd.control_api import bird_name
 from rib.route import Origin, Source
@@ -241,7 +240,7 @@ class ProtocolView:
         if session is None:
             return "down", started, ""
         state = session.state
-        error = bird_error(session.fsm.last_error)
+        error = bird_error(session.fsm.error)
         if state == State.ESTABLISHED:
             peer = self.daemon.rib.view.peer(session.name)
             holding = deferring and peer is not None and peer.graceful_restart
@@ -390,7 +389,7 @@ class ProtocolView:
                 f"    Keepalive timer:  {self._remains(session, Timer.KEEPALIVE, conn.id)}/"
                 f"{int(conn.keepalive_time)}"
             )
-        error = bird_error(session.fsm.last_error)
+        error = bird_error(session.fsm.error)
         if error:
             out.append(f"    Last error:       {error}")
         return out
@@ -430,24 +429,3 @@ def _caps(caps: tuple[object, ...]) -> str:
     # BIRD 1.6.8 lists no ext-messages here even for a peer that offers it (ExaBGP does, in
     # test_bird_differential); the Session line keeps it when it was negotiated.
     return "".join(f" {word}" for word in words)
-
-
-def bird_error(reason: str) -> str:
-    """Myna's last-error text in BIRD's classes: ``Socket: ...``, ``Received: ...``..."""
-    if not reason:
-        return ""
-    for prefix, bird in (
-        ("connect failed: ", "Socket: "),
-        ("connection lost before the peer's OPEN: ", "Socket: "),
-        ("connection lost: ", "Socket: "),
-        ("NOTIFICATION received: ", "Received: "),
-    ):
-        if reason.startswith(prefix):
-            text = reason[len(prefix) :]
-            errno = re.search(r"\[Errno (\d+)\]", text)
-            if errno is not None:  # BIRD prints strerror(): "Connection refused"
-                text = os.strerror(int(errno.group(1)))
-            return bird + (text[:1].upper() + text[1:])
-    if reason.startswith("BFD session down"):
-        return "Error: BFD session down"
-    return f"BGP Error: {reason}"
