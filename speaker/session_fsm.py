@@ -122,6 +122,11 @@ class PeerFsm:
         return None
 
     @property
+    def stopped(self) -> bool:
+        """Not started, or stopped since (ManualStop): BIRD's protocol is down then."""
+        return not self._running
+
+    @property
     def last_error(self) -> str:
         """Myna's words for why the session is not up ("" while it is, as BIRD clears it)."""
         return "" if self.error is None else self.error.text
@@ -177,8 +182,10 @@ class PeerFsm:
         """Our attempt failed, or an open connection was closed or reset."""
         if conn_id == self.pending_connect:
             self.pending_connect = None
-            if self.connections:
-                return []  # another connection carries the session; this one was spare
+            if self.connections:  # another connection carries the session; this one was spare
+                if self.established is None:  # BIRD keeps it unless the other one is up
+                    self.error = SessionError(ErrorKind.SOCKET, f"connect failed: {reason}")
+                return []
             return self._run(now, Event.TCP_CONNECTION_FAILS, None, reason)
         conn = self.connections.get(conn_id)
         if conn is None:
@@ -566,7 +573,7 @@ class PeerFsm:
             pair = (conn, other)
             loser = next(c for c in pair if c.inbound == keep_outbound)
         note = Notification(ErrorCode.CEASE, CeaseSubcode.CONNECTION_COLLISION_RESOLUTION)
-        self._notify(loser, note, "connection collision resolved")
+        self._record(self._notify(loser, note, "connection collision resolved"), loser)
         self._drop(loser)  # OpenCollisionDump: the other connection carries on
         return loser is conn
 
@@ -681,7 +688,8 @@ class PeerFsm:
     def _bfd_hold(self, _event: Event, _conn: Connection | None, _payload: object) -> None:
         """BFD failed while no connection is open: stop trying until BFD is Up (5882 4.1)."""
         self.bfd_held = True
-        self._record(SessionError(ErrorKind.BFD, "BFD session down"))
+        if self._running:  # BIRD's bgp_bfd_notify: a stopped session keeps why it stopped
+            self._record(SessionError(ErrorKind.BFD, "BFD session down"))
         self._cancel(Timer.CONNECT_RETRY)
         if self.pending_connect is not None:
             self._out.append(Close(self.pending_connect))

@@ -393,9 +393,6 @@ def test_session_errors_read_as_birds_error_classes() -> None:
     assert text(ErrorKind.SOCKET, "connection lost: closed by the peer") == (
         "Socket: Connection closed"
     )
-    assert text(ErrorKind.SOCKET, "connect failed: TimeoutError") == (
-        "Socket: Connection timed out"
-    )
     shutdown = 'NOTIFICATION received: Cease/Administrative Shutdown (6/2): "bye"'
     assert text(ErrorKind.RECEIVED, shutdown, 6, 2) == "Received: Administrative shutdown"
     assert text(ErrorKind.SENT, "hold timer expired: the peer went silent", 4) == (
@@ -407,6 +404,9 @@ def test_session_errors_read_as_birds_error_classes() -> None:
     assert text(ErrorKind.GRACEFUL, "the peer reconnected") == "Error: Graceful restart"
     assert text(ErrorKind.LIMIT, "limit", 6, 1) == "Automatic shutdown: Route limit exceeded"
     assert text(ErrorKind.STOPPED, "stopped by the operator", 6, 2) == ""  # BE_MAN_DOWN
+    # bgp_hold_timeout with long-lived graceful restart ready stores no error
+    llgr = "hold timer expired: the peer went silent (long-lived graceful restart)"
+    assert text(ErrorKind.OTHER, llgr) == ""
     assert bird_error(None) == ""
 
 

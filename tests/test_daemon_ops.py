@@ -34,6 +34,7 @@ import bgpd.daemon as daemon_module
 from bgpd.cli import redacted
 from bgpd.config import load_config, parse_config
 from bgpd.daemon import Daemon
+from speaker.control_messages import Notification
 from speaker.session_events import State
 
 MYNA = [sys.executable, "-m", "bgpd.cli"]
@@ -286,6 +287,17 @@ async def test_the_bird_socket_answers_calicoctl_and_birdcl(tmp_path: Path) -> N
             r"\[Mesh_127_0_0_2 [\d:]{8}\] \* \(100/0\) \[i\]"
         )
         assert re.search(line, out), out
+        # An import limit ended C's session: BIRD 1.6 stores BE_AUTO_DOWN, and a protocol
+        # that is down shows the error alone (bgp_get_status, bgp_show_proto_info).
+        session_c = next(s for s in a.sessions if s.name == C)
+        session_c.cease(Notification(6, 1), "import limit reached", None)
+        table = parse_like_calicoctl(await bird_socket(c.bird, "show protocols"))
+        assert table[1][:3] == (C, "global", "down"), table
+        assert table[1][4:] == ("Automatic",), table  # calicoctl keeps the first word
+        name = "Global_" + C.replace(".", "_")
+        out = await bird_socket(c.bird, f"show protocols all {name}")
+        assert "BGP state:          Down" in out, out
+        assert "Last error:       Automatic shutdown: Route limit exceeded" in out, out
 
 
 def test_the_mesh_section_becomes_peers_and_check_hides_passwords(tmp_path: Path) -> None:

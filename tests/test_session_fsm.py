@@ -227,8 +227,10 @@ def scenario_a_spare_connections_error_is_not_the_sessions() -> None:
 
 
 def scenario_the_last_errors_class_is_birds() -> None:
-    # What BIRD 1.6 stores (bgp.c): BE_MISC/Graceful restart when a graceful-restart peer
-    # reconnects while up, BE_AUTO_DOWN for the route limit, BE_MAN_DOWN for a stop.
+    # What BIRD 1.6 stores (bgp.c, packets.c): BE_MISC/Graceful restart when a graceful-restart
+    # peer reconnects while up, BE_AUTO_DOWN for the route limit, BE_MAN_DOWN for a stop (and
+    # bgp_bfd_notify stores nothing once it is down), BE_BGP_TX with the code we sent,
+    # BE_BGP_RX with the code received, BE_SOCKET when the connection is lost.
     fsm, now = PeerFsm(settings(A_ID, capabilities=(*CAPS, GR), passive=True)), 0.0
     fsm.start(now)
     conn = fsm.new_connection_id()
@@ -241,10 +243,22 @@ def scenario_the_last_errors_class_is_birds() -> None:
     for notification, kind in (
         (Notification(6, 1), ErrorKind.LIMIT),
         (None, ErrorKind.STOPPED),
+        (Notification(6, 3), ErrorKind.STOPPED),  # the peer removed from the config
     ):
         fsm, _conn, now = fsm_in(State.ESTABLISHED)
         fsm.stop(now, "bye", notification)
-        assert fsm.error is not None and fsm.error.kind == kind
+        fsm.bfd_down(now)
+        assert fsm.error is not None and fsm.error.kind == kind and fsm.stopped
+    fsm, conn, now = fsm_in(State.ESTABLISHED)
+    fsm.timers_expired(now + 9)  # hold time 9, nothing heard
+    assert fsm.error is not None and fsm.error.kind == ErrorKind.SENT
+    assert fsm.error.notification == Notification(4, 0)
+    fsm, conn, now = fsm_in(State.ESTABLISHED)
+    fsm.connection_failed(now, conn, "closed by the peer")
+    assert fsm.error == SessionError(ErrorKind.SOCKET, "connection lost: closed by the peer")
+    fsm, conn, now = fsm_in(State.OPEN_SENT)
+    fsm.bfd_down(now)
+    assert fsm.error is not None and fsm.error.kind == ErrorKind.BFD
     fsm, conn, now = fsm_in(State.ESTABLISHED)
     fsm.data_received(now, conn, encode_notification(Notification(6, 2)))
     assert fsm.error == SessionError(
@@ -602,6 +616,8 @@ def scenario_second_connection_in_open_confirm() -> None:
     actions = fsm.data_received(1.2, incoming, raw_open())
     assert sent_notification(actions) == Notification(6, 7)
     assert Close(connect.conn) in actions
+    # BIRD's bgp_rx_open stores the Cease it sends the loser (BE_BGP_TX) while nothing is up.
+    assert fsm.error is not None and fsm.error.notification == Notification(6, 7)
     fsm.data_received(1.3, incoming, KEEPALIVE_MESSAGE)
     assert fsm.state == State.ESTABLISHED
     # Our own attempt completing while the peer's connection is in OpenConfirm races it too.

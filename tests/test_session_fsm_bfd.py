@@ -22,10 +22,11 @@ from test_session_fsm import (
     CAPS,
     GR,
     fsm_in,
+    raw_open,
     sent_notification,
 )
 
-from speaker.control_messages import Notification
+from speaker.control_messages import KEEPALIVE_MESSAGE, Notification
 from speaker.session_events import Close, Connect, SessionDown, SessionUp, State, Timer
 from speaker.session_fsm import PeerFsm
 
@@ -94,6 +95,22 @@ def scenario_bfd_graceful_ends_a_graceful_restart_session_silently() -> None:
     assert pair.a.notifications_sent()[before:] == [BFD_DOWN_CEASE]
     (down,) = pair.a.actions(SessionDown)
     assert not down.graceful  # type: ignore[attr-defined]
+
+
+def scenario_bfd_graceful_keeps_the_established_connections_reason() -> None:
+    # A spare connection in OpenSent beside the Established one: both end, and the session's
+    # error is the Established connection's (BIRD keeps the error that took it down).
+    fsm = PeerFsm(settings(A_ID, capabilities=(*CAPS, GR), passive=True, bfd_graceful=True))
+    fsm.start(0.0)
+    conn, spare = fsm.new_connection_id(), fsm.new_connection_id()
+    fsm.connection_made(0.0, conn, inbound=True)
+    fsm.connection_made(0.0, spare, inbound=True)
+    fsm.data_received(0.0, conn, raw_open(capabilities=(*CAPS, GR)))
+    fsm.data_received(0.0, conn, KEEPALIVE_MESSAGE)
+    assert fsm.state == State.ESTABLISHED and spare in fsm.connections
+    fsm.bfd_down(1.0)
+    assert not fsm.connections
+    assert fsm.last_error == "BFD session down: the path to the peer failed (graceful restart)"
 
 
 def scenario_bfd_down_while_opening_ends_every_connection() -> None:

@@ -72,6 +72,7 @@ _FIXED = {
     ErrorKind.GRACEFUL: "Error: Graceful restart",
     ErrorKind.LIMIT: "Automatic shutdown: Route limit exceeded",
     ErrorKind.STOPPED: "",
+    ErrorKind.OTHER: "",  # the hold timer under LLGR: BIRD's bgp_hold_timeout stores none
 }
 
 
@@ -93,7 +94,7 @@ def bird_error(error: SessionError | None) -> str:
         return word + error_description(note.code, note.subcode)
     if error.kind == ErrorKind.SOCKET:
         return "Socket: " + _socket_message(error.text)
-    return f"BGP Error: {error.text}"  # no BIRD class fits (a hold timer ended under LLGR)
+    return f"BGP Error: {error.text}"  # a SENT or RECEIVED error always has its NOTIFICATION
 
 
 def _socket_message(text: str) -> str:
@@ -101,7 +102,7 @@ def _socket_message(text: str) -> str:
     number = re.search(r"\[Errno (\d+)\]", text)
     if number is not None:
         return os.strerror(int(number.group(1)))
-    if text.endswith("TimeoutError"):  # our connect timed out: BIRD's ETIMEDOUT
+    if text.endswith("TimeoutError"):  # the transport's connect backstop: the kernel's words
         return os.strerror(errno.ETIMEDOUT)
     if text.endswith("closed by the peer"):
         return "Connection closed"

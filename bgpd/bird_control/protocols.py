@@ -241,6 +241,8 @@ class ProtocolView:
             return "down", started, ""
         state = session.state
         error = bird_error(session.fsm.error)
+        if session.fsm.stopped:  # bgp_get_status for PS_DOWN: the error alone
+            return "down", session.state_since, error
         if state == State.ESTABLISHED:
             peer = self.daemon.rib.view.peer(session.name)
             holding = deferring and peer is not None and peer.graceful_restart
@@ -342,9 +344,9 @@ class ProtocolView:
         config = None if session is None else self.daemon.peer_configs.get(session.name)
         if session is None or config is None:
             return []
-        _, _, info = self._state(protocol)
+        state, _, info = self._state(protocol)
         out = [
-            f"  BGP state:          {info.split()[0] if info else 'Down'}",
+            f"  BGP state:          {info.split()[0] if info and state != 'down' else 'Down'}",
             f"    Neighbor address: {protocol.address}",
             f"    Neighbor AS:      {config.asn}",
         ]
