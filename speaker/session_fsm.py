@@ -183,8 +183,7 @@ class PeerFsm:
         if conn_id == self.pending_connect:
             self.pending_connect = None
             if self.connections:  # another connection carries the session; this one was spare
-                if self.established is None:  # BIRD keeps it unless the other one is up
-                    self.error = SessionError(ErrorKind.SOCKET, f"connect failed: {reason}")
+                self._record(SessionError(ErrorKind.SOCKET, f"connect failed: {reason}"))
                 return []
             return self._run(now, Event.TCP_CONNECTION_FAILS, None, reason)
         conn = self.connections.get(conn_id)
