@@ -247,6 +247,13 @@ def scenario_the_last_errors_class_is_birds() -> None:
     fsm, conn, now = fsm_in(State.OPEN_SENT)
     fsm.bfd_down(now)
     assert fsm.error is not None and fsm.error.kind == ErrorKind.BFD
+    # Our connect fails while the peer's connection is still opening (PS_START: stored).
+    fsm = PeerFsm(settings(A_ID, capabilities=CAPS))
+    fsm.start(0.0)
+    (connect,) = [a for a in fsm.timers_expired(1.0) if isinstance(a, Connect)]
+    fsm.connection_made(1.1, fsm.new_connection_id(), inbound=True)
+    fsm.connection_failed(1.2, connect.conn, "[Errno 111] refused")
+    assert fsm.error == SessionError(ErrorKind.SOCKET, "connect failed: [Errno 111] refused")
     fsm, conn, now = fsm_in(State.ESTABLISHED)
     fsm.data_received(now, conn, encode_notification(Notification(6, 2)))
     assert fsm.error == SessionError(
